@@ -1,0 +1,22 @@
+//! The shared vocabulary of scimsync.
+//!
+//! Every other crate speaks in these types: what the source gave ([`SourceUser`]), what the
+//! target holds ([`TargetUser`], [`Attrs`]), what changed ([`Change`]), what we remember
+//! ([`ObjectState`]), what went wrong ([`ErrorCode`]) and the three traits that sit at the I/O
+//! seams ([`Source`], [`Target`], [`StateStore`]). This crate does no I/O.
+
+mod attrs;
+mod code;
+mod log;
+mod secret;
+mod source;
+mod state;
+mod target;
+
+pub use attrs::{Attrs, Change, ChangeOp};
+pub use code::ErrorCode;
+pub use log::{LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty};
+pub use secret::{Secret, SecretError};
+pub use source::{Source, SourceError, SourceSnapshot, SourceUser, UserQuery, UserScope};
+pub use state::{ObjectState, Outcome, StateChange, StateStore, StoreError};
+pub use target::{Target, TargetError, TargetUser};

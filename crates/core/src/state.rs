@@ -1,0 +1,84 @@
+//! What the engine remembers between cycles, and the store that keeps it.
+//!
+//! State is a cache we can afford to lose: it is written only after the target confirmed an
+//! operation, and every create is preceded by a match, so losing it costs a full cycle of
+//! matching, never a duplicate account.
+
+use crate::{Attrs, ErrorCode, LogEntry};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The last thing that happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    Created,
+    Matched,
+    Updated,
+    Disabled,
+    Enabled,
+    Unchanged,
+}
+
+/// One provisioned object: the link between source and target and what the target last
+/// confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectState {
+    pub source_id: String,
+    pub target_id: String,
+    /// Hash of the desired representation the target last confirmed.
+    pub hash: String,
+    /// The attribute values the target last confirmed (what we sent or matched), so the next
+    /// diff is minimal and can choose `add` versus `replace`.
+    pub confirmed: Attrs,
+    /// Whether the target account is active as far as we know.
+    pub active: bool,
+    pub outcome: Outcome,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change to one object's state, committed together with its log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    Put(ObjectState),
+    Remove {
+        source_id: String,
+    },
+    /// Nothing changes (a failure, a skip): only the log entry is written.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct StoreError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            code: ErrorCode::StateStoreFailed,
+            message: message.into(),
+        }
+    }
+}
+
+/// Per-job object state, job metadata and provisioning logs.
+///
+/// Implementations: sled on disk (the store crate) and in memory (for tests). Both pass the
+/// same conformance suite.
+pub trait StateStore: Send + Sync {
+    fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError>;
+    /// Every object of the job, in source id order.
+    fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError>;
+    /// Apply `change` and append `log` atomically: both or neither.
+    fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError>;
+    /// The job's log entries, oldest first; only those of `cycle_id` when given.
+    fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError>;
+    fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Make everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -6,6 +6,7 @@
 //! seams ([`Source`], [`Target`], [`StateStore`]). This crate does no I/O.
 
 mod attrs;
+mod clock;
 mod code;
 mod log;
 mod secret;
@@ -14,6 +15,7 @@ mod state;
 mod target;
 
 pub use attrs::{Attrs, Change, ChangeOp};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::ErrorCode;
 pub use log::{LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty};
 pub use secret::{Secret, SecretError};

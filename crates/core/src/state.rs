@@ -15,7 +15,11 @@ pub enum Outcome {
     Created,
     Matched,
     Updated,
+    /// Disabled because the source disabled or soft-deleted the user.
     Disabled,
+    /// Disabled because the user was unassigned or left scope: the object has left management,
+    /// so a later hard delete at the source sends no DELETE (as Entra).
+    OutOfScope,
     Enabled,
     Unchanged,
 }

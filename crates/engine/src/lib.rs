@@ -1,1 +1,17 @@
-//! placeholder
+//! One provisioning cycle: source → scope → map → match → diff → act → log.
+//!
+//! The engine composes the other crates. It reads the source once, decides per object from the
+//! source record and the state the target last confirmed, matches before every create, sends
+//! the minimal SCIM operations, and commits state together with the object's log entry only
+//! after the target confirmed. In [`Mode::Preview`] it reads (source, state, matching queries)
+//! but writes nothing anywhere.
+
+mod cycle;
+mod diff;
+mod job;
+mod report;
+
+pub use cycle::{CycleError, Engine};
+pub use diff::diff;
+pub use job::JobSpec;
+pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, Tally};

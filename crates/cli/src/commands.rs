@@ -1,0 +1,149 @@
+//! The job commands: run, preview, test-connection, validate.
+
+use crate::{render, wiring};
+use scimsync_core::{LogStatus, SystemClock};
+use scimsync_engine::{CycleReport, Engine, JobSpec, Mode};
+use std::path::Path;
+use std::time::Duration;
+
+pub async fn run(config: &Path, state: &Path, once: bool) -> u8 {
+    let cfg = match wiring::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (graph, scim, store) = match (wiring::graph(&cfg), wiring::scim(&cfg), wiring::store(state, &cfg.name)) {
+        (Ok(g), Ok(s), Ok(st)) => (g, s, st),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    let job = JobSpec::from_config(&cfg);
+    let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock);
+    loop {
+        let code = match engine.run(Mode::Apply).await {
+            Ok(report) => {
+                print_run(&report);
+                if report.tally.failed > 0 { 4 } else { 0 }
+            }
+            Err(e) => {
+                eprintln!("error: cycle failed ({}): {e}", e.code());
+                1
+            }
+        };
+        if once {
+            return code;
+        }
+        let wait = match cfg.schedule {
+            scimsync_config::Schedule::Interval(d) => d,
+            // Cron schedules are run by `serve`; here a plain interval keeps `run` simple.
+            scimsync_config::Schedule::Cron(_) => Duration::from_secs(40 * 60),
+        };
+        println!("next cycle in {}s (Ctrl-C to stop)", wait.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => return code,
+        }
+    }
+}
+
+pub fn print_run(report: &CycleReport) {
+    let secs = (report.finished - report.started).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "cycle {} ({:?}) of job {} finished in {secs:.1}s: {}",
+        report.cycle_id,
+        report.kind,
+        report.job,
+        render::summary_line(report)
+    );
+    for o in report.objects.iter().filter(|o| o.status == LogStatus::Failure) {
+        println!(
+            "  failed: {} ({}): {}",
+            o.display_name,
+            o.error_code.map(|c| c.to_string()).unwrap_or_default(),
+            o.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
+    let cfg = match wiring::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (graph, scim, store) = match (wiring::graph(&cfg), wiring::scim(&cfg), wiring::store(state, &cfg.name)) {
+        (Ok(g), Ok(s), Ok(st)) => (g, s, st),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    let job = JobSpec::from_config(&cfg);
+    let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock);
+    match engine.run(Mode::Preview).await {
+        Ok(report) => {
+            let dialect = wiring::dialect(&cfg);
+            if json {
+                println!("{}", render::preview_json(&report, dialect));
+            } else {
+                print!("{}", render::preview_table(&report, dialect));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: preview failed ({}): {e}", e.code());
+            1
+        }
+    }
+}
+
+pub async fn test_connection(config: &Path) -> u8 {
+    let cfg = match wiring::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut failed = false;
+    match wiring::graph(&cfg) {
+        Ok(g) => match g.token().await {
+            Ok(()) => println!("source: OK (token issued for tenant {})", cfg.source.tenant_id),
+            Err(e) => {
+                println!("source: FAILED: {e}");
+                failed = true;
+            }
+        },
+        Err(e) => {
+            println!("source: FAILED: {e:#}");
+            failed = true;
+        }
+    }
+    match wiring::scim(&cfg) {
+        Ok(s) => match s.test_connection().await {
+            Ok(()) => println!("target: OK ({} answered a userName query with an empty list)", cfg.target.url),
+            Err(e) => {
+                println!("target: FAILED: {e}");
+                failed = true;
+            }
+        },
+        Err(e) => {
+            println!("target: FAILED: {e:#}");
+            failed = true;
+        }
+    }
+    u8::from(failed)
+}
+
+pub fn validate(config: &Path) -> u8 {
+    match wiring::load(config) {
+        Ok(cfg) => {
+            println!(
+                "{}: valid job {:?} ({} user mappings, scope {:?})",
+                config.display(),
+                cfg.name,
+                cfg.users.mappings.len(),
+                cfg.source.scope
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}

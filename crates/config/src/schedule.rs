@@ -1,0 +1,175 @@
+//! The `schedule` key: an interval (`"40m"`, `"1h30m"`) or `"cron: <6 or 7 fields>"`.
+//!
+//! Intervals are the default because a true 40-minute period cannot be written in cron
+//! (`*/40` fires at :00 and :40). Cron syntax is only checked loosely here (field count and
+//! characters); the scheduler parses it fully.
+
+use std::fmt;
+use std::time::Duration;
+
+/// When a job's cycles run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// A fixed period between cycle starts.
+    Interval(Duration),
+    /// A cron expression with 6 or 7 fields, seconds first (the `cron` crate's format), with
+    /// fields separated by single spaces.
+    Cron(String),
+}
+
+/// Entra's provisioning interval, and ours by default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(40 * 60);
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Interval(DEFAULT_INTERVAL)
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Interval(d) => {
+                let mut secs = d.as_secs();
+                if secs == 0 {
+                    return f.write_str("0s");
+                }
+                for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+                    if secs >= size {
+                        write!(f, "{}{unit}", secs / size)?;
+                        secs %= size;
+                    }
+                }
+                Ok(())
+            }
+            Schedule::Cron(expr) => write!(f, "cron: {expr}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+
+    /// Parse the `schedule` value. Errors are messages for the admin.
+    fn from_str(s: &str) -> Result<Schedule, String> {
+        let s = s.trim();
+        match s.strip_prefix("cron:") {
+            Some(expr) => parse_cron(expr).map(Schedule::Cron),
+            None => parse_interval(s).map(Schedule::Interval),
+        }
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "expected an interval like \"40m\" or \"1h30m\" (units d, h, m, s) or \"cron: <6 or 7 fields>\", found {s:?}"
+        )
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let units = [('d', 86_400u64), ('h', 3_600), ('m', 60), ('s', 1)];
+    let mut total: u64 = 0;
+    // Units must come largest first and at most once: "30m1h" is more likely a typo than intent.
+    let mut next_unit = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| "interval is too long".to_string())?;
+        let unit = rest[digits..].chars().next().ok_or_else(bad)?;
+        let pos = units[next_unit..]
+            .iter()
+            .position(|(u, _)| *u == unit)
+            .ok_or_else(bad)?;
+        let size = units[next_unit + pos].1;
+        next_unit += pos + 1;
+        total = n
+            .checked_mul(size)
+            .and_then(|v| v.checked_add(total))
+            .ok_or_else(|| "interval is too long".to_string())?;
+        rest = &rest[digits + unit.len_utf8()..];
+    }
+    if total == 0 {
+        return Err("the interval must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn parse_cron(expr: &str) -> Result<String, String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    match fields.len() {
+        6 | 7 => {}
+        5 => {
+            return Err("cron expressions here have 6 or 7 fields, seconds first \
+                 (sec min hour day-of-month month day-of-week [year]), and count weekdays \
+                 1-7 from Sunday; found a 5-field crontab line, e.g. write \"cron: 0 0 2 * * *\" \
+                 for 02:00 daily"
+                .into());
+        }
+        n => {
+            return Err(format!(
+                "expected 6 or 7 cron fields (sec min hour day-of-month month day-of-week [year]), found {n}"
+            ));
+        }
+    }
+    for (i, field) in fields.iter().enumerate() {
+        if !field
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "*/,-?#".contains(c))
+        {
+            return Err(format!(
+                "cron field {} ({field:?}) has characters other than digits, names and * / , - ? #",
+                i + 1
+            ));
+        }
+    }
+    Ok(fields.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> u64 {
+        match s.parse::<Schedule>().unwrap() {
+            Schedule::Interval(d) => d.as_secs(),
+            Schedule::Cron(c) => panic!("unexpected cron {c}"),
+        }
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(secs("40m"), 2400);
+        assert_eq!(secs("1h30m"), 5400);
+        assert_eq!(secs("2d"), 172_800);
+        assert_eq!(secs(" 90s "), 90);
+        assert_eq!(secs("1d2h3m4s"), 93_784);
+        for bad in ["", "40", "m", "40x", "30m1h", "1h1h", "0m", "1.5h", "-5m", "99999999999999999999d"] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn cron_needs_six_or_seven_fields() {
+        assert_eq!(
+            "cron:  0 */40  * * * *".parse::<Schedule>(),
+            Ok(Schedule::Cron("0 */40 * * * *".into()))
+        );
+        assert!("cron: 0 0 2 * * Mon-Fri 2030".parse::<Schedule>().is_ok());
+        let five = "cron: */40 * * * *".parse::<Schedule>().unwrap_err();
+        assert!(five.contains("seconds first"), "{five}");
+        assert!("cron: 0 0".parse::<Schedule>().is_err());
+        assert!("cron: 0 0 2 * * $".parse::<Schedule>().is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["40m", "1h30m", "1d4s", "cron: 0 0 2 * * *"] {
+            assert_eq!(s.parse::<Schedule>().unwrap().to_string(), s);
+        }
+    }
+}

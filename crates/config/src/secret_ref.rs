@@ -1,0 +1,177 @@
+//! [`SecretRef`]: where a secret lives, as written in the job file — never the secret itself
+//! unless the admin wrote a literal, and then it is never shown.
+
+use scimsync_core::{Secret, SecretError};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A reference to a secret, not the secret: `env:NAME`, `file:PATH`, or a literal.
+///
+/// `Debug` and `Display` show `env:NAME` / `file:PATH`, but a literal as `[REDACTED literal]`.
+/// There is deliberately no `Serialize`. The value is read only by [`SecretRef::resolve`], at
+/// the moment it is needed, so rotating an environment variable or file needs no config edit.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRef(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Env(String),
+    File(PathBuf),
+    Literal(String),
+}
+
+impl SecretRef {
+    /// `env:NAME`. The name is not checked here; [`SecretRef::parse`] checks it.
+    pub fn env(name: impl Into<String>) -> SecretRef {
+        SecretRef(Repr::Env(name.into()))
+    }
+
+    /// `file:PATH`; the file's content minus a trailing newline is the secret.
+    pub fn file(path: impl Into<PathBuf>) -> SecretRef {
+        SecretRef(Repr::File(path.into()))
+    }
+
+    /// The secret itself (tests, the demo). Discouraged in files: it ends up in backups.
+    pub fn literal(value: impl Into<String>) -> SecretRef {
+        SecretRef(Repr::Literal(value.into()))
+    }
+
+    /// Parse a reference with the job file's rules. The error message never repeats the input.
+    /// A relative `file:` path stays relative here; [`crate::load`] anchors it at the job file.
+    pub fn parse(reference: &str) -> Result<SecretRef, String> {
+        if let Some(name) = reference.strip_prefix("env:") {
+            if valid_env_name(name) {
+                Ok(SecretRef::env(name))
+            } else {
+                Err("expected env:NAME with NAME matching [A-Za-z_][A-Za-z0-9_]*".into())
+            }
+        } else if let Some(path) = reference.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                Err("expected file:PATH with a non-empty path".into())
+            } else {
+                Ok(SecretRef::file(path))
+            }
+        } else if has_prefix_ignoring_case(reference, "env:")
+            || has_prefix_ignoring_case(reference, "file:")
+        {
+            // `ENV:X` would otherwise be sent verbatim as the token: refuse instead of guessing.
+            Err("secret reference prefixes are lowercase: env: or file:".into())
+        } else if reference.is_empty() {
+            Err("must not be empty; use env:NAME or file:PATH".into())
+        } else {
+            Ok(SecretRef::literal(reference))
+        }
+    }
+
+    /// Read the secret now.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match &self.0 {
+            Repr::Env(name) => Secret::resolve(&format!("env:{name}")).map(|(s, _)| s),
+            Repr::File(path) => Secret::resolve(&format!("file:{}", path.display())).map(|(s, _)| s),
+            Repr::Literal(value) if value.is_empty() => Err(SecretError::Empty("literal".into())),
+            // A literal made in code may look like a reference; it must stay a literal.
+            Repr::Literal(value) if value.starts_with("env:") || value.starts_with("file:") => {
+                Ok(Secret::inline(value.clone()))
+            }
+            Repr::Literal(value) => Secret::resolve(value).map(|(s, _)| s),
+        }
+    }
+
+    /// Whether the secret is written in the file itself.
+    pub fn is_literal(&self) -> bool {
+        matches!(self.0, Repr::Literal(_))
+    }
+
+    /// Anchor a relative `file:` path at `dir` (the job file's directory).
+    pub(crate) fn rebased(self, dir: &std::path::Path) -> SecretRef {
+        match self.0 {
+            Repr::File(p) if p.is_relative() && !dir.as_os_str().is_empty() => {
+                SecretRef::file(dir.join(p))
+            }
+            other => SecretRef(other),
+        }
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Env(name) => write!(f, "env:{name}"),
+            Repr::File(path) => write!(f, "file:{}", path.display()),
+            Repr::Literal(_) => f.write_str("[REDACTED literal]"),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretRef({self})")
+    }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn has_prefix_ignoring_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_redact_literals_only() {
+        let lit = SecretRef::literal("hunter2-super-secret");
+        assert_eq!(format!("{lit:?}"), "SecretRef([REDACTED literal])");
+        assert_eq!(lit.to_string(), "[REDACTED literal]");
+        assert!(!format!("{lit:#?}").contains("hunter2"));
+        assert!(lit.is_literal());
+
+        let env = SecretRef::env("GRAPH_CLIENT_SECRET");
+        assert_eq!(format!("{env:?}"), "SecretRef(env:GRAPH_CLIENT_SECRET)");
+        assert_eq!(env.to_string(), "env:GRAPH_CLIENT_SECRET");
+        assert!(!env.is_literal());
+        assert_eq!(
+            SecretRef::file("/run/secrets/tok").to_string(),
+            "file:/run/secrets/tok"
+        );
+    }
+
+    #[test]
+    fn parse_follows_the_file_rules_without_echoing_input() {
+        assert_eq!(SecretRef::parse("env:A_1"), Ok(SecretRef::env("A_1")));
+        assert_eq!(SecretRef::parse("file:/x"), Ok(SecretRef::file("/x")));
+        assert!(SecretRef::parse("plain").is_ok_and(|s| s.is_literal()));
+        for bad in ["env:", "env:1ABC", "env:MY-VAR", "file:", "ENV:X", "File:/x", ""] {
+            let err = SecretRef::parse(bad).unwrap_err();
+            assert!(
+                bad.len() < 5 || !err.contains(bad),
+                "{bad:?} echoed in {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_reads_env_and_files_and_keeps_literals() {
+        let s = SecretRef::env("PATH").resolve().unwrap();
+        assert_eq!(s.expose(), std::env::var("PATH").unwrap());
+        assert_eq!(
+            SecretRef::env("SCIMSYNC_CONFIG_TEST_UNSET").resolve().unwrap_err(),
+            SecretError::MissingEnv("SCIMSYNC_CONFIG_TEST_UNSET".into())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "t0k\n").unwrap();
+        let f = SecretRef::file("tok").rebased(dir.path());
+        assert_eq!(f.resolve().unwrap().expose(), "t0k");
+        assert_eq!(
+            SecretRef::literal("env:NOT_A_REF").resolve().unwrap().expose(),
+            "env:NOT_A_REF"
+        );
+        assert!(SecretRef::literal("").resolve().is_err());
+    }
+}

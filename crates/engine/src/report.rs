@@ -1,0 +1,135 @@
+//! What a cycle did (or, in preview, would do), object by object.
+
+use scimsync_core::{Attrs, Change, ChangeOp, ErrorCode, LogAction, LogStatus};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Send to the target and record state.
+    Apply,
+    /// Dry run: match (read-only) and report, send and record nothing.
+    Preview,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CycleKind {
+    /// The job's first cycle (or the first after its state was lost or reset).
+    Initial,
+    Incremental,
+}
+
+/// The decision for one object; in preview, what would be sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// POST a new user.
+    Create { attrs: Attrs },
+    /// PATCH an existing user (also after linking to a matched one).
+    Update { target_id: String, changes: Vec<Change> },
+    /// PATCH `active` to false.
+    Disable { target_id: String },
+    /// DELETE the user.
+    Delete { target_id: String },
+    /// Linked to a matched target user that already agrees: nothing to send.
+    Link { target_id: String },
+    /// Nothing to send.
+    NoChange,
+    /// Left alone on purpose, with the reason.
+    Skip { reason: String },
+}
+
+impl Action {
+    /// The PATCH operations this action sends, for `Update` and `Disable`.
+    pub fn changes(&self) -> Vec<Change> {
+        match self {
+            Action::Update { changes, .. } => changes.clone(),
+            Action::Disable { .. } => vec![Change { op: ChangeOp::Replace, path: "active".into(), value: json!(false) }],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn log_action(&self) -> LogAction {
+        match self {
+            Action::Create { .. } => LogAction::Create,
+            Action::Update { .. } => LogAction::Update,
+            Action::Disable { .. } => LogAction::Disable,
+            Action::Delete { .. } => LogAction::Delete,
+            Action::Link { .. } | Action::NoChange | Action::Skip { .. } => LogAction::Other,
+        }
+    }
+
+    /// Whether this action writes to the target.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Action::Create { .. } | Action::Update { .. } | Action::Disable { .. } | Action::Delete { .. })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectReport {
+    pub source_id: String,
+    pub display_name: String,
+    /// Why the object is in or out of scope.
+    pub scope: String,
+    /// The matching query that found the target object, if one ran.
+    pub matched_by: Option<String>,
+    pub action: Action,
+    pub status: LogStatus,
+    pub error_code: Option<ErrorCode>,
+    pub error: Option<String>,
+}
+
+/// Counts by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub created: usize,
+    pub updated: usize,
+    pub disabled: usize,
+    pub deleted: usize,
+    pub linked: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleReport {
+    pub job: String,
+    pub cycle_id: String,
+    pub kind: CycleKind,
+    pub mode: Mode,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub finished: chrono::DateTime<chrono::Utc>,
+    pub source_users: usize,
+    /// Out-of-scope users never provisioned, not logged one by one after the initial cycle.
+    pub out_of_scope_unlogged: usize,
+    pub tally: Tally,
+    /// Every object the cycle touched or decided about, sorted by display name.
+    pub objects: Vec<ObjectReport>,
+}
+
+impl CycleReport {
+    pub(crate) fn count(&mut self) {
+        let mut t = Tally::default();
+        for o in &self.objects {
+            if o.status == LogStatus::Failure {
+                t.failed += 1;
+                continue;
+            }
+            match &o.action {
+                Action::Create { .. } => t.created += 1,
+                Action::Update { .. } => t.updated += 1,
+                Action::Disable { .. } => t.disabled += 1,
+                Action::Delete { .. } => t.deleted += 1,
+                Action::Link { .. } => t.linked += 1,
+                Action::NoChange => t.unchanged += 1,
+                Action::Skip { .. } => t.skipped += 1,
+            }
+        }
+        self.tally = t;
+    }
+}

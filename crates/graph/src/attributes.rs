@@ -1,0 +1,285 @@
+//! Entra source attribute names ↔ Microsoft Graph user properties.
+//!
+//! Entra's mapping UI names source attributes the way Azure AD Graph and AD did
+//! (`objectId`, `mobile`, `telephoneNumber`, `physicalDeliveryOfficeName`, `extensionAttribute3`);
+//! Microsoft Graph v1.0 names them differently and nests some. This module holds the one table
+//! that translates between the two, used both to build `$select` and to read values back.
+
+use serde_json::{Map, Value};
+
+/// Where an Entra source attribute lives on a Graph `user` object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphProperty {
+    /// A top-level property whose value is used as is (`surname`, `otherMails`,
+    /// `extension_{appId}_{name}`).
+    Property(String),
+    /// The first element of a collection property (`telephoneNumber` ← `businessPhones[0]`).
+    FirstOf(&'static str),
+    /// A member of a complex property (`extensionAttribute3` ←
+    /// `onPremisesExtensionAttributes.extensionAttribute3`).
+    Member {
+        property: &'static str,
+        member: String,
+    },
+}
+
+impl GraphProperty {
+    /// The top-level property to put in `$select`.
+    pub fn select(&self) -> &str {
+        match self {
+            GraphProperty::Property(p) => p,
+            GraphProperty::FirstOf(p) => p,
+            GraphProperty::Member { property, .. } => property,
+        }
+    }
+
+    /// The value on a Graph user object, or `None` when Graph has no value (`null`, absent,
+    /// an empty collection).
+    pub fn read(&self, user: &Map<String, Value>) -> Option<Value> {
+        let value = match self {
+            GraphProperty::Property(p) => user.get(p.as_str())?.clone(),
+            GraphProperty::FirstOf(p) => user
+                .get(*p)?
+                .as_array()?
+                .iter()
+                .find(|v| !v.is_null())?
+                .clone(),
+            GraphProperty::Member { property, member } => {
+                user.get(*property)?.get(member.as_str())?.clone()
+            }
+        };
+        has_value(&value).then_some(value)
+    }
+}
+
+fn has_value(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    }
+}
+
+/// Entra names that map to a top-level Graph property of another (or the same) name.
+/// Matching is ASCII case-insensitive, as in Entra's expression language.
+const PLAIN: &[(&str, &str)] = &[
+    ("objectId", "id"),
+    ("userPrincipalName", "userPrincipalName"),
+    ("displayName", "displayName"),
+    ("givenName", "givenName"),
+    ("surname", "surname"),
+    ("mail", "mail"),
+    ("mailNickname", "mailNickname"),
+    ("mobile", "mobilePhone"),
+    ("facsimileTelephoneNumber", "faxNumber"),
+    ("jobTitle", "jobTitle"),
+    ("department", "department"),
+    ("employeeId", "employeeId"),
+    ("employeeType", "employeeType"),
+    ("employeeHireDate", "employeeHireDate"),
+    ("companyName", "companyName"),
+    ("city", "city"),
+    ("state", "state"),
+    ("country", "country"),
+    ("postalCode", "postalCode"),
+    ("streetAddress", "streetAddress"),
+    ("physicalDeliveryOfficeName", "officeLocation"),
+    ("preferredLanguage", "preferredLanguage"),
+    ("usageLocation", "usageLocation"),
+    ("accountEnabled", "accountEnabled"),
+    ("otherMails", "otherMails"),
+    ("proxyAddresses", "proxyAddresses"),
+    ("userType", "userType"),
+    ("createdDateTime", "createdDateTime"),
+    ("onPremisesImmutableId", "onPremisesImmutableId"),
+    ("onPremisesSamAccountName", "onPremisesSamAccountName"),
+    ("onPremisesSecurityIdentifier", "onPremisesSecurityIdentifier"),
+    ("onPremisesDistinguishedName", "onPremisesDistinguishedName"),
+    ("onPremisesDomainName", "onPremisesDomainName"),
+    ("onPremisesUserPrincipalName", "onPremisesUserPrincipalName"),
+];
+
+/// Names of `onPremisesExtensionAttributes` members, so the table can hand out `&'static str`.
+const EXTENSION_ATTRIBUTES: [&str; 15] = [
+    "extensionAttribute1",
+    "extensionAttribute2",
+    "extensionAttribute3",
+    "extensionAttribute4",
+    "extensionAttribute5",
+    "extensionAttribute6",
+    "extensionAttribute7",
+    "extensionAttribute8",
+    "extensionAttribute9",
+    "extensionAttribute10",
+    "extensionAttribute11",
+    "extensionAttribute12",
+    "extensionAttribute13",
+    "extensionAttribute14",
+    "extensionAttribute15",
+];
+
+/// Entra source attributes that are not Graph properties: the engine or this crate computes
+/// them. `IsSoftDeleted` comes from the deleted-items list; `appRoleAssignments` is filled by
+/// [`crate::GraphClient`] when the scope is "assigned users".
+pub const COMPUTED_ATTRIBUTES: &[&str] = &["IsSoftDeleted", "appRoleAssignments"];
+
+/// Whether `entra_name` is a computed source attribute (see [`COMPUTED_ATTRIBUTES`]).
+pub fn is_computed_attribute(entra_name: &str) -> bool {
+    COMPUTED_ATTRIBUTES
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(entra_name))
+}
+
+/// The Graph property behind an Entra source attribute name, or `None` when there is none.
+///
+/// `None` covers unknown names (so configuration validation can report them), the computed
+/// attributes ([`COMPUTED_ATTRIBUTES`]) and `manager`, which is a navigation property
+/// (`/users/{id}/manager`), not a value on the user: it is not supported yet.
+pub fn graph_property(entra_name: &str) -> Option<GraphProperty> {
+    if let Some((_, graph)) = PLAIN
+        .iter()
+        .find(|(entra, _)| entra.eq_ignore_ascii_case(entra_name))
+    {
+        return Some(GraphProperty::Property((*graph).to_string()));
+    }
+    let lower = entra_name.to_ascii_lowercase();
+    match lower.as_str() {
+        "telephonenumber" => return Some(GraphProperty::FirstOf("businessPhones")),
+        "employeeorgdata.division" => {
+            return Some(member("employeeOrgData", "division"));
+        }
+        "employeeorgdata.costcenter" => {
+            return Some(member("employeeOrgData", "costCenter"));
+        }
+        _ => {}
+    }
+    if let Some(n) = lower.strip_prefix("extensionattribute") {
+        // "extensionAttribute03" is not a name Entra knows: only canonical digits.
+        if !n.starts_with('0')
+            && let Ok(i) = n.parse::<usize>()
+            && (1..=15).contains(&i)
+        {
+            return Some(GraphProperty::Member {
+                property: "onPremisesExtensionAttributes",
+                member: EXTENSION_ATTRIBUTES[i - 1].to_string(),
+            });
+        }
+        return None;
+    }
+    if is_directory_extension(entra_name) {
+        return Some(GraphProperty::Property(entra_name.to_string()));
+    }
+    None
+}
+
+fn member(property: &'static str, member: &str) -> GraphProperty {
+    GraphProperty::Member {
+        property,
+        member: member.to_string(),
+    }
+}
+
+/// `extension_{appId without hyphens}_{name}`: a directory extension, passed through as is.
+fn is_directory_extension(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("extension_") else {
+        return false;
+    };
+    let Some((app, attr)) = rest.split_once('_') else {
+        return false;
+    };
+    app.len() == 32
+        && app.chars().all(|c| c.is_ascii_hexdigit())
+        && !attr.is_empty()
+        && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn renamed_and_nested_attributes_translate() {
+        assert_eq!(graph_property("objectId").unwrap().select(), "id");
+        assert_eq!(graph_property("mobile").unwrap().select(), "mobilePhone");
+        assert_eq!(
+            graph_property("physicalDeliveryOfficeName").unwrap().select(),
+            "officeLocation"
+        );
+        assert_eq!(
+            graph_property("facsimileTelephoneNumber").unwrap().select(),
+            "faxNumber"
+        );
+        assert_eq!(
+            graph_property("telephoneNumber"),
+            Some(GraphProperty::FirstOf("businessPhones"))
+        );
+        assert_eq!(
+            graph_property("extensionAttribute15").unwrap().select(),
+            "onPremisesExtensionAttributes"
+        );
+        assert_eq!(
+            graph_property("employeeOrgData.costCenter").unwrap().select(),
+            "employeeOrgData"
+        );
+        // Entra's expression language ignores case.
+        assert_eq!(graph_property("Surname").unwrap().select(), "surname");
+    }
+
+    #[test]
+    fn unknown_computed_and_navigation_names_have_no_property() {
+        for name in [
+            "IsSoftDeleted",
+            "appRoleAssignments",
+            "manager",
+            "extensionAttribute0",
+            "extensionAttribute16",
+            "extensionAttribute03",
+            "extension_notanappid_x",
+            "noSuchAttribute",
+            "",
+        ] {
+            assert_eq!(graph_property(name), None, "{name}");
+        }
+        assert!(is_computed_attribute("isSoftDeleted"));
+        assert!(!is_computed_attribute("manager"));
+    }
+
+    #[test]
+    fn directory_extensions_pass_through() {
+        let name = "extension_b7d8e648520f41d3b9c0fdeb91768a0a_jobGroupTracker";
+        assert_eq!(
+            graph_property(name),
+            Some(GraphProperty::Property(name.to_string()))
+        );
+    }
+
+    #[test]
+    fn reading_skips_nulls_and_empty_collections() {
+        let u = user(json!({
+            "businessPhones": [],
+            "mobilePhone": null,
+            "otherMails": [],
+            "onPremisesExtensionAttributes": {"extensionAttribute3": null},
+            "employeeOrgData": null,
+        }));
+        for name in [
+            "telephoneNumber",
+            "mobile",
+            "otherMails",
+            "extensionAttribute3",
+            "employeeOrgData.division",
+        ] {
+            assert_eq!(graph_property(name).unwrap().read(&u), None, "{name}");
+        }
+        let u = user(json!({"businessPhones": ["+1 555 0100", "+1 555 0101"]}));
+        assert_eq!(
+            graph_property("telephoneNumber").unwrap().read(&u),
+            Some(json!("+1 555 0100"))
+        );
+    }
+}

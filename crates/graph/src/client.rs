@@ -1,0 +1,478 @@
+//! The Graph HTTP client: configuration, authenticated GETs with retries, error envelopes and
+//! `@odata.nextLink` paging.
+
+use crate::retry::{backoff_delay, retry_after};
+use crate::token::{TokenCache, TokenSettings, error_chain};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
+use scimsync_core::{ErrorCode, Secret, SourceError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use url::Url;
+
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_PAGE_SIZE: u32 = 999;
+pub const DEFAULT_MAX_RETRIES: u32 = 6;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+/// First step of the exponential backoff used when Graph sends no `Retry-After`.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// How to reach a tenant's Graph with an app registration's client credentials.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    /// Tenant GUID or a verified domain name.
+    pub tenant_id: String,
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Graph base URL, default [`DEFAULT_GRAPH_URL`]; the token scope is `{graph_url}/.default`.
+    pub graph_url: String,
+    /// Login base URL, default [`DEFAULT_LOGIN_URL`].
+    pub login_url: String,
+    /// `$top` for list reads, 1..=999 (default 999).
+    pub page_size: u32,
+    /// Retries of a throttled (429), unavailable (5xx) or unreachable request (default 6).
+    pub max_retries: u32,
+    /// Graph requests in flight at once (default 4).
+    pub max_concurrency: usize,
+}
+
+impl GraphConfig {
+    /// A configuration for the public cloud with default limits.
+    pub fn new(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+    ) -> Self {
+        GraphConfig {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            client_secret,
+            graph_url: DEFAULT_GRAPH_URL.into(),
+            login_url: DEFAULT_LOGIN_URL.into(),
+            page_size: DEFAULT_PAGE_SIZE,
+            max_retries: DEFAULT_MAX_RETRIES,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+/// Microsoft Graph v1.0 reader. Cheap to clone: clones share the token cache, the connection
+/// pool, the concurrency limit and the request counter.
+#[derive(Clone)]
+pub struct GraphClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    http: reqwest::Client,
+    tokens: TokenCache,
+    pub(crate) graph_url: Url,
+    pub(crate) page_size: u32,
+    max_retries: u32,
+    retry_base: Duration,
+    pub(crate) max_concurrency: usize,
+    permits: Semaphore,
+    requests: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("graph_url", &self.inner.graph_url.as_str())
+            .field("requests_sent", &self.requests_sent())
+            .finish_non_exhaustive()
+    }
+}
+
+static CRYPTO_PROVIDER: Once = Once::new();
+
+/// rustls panics when more than one crypto provider is compiled in and none was chosen.
+fn install_crypto_provider() {
+    CRYPTO_PROVIDER.call_once(|| {
+        // Err means another part of the process installed one first: fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
+fn config_error(message: String) -> SourceError {
+    SourceError {
+        code: ErrorCode::ConfigInvalid,
+        message,
+        request_id: None,
+    }
+}
+
+fn base_url(name: &str, value: &str) -> Result<Url, SourceError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|e| config_error(format!("{name} {value:?}: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(config_error(format!(
+            "{name} {value:?} must be an http(s) URL"
+        )));
+    }
+    Ok(url)
+}
+
+impl GraphClient {
+    /// Validate the configuration and build the client. No request is sent.
+    pub fn new(cfg: GraphConfig) -> Result<Self, SourceError> {
+        Self::with_retry_base(cfg, DEFAULT_RETRY_BASE)
+    }
+
+    /// Like [`GraphClient::new`], with another first backoff step (tests and emulators use a
+    /// few milliseconds so that retries without `Retry-After` do not slow them down).
+    pub fn with_retry_base(cfg: GraphConfig, retry_base: Duration) -> Result<Self, SourceError> {
+        install_crypto_provider();
+        let tenant = cfg.tenant_id.trim();
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(config_error(format!(
+                "tenant_id {:?} must be a tenant GUID or domain name",
+                cfg.tenant_id
+            )));
+        }
+        let client_id = cfg.client_id.trim();
+        if client_id.is_empty() {
+            return Err(config_error("client_id is empty".into()));
+        }
+        if !(1..=999).contains(&cfg.page_size) {
+            return Err(config_error(format!(
+                "page_size {} must be between 1 and 999 (Graph's $top limit)",
+                cfg.page_size
+            )));
+        }
+        if cfg.max_concurrency == 0 {
+            return Err(config_error("max_concurrency must be at least 1".into()));
+        }
+        let graph_url = base_url("graph_url", &cfg.graph_url)?;
+        let login_url = base_url("login_url", &cfg.login_url)?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
+            // Never follow redirects: the token request carries the secret, Graph requests the token.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let requests = Arc::new(AtomicU64::new(0));
+        let graph_base = graph_url.as_str().trim_end_matches('/');
+        let tokens = TokenCache::new(
+            TokenSettings {
+                token_url: format!(
+                    "{}/{tenant}/oauth2/v2.0/token",
+                    login_url.as_str().trim_end_matches('/')
+                ),
+                scope: format!("{graph_base}/.default"),
+                tenant_id: tenant.to_string(),
+                client_id: client_id.to_string(),
+                secret: cfg.client_secret,
+                max_retries: cfg.max_retries,
+                retry_base,
+            },
+            http.clone(),
+            requests.clone(),
+        )
+        .map_err(config_error)?;
+        Ok(GraphClient {
+            inner: Arc::new(Inner {
+                http,
+                tokens,
+                graph_url,
+                page_size: cfg.page_size,
+                max_retries: cfg.max_retries,
+                retry_base,
+                max_concurrency: cfg.max_concurrency,
+                permits: Semaphore::new(cfg.max_concurrency),
+                requests,
+            }),
+        })
+    }
+
+    /// Make sure a valid token is cached, fetching one if needed. Test-connection uses it to
+    /// check the credentials without reading any data.
+    pub async fn token(&self) -> Result<(), SourceError> {
+        self.inner.tokens.get().await.map(|_| ())
+    }
+
+    /// HTTP requests sent so far by this client and its clones: token requests and Graph
+    /// requests, each retry counted.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// `{graph_url}/v1.0/{path}?{query}`; `query` is OData text such as `$select=id&$top=999`.
+    pub(crate) fn url(&self, path_segments: &[&str], query: &str) -> Url {
+        let mut url = self.inner.graph_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("v1.0").extend(path_segments);
+        }
+        // `$` and `,` stay literal, as Graph's own nextLinks write them.
+        url.set_query((!query.is_empty()).then_some(query));
+        url
+    }
+
+    /// GET a Graph URL: token, concurrency limit, `client-request-id`, retries on 429/5xx and
+    /// transport errors, one token refresh on 401. `permission` names the application
+    /// permission the call needs, for the 403 message.
+    pub(crate) async fn get(&self, url: &Url, permission: &str) -> Result<Value, Failure> {
+        let inner = &self.inner;
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            let token = inner.tokens.get().await.map_err(Failure::other)?;
+            let client_request_id = uuid::Uuid::new_v4().to_string();
+            let sent = {
+                let _permit = inner
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| Failure::other(request_failed("the client is shut down".into(), None)))?;
+                inner.requests.fetch_add(1, Ordering::Relaxed);
+                let response = inner
+                    .http
+                    .get(url.clone())
+                    .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+                    .header(ACCEPT, "application/json")
+                    .header("client-request-id", &client_request_id)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) => {
+                        let status = r.status();
+                        let headers = r.headers().clone();
+                        r.bytes().await.map(|body| (status, headers, body))
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let what = describe_url(url);
+            let (status, headers, body) = match sent {
+                Ok(parts) => parts,
+                Err(e) => {
+                    if attempt < inner.max_retries {
+                        let delay = backoff_delay(inner.retry_base, attempt);
+                        tracing::warn!(request = %what, attempt = attempt + 1, delay_ms = delay.as_millis() as u64,
+                            "Graph request failed ({}); retrying", error_chain(&e));
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(Failure::other(request_failed(
+                        format!(
+                            "{what}: cannot reach Graph after {attempt} retries: {} (client-request-id {client_request_id})",
+                            error_chain(&e)
+                        ),
+                        None,
+                    )));
+                }
+            };
+            let request_id = header(&headers, "request-id");
+            tracing::debug!(request = %what, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), "Graph answered");
+            if status.is_success() {
+                return serde_json::from_slice(&body).map_err(|e| {
+                    Failure::other(request_failed(
+                        format!("{what}: Graph answered {status} with a body that is not JSON: {e}"),
+                        request_id,
+                    ))
+                });
+            }
+            let envelope = GraphErrorBody::parse(&body);
+            let code = envelope.code.as_deref().unwrap_or("");
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                // Expired early, revoked, or signed for another audience: one fresh token.
+                tracing::info!(request = %what, code, "Graph refused the access token; fetching a new one");
+                inner.tokens.invalidate(&token).await;
+                refreshed = true;
+                continue;
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+            if retryable && attempt < inner.max_retries {
+                let delay = retry_after(&headers)
+                    .unwrap_or_else(|| backoff_delay(inner.retry_base, attempt));
+                tracing::warn!(request = %what, status = status.as_u16(), code, attempt = attempt + 1,
+                    delay_ms = delay.as_millis() as u64, "Graph throttled or unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+            let ids = Ids {
+                request_id: request_id.or_else(|| envelope.request_id.clone()),
+                client_request_id: header(&headers, "client-request-id")
+                    .or_else(|| envelope.client_request_id.clone())
+                    .unwrap_or(client_request_id),
+            };
+            let mut message = format!("{what}: HTTP {}", status.as_u16());
+            if !code.is_empty() {
+                message.push_str(&format!(" {code}"));
+            }
+            if let Some(m) = &envelope.message {
+                message.push_str(&format!(": {m}"));
+            }
+            let error_code = if status == StatusCode::UNAUTHORIZED {
+                message.push_str(" (Graph refused a freshly issued token: check that graph_url matches the token audience)");
+                ErrorCode::GraphAuthenticationFailed
+            } else {
+                if status == StatusCode::FORBIDDEN
+                    && code.eq_ignore_ascii_case("Authorization_RequestDenied")
+                {
+                    message.push_str(&format!(
+                        " (the app registration lacks the application permission {permission}, or admin consent for it)"
+                    ));
+                }
+                if retryable {
+                    message.push_str(&format!(" (gave up after {attempt} retries)"));
+                }
+                ErrorCode::GraphRequestFailed
+            };
+            message.push_str(&format!(
+                " [request-id {}, client-request-id {}]",
+                ids.request_id.as_deref().unwrap_or("none"),
+                ids.client_request_id
+            ));
+            return Err(Failure {
+                status: Some(status),
+                error: SourceError {
+                    code: error_code,
+                    message,
+                    request_id: ids.request_id,
+                },
+            });
+        }
+    }
+
+    /// GET every page of a collection, handing each page's `value` to `each`.
+    /// `@odata.nextLink` is followed unchanged, but only on the Graph host: it gets our token.
+    pub(crate) async fn get_pages(
+        &self,
+        first: Url,
+        permission: &str,
+        mut each: impl FnMut(Vec<Value>) + Send,
+    ) -> Result<(), SourceError> {
+        let mut url = first;
+        loop {
+            let page = self.get(&url, permission).await.map_err(|f| f.error)?;
+            let Value::Object(mut page) = page else {
+                return Err(request_failed(
+                    format!("{}: Graph answered with a JSON value that is not an object", describe_url(&url)),
+                    None,
+                ));
+            };
+            match page.remove("value") {
+                Some(Value::Array(values)) => each(values),
+                _ => {
+                    return Err(request_failed(
+                        format!("{}: Graph's answer has no \"value\" array", describe_url(&url)),
+                        None,
+                    ));
+                }
+            }
+            let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
+                return Ok(());
+            };
+            let next = Url::parse(next).map_err(|e| {
+                request_failed(format!("{}: unusable @odata.nextLink {next:?}: {e}", describe_url(&url)), None)
+            })?;
+            if next.origin() != self.inner.graph_url.origin() {
+                return Err(request_failed(
+                    format!(
+                        "{}: @odata.nextLink points to another host ({}); refusing to send the token there",
+                        describe_url(&url),
+                        next.origin().ascii_serialization()
+                    ),
+                    None,
+                ));
+            }
+            if next == url {
+                return Err(request_failed(
+                    format!("{}: @odata.nextLink repeats the current page", describe_url(&url)),
+                    None,
+                ));
+            }
+            url = next;
+        }
+    }
+}
+
+/// A failed GET, with the HTTP status when Graph answered (so callers can treat 404 apart).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub status: Option<StatusCode>,
+    pub error: SourceError,
+}
+
+impl Failure {
+    fn other(error: SourceError) -> Self {
+        Failure {
+            status: None,
+            error,
+        }
+    }
+}
+
+struct Ids {
+    request_id: Option<String>,
+    client_request_id: String,
+}
+
+pub(crate) fn request_failed(message: String, request_id: Option<String>) -> SourceError {
+    SourceError {
+        code: ErrorCode::GraphRequestFailed,
+        message,
+        request_id,
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// "GET /v1.0/users" for messages: the path without the (long, opaque) query.
+fn describe_url(url: &Url) -> String {
+    format!("GET {}", url.path())
+}
+
+/// Graph's `{"error":{"code","message","innerError":{"request-id","client-request-id"}}}`.
+#[derive(Debug, Default)]
+struct GraphErrorBody {
+    code: Option<String>,
+    message: Option<String>,
+    request_id: Option<String>,
+    client_request_id: Option<String>,
+}
+
+impl GraphErrorBody {
+    fn parse(body: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Envelope {
+            error: Option<Map<String, Value>>,
+        }
+        let Ok(Envelope { error: Some(e) }) = serde_json::from_slice::<Envelope>(body) else {
+            return GraphErrorBody::default();
+        };
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        // `innerError` on the wire; errors.md spells it `innererror`.
+        let inner = e
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("innerError"))
+            .map(|(_, v)| v);
+        GraphErrorBody {
+            code: text(e.get("code")),
+            message: text(e.get("message")),
+            request_id: text(inner.and_then(|i| i.get("request-id"))),
+            client_request_id: text(inner.and_then(|i| i.get("client-request-id"))),
+        }
+    }
+}

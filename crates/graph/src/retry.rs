@@ -1,0 +1,65 @@
+//! How long to wait before trying a throttled or failed request again.
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use std::time::Duration;
+
+/// Longest wait we honour from `Retry-After`, so a bogus value cannot stall a cycle for hours.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Longest computed backoff step.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// `Retry-After` in (possibly fractional, e.g. `2.128`) seconds, as Graph sends it.
+/// An HTTP-date or garbage yields `None`, and the caller backs off on its own.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: f64 = text.parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER))
+}
+
+/// Exponential backoff with jitter: `base · 2^attempt`, capped, scaled by a random 50–100 %
+/// so that parallel readers do not retry in lockstep.
+pub(crate) fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let step = base
+        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+        .min(MAX_BACKOFF);
+    let factor: f64 = rand::random_range(0.5..=1.0);
+    step.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_accepts_fractional_seconds() {
+        assert_eq!(
+            retry_after(&headers("2.128")),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(retry_after(&headers("10")), Some(Duration::from_secs(10)));
+        assert_eq!(retry_after(&headers("86400")), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(1);
+        let d0 = backoff_delay(base, 0);
+        assert!(d0 >= Duration::from_millis(500) && d0 <= base);
+        let d3 = backoff_delay(base, 3);
+        assert!(d3 >= Duration::from_secs(4) && d3 <= Duration::from_secs(8));
+        assert!(backoff_delay(base, 40) <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,751 @@
+//! The on-disk [`StateStore`], on sled 0.34.
+//!
+//! Three trees whatever the number of jobs: `objects` (`job \0 source_id`), `logs`
+//! (`job \0 big-endian sequence`, so a prefix scan is chronological) and `meta`
+//! (`job \0 key`); values are JSON. sled 0.34 is the last stable release and has known
+//! corruption reports, so a database that cannot be opened as corrupt is moved aside and a
+//! fresh one created: the next cycle re-matches every object, which is safe by design.
+
+use crate::{StoreAdmin, check_job};
+use chrono::{DateTime, Utc};
+use scimsync_core::{LogEntry, ObjectState, StateChange, StateStore, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Db, Mode, Transactional, Tree};
+use std::convert::Infallible;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+/// Page cache ceiling: the state of a job is small and the service may run many jobs.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// Our own lock, taken before sled touches anything: sled reads its config before taking its
+/// file lock, so without ours a busy store could be mistaken for a corrupt one and moved.
+const LOCK_FILE: &str = "scimsync.lock";
+
+/// What [`SledStore::open`] had to do to give you a working store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// Where a corrupt store was moved; the new store is empty, so the next cycle matches
+    /// every object again. Tell the admin.
+    pub moved_aside: Option<PathBuf>,
+    /// Why the store was judged corrupt (sled's error), when it was moved aside.
+    pub reason: Option<String>,
+}
+
+/// A [`StateStore`] in a sled database directory, locked against other processes.
+pub struct SledStore {
+    dir: PathBuf,
+    db: Db,
+    objects: Tree,
+    logs: Tree,
+    meta: Tree,
+    /// Held for the store's lifetime; the OS releases the lock when it is closed.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("dir", &self.dir).finish()
+    }
+}
+
+struct Trees {
+    db: Db,
+    objects: Tree,
+    logs: Tree,
+    meta: Tree,
+}
+
+enum OpenFailure {
+    /// The files are unreadable: move them aside and start over.
+    Corrupt(String),
+    /// Anything else (permissions, disk, lock): report, touch nothing.
+    Fatal(StoreError),
+}
+
+impl SledStore {
+    /// Open (create) the store in `dir`.
+    ///
+    /// A store that fails to open because it is corrupt is moved aside to
+    /// `<dir>.corrupt-<timestamp>` and a fresh one is created; the report says so. A store
+    /// held by another process fails at once.
+    pub fn open(dir: &Path) -> Result<(SledStore, OpenReport), StoreError> {
+        fs::create_dir_all(dir).map_err(|e| {
+            StoreError::new(format!(
+                "state store: cannot create directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let lock = acquire_lock(dir)?;
+        let (trees, report) = match open_trees(dir) {
+            Ok(trees) => (trees, OpenReport::default()),
+            Err(OpenFailure::Fatal(e)) => return Err(e),
+            Err(OpenFailure::Corrupt(reason)) => {
+                let aside = move_aside(dir)?;
+                tracing::warn!(
+                    store = %dir.display(),
+                    moved_to = %aside.display(),
+                    reason = %reason,
+                    "state store was corrupt and has been moved aside; starting with an empty \
+                     store, the next cycle re-matches every object"
+                );
+                let trees = open_trees(dir).map_err(|f| match f {
+                    OpenFailure::Fatal(e) => e,
+                    OpenFailure::Corrupt(reason) => StoreError::new(format!(
+                        "state store: a fresh store in {} cannot be opened: {reason}",
+                        dir.display()
+                    )),
+                })?;
+                let report = OpenReport {
+                    moved_aside: Some(aside),
+                    reason: Some(reason),
+                };
+                (trees, report)
+            }
+        };
+        let store = SledStore {
+            dir: dir.to_path_buf(),
+            db: trees.db,
+            objects: trees.objects,
+            logs: trees.logs,
+            meta: trees.meta,
+            _lock: lock,
+        };
+        Ok((store, report))
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes the database takes on disk (for the size metric; sled reclaims space lazily,
+    /// export → import compacts).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db
+            .size_on_disk()
+            .map_err(|e| self.err("measuring size", e))
+    }
+
+    /// [`StateStore::flush`] without blocking the caller's thread (end of a cycle).
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("flushing", e))
+    }
+
+    /// Delete the job's log entries older than `older_than`; returns how many.
+    pub fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        StoreAdmin::prune_logs(self, job, older_than)
+    }
+
+    fn err(&self, doing: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::new(format!("state store {}: {doing}: {e}", self.dir.display()))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| self.err(&format!("{what} is unreadable"), e))
+    }
+
+    fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(value).map_err(|e| self.err(&format!("encoding {what}"), e))
+    }
+
+    /// Values of every key under `job \0` in `tree`, in key order.
+    fn scan<T: DeserializeOwned>(&self, tree: &Tree, job: &str) -> Result<Vec<T>, StoreError> {
+        tree.scan_prefix(prefix(job))
+            .values()
+            .map(|v| {
+                let v = v.map_err(|e| self.err(&format!("reading job {job}"), e))?;
+                self.decode(&format!("a record of job {job}"), &v)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // sled only syncs on its background timer; make a clean close lose nothing.
+        if let Err(e) = self.db.flush() {
+            tracing::warn!(store = %self.dir.display(), error = %e, "state store flush at close failed");
+        }
+    }
+}
+
+impl StateStore for SledStore {
+    fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
+        check_job(job)?;
+        let what = format!("object {source_id:?} of job {job}");
+        match self.objects.get(key(job, source_id.as_bytes())) {
+            Ok(Some(v)) => self.decode(&what, &v).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err(&format!("reading {what}"), e)),
+        }
+    }
+
+    fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
+        check_job(job)?;
+        self.scan(&self.objects, job)
+    }
+
+    fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
+        check_job(job)?;
+        // Everything that can fail or allocate ids happens before the transaction, whose
+        // closure sled may run more than once.
+        let seq = self
+            .db
+            .generate_id()
+            .map_err(|e| self.err("allocating a log sequence number", e))?;
+        let log_key = key(job, &seq.to_be_bytes());
+        let log_value = self.encode("a log entry", log)?;
+        let object: Option<(Vec<u8>, Option<Vec<u8>>)> = match change {
+            StateChange::Put(o) => Some((
+                key(job, o.source_id.as_bytes()),
+                Some(self.encode("an object", o)?),
+            )),
+            StateChange::Remove { source_id } => Some((key(job, source_id.as_bytes()), None)),
+            StateChange::None => None,
+        };
+        (&self.objects, &self.logs)
+            .transaction(|(objects, logs)| {
+                if let Some((k, v)) = &object {
+                    match v {
+                        Some(v) => objects.insert(k.as_slice(), v.as_slice())?,
+                        None => objects.remove(k.as_slice())?,
+                    };
+                }
+                logs.insert(log_key.as_slice(), log_value.as_slice())?;
+                Ok::<(), ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(never) => match never {},
+                TransactionError::Storage(e) => {
+                    self.err(&format!("committing {} for job {job}", log.source_id), e)
+                }
+            })
+    }
+
+    fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
+        check_job(job)?;
+        let mut entries: Vec<LogEntry> = self.scan(&self.logs, job)?;
+        if let Some(cycle) = cycle_id {
+            entries.retain(|e| e.cycle_id == cycle);
+        }
+        Ok(entries)
+    }
+
+    fn get_meta(&self, job: &str, key_name: &str) -> Result<Option<String>, StoreError> {
+        check_job(job)?;
+        let what = format!("meta {key_name:?} of job {job}");
+        match self.meta.get(key(job, key_name.as_bytes())) {
+            Ok(Some(v)) => self.decode(&what, &v).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err(&format!("reading {what}"), e)),
+        }
+    }
+
+    fn put_meta(&self, job: &str, key_name: &str, value: &str) -> Result<(), StoreError> {
+        check_job(job)?;
+        let v = self.encode("a meta value", &value)?;
+        self.meta
+            .insert(key(job, key_name.as_bytes()), v)
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("writing meta {key_name:?} of job {job}"), e))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| self.err("flushing", e))
+    }
+}
+
+impl StoreAdmin for SledStore {
+    fn jobs(&self) -> Result<Vec<String>, StoreError> {
+        let mut jobs = std::collections::BTreeSet::new();
+        for tree in [&self.objects, &self.logs, &self.meta] {
+            // Skip scan: after finding a job, seek past all its keys (`job \x01` sorts right
+            // after every `job \0 …`), so this costs one seek per job, not one per record.
+            let mut from: Vec<u8> = Vec::new();
+            loop {
+                let Some(entry) = tree.range(from.as_slice()..).next() else {
+                    break;
+                };
+                let (k, _) = entry.map_err(|e| self.err("listing jobs", e))?;
+                let Some(end) = k.iter().position(|b| *b == 0) else {
+                    return Err(self.err("listing jobs", "a key without a job prefix"));
+                };
+                let job = std::str::from_utf8(&k[..end])
+                    .map_err(|e| self.err("listing jobs", e))?
+                    .to_owned();
+                from = k[..end].to_vec();
+                from.push(1);
+                jobs.insert(job);
+            }
+        }
+        Ok(jobs.into_iter().collect())
+    }
+
+    fn meta_entries(&self, job: &str) -> Result<Vec<(String, String)>, StoreError> {
+        check_job(job)?;
+        let p = prefix(job);
+        self.meta
+            .scan_prefix(&p)
+            .map(|entry| {
+                let (k, v) =
+                    entry.map_err(|e| self.err(&format!("reading meta of job {job}"), e))?;
+                let name = String::from_utf8(k[p.len()..].to_vec())
+                    .map_err(|e| self.err(&format!("a meta key of job {job}"), e))?;
+                let value: String = self.decode(&format!("meta {name:?} of job {job}"), &v)?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    fn put_object(&self, job: &str, object: &ObjectState) -> Result<(), StoreError> {
+        check_job(job)?;
+        let v = self.encode("an object", object)?;
+        self.objects
+            .insert(key(job, object.source_id.as_bytes()), v)
+            .map(|_| ())
+            .map_err(|e| {
+                self.err(
+                    &format!("writing object {:?} of job {job}", object.source_id),
+                    e,
+                )
+            })
+    }
+
+    fn append_log(&self, job: &str, entry: &LogEntry) -> Result<(), StoreError> {
+        check_job(job)?;
+        let seq = self
+            .db
+            .generate_id()
+            .map_err(|e| self.err("allocating a log sequence number", e))?;
+        let v = self.encode("a log entry", entry)?;
+        self.logs
+            .insert(key(job, &seq.to_be_bytes()), v)
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("writing a log entry of job {job}"), e))
+    }
+
+    fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        check_job(job)?;
+        let mut batch = sled::Batch::default();
+        let mut count = 0u64;
+        for entry in self.logs.scan_prefix(prefix(job)) {
+            let (k, v) = entry.map_err(|e| self.err(&format!("reading logs of job {job}"), e))?;
+            let log: LogEntry = self.decode(&format!("a log entry of job {job}"), &v)?;
+            if log.activity_date_time < older_than {
+                batch.remove(k);
+                count += 1;
+            }
+        }
+        self.logs
+            .apply_batch(batch)
+            .map_err(|e| self.err(&format!("pruning logs of job {job}"), e))?;
+        Ok(count)
+    }
+}
+
+fn prefix(job: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(job.len() + 1);
+    p.extend_from_slice(job.as_bytes());
+    p.push(0);
+    p
+}
+
+fn key(job: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = prefix(job);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn busy(dir: &Path) -> StoreError {
+    StoreError::new(format!(
+        "state store {} is locked by another process: is another scimsync process running on \
+         this job?",
+        dir.display()
+    ))
+}
+
+fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            StoreError::new(format!(
+                "state store: cannot open lock file {}: {e}",
+                path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(busy(dir)),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::new(format!(
+            "state store: cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn open_trees(dir: &Path) -> Result<Trees, OpenFailure> {
+    let attempt = catch_unwind(AssertUnwindSafe(|| -> sled::Result<Trees> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(Mode::LowSpace)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()?;
+        let objects = db.open_tree("objects")?;
+        let logs = db.open_tree("logs")?;
+        let meta = db.open_tree("meta")?;
+        Ok(Trees {
+            db,
+            objects,
+            logs,
+            meta,
+        })
+    }));
+    match attempt {
+        Ok(Ok(trees)) => Ok(trees),
+        Ok(Err(e)) => Err(classify(dir, e)),
+        // sled 0.34 asserts on some malformed files instead of returning an error.
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "sled panicked while opening".to_owned());
+            Err(OpenFailure::Corrupt(msg))
+        }
+    }
+}
+
+fn classify(dir: &Path, e: sled::Error) -> OpenFailure {
+    match e {
+        sled::Error::Io(io) => {
+            // Our own lock makes this unlikely, but sled has its own lock on `db`.
+            if io.to_string().contains("could not acquire lock") {
+                return OpenFailure::Fatal(busy(dir));
+            }
+            match io.kind() {
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                    OpenFailure::Corrupt(io.to_string())
+                }
+                _ => OpenFailure::Fatal(StoreError::new(format!(
+                    "state store {}: cannot open: {io}",
+                    dir.display()
+                ))),
+            }
+        }
+        other => OpenFailure::Corrupt(other.to_string()),
+    }
+}
+
+/// Move everything but our lock file into `<dir>.corrupt-<timestamp>`. Entries rather than
+/// the directory itself, so the lock stays held and `dir` may be a mount point's child.
+fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let base = dir.as_os_str().to_owned();
+    let mut aside = None;
+    for n in 0..100u32 {
+        let mut name = base.clone();
+        name.push(format!(".corrupt-{stamp}"));
+        if n > 0 {
+            name.push(format!("-{n}"));
+        }
+        let candidate = PathBuf::from(name);
+        match fs::create_dir(&candidate) {
+            Ok(()) => {
+                aside = Some(candidate);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(StoreError::new(format!(
+                    "state store {} is corrupt and cannot be moved aside to {}: {e}",
+                    dir.display(),
+                    candidate.display()
+                )));
+            }
+        }
+    }
+    let aside = aside.ok_or_else(|| {
+        StoreError::new(format!(
+            "state store {} is corrupt and no free name to move it aside was found",
+            dir.display()
+        ))
+    })?;
+    let fail = |e: io::Error| {
+        StoreError::new(format!(
+            "state store {} is corrupt and moving it to {} failed: {e}; remove its contents \
+             (the next cycle re-matches every object)",
+            dir.display(),
+            aside.display()
+        ))
+    };
+    for entry in fs::read_dir(dir).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        fs::rename(entry.path(), aside.join(entry.file_name())).map_err(fail)?;
+    }
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+    use tempfile::TempDir;
+
+    /// A store with its temporary directory; fields drop in order, store first.
+    struct TempStore {
+        store: SledStore,
+        _dir: TempDir,
+    }
+
+    impl TempStore {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (store, report) = SledStore::open(&dir.path().join("state")).expect("open");
+            assert_eq!(report.moved_aside, None);
+            TempStore { store, _dir: dir }
+        }
+    }
+
+    impl StateStore for TempStore {
+        fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
+            self.store.get(job, source_id)
+        }
+        fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
+            self.store.list(job)
+        }
+        fn commit(&self, job: &str, c: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
+            self.store.commit(job, c, log)
+        }
+        fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
+            self.store.logs(job, cycle_id)
+        }
+        fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, StoreError> {
+            self.store.get_meta(job, key)
+        }
+        fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
+            self.store.put_meta(job, key, value)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.store.flush()
+        }
+    }
+
+    impl StoreAdmin for TempStore {
+        fn jobs(&self) -> Result<Vec<String>, StoreError> {
+            self.store.jobs()
+        }
+        fn meta_entries(&self, job: &str) -> Result<Vec<(String, String)>, StoreError> {
+            self.store.meta_entries(job)
+        }
+        fn put_object(&self, job: &str, object: &ObjectState) -> Result<(), StoreError> {
+            self.store.put_object(job, object)
+        }
+        fn append_log(&self, job: &str, entry: &LogEntry) -> Result<(), StoreError> {
+            self.store.append_log(job, entry)
+        }
+        fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+            self.store.prune_logs(job, older_than)
+        }
+    }
+
+    #[test]
+    fn sled_store_passes_the_conformance_suite() {
+        conformance::run_all(TempStore::new);
+    }
+
+    #[test]
+    fn sled_store_passes_the_admin_suite() {
+        conformance::run_admin(TempStore::new);
+    }
+
+    #[test]
+    fn data_survives_close_and_reopen() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        let object = conformance::object("u1", "t1");
+        let log = conformance::log_entry("job", "c1", "u1");
+        {
+            let (store, _) = SledStore::open(&dir).expect("open");
+            store
+                .commit("job", &StateChange::Put(object.clone()), &log)
+                .expect("commit");
+            store
+                .put_meta("job", "deltaLink", "https://x/delta")
+                .expect("meta");
+        }
+        let (store, report) = SledStore::open(&dir).expect("reopen");
+        assert_eq!(report.moved_aside, None);
+        assert_eq!(store.get("job", "u1").expect("get"), Some(object));
+        assert_eq!(store.logs("job", None).expect("logs"), vec![log]);
+        assert_eq!(
+            store.get_meta("job", "deltaLink").expect("meta").as_deref(),
+            Some("https://x/delta")
+        );
+    }
+
+    #[test]
+    fn logs_keep_their_order_across_reopen() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        {
+            let (store, _) = SledStore::open(&dir).expect("open");
+            for i in 0..3 {
+                let log = conformance::log_entry("job", "c1", &format!("first{i}"));
+                store
+                    .commit("job", &StateChange::None, &log)
+                    .expect("commit");
+            }
+        }
+        let (store, _) = SledStore::open(&dir).expect("reopen");
+        let log = conformance::log_entry("job", "c2", "after");
+        store
+            .commit("job", &StateChange::None, &log)
+            .expect("commit");
+        let order: Vec<String> = store
+            .logs("job", None)
+            .expect("logs")
+            .into_iter()
+            .map(|e| e.source_id)
+            .collect();
+        assert_eq!(order, ["first0", "first1", "first2", "after"]);
+    }
+
+    #[test]
+    fn second_open_while_first_is_open_fails_clearly() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        let (first, _) = SledStore::open(&dir).expect("open");
+        first.put_meta("job", "k", "v").expect("meta");
+        let err = SledStore::open(&dir).expect_err("second open must fail");
+        assert!(
+            err.message.contains("another scimsync process"),
+            "unclear message: {}",
+            err.message
+        );
+        assert!(err.message.contains(&dir.display().to_string()));
+        // The busy store was not mistaken for a corrupt one.
+        assert_eq!(
+            first.get_meta("job", "k").expect("meta").as_deref(),
+            Some("v")
+        );
+        let siblings = fs::read_dir(tmp.path()).expect("read_dir").count();
+        assert_eq!(siblings, 1, "nothing was moved aside");
+        drop(first);
+        SledStore::open(&dir).expect("open after the first closed");
+    }
+
+    #[test]
+    fn garbage_store_is_moved_aside_and_a_fresh_one_opens() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        {
+            let (store, _) = SledStore::open(&dir).expect("open");
+            store
+                .commit(
+                    "job",
+                    &StateChange::Put(conformance::object("u1", "t1")),
+                    &conformance::log_entry("job", "c1", "u1"),
+                )
+                .expect("commit");
+        }
+        // Overwrite every sled file with garbage, as a bad disk or a bad copy would.
+        let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for entry in fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_file() && path.file_name() != Some(LOCK_FILE.as_ref()) {
+                fs::write(&path, &garbage).expect("write garbage");
+            }
+        }
+
+        let (store, report) = SledStore::open(&dir).expect("open after corruption");
+        let aside = report
+            .moved_aside
+            .expect("report names where the store went");
+        let name = aside
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("state.corrupt-"), "{name}");
+        assert!(
+            aside.join("db").is_file(),
+            "the corrupt files are kept for inspection"
+        );
+        // The fresh store is empty (the next cycle re-matches) and works.
+        assert_eq!(store.get("job", "u1").expect("get"), None);
+        store
+            .commit(
+                "job",
+                &StateChange::Put(conformance::object("u2", "t2")),
+                &conformance::log_entry("job", "c2", "u2"),
+            )
+            .expect("commit");
+        drop(store);
+        let (store, report) = SledStore::open(&dir).expect("reopen");
+        assert_eq!(report.moved_aside, None);
+        assert!(store.get("job", "u2").expect("get").is_some());
+    }
+
+    #[test]
+    fn export_then_import_into_a_fresh_store_gives_the_same_state() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (src, _) = SledStore::open(&tmp.path().join("a")).expect("open");
+        conformance::fill_two_jobs(&src);
+        let mut dump = Vec::new();
+        let written = crate::export(&src, None, &mut dump).expect("export");
+        assert!(written > 0);
+
+        let (dst, _) = SledStore::open(&tmp.path().join("b")).expect("open");
+        let read = crate::import(&dst, None, dump.as_slice()).expect("import");
+        assert_eq!(read, written);
+        for job in ["a", "ab"] {
+            assert_eq!(dst.list(job).expect("list"), src.list(job).expect("list"));
+            assert_eq!(
+                dst.logs(job, None).expect("logs"),
+                src.logs(job, None).expect("logs")
+            );
+            assert_eq!(
+                dst.meta_entries(job).expect("meta"),
+                src.meta_entries(job).expect("meta")
+            );
+        }
+        assert_eq!(dst.jobs().expect("jobs"), ["a", "ab"]);
+    }
+
+    #[test]
+    fn prune_logs_keeps_recent_entries() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (store, _) = SledStore::open(&tmp.path().join("s")).expect("open");
+        let mut old = conformance::log_entry("job", "c1", "old");
+        old.activity_date_time = Utc::now() - chrono::Duration::days(40);
+        let new = conformance::log_entry("job", "c2", "new");
+        store
+            .commit("job", &StateChange::None, &old)
+            .expect("commit");
+        store
+            .commit("job", &StateChange::None, &new)
+            .expect("commit");
+        let cutoff = Utc::now() - chrono::Duration::days(30);
+        assert_eq!(store.prune_logs("job", cutoff).expect("prune"), 1);
+        assert_eq!(store.logs("job", None).expect("logs"), vec![new]);
+        assert!(store.size_on_disk().expect("size") > 0);
+    }
+}

@@ -93,7 +93,10 @@ const PLAIN: &[(&str, &str)] = &[
     ("createdDateTime", "createdDateTime"),
     ("onPremisesImmutableId", "onPremisesImmutableId"),
     ("onPremisesSamAccountName", "onPremisesSamAccountName"),
-    ("onPremisesSecurityIdentifier", "onPremisesSecurityIdentifier"),
+    (
+        "onPremisesSecurityIdentifier",
+        "onPremisesSecurityIdentifier",
+    ),
     ("onPremisesDistinguishedName", "onPremisesDistinguishedName"),
     ("onPremisesDomainName", "onPremisesDomainName"),
     ("onPremisesUserPrincipalName", "onPremisesUserPrincipalName"),
@@ -207,7 +210,9 @@ mod tests {
         assert_eq!(graph_property("objectId").unwrap().select(), "id");
         assert_eq!(graph_property("mobile").unwrap().select(), "mobilePhone");
         assert_eq!(
-            graph_property("physicalDeliveryOfficeName").unwrap().select(),
+            graph_property("physicalDeliveryOfficeName")
+                .unwrap()
+                .select(),
             "officeLocation"
         );
         assert_eq!(
@@ -223,7 +228,9 @@ mod tests {
             "onPremisesExtensionAttributes"
         );
         assert_eq!(
-            graph_property("employeeOrgData.costCenter").unwrap().select(),
+            graph_property("employeeOrgData.costCenter")
+                .unwrap()
+                .select(),
             "employeeOrgData"
         );
         // Entra's expression language ignores case.

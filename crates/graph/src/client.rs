@@ -162,7 +162,9 @@ impl GraphClient {
             .connect_timeout(Duration::from_secs(15))
             .timeout(Duration::from_secs(120))
             .build()
-            .map_err(|e| config_error(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+            .map_err(|e| {
+                config_error(format!("cannot build the HTTP client: {}", error_chain(&e)))
+            })?;
         let requests = Arc::new(AtomicU64::new(0));
         let graph_base = graph_url.as_str().trim_end_matches('/');
         let tokens = TokenCache::new(
@@ -231,11 +233,9 @@ impl GraphClient {
             let token = inner.tokens.get().await.map_err(Failure::other)?;
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let sent = {
-                let _permit = inner
-                    .permits
-                    .acquire()
-                    .await
-                    .map_err(|_| Failure::other(request_failed("the client is shut down".into(), None)))?;
+                let _permit = inner.permits.acquire().await.map_err(|_| {
+                    Failure::other(request_failed("the client is shut down".into(), None))
+                })?;
                 inner.requests.fetch_add(1, Ordering::Relaxed);
                 let response = inner
                     .http
@@ -280,7 +280,9 @@ impl GraphClient {
             if status.is_success() {
                 return serde_json::from_slice(&body).map_err(|e| {
                     Failure::other(request_failed(
-                        format!("{what}: Graph answered {status} with a body that is not JSON: {e}"),
+                        format!(
+                            "{what}: Graph answered {status} with a body that is not JSON: {e}"
+                        ),
                         request_id,
                     ))
                 });
@@ -363,7 +365,10 @@ impl GraphClient {
             let page = self.get(&url, permission).await.map_err(|f| f.error)?;
             let Value::Object(mut page) = page else {
                 return Err(request_failed(
-                    format!("{}: Graph answered with a JSON value that is not an object", describe_url(&url)),
+                    format!(
+                        "{}: Graph answered with a JSON value that is not an object",
+                        describe_url(&url)
+                    ),
                     None,
                 ));
             };
@@ -371,7 +376,10 @@ impl GraphClient {
                 Some(Value::Array(values)) => each(values),
                 _ => {
                     return Err(request_failed(
-                        format!("{}: Graph's answer has no \"value\" array", describe_url(&url)),
+                        format!(
+                            "{}: Graph's answer has no \"value\" array",
+                            describe_url(&url)
+                        ),
                         None,
                     ));
                 }
@@ -380,7 +388,13 @@ impl GraphClient {
                 return Ok(());
             };
             let next = Url::parse(next).map_err(|e| {
-                request_failed(format!("{}: unusable @odata.nextLink {next:?}: {e}", describe_url(&url)), None)
+                request_failed(
+                    format!(
+                        "{}: unusable @odata.nextLink {next:?}: {e}",
+                        describe_url(&url)
+                    ),
+                    None,
+                )
             })?;
             if next.origin() != self.inner.graph_url.origin() {
                 return Err(request_failed(
@@ -394,7 +408,10 @@ impl GraphClient {
             }
             if next == url {
                 return Err(request_failed(
-                    format!("{}: @odata.nextLink repeats the current page", describe_url(&url)),
+                    format!(
+                        "{}: @odata.nextLink repeats the current page",
+                        describe_url(&url)
+                    ),
                     None,
                 ));
             }

@@ -26,7 +26,10 @@ impl Projection {
     fn new(requested: &[String]) -> Self {
         let mut attrs: Vec<(String, GraphProperty)> = Vec::new();
         let mut select: Vec<String> = vec!["id".into()];
-        let names = ALWAYS.iter().map(|s| s.to_string()).chain(requested.iter().cloned());
+        let names = ALWAYS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(requested.iter().cloned());
         for name in names {
             if attrs.iter().any(|(n, _)| *n == name) {
                 continue;
@@ -40,9 +43,13 @@ impl Projection {
                 }
                 None if is_computed_attribute(&name) => {}
                 None if name.eq_ignore_ascii_case("manager") => {
-                    tracing::warn!("source attribute manager is not supported yet; it reads as empty");
+                    tracing::warn!(
+                        "source attribute manager is not supported yet; it reads as empty"
+                    );
                 }
-                None => tracing::warn!(attribute = %name, "unknown source attribute; it reads as empty"),
+                None => {
+                    tracing::warn!(attribute = %name, "unknown source attribute; it reads as empty")
+                }
             }
         }
         Projection {
@@ -80,7 +87,10 @@ impl GraphClient {
         attributes: &[String],
     ) -> Result<Option<SourceUser>, SourceError> {
         let projection = Projection::new(attributes);
-        let url = self.url(&["users", id_or_upn], &format!("$select={}", projection.select));
+        let url = self.url(
+            &["users", id_or_upn],
+            &format!("$select={}", projection.select),
+        );
         match self.get(&url, USER_READ).await {
             Ok(body) => Ok(projection.user(&body)),
             Err(f) if f.status == Some(StatusCode::NOT_FOUND) => Ok(None),
@@ -91,7 +101,10 @@ impl GraphClient {
     async fn all_users(&self, projection: &Projection) -> Result<Vec<SourceUser>, SourceError> {
         let url = self.url(
             &["users"],
-            &format!("$select={}&$top={}", projection.select, self.inner.page_size),
+            &format!(
+                "$select={}&$top={}",
+                projection.select, self.inner.page_size
+            ),
         );
         let mut users = Vec::new();
         self.get_pages(url, USER_READ, |page| {
@@ -113,7 +126,10 @@ impl GraphClient {
         );
         let mut ids = BTreeSet::new();
         self.get_pages(url, USER_READ, |page| {
-            ids.extend(page.iter().filter_map(|u| u.get("id")?.as_str().map(str::to_string)));
+            ids.extend(
+                page.iter()
+                    .filter_map(|u| u.get("id")?.as_str().map(str::to_string)),
+            );
         })
         .await?;
         Ok(ids)
@@ -148,20 +164,31 @@ impl GraphClient {
     }
 
     async fn assignments(&self, service_principal_id: &str) -> Result<Assignments, SourceError> {
-        let url = self.url(&["servicePrincipals", service_principal_id, "appRoleAssignedTo"], "");
+        let url = self.url(
+            &[
+                "servicePrincipals",
+                service_principal_id,
+                "appRoleAssignedTo",
+            ],
+            "",
+        );
         let mut out = Assignments::default();
         // group id → appRoleIds assigned to it
         let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         self.get_pages(url, APPLICATION_READ, |page| {
             for a in page {
                 let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
-                let (Some(principal), Some(kind)) = (text("principalId"), text("principalType")) else {
+                let (Some(principal), Some(kind)) = (text("principalId"), text("principalType"))
+                else {
                     continue;
                 };
                 let role = text("appRoleId").unwrap_or_else(|| uuid::Uuid::nil().to_string());
                 if kind.eq_ignore_ascii_case("User") {
                     out.assigned.insert(principal.clone());
-                    out.roles.entry(principal).or_default().insert((role, "User".into()));
+                    out.roles
+                        .entry(principal)
+                        .or_default()
+                        .insert((role, "User".into()));
                 } else if kind.eq_ignore_ascii_case("Group") {
                     groups.entry(principal).or_default().insert(role);
                 }

@@ -86,7 +86,9 @@ fn explain(code: u64) -> Option<&'static str> {
             "application not found in the directory (wrong client_id or tenant, or not consented)"
         }
         90002 => "tenant not found (check tenant_id)",
-        70011 | 1002012 => "invalid scope (graph_url must be the Graph resource, e.g. https://graph.microsoft.com)",
+        70011 | 1002012 => {
+            "invalid scope (graph_url must be the Graph resource, e.g. https://graph.microsoft.com)"
+        }
         65001 => {
             "consent missing: an administrator must grant admin consent for the application permissions"
         }
@@ -246,9 +248,7 @@ impl TokenCache {
             let failure = match result {
                 Ok(response) => {
                     // Entra always sends expires_in; an hour is its usual value if one doesn't.
-                    let lifetime = response
-                        .expires_in()
-                        .unwrap_or(Duration::from_secs(3599));
+                    let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3599));
                     tracing::debug!(
                         lifetime_secs = lifetime.as_secs(),
                         "fetched a Graph access token"
@@ -288,10 +288,7 @@ impl TokenCache {
         failure: RequestTokenError<TokenTransportError, AadError>,
         retries: u32,
     ) -> SourceError {
-        let who = format!(
-            "tenant {}, client_id {}",
-            self.tenant_id, self.client_id
-        );
+        let who = format!("tenant {}, client_id {}", self.tenant_id, self.client_id);
         let (code, message, request_id) = match failure {
             RequestTokenError::ServerResponse(err) => {
                 let cause = match err.code() {
@@ -335,7 +332,12 @@ impl TokenCache {
             ),
             RequestTokenError::Parse(e, body) => {
                 let body = String::from_utf8_lossy(&body);
-                let snippet: String = body.chars().take(200).collect();
+                // A malformed success body may still hold a usable token: never echo that.
+                let snippet: String = if body.contains("access_token") {
+                    "(withheld: it contains an access token)".into()
+                } else {
+                    body.chars().take(200).collect()
+                };
                 (
                     ErrorCode::GraphAuthenticationFailed,
                     format!(

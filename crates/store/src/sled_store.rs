@@ -24,6 +24,10 @@ const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// Our own lock, taken before sled touches anything: sled reads its config before taking its
 /// file lock, so without ours a busy store could be mistaken for a corrupt one and moved.
 const LOCK_FILE: &str = "scimsync.lock";
+/// Written to sled's default tree when a store is created; its absence in a database file
+/// that has content means sled recovered nothing. The value is the on-disk format version.
+const MARKER_KEY: &[u8] = b"scimsync-store-format";
+const MARKER_VALUE: &[u8] = b"1";
 
 /// What [`SledStore::open`] had to do to give you a working store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -399,15 +403,40 @@ fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
 }
 
 fn open_trees(dir: &Path) -> Result<Trees, OpenFailure> {
-    let attempt = catch_unwind(AssertUnwindSafe(|| -> sled::Result<Trees> {
+    // sled silently starts empty when it finds no valid segment in `db`, so a store we wrote
+    // before must still carry our marker, or it is reported as corrupt like any other.
+    let existed = fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+    let attempt = catch_unwind(AssertUnwindSafe(|| -> Result<Trees, OpenFailure> {
+        let sled_err = |e| classify(dir, e);
         let db = sled::Config::new()
             .path(dir)
             .mode(Mode::LowSpace)
             .cache_capacity(CACHE_CAPACITY)
-            .open()?;
-        let objects = db.open_tree("objects")?;
-        let logs = db.open_tree("logs")?;
-        let meta = db.open_tree("meta")?;
+            .open()
+            .map_err(sled_err)?;
+        match db.get(MARKER_KEY).map_err(sled_err)? {
+            Some(v) if v.as_ref() == MARKER_VALUE => {}
+            Some(v) => {
+                return Err(OpenFailure::Fatal(StoreError::new(format!(
+                    "state store {} has format {:?}, this scimsync reads {:?}",
+                    dir.display(),
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(MARKER_VALUE)
+                ))));
+            }
+            None if existed => {
+                return Err(OpenFailure::Corrupt(
+                    "sled recovered no data from the existing database file".to_owned(),
+                ));
+            }
+            None => {
+                db.insert(MARKER_KEY, MARKER_VALUE).map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+        }
+        let objects = db.open_tree("objects").map_err(sled_err)?;
+        let logs = db.open_tree("logs").map_err(sled_err)?;
+        let meta = db.open_tree("meta").map_err(sled_err)?;
         Ok(Trees {
             db,
             objects,
@@ -416,8 +445,7 @@ fn open_trees(dir: &Path) -> Result<Trees, OpenFailure> {
         })
     }));
     match attempt {
-        Ok(Ok(trees)) => Ok(trees),
-        Ok(Err(e)) => Err(classify(dir, e)),
+        Ok(result) => result,
         // sled 0.34 asserts on some malformed files instead of returning an error.
         Err(panic) => {
             let msg = panic
@@ -451,8 +479,8 @@ fn classify(dir: &Path, e: sled::Error) -> OpenFailure {
     }
 }
 
-/// Move everything but our lock file into `<dir>.corrupt-<timestamp>`. Entries rather than
-/// the directory itself, so the lock stays held and `dir` may be a mount point's child.
+/// Move everything but our lock file into `<dir>.corrupt-<timestamp>`: entries rather than
+/// the directory itself, so our lock is held throughout and no other process can slip in.
 fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let base = dir.as_os_str().to_owned();
@@ -652,10 +680,10 @@ mod tests {
         SledStore::open(&dir).expect("open after the first closed");
     }
 
-    #[test]
-    fn garbage_store_is_moved_aside_and_a_fresh_one_opens() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("state");
+    /// Fill a store, then overwrite the sled files whose names `damage` accepts with
+    /// garbage, as a bad disk or a bad copy would.
+    fn damaged_store(tmp: &Path, damage: fn(&str) -> bool) -> PathBuf {
+        let dir = tmp.join("state");
         {
             let (store, _) = SledStore::open(&dir).expect("open");
             store
@@ -666,16 +694,24 @@ mod tests {
                 )
                 .expect("commit");
         }
-        // Overwrite every sled file with garbage, as a bad disk or a bad copy would.
         let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
         for entry in fs::read_dir(&dir).expect("read_dir") {
             let path = entry.expect("entry").path();
-            if path.is_file() && path.file_name() != Some(LOCK_FILE.as_ref()) {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if path.is_file() && name != LOCK_FILE && damage(&name) {
                 fs::write(&path, &garbage).expect("write garbage");
             }
         }
+        dir
+    }
 
-        let (store, report) = SledStore::open(&dir).expect("open after corruption");
+    fn assert_moved_aside_and_fresh(dir: &Path) {
+        let (store, report) = SledStore::open(dir).expect("open after corruption");
+        assert!(report.reason.is_some(), "the report says why");
         let aside = report
             .moved_aside
             .expect("report names where the store went");
@@ -685,6 +721,7 @@ mod tests {
             .to_string_lossy()
             .into_owned();
         assert!(name.starts_with("state.corrupt-"), "{name}");
+        assert_eq!(aside.parent(), dir.parent(), "moved next to the store");
         assert!(
             aside.join("db").is_file(),
             "the corrupt files are kept for inspection"
@@ -699,9 +736,22 @@ mod tests {
             )
             .expect("commit");
         drop(store);
-        let (store, report) = SledStore::open(&dir).expect("reopen");
-        assert_eq!(report.moved_aside, None);
+        let (store, report) = SledStore::open(dir).expect("reopen");
+        assert_eq!(report, OpenReport::default(), "the fresh store is healthy");
         assert!(store.get("job", "u2").expect("get").is_some());
+    }
+
+    #[test]
+    fn garbage_store_is_moved_aside_and_a_fresh_one_opens() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_moved_aside_and_fresh(&damaged_store(tmp.path(), |_| true));
+    }
+
+    #[test]
+    fn garbage_data_file_alone_is_not_silently_treated_as_empty() {
+        // sled itself opens this as an empty database without any error.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_moved_aside_and_fresh(&damaged_store(tmp.path(), |name| name == "db"));
     }
 
     #[test]

@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(idx.position(4), (1, 5));
         assert_eq!(idx.position(6), (2, 1));
         // "né" is 3 bytes; the `=` after it is the 4th character.
-        assert_eq!(idx.position(10), (2, 5));
+        assert_eq!(idx.position(10), (2, 4));
         assert_eq!(idx.position(1000), (3, 1));
     }
 
@@ -91,7 +91,12 @@ mod tests {
             e.to_string(),
             "path/job.toml:12:9: users.mappings[2].apply: expected \"always\" or \"create\", found \"sometimes\""
         );
-        let whole = ConfigError { line: 0, column: 0, key: String::new(), ..e };
+        let whole = ConfigError {
+            line: 0,
+            column: 0,
+            key: String::new(),
+            ..e
+        };
         assert!(whole.to_string().starts_with("path/job.toml: expected"));
     }
 }

@@ -79,7 +79,9 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| "interval is too long".to_string())?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "interval is too long".to_string())?;
         let unit = rest[digits..].chars().next().ok_or_else(bad)?;
         let pos = units[next_unit..]
             .iter()
@@ -148,7 +150,18 @@ mod tests {
         assert_eq!(secs("2d"), 172_800);
         assert_eq!(secs(" 90s "), 90);
         assert_eq!(secs("1d2h3m4s"), 93_784);
-        for bad in ["", "40", "m", "40x", "30m1h", "1h1h", "0m", "1.5h", "-5m", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "40",
+            "m",
+            "40x",
+            "30m1h",
+            "1h1h",
+            "0m",
+            "1.5h",
+            "-5m",
+            "99999999999999999999d",
+        ] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad:?} accepted");
         }
     }

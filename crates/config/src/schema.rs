@@ -103,10 +103,15 @@ pub(crate) fn check(
         let name: &str = k.get_ref();
         let key = join(path, name);
         let Some(field) = fields.iter().find(|f| f.name == name) else {
+            let suggestion = suggest(name, fields);
+            if let Some(meant) = suggestion {
+                // The typo is the error; "`meant` is missing" would only repeat it.
+                pruned.insert(join(path, meant));
+            }
             issues.push(Issue {
                 span: k.span(),
                 key,
-                message: unknown_key(name, fields),
+                message: unknown_key(name, suggestion, fields),
             });
             remove.push(name.to_string());
             continue;
@@ -153,7 +158,9 @@ pub(crate) fn check(
             pruned.insert(key);
         }
     }
-    table.retain(|k, _| !remove.iter().any(|r| r == k));
+    for name in remove {
+        table.remove(name.as_str());
+    }
 }
 
 fn expected(kind: Kind) -> &'static str {
@@ -176,17 +183,25 @@ fn a(type_name: &str) -> String {
     format!("{article} {type_name}")
 }
 
-fn unknown_key(name: &str, fields: &[Field]) -> String {
-    let close = fields
+/// The known key `name` is probably a typo of.
+fn suggest(name: &str, fields: &[Field]) -> Option<&'static str> {
+    fields
         .iter()
         .map(|f| (edit_distance(name, f.name), f.name))
         .filter(|(d, known)| *d <= 2.max(known.len() / 4))
-        .min_by_key(|(d, _)| *d);
-    match close {
-        Some((_, known)) => format!("unknown key `{name}` (did you mean `{known}`?)"),
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+fn unknown_key(name: &str, suggestion: Option<&str>, fields: &[Field]) -> String {
+    match suggestion {
+        Some(known) => format!("unknown key `{name}` (did you mean `{known}`?)"),
         None => {
             let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            format!("unknown key `{name}`; expected one of: {}", known.join(", "))
+            format!(
+                "unknown key `{name}`; expected one of: {}",
+                known.join(", ")
+            )
         }
     }
 }
@@ -292,10 +307,14 @@ mod tests {
     #[test]
     fn suggestions_for_near_misses() {
         assert_eq!(
-            unknown_key("clent_secret", SOURCE),
+            unknown_key("clent_secret", suggest("clent_secret", SOURCE), SOURCE),
             "unknown key `clent_secret` (did you mean `client_secret`?)"
         );
-        assert!(unknown_key("colour", ACTIONS).contains("expected one of: create, update, delete"));
+        assert_eq!(suggest("colour", ACTIONS), None);
+        assert!(
+            unknown_key("colour", None, ACTIONS)
+                .contains("expected one of: create, update, delete")
+        );
     }
 
     #[test]

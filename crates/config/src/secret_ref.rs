@@ -67,7 +67,9 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         match &self.0 {
             Repr::Env(name) => Secret::resolve(&format!("env:{name}")).map(|(s, _)| s),
-            Repr::File(path) => Secret::resolve(&format!("file:{}", path.display())).map(|(s, _)| s),
+            Repr::File(path) => {
+                Secret::resolve(&format!("file:{}", path.display())).map(|(s, _)| s)
+            }
             Repr::Literal(value) if value.is_empty() => Err(SecretError::Empty("literal".into())),
             // A literal made in code may look like a reference; it must stay a literal.
             Repr::Literal(value) if value.starts_with("env:") || value.starts_with("file:") => {
@@ -147,12 +149,17 @@ mod tests {
         assert_eq!(SecretRef::parse("env:A_1"), Ok(SecretRef::env("A_1")));
         assert_eq!(SecretRef::parse("file:/x"), Ok(SecretRef::file("/x")));
         assert!(SecretRef::parse("plain").is_ok_and(|s| s.is_literal()));
-        for bad in ["env:", "env:1ABC", "env:MY-VAR", "file:", "ENV:X", "File:/x", ""] {
+        for bad in [
+            "env:",
+            "env:1S3CR3T",
+            "env:S3CR3T-X",
+            "file:",
+            "ENV:S3CR3T",
+            "File:S3CR3T",
+            "",
+        ] {
             let err = SecretRef::parse(bad).unwrap_err();
-            assert!(
-                bad.len() < 5 || !err.contains(bad),
-                "{bad:?} echoed in {err:?}"
-            );
+            assert!(!err.contains("S3CR3T"), "{bad:?} echoed in {err:?}");
         }
     }
 
@@ -161,7 +168,9 @@ mod tests {
         let s = SecretRef::env("PATH").resolve().unwrap();
         assert_eq!(s.expose(), std::env::var("PATH").unwrap());
         assert_eq!(
-            SecretRef::env("SCIMSYNC_CONFIG_TEST_UNSET").resolve().unwrap_err(),
+            SecretRef::env("SCIMSYNC_CONFIG_TEST_UNSET")
+                .resolve()
+                .unwrap_err(),
             SecretError::MissingEnv("SCIMSYNC_CONFIG_TEST_UNSET".into())
         );
         let dir = tempfile::tempdir().unwrap();
@@ -169,7 +178,10 @@ mod tests {
         let f = SecretRef::file("tok").rebased(dir.path());
         assert_eq!(f.resolve().unwrap().expose(), "t0k");
         assert_eq!(
-            SecretRef::literal("env:NOT_A_REF").resolve().unwrap().expose(),
+            SecretRef::literal("env:NOT_A_REF")
+                .resolve()
+                .unwrap()
+                .expose(),
             "env:NOT_A_REF"
         );
         assert!(SecretRef::literal("").resolve().is_err());

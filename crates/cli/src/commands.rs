@@ -6,7 +6,7 @@ use scimsync_engine::{CycleReport, Engine, JobSpec, Mode};
 use std::path::Path;
 use std::time::Duration;
 
-pub async fn run(config: &Path, state: &Path, once: bool) -> u8 {
+pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
     let cfg = match wiring::load(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -23,7 +23,11 @@ pub async fn run(config: &Path, state: &Path, once: bool) -> u8 {
     loop {
         let code = match engine.run(Mode::Apply).await {
             Ok(report) => {
-                print_run(&report);
+                if json {
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                } else {
+                    print_run(&report);
+                }
                 if report.tally.failed > 0 { 4 } else { 0 }
             }
             Err(e) => {
@@ -39,7 +43,7 @@ pub async fn run(config: &Path, state: &Path, once: bool) -> u8 {
             // Cron schedules are run by `serve`; here a plain interval keeps `run` simple.
             scimsync_config::Schedule::Cron(_) => Duration::from_secs(40 * 60),
         };
-        println!("next cycle in {}s (Ctrl-C to stop)", wait.as_secs());
+        eprintln!("next cycle in {}s (Ctrl-C to stop)", wait.as_secs());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = tokio::signal::ctrl_c() => return code,
@@ -71,16 +75,27 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (graph, scim, store) = match (wiring::graph(&cfg), wiring::scim(&cfg), wiring::store(state, &cfg.name)) {
-        (Ok(g), Ok(s), Ok(st)) => (g, s, st),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+    let (graph, scim) = match (wiring::graph(&cfg), wiring::scim(&cfg)) {
+        (Ok(g), Ok(s)) => (g, s),
+        (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e:#}");
             return 1;
         }
     };
-    let job = JobSpec::from_config(&cfg);
-    let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock);
-    match engine.run(Mode::Preview).await {
+    // A preview writes nothing, not even an empty store: a job that never ran previews its
+    // initial cycle from an empty in-memory state.
+    let result = if state.join(&cfg.name).exists() {
+        match wiring::store(state, &cfg.name) {
+            Ok(store) => preview_with(&cfg, &graph, &scim, &store).await,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return 1;
+            }
+        }
+    } else {
+        preview_with(&cfg, &graph, &scim, &scimsync_store::MemoryStore::new()).await
+    };
+    match result {
         Ok(report) => {
             let dialect = wiring::dialect(&cfg);
             if json {
@@ -95,6 +110,16 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
             1
         }
     }
+}
+
+async fn preview_with<St: scimsync_core::StateStore>(
+    cfg: &scimsync_config::JobConfig,
+    graph: &scimsync_graph::GraphClient,
+    scim: &scimsync_scim::ScimClient,
+    store: &St,
+) -> Result<CycleReport, scimsync_engine::CycleError> {
+    let job = JobSpec::from_config(cfg);
+    Engine::new(&job, graph, scim, store, &SystemClock).run(Mode::Preview).await
 }
 
 pub async fn test_connection(config: &Path) -> u8 {

@@ -34,6 +34,9 @@ enum Command {
         /// Run one cycle and exit instead of running on the job's schedule.
         #[arg(long)]
         once: bool,
+        /// Print each cycle's report as JSON (one document per cycle).
+        #[arg(long)]
+        json: bool,
     },
     /// Dry run: show the exact SCIM requests the next cycle would send. Writes nothing.
     Preview {
@@ -73,7 +76,7 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Run { config, once } => commands::run(&config, &cli.state, once).await,
+            Command::Run { config, once, json } => commands::run(&config, &cli.state, once, json).await,
             Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
             Command::TestConnection { config } => commands::test_connection(&config).await,
             Command::Validate { config } => commands::validate(&config),

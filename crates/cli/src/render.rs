@@ -1,29 +1,18 @@
 //! Turn engine decisions into the exact SCIM requests and into text for admins.
 
 use scimsync_engine::{Action, CycleReport, ObjectReport};
-use scimsync_scim::{Dialect, patch_body, user_resource};
+use scimsync_scim::{Dialect, PlannedRequest};
 use serde_json::{Value, json};
 
-/// One HTTP request the target receives (or would receive, in a preview).
-pub struct Request {
-    pub method: &'static str,
-    pub path: String,
-    pub body: Option<Value>,
-}
-
-pub fn requests(action: &Action, dialect: Dialect) -> Vec<Request> {
+/// The requests the target receives for an action (or would receive, in a preview), built by
+/// the same code the SCIM client sends with.
+pub fn requests(action: &Action, dialect: Dialect) -> Vec<PlannedRequest> {
     match action {
-        Action::Create { attrs } => {
-            vec![Request { method: "POST", path: "/Users".into(), body: Some(user_resource(attrs)) }]
+        Action::Create { attrs } => vec![PlannedRequest::create(attrs, true)],
+        Action::Update { target_id, .. } | Action::Disable { target_id } => {
+            vec![PlannedRequest::update(target_id, &action.changes(), dialect)]
         }
-        Action::Update { target_id, .. } | Action::Disable { target_id } => vec![Request {
-            method: "PATCH",
-            path: format!("/Users/{target_id}"),
-            body: Some(patch_body(&action.changes(), dialect)),
-        }],
-        Action::Delete { target_id } => {
-            vec![Request { method: "DELETE", path: format!("/Users/{target_id}"), body: None }]
-        }
+        Action::Delete { target_id } => vec![PlannedRequest::delete(target_id)],
         Action::Link { .. } | Action::NoChange | Action::Skip { .. } => Vec::new(),
     }
 }

@@ -6,16 +6,33 @@ use scimsync_core::{Attrs, Change, ChangeOp};
 /// Changes that bring `confirmed` to `desired`. Attributes absent from `desired` are left
 /// alone: Entra never clears a target value because the source was cleared. A path the target
 /// has no confirmed value for is an `Add`, otherwise a `Replace`.
+///
+/// For a typed multi-valued path (`addresses[type eq "work"].postalCode`) the entry is what
+/// exists or not: once any sub-attribute of that entry was confirmed, a new sub-attribute is
+/// a `Replace` into the entry, since an `Add` would create a second "work" entry.
 pub fn diff(confirmed: &Attrs, desired: &Attrs) -> Vec<Change> {
     desired
         .iter()
         .filter(|(path, value)| confirmed.get(*path) != Some(*value))
         .map(|(path, value)| Change {
-            op: if confirmed.contains_key(path) { ChangeOp::Replace } else { ChangeOp::Add },
+            op: if exists(confirmed, path) { ChangeOp::Replace } else { ChangeOp::Add },
             path: path.clone(),
             value: value.clone(),
         })
         .collect()
+}
+
+fn exists(confirmed: &Attrs, path: &str) -> bool {
+    if confirmed.contains_key(path) {
+        return true;
+    }
+    match path.find("].") {
+        Some(end) => {
+            let entry = &path[..=end];
+            confirmed.keys().any(|k| k.starts_with(entry))
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -45,6 +62,21 @@ mod tests {
                 Change { op: ChangeOp::Replace, path: "title".into(), value: json!("Lead") },
             ]
         );
+    }
+
+    #[test]
+    fn a_new_sub_attribute_of_a_known_typed_entry_is_a_replace() {
+        let old = attrs(&[("addresses[type eq \"work\"].streetAddress", json!("1 Main St"))]);
+        let new = attrs(&[
+            ("addresses[type eq \"work\"].streetAddress", json!("1 Main St")),
+            ("addresses[type eq \"work\"].postalCode", json!("12345")),
+            ("addresses[type eq \"other\"].formatted", json!("x")),
+        ]);
+        let d = diff(&old, &new);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].path, "addresses[type eq \"other\"].formatted");
+        assert_eq!(d[0].op, ChangeOp::Add);
+        assert_eq!(d[1].op, ChangeOp::Replace);
     }
 
     #[test]

@@ -15,3 +15,6 @@ pub use cycle::{CycleError, Engine};
 pub use diff::diff;
 pub use job::JobSpec;
 pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, Tally};
+
+#[cfg(test)]
+mod tests;

@@ -163,7 +163,11 @@ mod tests {
             ),
             ch(ChangeOp::Replace, "name.familyName", json!("Unua")),
             ch(ChangeOp::Replace, "name.givenName", json!("Kkom")),
-            ch(ChangeOp::Replace, &format!("{ENT}:employeeNumber"), json!("Aklq")),
+            ch(
+                ChangeOp::Replace,
+                &format!("{ENT}:employeeNumber"),
+                json!("Aklq"),
+            ),
         ];
         let expected: Value = serde_json::from_str(
             r#"{
@@ -181,16 +185,25 @@ mod tests {
     #[test]
     fn rfc_disable_add_string_and_department() {
         assert_eq!(
-            patch_body(&[ch(ChangeOp::Replace, "active", json!("False"))], Dialect::Rfc)["Operations"],
+            patch_body(
+                &[ch(ChangeOp::Replace, "active", json!("False"))],
+                Dialect::Rfc
+            )["Operations"],
             json!([{"op": "replace", "value": {"active": false}}])
         );
         assert_eq!(
-            patch_body(&[ch(ChangeOp::Add, "nickName", json!("Babs"))], Dialect::Rfc)["Operations"],
+            patch_body(
+                &[ch(ChangeOp::Add, "nickName", json!("Babs"))],
+                Dialect::Rfc
+            )["Operations"],
             json!([{"op": "add", "path": "nickName", "value": "Babs"}])
         );
         let dept = format!("{ENT}:department");
         assert_eq!(
-            patch_body(&[ch(ChangeOp::Add, &dept, json!("Tech Infrastructure"))], Dialect::Rfc)["Operations"],
+            patch_body(
+                &[ch(ChangeOp::Add, &dept, json!("Tech Infrastructure"))],
+                Dialect::Rfc
+            )["Operations"],
             json!([{"op": "add", "path": dept, "value": "Tech Infrastructure"}])
         );
     }
@@ -198,9 +211,21 @@ mod tests {
     #[test]
     fn rfc_add_on_a_typed_path_adds_one_entry() {
         let changes = [
-            ch(ChangeOp::Add, r#"emails[type eq "work"].value"#, json!("x@y.z")),
-            ch(ChangeOp::Add, r#"addresses[type eq "work"].locality"#, json!("Paris")),
-            ch(ChangeOp::Add, r#"addresses[type eq "work"].postalCode"#, json!("75001")),
+            ch(
+                ChangeOp::Add,
+                r#"emails[type eq "work"].value"#,
+                json!("x@y.z"),
+            ),
+            ch(
+                ChangeOp::Add,
+                r#"addresses[type eq "work"].locality"#,
+                json!("Paris"),
+            ),
+            ch(
+                ChangeOp::Add,
+                r#"addresses[type eq "work"].postalCode"#,
+                json!("75001"),
+            ),
         ];
         assert_eq!(
             patch_body(&changes, Dialect::Rfc)["Operations"],
@@ -214,8 +239,16 @@ mod tests {
     #[test]
     fn rfc_add_into_an_entry_being_replaced_keeps_the_filter_path() {
         let changes = [
-            ch(ChangeOp::Replace, r#"addresses[type eq "work"].locality"#, json!("Lyon")),
-            ch(ChangeOp::Add, r#"addresses[type eq "work"].postalCode"#, json!("69001")),
+            ch(
+                ChangeOp::Replace,
+                r#"addresses[type eq "work"].locality"#,
+                json!("Lyon"),
+            ),
+            ch(
+                ChangeOp::Add,
+                r#"addresses[type eq "work"].postalCode"#,
+                json!("69001"),
+            ),
         ];
         assert_eq!(
             patch_body(&changes, Dialect::Rfc)["Operations"],
@@ -248,7 +281,11 @@ mod tests {
                 r#"emails[type eq "work"].value"#,
                 json!("updatedEmail@microsoft.com"),
             ),
-            ch(ChangeOp::Replace, "name.familyName", json!("updatedFamilyName")),
+            ch(
+                ChangeOp::Replace,
+                "name.familyName",
+                json!("updatedFamilyName"),
+            ),
             ch(
                 ChangeOp::Replace,
                 "userName",
@@ -268,11 +305,17 @@ mod tests {
         .unwrap();
         assert_eq!(patch_body(&changes, Dialect::EntraDefault), expected);
         assert_eq!(
-            patch_body(&[ch(ChangeOp::Replace, "active", json!(false))], Dialect::EntraDefault),
+            patch_body(
+                &[ch(ChangeOp::Replace, "active", json!(false))],
+                Dialect::EntraDefault
+            ),
             json!({"schemas": [PATCH_OP_SCHEMA], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
         );
         assert_eq!(
-            patch_body(&[ch(ChangeOp::Add, "nickName", json!("Babs"))], Dialect::EntraDefault)["Operations"],
+            patch_body(
+                &[ch(ChangeOp::Add, "nickName", json!("Babs"))],
+                Dialect::EntraDefault
+            )["Operations"],
             json!([{"op": "Add", "path": "nickName", "value": "Babs"}])
         );
     }

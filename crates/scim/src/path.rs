@@ -4,7 +4,8 @@
 /// Core User schema URN.
 pub const CORE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// Enterprise User extension URN.
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// PatchOp message URN.
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// ListResponse message URN.
@@ -92,7 +93,10 @@ fn parse_filtered(path: &str) -> Option<AttrPath<'_>> {
     let tail = &after[1..];
     let sub = match tail {
         "" => None,
-        t => Some(t.strip_prefix('.').filter(|s| !s.is_empty() && !s.contains(['.', '[']))?),
+        t => Some(
+            t.strip_prefix('.')
+                .filter(|s| !s.is_empty() && !s.contains(['.', '[']))?,
+        ),
     };
     Some(AttrPath::Filtered {
         attr,
@@ -222,7 +226,10 @@ mod tests {
     #[test]
     fn filters_escape_quotes_and_backslashes() {
         assert_eq!(match_filter("userName", "a\"b"), r#"userName eq "a\"b""#);
-        assert_eq!(match_filter("userName", r"dom\user"), r#"userName eq "dom\\user""#);
+        assert_eq!(
+            match_filter("userName", r"dom\user"),
+            r#"userName eq "dom\\user""#
+        );
         assert_eq!(
             match_filter(r#"emails[type eq "work"].value"#, "x@y.z"),
             r#"emails[type eq "work" and value eq "x@y.z"]"#

@@ -17,15 +17,16 @@ pub fn user_resource(attrs: &Attrs) -> Value {
 ///
 /// `schemas` holds the core User URN, the enterprise URN when an enterprise attribute is
 /// present, and — only with `list_custom_schemas` — custom extension URNs. Entra leaves custom
-/// URNs out (reference §1.5), but RFC 7643 §3 requires every extension in use to be listed and
-/// strict servers (scim2-server) reject the attributes otherwise.
+/// URNs out (reference §1.5), but RFC 7643 §3 requires every extension in use to be listed, so
+/// a validating server may reject the attributes otherwise.
 ///
 /// Typed paths (`emails[type eq "work"].value`) become one entry per type with its `type`
 /// set; the work email is `primary`. `active` is always a JSON boolean, enterprise `manager`
 /// the complex `{"value": id}`, and nulls are never sent.
 pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
     let mut body = Map::new();
-    let mut schemas = vec![Value::from(CORE_USER_SCHEMA)];
+    let mut has_enterprise = false;
+    let mut custom: Vec<&str> = Vec::new();
     body.insert("schemas".into(), Value::Null); // placeholder keeps `schemas` first
     for (path, value) in attrs {
         if value.is_null() {
@@ -53,9 +54,10 @@ pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
                 entry.insert(AttrPath::filtered_sub(sub).to_string(), value);
             }
             AttrPath::Extension { urn, attr, sub } => {
-                let is_enterprise = urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA);
-                if (is_enterprise || list_custom_schemas) && !schemas.iter().any(|s| s == urn) {
-                    schemas.push(Value::from(urn));
+                if urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) {
+                    has_enterprise = true;
+                } else if list_custom_schemas && !custom.contains(&urn) {
+                    custom.push(urn);
                 }
                 let ext = object_at(&mut body, urn);
                 match sub {
@@ -70,6 +72,12 @@ pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
         }
     }
     mark_primary_work_email(&mut body);
+    // Core, enterprise, then custom URNs: the order Entra and RFC 7643 examples use.
+    let mut schemas = vec![Value::from(CORE_USER_SCHEMA)];
+    if has_enterprise {
+        schemas.push(Value::from(ENTERPRISE_USER_SCHEMA));
+    }
+    schemas.extend(custom.into_iter().map(Value::from));
     body.insert("schemas".into(), Value::Array(schemas));
     Value::Object(body)
 }
@@ -84,10 +92,8 @@ pub(crate) fn wire_value(path: &str, value: &Value, entra_strings: bool) -> Valu
             None => value.clone(),
         };
     }
-    if is_manager(path) {
-        if let Value::String(id) = value {
-            return json!({ "value": id });
-        }
+    if let (true, Value::String(id)) = (is_manager(path), value) {
+        return json!({ "value": id });
     }
     value.clone()
 }
@@ -108,10 +114,8 @@ fn as_bool(v: &Value) -> Option<bool> {
 
 /// The JSON value a filter selects on: `primary eq "True"` means the boolean.
 pub(crate) fn selector_value(filter_attr: &str, filter_value: &str) -> Value {
-    if filter_attr == "primary" {
-        if let Some(b) = as_bool(&Value::from(filter_value)) {
-            return Value::Bool(b);
-        }
+    if let ("primary", Some(b)) = (filter_attr, as_bool(&Value::from(filter_value))) {
+        return Value::Bool(b);
     }
     Value::from(filter_value)
 }
@@ -290,10 +294,22 @@ mod tests {
         put("name.givenName", json!("Barbara"));
         put("name.familyName", json!("Jensen"));
         put("name.formatted", json!("Barbara Jensen"));
-        put(r#"emails[type eq "work"].value"#, json!("bjensen@example.com"));
-        put(r#"emails[type eq "other"].value"#, json!("babs@home.example"));
-        put(r#"phoneNumbers[type eq "mobile"].value"#, json!("+1 555 0100"));
-        put(r#"phoneNumbers[type eq "work"].value"#, json!("+1 555 0101"));
+        put(
+            r#"emails[type eq "work"].value"#,
+            json!("bjensen@example.com"),
+        );
+        put(
+            r#"emails[type eq "other"].value"#,
+            json!("babs@home.example"),
+        );
+        put(
+            r#"phoneNumbers[type eq "mobile"].value"#,
+            json!("+1 555 0100"),
+        );
+        put(
+            r#"phoneNumbers[type eq "work"].value"#,
+            json!("+1 555 0101"),
+        );
         put(r#"phoneNumbers[type eq "fax"].value"#, json!("+1 555 0102"));
         for (sub, v) in [
             ("formatted", "100 Universal City Plaza"),
@@ -314,7 +330,10 @@ mod tests {
         ] {
             put(&format!("{ENT}:{attr}"), json!(format!("{attr}-1")));
         }
-        put(&format!("{ENT}:manager"), json!("26118915-6090-4610-87e4-49d8ca9f808d"));
+        put(
+            &format!("{ENT}:manager"),
+            json!("26118915-6090-4610-87e4-49d8ca9f808d"),
+        );
         put(&format!("{CUSTOM}:license"), json!("premium"));
         a
     }
@@ -341,7 +360,10 @@ mod tests {
                 {"type": "work", "value": "bjensen@example.com", "primary": true},
             ])
         );
-        assert_eq!(body[ENT]["manager"], json!({"value": "26118915-6090-4610-87e4-49d8ca9f808d"}));
+        assert_eq!(
+            body[ENT]["manager"],
+            json!({"value": "26118915-6090-4610-87e4-49d8ca9f808d"})
+        );
         assert_eq!(body[CUSTOM]["license"], json!("premium"));
         assert_eq!(body["name"]["givenName"], json!("Barbara"));
         assert_eq!(body["active"], json!(true));
@@ -357,7 +379,10 @@ mod tests {
         a.insert("active".into(), json!("False"));
         a.insert("title".into(), Value::Null);
         let body = user_resource(&a);
-        assert_eq!(body, json!({"schemas": [CORE_USER_SCHEMA], "userName": "u", "active": false}));
+        assert_eq!(
+            body,
+            json!({"schemas": [CORE_USER_SCHEMA], "userName": "u", "active": false})
+        );
     }
 
     #[test]
@@ -379,7 +404,10 @@ mod tests {
         let expected: Attrs = [
             ("userName".to_string(), json!("u")),
             ("active".to_string(), json!(true)),
-            (r#"roles[type eq "WindowsAzureActiveDirectoryRole"].value"#.to_string(), json!("Admin")),
+            (
+                r#"roles[type eq "WindowsAzureActiveDirectoryRole"].value"#.to_string(),
+                json!("Admin"),
+            ),
             (format!("{ENT}:manager"), json!("m1")),
         ]
         .into_iter()

@@ -65,6 +65,7 @@ struct TargetInner {
     writes: Vec<Write>,
     reads: usize,
     fail_next: Vec<TargetError>,
+    hidden_finds: usize,
 }
 
 impl MemoryTarget {
@@ -108,6 +109,11 @@ impl MemoryTarget {
         self.lock().fail_next = errors;
     }
 
+    /// The next `n` matching queries find nothing, as a lagging replica would answer.
+    pub fn hide_from_next_finds(&self, n: usize) {
+        self.lock().hidden_finds = n;
+    }
+
     fn injected(g: &mut TargetInner) -> Result<(), TargetError> {
         if g.fail_next.is_empty() { Ok(()) } else { Err(g.fail_next.remove(0)) }
     }
@@ -126,6 +132,10 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         g.reads += 1;
         Self::injected(&mut g)?;
+        if g.hidden_finds > 0 {
+            g.hidden_finds -= 1;
+            return Ok(Vec::new());
+        }
         Ok(g.users
             .iter()
             .filter(|(_, a)| a.get(path).is_some_and(|v| same(path, v, value)))

@@ -72,7 +72,6 @@ pub(crate) struct GroupRec {
     /// Direct members (user or group ids) in the order they were added.
     pub members: Vec<String>,
     pub seq: u64,
-    pub created_seq: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -409,7 +408,6 @@ impl Directory {
                 props,
                 members: Vec::new(),
                 seq,
-                created_seq: seq,
             },
         );
         for m in members {

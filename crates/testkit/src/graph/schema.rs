@@ -303,19 +303,6 @@ impl Select {
             Select::Props(p) => format!("({})", p.join(",")),
         }
     }
-
-    /// Encodes for an opaque token (`None` = default set).
-    pub fn to_token(&self) -> Option<Vec<String>> {
-        match self {
-            Select::Default => None,
-            Select::Props(p) => Some(p.clone()),
-        }
-    }
-
-    /// Decodes [`Select::to_token`].
-    pub fn from_token(t: Option<Vec<String>>) -> Select {
-        t.map_or(Select::Default, Select::Props)
-    }
 }
 
 /// Renders an object for plain GET/list: every selected name appears, unset ones as `null`/`[]`.

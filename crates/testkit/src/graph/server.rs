@@ -269,9 +269,7 @@ fn graph_inner(
     if let Err(e) = check_bearer(&mut inner, headers) {
         return ctx.error(e);
     }
-    match super::handlers::dispatch(&mut inner, ctx, method, uri, headers) {
-        Ok(r) | Err(r) => r,
-    }
+    super::handlers::dispatch(&mut inner, ctx, method, uri, headers)
 }
 
 fn fault_error(fault: Fault, app_id: &str, tenant: &str) -> GraphError {

@@ -1,0 +1,729 @@
+//! The HTTP side: requests as Entra sends them, answers classified with Entra's error codes,
+//! 429/503/504 retried within a call, concurrency bounded.
+//!
+//! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
+//! preview printed from the same plan is byte-for-byte what goes on the wire.
+
+use crate::patch::{Dialect, patch_body};
+use crate::path::{ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, match_filter};
+use crate::resource::{flatten_user, user_resource_with};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
+};
+use reqwest::{Method, redirect};
+use scimsync_core::{Attrs, Change, ErrorCode, Secret, Target, TargetError, TargetUser};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use url::Url;
+
+const SCIM_JSON: &str = "application/scim+json";
+/// A `Retry-After` longer than this is cut short: a sync cycle should not stall on one call.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Entra's feature flags that admins paste into the Tenant URL; they are meant for Entra, not
+/// for the target, so they are not forwarded.
+const ENTRA_URL_FLAGS: [&str; 2] = ["aadOptscim062020", "AzureAdScimPatch2017"];
+
+/// One request, fully built but not sent. `path` is relative to the configured base URL and
+/// already URL-encoded (`/Users/{id}`, `/Users?filter=userName+eq+%22x%22`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRequest {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl PlannedRequest {
+    /// `GET /Users?filter=…` looking a user up by a matching attribute.
+    pub fn find(path: &str, value: &str) -> PlannedRequest {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", &match_filter(path, value))
+            .finish();
+        PlannedRequest {
+            method: "GET",
+            path: format!("/Users?{query}"),
+            body: None,
+        }
+    }
+
+    /// `POST /Users`.
+    pub fn create(attrs: &Attrs, list_custom_schemas: bool) -> PlannedRequest {
+        PlannedRequest {
+            method: "POST",
+            path: "/Users".into(),
+            body: Some(user_resource_with(attrs, list_custom_schemas)),
+        }
+    }
+
+    /// `PATCH /Users/{id}`.
+    pub fn update(id: &str, changes: &[Change], dialect: Dialect) -> PlannedRequest {
+        PlannedRequest {
+            method: "PATCH",
+            path: format!("/Users/{}", encode_segment(id)),
+            body: Some(patch_body(changes, dialect)),
+        }
+    }
+
+    /// `DELETE /Users/{id}`.
+    pub fn delete(id: &str) -> PlannedRequest {
+        PlannedRequest {
+            method: "DELETE",
+            path: format!("/Users/{}", encode_segment(id)),
+            body: None,
+        }
+    }
+}
+
+/// How to reach and talk to one SCIM target.
+#[derive(Debug, Clone)]
+pub struct ScimClientConfig {
+    /// Entra's "Tenant URL", e.g. `https://api.contoso.com/scim/v2`; `/Users` is appended. A
+    /// query string is kept (minus Entra's `aadOptscim062020`/`AzureAdScimPatch2017` flags).
+    pub base_url: String,
+    /// Bearer token. Its `Debug` is redacted; it is only ever put in the `Authorization` header.
+    pub token: Secret,
+    pub dialect: Dialect,
+    /// Requests in flight at once (at least 1). Default 4.
+    pub max_concurrency: usize,
+    /// Whole-request timeout, body included. Default 30 s.
+    pub timeout: Duration,
+    /// Retries of a 429/503/504 within one call. Default 5.
+    pub max_retries: u32,
+    /// List custom extension URNs in a POST body's `schemas`. Entra does not (reference §1.5),
+    /// but RFC 7643 §3 says `schemas` names every extension a resource uses, so a validating
+    /// server may reject unlisted extension attributes; the default is `true`. Set `false` to
+    /// mimic Entra byte for byte. (scim2-server 0.8.3, probed, accepts both once the extension
+    /// is registered with `--schema`/`--resource-type`; unregistered URNs are a 400 either way.)
+    pub list_custom_schemas: bool,
+    /// First backoff delay when a retryable answer has no `Retry-After`; doubles per retry
+    /// (capped at 30 s) with jitter. Default 250 ms.
+    pub retry_base_delay: Duration,
+}
+
+impl ScimClientConfig {
+    /// A configuration with the defaults above.
+    pub fn new(base_url: impl Into<String>, token: Secret) -> ScimClientConfig {
+        ScimClientConfig {
+            base_url: base_url.into(),
+            token,
+            dialect: Dialect::default(),
+            max_concurrency: 4,
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            list_custom_schemas: true,
+            retry_base_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A SCIM 2.0 client behaving like the Entra provisioning service. Cheap to clone: clones
+/// share the connection pool, the concurrency limit and the request counter.
+#[derive(Clone)]
+pub struct ScimClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// Base URL without query; its path has no trailing `/`.
+    base: Url,
+    base_query: Option<String>,
+    auth: HeaderValue,
+    dialect: Dialect,
+    list_custom_schemas: bool,
+    max_retries: u32,
+    retry_base_delay: Duration,
+    max_concurrency: usize,
+    permits: Semaphore,
+    sent: AtomicU64,
+}
+
+impl fmt::Debug for ScimClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScimClient")
+            .field("base_url", &self.inner.base.as_str())
+            .field("dialect", &self.inner.dialect)
+            .field("max_concurrency", &self.inner.max_concurrency)
+            .field("requests_sent", &self.requests_sent())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a 404 means depends on what was addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Addressing {
+    /// `/Users?filter=…`: a miss must be an empty ListResponse, a 404 is non-compliance.
+    Filter,
+    /// `POST /Users`: the collection itself is missing.
+    Collection,
+    /// `/Users/{id}`: the object we cached is gone.
+    ById,
+}
+
+impl Addressing {
+    fn of(path: &str) -> Addressing {
+        if path.contains('?') {
+            Addressing::Filter
+        } else if path == "/Users" {
+            Addressing::Collection
+        } else {
+            Addressing::ById
+        }
+    }
+}
+
+impl ScimClient {
+    /// Builds the client. Fails with `ConfigInvalid` on a base URL that is not absolute
+    /// http(s) or a token that cannot be a header value. Does no I/O.
+    pub fn new(cfg: ScimClientConfig) -> Result<Self, TargetError> {
+        let invalid = |msg: String| TargetError::new(ErrorCode::ConfigInvalid, msg);
+        let mut base = Url::parse(cfg.base_url.trim())
+            .map_err(|e| invalid(format!("SCIM base URL {:?}: {e}", cfg.base_url)))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(invalid(format!(
+                "SCIM base URL {:?} must be an absolute http(s) URL",
+                cfg.base_url
+            )));
+        }
+        let base_query = base.query().and_then(|q| {
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|pair| {
+                    let key = pair.split('=').next().unwrap_or_default();
+                    !pair.is_empty() && !ENTRA_URL_FLAGS.iter().any(|f| f.eq_ignore_ascii_case(key))
+                })
+                .collect();
+            (!kept.is_empty()).then(|| kept.join("&"))
+        });
+        base.set_query(None);
+        base.set_fragment(None);
+        let path = base.path().trim_end_matches('/').to_string();
+        base.set_path(&path);
+
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", cfg.token.expose())).map_err(|_| {
+                invalid("the SCIM token contains characters not allowed in a header".into())
+            })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(SCIM_JSON));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            // A redirected PATCH/POST may silently turn into a GET; report it instead.
+            .redirect(redirect::Policy::none())
+            .build()
+            .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
+        let max_concurrency = cfg.max_concurrency.max(1);
+        Ok(ScimClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                base_query,
+                auth,
+                dialect: cfg.dialect,
+                list_custom_schemas: cfg.list_custom_schemas,
+                max_retries: cfg.max_retries,
+                retry_base_delay: cfg.retry_base_delay,
+                max_concurrency,
+                permits: Semaphore::new(max_concurrency),
+                sent: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Entra's Test Connection: `GET /Users?filter=userName eq "<random uuid>"` must answer
+    /// 200 with an empty ListResponse. A 404 is `ScimComplianceIssue`, and so is a hit (the
+    /// server ignored the filter); 401 is `Unauthorized`.
+    pub async fn test_connection(&self) -> Result<(), TargetError> {
+        let probe = uuid::Uuid::new_v4().to_string();
+        let req = PlannedRequest::find("userName", &probe);
+        let body = self.send(&req).await?;
+        let (total, users) = parse_list_response(&body, &req)?;
+        if total > 0 || !users.is_empty() {
+            return Err(TargetError::new(
+                ErrorCode::ScimComplianceIssue,
+                format!(
+                    "{} {}: a filter on a random userName matched {} user(s); the target \
+                     ignores `filter`, so matching would link the wrong users",
+                    req.method,
+                    req.path,
+                    total.max(users.len() as u64)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// HTTP requests sent so far (each retry counts), across all clones.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
+    }
+
+    /// The `POST /Users` this client would send for `attrs`.
+    pub fn plan_create(&self, attrs: &Attrs) -> PlannedRequest {
+        PlannedRequest::create(attrs, self.inner.list_custom_schemas)
+    }
+
+    /// The `PATCH /Users/{id}` this client would send for `changes`.
+    pub fn plan_update(&self, id: &str, changes: &[Change]) -> PlannedRequest {
+        PlannedRequest::update(id, changes, self.inner.dialect)
+    }
+
+    fn url_for(&self, planned_path: &str) -> Url {
+        let (path, query) = match planned_path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (planned_path, None),
+        };
+        let mut url = self.inner.base.clone();
+        url.set_path(&format!("{}{path}", self.inner.base.path()));
+        let query = match (self.inner.base_query.as_deref(), query) {
+            (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+            (a, b) => a.or(b).map(str::to_string),
+        };
+        url.set_query(query.as_deref());
+        url
+    }
+
+    /// Sends `req`, retrying 429/503/504; returns the body of a 2xx answer.
+    async fn send(&self, req: &PlannedRequest) -> Result<Vec<u8>, TargetError> {
+        let addressing = Addressing::of(&req.path);
+        let url = self.url_for(&req.path);
+        let method = match req.method {
+            "GET" => Method::GET,
+            "POST" => Method::POST,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            other => Method::from_bytes(other.as_bytes()).map_err(|_| {
+                TargetError::new(
+                    ErrorCode::WebExceptionProtocolError,
+                    format!("unsupported HTTP method {other}"),
+                )
+            })?,
+        };
+        let body = match &req.body {
+            Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
+                TargetError::new(
+                    ErrorCode::SchemaViolation,
+                    format!("cannot serialise the request body: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let mut attempt = 0u32;
+        loop {
+            let permit = self.inner.permits.acquire().await.map_err(|_| {
+                TargetError::new(
+                    ErrorCode::WebExceptionProtocolError,
+                    "SCIM client shut down",
+                )
+            })?;
+            self.inner.sent.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let mut rb = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, self.inner.auth.clone());
+            if let Some(b) = &body {
+                rb = rb.header(CONTENT_TYPE, SCIM_JSON).body(b.clone());
+            }
+            let answer = match rb.send().await {
+                Err(e) => Err(transport_error(&e, req)),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let header = |name| {
+                        resp.headers()
+                            .get(name)
+                            .and_then(|v: &HeaderValue| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    let retry_after =
+                        header(RETRY_AFTER).and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
+                    let location = header(LOCATION);
+                    match resp.bytes().await {
+                        Ok(bytes) => Ok((status, retry_after, location, bytes.to_vec())),
+                        Err(e) => Err(transport_error(&e, req)),
+                    }
+                }
+            };
+            drop(permit);
+            let (status, retry_after, location, bytes) = answer?;
+            tracing::debug!(
+                method = req.method,
+                path = %req.path,
+                status,
+                attempt,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "SCIM request"
+            );
+            let err = if (200..300).contains(&status) {
+                match error_in_success(&bytes) {
+                    Some(status) => http_error(req, addressing, status, &bytes, None, None),
+                    None => return Ok(bytes),
+                }
+            } else {
+                http_error(req, addressing, status, &bytes, retry_after, location)
+            };
+            let retryable = matches!(err.status, Some(429 | 503 | 504));
+            if !retryable || attempt >= self.inner.max_retries {
+                return Err(err);
+            }
+            let delay = match retry_after {
+                Some(d) => d.min(MAX_RETRY_AFTER),
+                None => backoff(self.inner.retry_base_delay, attempt),
+            };
+            tracing::debug!(
+                status,
+                delay_ms = delay.as_millis() as u64,
+                "SCIM target asked us to wait; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+impl Target for ScimClient {
+    /// `GET /Users?filter=…`. Every resource returned is handed back, however many: more than
+    /// one is the engine's `DuplicateTargetEntries` to decide.
+    async fn find_users(&self, path: &str, value: &str) -> Result<Vec<TargetUser>, TargetError> {
+        let req = PlannedRequest::find(path, value);
+        let body = self.send(&req).await?;
+        Ok(parse_list_response(&body, &req)?.1)
+    }
+
+    /// `POST /Users`; the answer must carry the new `id`.
+    async fn create_user(&self, attrs: &Attrs) -> Result<TargetUser, TargetError> {
+        let req = self.plan_create(attrs);
+        let body = self.send(&req).await?;
+        let resource: Value = serde_json::from_slice(&body)
+            .map_err(|e| incompatible(&req, format!("the created user is not JSON: {e}")))?;
+        let (id, attrs) = flatten_user(&resource);
+        if id.is_empty() {
+            return Err(incompatible(&req, "the created user has no `id`".into()));
+        }
+        Ok(TargetUser { id, attrs })
+    }
+
+    /// `PATCH /Users/{id}`; 200 (any body) or 204. No changes, no request.
+    async fn update_user(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
+        if changes.iter().all(|c| c.value.is_null()) {
+            return Ok(());
+        }
+        self.send(&self.plan_update(id, changes)).await.map(drop)
+    }
+
+    /// `DELETE /Users/{id}`; 204 (or any 2xx).
+    async fn delete_user(&self, id: &str) -> Result<(), TargetError> {
+        self.send(&PlannedRequest::delete(id)).await.map(drop)
+    }
+}
+
+/// `totalResults` and the users of a ListResponse; anything else is `ServiceIncompatible`.
+fn parse_list_response(
+    body: &[u8],
+    req: &PlannedRequest,
+) -> Result<(u64, Vec<TargetUser>), TargetError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| incompatible(req, format!("the answer is not JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| incompatible(req, "the answer is not a JSON object".into()))?;
+    let listed = obj
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(LIST_RESPONSE_SCHEMA)));
+    let total = obj.get("totalResults").and_then(Value::as_u64);
+    if !listed && total.is_none() {
+        return Err(incompatible(
+            req,
+            "a filtered query must answer a ListResponse".into(),
+        ));
+    }
+    let resources = match obj.get("Resources") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(_) => return Err(incompatible(req, "`Resources` is not an array".into())),
+    };
+    let total = total.unwrap_or(resources.len() as u64);
+    if total > 0 && resources.is_empty() {
+        return Err(incompatible(
+            req,
+            format!("totalResults is {total} but no resources were returned"),
+        ));
+    }
+    let users = resources
+        .iter()
+        .map(|r| {
+            let (id, attrs) = flatten_user(r);
+            if id.is_empty() {
+                Err(incompatible(req, "a returned user has no `id`".into()))
+            } else {
+                Ok(TargetUser { id, attrs })
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}
+
+fn incompatible(req: &PlannedRequest, what: String) -> TargetError {
+    TargetError::new(
+        ErrorCode::SystemForCrossDomainIdentityManagementServiceIncompatible,
+        format!("{} {}: {what}", req.method, req.path),
+    )
+}
+
+/// A SCIM Error body's fields; `status` may be a string (RFC) or a number (common).
+#[derive(Debug, Default, PartialEq)]
+struct ScimErrorBody {
+    status: Option<u16>,
+    scim_type: Option<String>,
+    detail: Option<String>,
+}
+
+fn parse_error_body(body: &[u8]) -> Option<ScimErrorBody> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let o = v.as_object()?;
+    let text = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let status = match o.get("status") {
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    };
+    let parsed = ScimErrorBody {
+        status,
+        scim_type: text("scimType"),
+        detail: text("detail"),
+    };
+    (parsed != ScimErrorBody::default()).then_some(parsed)
+}
+
+/// A 2xx whose body is a SCIM Error (some servers do that): its `status`, when ≥ 400.
+fn error_in_success(body: &[u8]) -> Option<u16> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let is_error = v
+        .get("schemas")?
+        .as_array()?
+        .iter()
+        .any(|s| s.as_str() == Some(ERROR_SCHEMA));
+    let status = parse_error_body(body)?.status?;
+    (is_error && status >= 400).then_some(status)
+}
+
+fn http_error(
+    req: &PlannedRequest,
+    addressing: Addressing,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    location: Option<String>,
+) -> TargetError {
+    let code = match status {
+        400 => ErrorCode::SchemaViolation,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::InsufficientRights,
+        404 if addressing == Addressing::ById => ErrorCode::InvalidAnchor,
+        404 => ErrorCode::ScimComplianceIssue,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::Timeout,
+        409 => ErrorCode::EntryConflict,
+        422 => ErrorCode::UnprocessableEntity,
+        429 => ErrorCode::TooManyRequests,
+        501 => ErrorCode::NotImplemented,
+        500..=599 => ErrorCode::InternalServerError,
+        402..=499 => ErrorCode::SchemaViolation,
+        _ => ErrorCode::WebExceptionProtocolError,
+    };
+    let parsed = parse_error_body(body).unwrap_or_default();
+    let detail = match (&parsed.detail, status, location) {
+        (_, 300..=399, Some(loc)) => {
+            format!("redirected to {loc}; set the SCIM base URL to the final address")
+        }
+        (Some(d), _, _) => d.clone(),
+        (None, 404, _) if addressing == Addressing::Filter => {
+            "a filter query must answer 200 with an empty ListResponse when nothing matches, \
+             not 404"
+                .to_string()
+        }
+        (None, _, _) => snippet(body),
+    };
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    TargetError {
+        code,
+        status: Some(status),
+        scim_type: parsed.scim_type,
+        detail: format!(
+            "{} {} answered {status} {reason}: {detail}",
+            req.method, req.path
+        ),
+        retry_after,
+    }
+}
+
+/// The start of a non-SCIM error body, on one line, for the log.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        _ if one_line.is_empty() => "no detail".into(),
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+fn transport_error(e: &reqwest::Error, req: &PlannedRequest) -> TargetError {
+    let code = if e.is_timeout() {
+        ErrorCode::Timeout
+    } else {
+        ErrorCode::WebExceptionProtocolError
+    };
+    // reqwest's own message is terse ("error sending request"); the cause is in the chain.
+    let mut detail = String::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if !detail.is_empty() {
+            detail.push_str(": ");
+        }
+        detail.push_str(&c.to_string());
+        cause = c.source();
+    }
+    TargetError::new(code, format!("{} {}: {detail}", req.method, req.path))
+}
+
+/// `Retry-After` as seconds (fractions allowed) or an HTTP-date.
+pub(crate) fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some(
+        (when.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Exponential backoff with jitter (50–100 % of the step), so parallel workers spread out.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let step = base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    step.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// Percent-encodes an id for use as one path segment.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_fractions_and_dates() {
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 0.5 ", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 0..40 {
+            let d = backoff(base, attempt);
+            let step = base
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(MAX_BACKOFF);
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_with_string_or_numeric_status() {
+        let b = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"taken"}"#;
+        assert_eq!(
+            parse_error_body(b),
+            Some(ScimErrorBody {
+                status: Some(409),
+                scim_type: Some("uniqueness".into()),
+                detail: Some("taken".into())
+            })
+        );
+        let b = br#"{"status":400,"detail":"bad"}"#;
+        assert_eq!(parse_error_body(b).unwrap().status, Some(400));
+        assert_eq!(parse_error_body(b"<html>oops</html>"), None);
+        assert_eq!(
+            error_in_success(
+                br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":409}"#
+            ),
+            Some(409)
+        );
+        assert_eq!(error_in_success(br#"{"status":409}"#), None);
+    }
+
+    #[test]
+    fn planned_paths_are_encoded() {
+        assert_eq!(
+            PlannedRequest::find("userName", "a b\"c&d").path,
+            "/Users?filter=userName+eq+%22a+b%5C%22c%26d%22"
+        );
+        assert_eq!(PlannedRequest::delete("a/b c").path, "/Users/a%2Fb%20c");
+    }
+
+    #[test]
+    fn addressing_decides_what_a_404_means() {
+        let find = PlannedRequest::find("userName", "x");
+        let by_id = PlannedRequest::delete("x");
+        assert_eq!(
+            http_error(&find, Addressing::of(&find.path), 404, b"", None, None).code,
+            ErrorCode::ScimComplianceIssue
+        );
+        assert_eq!(
+            http_error(&by_id, Addressing::of(&by_id.path), 404, b"", None, None).code,
+            ErrorCode::InvalidAnchor
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! A built-in SCIM 2.0 service provider (RFC 7643/7644), in memory, on loopback: the "app"
+//! that end-to-end tests and `scimsync demo` provision into.
+//!
+//! It follows the RFCs and is at least as strict as scim2-server where that server is strict
+//! (see `docs/real-scim-servers.md`), while accepting both PATCH dialects Entra sends. It is
+//! deliberately written against the RFCs, not against our client.
+//!
+//! Behaviour worth knowing when writing tests:
+//! - Every request needs `Authorization: Bearer <token>`; otherwise 401 with a SCIM error.
+//!   Every request (401s and injected faults included) is recorded with its status.
+//! - Injected faults ([`ScimTarget::throttle_next`], [`ScimTarget::fail_next`]) queue in call
+//!   order and hit authenticated requests only.
+//! - Request bodies must be `application/scim+json` or `application/json` (else 415).
+//! - Unknown attributes and unknown schema URNs are rejected (400), so mapping mistakes surface.
+//! - Booleans: real JSON booleans; `"True"`/`"False"` strings are accepted and stored as
+//!   booleans unless [`ScimTargetOptions::strict_booleans`].
+//! - Lists default to `default_page_size` results per page (capped at `max_page_size`).
+//! - PATCH of a user answers 200 with the resource; PATCH of a group answers 204 (200 with the
+//!   group when `attributes`/`excludedAttributes` is given). PUT/PATCH/DELETE honour `If-Match`.
+//! - Member ids are not checked (as scim2-server); deleting a user leaves it in groups.
+//!   [`ScimTarget::dangling_members`] reports such references.
+
+mod error;
+mod filter;
+mod patch;
+mod schema;
+mod service;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use error::ScimError;
+use schema::{GROUP, Rules, USER};
+use service::{Fault, Inner, Shared};
+
+/// How to start a [`ScimTarget`].
+#[derive(Clone)]
+pub struct ScimTargetOptions {
+    /// The bearer token every request must carry.
+    pub token: String,
+    /// Path prefix of the SCIM endpoints; default `/scim/v2`.
+    pub base_path: String,
+    /// Reject `"True"`/`"False"` strings for booleans (SCIMMY does); default false, since
+    /// Entra's default client sends them.
+    pub strict_booleans: bool,
+    /// Page size when a list request has no `count`; default 100.
+    pub default_page_size: usize,
+    /// Largest page served whatever `count` asks; default 1000.
+    pub max_page_size: usize,
+}
+
+impl Default for ScimTargetOptions {
+    fn default() -> Self {
+        ScimTargetOptions {
+            token: "scimsync-test-token".into(),
+            base_path: "/scim/v2".into(),
+            strict_booleans: false,
+            default_page_size: 100,
+            max_page_size: 1000,
+        }
+    }
+}
+
+impl std::fmt::Debug for ScimTargetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTargetOptions")
+            .field("token", &"[REDACTED]")
+            .field("base_path", &self.base_path)
+            .field("strict_booleans", &self.strict_booleans)
+            .field("default_page_size", &self.default_page_size)
+            .field("max_page_size", &self.max_page_size)
+            .finish()
+    }
+}
+
+/// One request the target received, with the status it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// As sent, still percent-encoded, e.g. `/scim/v2/Users?filter=userName%20eq%20%22a%22`.
+    pub path_and_query: String,
+    /// The body parsed as JSON (a JSON string holding the raw text if it was not JSON).
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        self.path_and_query.split('?').next().unwrap_or_default()
+    }
+
+    /// A decoded query parameter, e.g. `query_param("filter")` → `userName eq "a"`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.path_and_query.split_once('?')?.1;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// POST, PUT, PATCH or DELETE.
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+    }
+}
+
+/// The running in-memory SCIM service provider. Dropping it stops the server.
+pub struct ScimTarget {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ScimTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTarget").field("url", &self.shared.base_url).finish_non_exhaustive()
+    }
+}
+
+impl ScimTarget {
+    /// Bind 127.0.0.1 on a free port and serve until [`ScimTarget::shutdown`] or drop.
+    pub async fn start(opts: ScimTargetOptions) -> std::io::Result<ScimTarget> {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let trimmed = opts.base_path.trim().trim_end_matches('/');
+        let base_path = if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        let shared = Arc::new(Shared {
+            base_url: format!("http://{addr}{base_path}"),
+            base_path,
+            rules: Rules { strict_booleans: opts.strict_booleans },
+            default_page_size: opts.default_page_size,
+            max_page_size: opts.max_page_size.max(1),
+            inner: Mutex::new(Inner { token: opts.token, ..Inner::default() }),
+        });
+        let app = axum::Router::new().fallback(service::handle).with_state(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            // The listener broke: tests will see connection errors, stderr is enough.
+            if let Err(e) = serve.await {
+                eprintln!("scim target: server stopped: {e}");
+            }
+        });
+        Ok(ScimTarget { shared, addr, stop: Some(stop), task: Some(task) })
+    }
+
+    /// The base URL a client uses as "Tenant URL", e.g. `http://127.0.0.1:PORT/scim/v2`.
+    pub fn url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// The socket the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bearer token currently required (changes with [`ScimTarget::set_token`]).
+    pub fn token(&self) -> String {
+        self.shared.lock().token.clone()
+    }
+
+    /// All users, in creation order, as stored (with `id` and `meta`).
+    pub fn users(&self) -> Vec<Value> {
+        self.shared.lock().users.iter().map(|r| Value::Object(r.resource.clone())).collect()
+    }
+
+    pub fn user(&self, id: &str) -> Option<Value> {
+        self.shared.lock().users.get(id).map(|r| Value::Object(r.resource.clone()))
+    }
+
+    /// The user with this userName, compared ignoring case.
+    pub fn user_by_username(&self, user_name: &str) -> Option<Value> {
+        let wanted = user_name.to_lowercase();
+        self.users().into_iter().find(|u| u["userName"].as_str().is_some_and(|n| n.to_lowercase() == wanted))
+    }
+
+    /// All groups, in creation order.
+    pub fn groups(&self) -> Vec<Value> {
+        self.shared.lock().groups.iter().map(|r| Value::Object(r.resource.clone())).collect()
+    }
+
+    pub fn group(&self, id: &str) -> Option<Value> {
+        self.shared.lock().groups.get(id).map(|r| Value::Object(r.resource.clone()))
+    }
+
+    /// The first group with this displayName (exact match; duplicates are allowed).
+    pub fn group_by_display_name(&self, name: &str) -> Option<Value> {
+        self.groups().into_iter().find(|g| g["displayName"].as_str() == Some(name))
+    }
+
+    /// Member ids of a group (empty if the group does not exist).
+    pub fn group_member_ids(&self, group_id: &str) -> Vec<String> {
+        self.group(group_id)
+            .and_then(|g| g.get("members").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Seed a user as if a POST had created it (validation and uniqueness included); `schemas`
+    /// defaults to the core User schema. Returns the new id.
+    pub fn try_insert_user(&self, resource: Value) -> Result<String, ScimError> {
+        service::seed(&self.shared, &USER, resource)
+    }
+
+    /// [`ScimTarget::try_insert_user`] for tests.
+    ///
+    /// # Panics
+    /// If the resource is invalid or its userName is taken.
+    pub fn insert_user(&self, resource: Value) -> String {
+        self.try_insert_user(resource).unwrap_or_else(|e| panic!("insert_user: {e}"))
+    }
+
+    /// Seed a group as if a POST had created it. Returns the new id.
+    pub fn try_insert_group(&self, resource: Value) -> Result<String, ScimError> {
+        service::seed(&self.shared, &GROUP, resource)
+    }
+
+    /// [`ScimTarget::try_insert_group`] for tests.
+    ///
+    /// # Panics
+    /// If the resource is invalid.
+    pub fn insert_group(&self, resource: Value) -> String {
+        self.try_insert_group(resource).unwrap_or_else(|e| panic!("insert_group: {e}"))
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Only the POST/PUT/PATCH/DELETE requests.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(RecordedRequest::is_write).collect()
+    }
+
+    /// The next `n` authenticated requests get 429 with `Retry-After: retry_after_secs`.
+    pub fn throttle_next(&self, n: usize, retry_after_secs: u64) {
+        let fault = Fault { status: 429, retry_after: Some(retry_after_secs) };
+        self.shared.lock().faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// The next `n` authenticated requests get `status` with a SCIM error body.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let fault = Fault { status, retry_after: None };
+        self.shared.lock().faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Non-compliant mode: a filtered GET that matches nothing answers 404 instead of an empty
+    /// ListResponse (the behaviour Entra quarantines as a "SCIM compliance issue").
+    pub fn set_filter_404(&self, on: bool) {
+        self.shared.lock().filter_404 = on;
+    }
+
+    /// Rotate the token: from now on the old one gets 401.
+    pub fn set_token(&self, token: &str) {
+        self.shared.lock().token = token.to_owned();
+    }
+
+    /// `(group id, member id)` for every member that is neither a user nor a group here.
+    pub fn dangling_members(&self) -> Vec<(String, String)> {
+        let inner = self.shared.lock();
+        let mut out = Vec::new();
+        for g in inner.groups.iter() {
+            let gid = g.resource["id"].as_str().unwrap_or_default();
+            for m in g.resource.get("members").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(mid) = m["value"].as_str()
+                    && !inner.users.contains(mid)
+                    && !inner.groups.contains(mid)
+                {
+                    out.push((gid.to_owned(), mid.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stop accepting connections and wait (up to 5 s) for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for ScimTarget {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

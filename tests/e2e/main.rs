@@ -1,0 +1,7 @@
+//! End-to-end tests: the `scimsync` binary against the Graph emulator and (a) the built-in
+//! SCIM app, (b) the real third-party `scim2-server` from PyPI. One test binary, as linking
+//! is the expensive part on a 2-core machine.
+
+mod builtin;
+mod scim2;
+mod support;

@@ -13,7 +13,11 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn token_request(g: &GraphEmulator, tenant: &str, form: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+async fn token_request(
+    g: &GraphEmulator,
+    tenant: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let resp = client()
         .post(format!("{}/{tenant}/oauth2/v2.0/token", g.url()))
         .form(form)
@@ -41,7 +45,10 @@ async fn token(g: &GraphEmulator) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
-async fn get_full(url: &str, token: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+async fn get_full(
+    url: &str,
+    token: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut req = client().get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -66,7 +73,9 @@ async fn all_pages(url: &str, token: &str) -> Vec<Value> {
     while let Some(u) = next {
         let (s, body) = get(&u, token).await;
         assert_eq!(s, StatusCode::OK, "{body}");
-        next = body.get("@odata.nextLink").map(|l| l.as_str().unwrap().to_string());
+        next = body
+            .get("@odata.nextLink")
+            .map(|l| l.as_str().unwrap().to_string());
         pages.push(body);
         assert!(pages.len() < 100, "runaway paging");
     }
@@ -95,14 +104,22 @@ fn assert_oauth_error(body: &Value, error: &str, code: u64) {
     assert_eq!(&ts[10..11], " ");
     assert!(body["trace_id"].is_string() && body["correlation_id"].is_string());
     assert!(body.get("error_uri").is_some());
-    assert!(body.get("error").unwrap().is_string(), "flat OAuth shape, not the Graph envelope");
+    assert!(
+        body.get("error").unwrap().is_string(),
+        "flat OAuth shape, not the Graph envelope"
+    );
 }
 
 // ---- token endpoint ---------------------------------------------------------------------------
 
+/// (what, form, expected status, OAuth error, AADSTS code)
+type TokenCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode, &'a str, u64);
+
 #[tokio::test]
 async fn token_success_shape_and_variants() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 5, 1, 1)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 5, 1, 1))
+        .await
+        .unwrap();
     let (status, headers, body) = token_request(
         &g,
         g.tenant_id(),
@@ -150,27 +167,93 @@ async fn token_success_shape_and_variants() {
 
 #[tokio::test]
 async fn token_errors_have_exact_statuses_and_flat_bodies() {
-    let g = GraphEmulator::start(Tenant::new("contoso.onmicrosoft.com")).await.unwrap();
+    let g = GraphEmulator::start(Tenant::new("contoso.onmicrosoft.com"))
+        .await
+        .unwrap();
     let id = g.client_id().to_string();
     let secret = g.client_secret().to_string();
     let tenant = g.tenant_id().to_string();
-    let cases: [(&str, Vec<(&str, &str)>, StatusCode, &str, u64); 5] = [
-        ("wrong secret", vec![("client_id", &id), ("client_secret", "nope"), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")], StatusCode::UNAUTHORIZED, "invalid_client", 7000215),
-        ("unknown client", vec![("client_id", "11111111-1111-1111-1111-111111111111"), ("client_secret", &secret), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")], StatusCode::BAD_REQUEST, "unauthorized_client", 700016),
-        ("bad scope", vec![("client_id", &id), ("client_secret", &secret), ("scope", "https://foo.microsoft.com/.default"), ("grant_type", "client_credentials")], StatusCode::BAD_REQUEST, "invalid_scope", 70011),
-        ("unsupported grant", vec![("client_id", &id), ("client_secret", &secret), ("scope", GRAPH_SCOPE), ("grant_type", "password")], StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003),
-        ("no secret", vec![("client_id", &id), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")], StatusCode::UNAUTHORIZED, "invalid_client", 7000218),
+    let cases: [TokenCase; 5] = [
+        (
+            "wrong secret",
+            vec![
+                ("client_id", &id),
+                ("client_secret", "nope"),
+                ("scope", GRAPH_SCOPE),
+                ("grant_type", "client_credentials"),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+        ),
+        (
+            "unknown client",
+            vec![
+                ("client_id", "11111111-1111-1111-1111-111111111111"),
+                ("client_secret", &secret),
+                ("scope", GRAPH_SCOPE),
+                ("grant_type", "client_credentials"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            "bad scope",
+            vec![
+                ("client_id", &id),
+                ("client_secret", &secret),
+                ("scope", "https://foo.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+        ),
+        (
+            "unsupported grant",
+            vec![
+                ("client_id", &id),
+                ("client_secret", &secret),
+                ("scope", GRAPH_SCOPE),
+                ("grant_type", "password"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+        ),
+        (
+            "no secret",
+            vec![
+                ("client_id", &id),
+                ("scope", GRAPH_SCOPE),
+                ("grant_type", "client_credentials"),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+        ),
     ];
     for (what, form, status, error, code) in cases {
         let (s, h, body) = token_request(&g, &tenant, &form).await;
         assert_eq!(s, status, "{what}: {body}");
         assert_oauth_error(&body, error, code);
-        assert!(h["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(
+            h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
     }
     let (s, _, body) = token_request(
         &g,
         "fabrikam.onmicrosoft.com",
-        &[("client_id", &id), ("client_secret", &secret), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")],
+        &[
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", GRAPH_SCOPE),
+            ("grant_type", "client_credentials"),
+        ],
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -180,7 +263,12 @@ async fn token_errors_have_exact_statuses_and_flat_bodies() {
     let (_, _, body) = token_request(
         &g,
         &tenant,
-        &[("client_id", &id), ("client_secret", "nope"), ("scope", GRAPH_SCOPE), ("grant_type", "client_credentials")],
+        &[
+            ("client_id", &id),
+            ("client_secret", "nope"),
+            ("scope", GRAPH_SCOPE),
+            ("grant_type", "client_credentials"),
+        ],
     )
     .await;
     assert!(!body.to_string().contains(&secret));
@@ -197,11 +285,11 @@ fn jwt(header: Value, claims: Value) -> String {
 
 #[tokio::test]
 async fn client_assertion_is_checked_for_claims() {
-    let g = GraphEmulator::start(Tenant::new("contoso.onmicrosoft.com")).await.unwrap();
+    let g = GraphEmulator::start(Tenant::new("contoso.onmicrosoft.com"))
+        .await
+        .unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = |aud: &str| {
-        json!({"aud": aud, "iss": g.client_id(), "sub": g.client_id(), "jti": "x", "nbf": now, "exp": now + 600})
-    };
+    let claims = |aud: &str| json!({"aud": aud, "iss": g.client_id(), "sub": g.client_id(), "jti": "x", "nbf": now, "exp": now + 600});
     let send = |assertion: String| {
         let id = g.client_id().to_string();
         let url = g.token_url();
@@ -210,7 +298,10 @@ async fn client_assertion_is_checked_for_claims() {
                 .post(url)
                 .form(&[
                     ("client_id", id.as_str()),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
                     ("client_assertion", &assertion),
                     ("scope", GRAPH_SCOPE),
                     ("grant_type", "client_credentials"),
@@ -221,13 +312,26 @@ async fn client_assertion_is_checked_for_claims() {
             (resp.status(), resp.json::<Value>().await.unwrap())
         }
     };
-    let ok = jwt(json!({"alg": "PS256", "typ": "JWT"}), claims(&g.token_url()));
+    let ok = jwt(
+        json!({"alg": "PS256", "typ": "JWT"}),
+        claims(&g.token_url()),
+    );
     let (s, body) = send(ok).await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let rs = jwt(json!({"alg": "RS256"}), claims(&format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", g.tenant_guid())));
+    let rs = jwt(
+        json!({"alg": "RS256"}),
+        claims(&format!(
+            "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+            g.tenant_guid()
+        )),
+    );
     assert_eq!(send(rs).await.0, StatusCode::OK);
 
-    let (s, body) = send(jwt(json!({"alg": "RS256"}), claims("https://elsewhere/token"))).await;
+    let (s, body) = send(jwt(
+        json!({"alg": "RS256"}),
+        claims("https://elsewhere/token"),
+    ))
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid_client");
     let (s, body) = send(jwt(json!({"alg": "HS512"}), claims(&g.token_url()))).await;
@@ -239,7 +343,9 @@ async fn client_assertion_is_checked_for_claims() {
 
 #[tokio::test]
 async fn graph_requires_a_valid_bearer_token() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 2)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 2))
+        .await
+        .unwrap();
     let url = format!("{}/v1.0/users", g.url());
     let (s, h, body) = get_full(&url, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -261,7 +367,9 @@ async fn graph_requires_a_valid_bearer_token() {
 
 #[tokio::test]
 async fn responses_carry_request_ids_and_odata_content_type() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 2)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 2))
+        .await
+        .unwrap();
     let t = token(&g).await;
     let resp = client()
         .get(format!("{}/v1.0/users", g.url()))
@@ -273,10 +381,21 @@ async fn responses_carry_request_ids_and_odata_content_type() {
     assert_eq!(resp.headers()["client-request-id"], "my-correlation");
     assert!(resp.headers().contains_key("request-id"));
     let ct = resp.headers()["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("application/json;odata.metadata=minimal"), "{ct}");
+    assert!(
+        ct.starts_with("application/json;odata.metadata=minimal"),
+        "{ct}"
+    );
 
-    let resp = client().get(format!("{}/v1.0/users", g.url())).bearer_auth(&t).send().await.unwrap();
-    assert_eq!(resp.headers()["client-request-id"], resp.headers()["request-id"]);
+    let resp = client()
+        .get(format!("{}/v1.0/users", g.url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["client-request-id"],
+        resp.headers()["request-id"]
+    );
 
     let (s, body) = get(&format!("{}/v1.0/nonsense", g.url()), &t).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -290,21 +409,48 @@ async fn responses_carry_request_ids_and_odata_content_type() {
 
 #[tokio::test]
 async fn paging_250_users_by_100_gives_three_pages() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 250, 3, 9)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 250, 3, 9))
+        .await
+        .unwrap();
     let t = token(&g).await;
-    let first = format!("{}/v1.0/users?$select=id,userPrincipalName&$top=100", g.url());
+    let first = format!(
+        "{}/v1.0/users?$select=id,userPrincipalName&$top=100",
+        g.url()
+    );
     let pages = all_pages(&first, &t).await;
     assert_eq!(pages.len(), 3);
-    let sizes: Vec<usize> = pages.iter().map(|p| p["value"].as_array().unwrap().len()).collect();
+    let sizes: Vec<usize> = pages
+        .iter()
+        .map(|p| p["value"].as_array().unwrap().len())
+        .collect();
     assert_eq!(sizes, vec![100, 100, 50]);
     let link = pages[0]["@odata.nextLink"].as_str().unwrap();
-    assert!(link.starts_with(&format!("{}/v1.0/users?", g.url())), "{link}");
-    assert!(link.contains("$select=id,userPrincipalName") && link.contains("$top=100") && link.contains("$skiptoken="));
-    assert!(pages[2].get("@odata.nextLink").is_none(), "absent, not null, on the last page");
-    assert!(pages[0]["@odata.context"].as_str().unwrap().ends_with("$metadata#users(id,userPrincipalName)"));
+    assert!(
+        link.starts_with(&format!("{}/v1.0/users?", g.url())),
+        "{link}"
+    );
+    assert!(
+        link.contains("$select=id,userPrincipalName")
+            && link.contains("$top=100")
+            && link.contains("$skiptoken=")
+    );
+    assert!(
+        pages[2].get("@odata.nextLink").is_none(),
+        "absent, not null, on the last page"
+    );
+    assert!(
+        pages[0]["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#users(id,userPrincipalName)")
+    );
     let keys: Vec<&String> = pages[0].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["@odata.context", "@odata.nextLink", "value"]);
-    let mut ids: Vec<&str> = pages.iter().flat_map(|p| p["value"].as_array().unwrap()).map(|u| u["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = pages
+        .iter()
+        .flat_map(|p| p["value"].as_array().unwrap())
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 250);
@@ -323,7 +469,9 @@ async fn paging_250_users_by_100_gives_three_pages() {
 #[tokio::test]
 async fn select_nulls_defaults_and_unknown_properties() {
     let mut tenant = Tenant::new("contoso.onmicrosoft.com");
-    let id = tenant.add_user(json!({"userPrincipalName": "bare@contoso.onmicrosoft.com", "displayName": "Bare"}));
+    let id = tenant.add_user(
+        json!({"userPrincipalName": "bare@contoso.onmicrosoft.com", "displayName": "Bare"}),
+    );
     let g = GraphEmulator::start(tenant).await.unwrap();
     let t = token(&g).await;
 
@@ -335,10 +483,16 @@ async fn select_nulls_defaults_and_unknown_properties() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["mobilePhone"], Value::Null);
     assert_eq!(body["department"], Value::Null);
-    assert!(body.as_object().unwrap().contains_key("mobilePhone"), "explicit null, not missing");
+    assert!(
+        body.as_object().unwrap().contains_key("mobilePhone"),
+        "explicit null, not missing"
+    );
     assert_eq!(body["businessPhones"], json!([]));
     assert_eq!(body["accountEnabled"], true);
-    assert_eq!(body["onPremisesExtensionAttributes"]["extensionAttribute7"], Value::Null);
+    assert_eq!(
+        body["onPremisesExtensionAttributes"]["extensionAttribute7"],
+        Value::Null
+    );
 
     // Without $select: exactly the default set (plus the context), accountEnabled not included.
     let (_, body) = get(&format!("{}/v1.0/users", g.url()), &t).await;
@@ -347,11 +501,30 @@ async fn select_nulls_defaults_and_unknown_properties() {
     keys.sort();
     assert_eq!(
         keys,
-        ["businessPhones", "displayName", "givenName", "id", "jobTitle", "mail", "mobilePhone", "officeLocation", "preferredLanguage", "surname", "userPrincipalName"]
+        [
+            "businessPhones",
+            "displayName",
+            "givenName",
+            "id",
+            "jobTitle",
+            "mail",
+            "mobilePhone",
+            "officeLocation",
+            "preferredLanguage",
+            "surname",
+            "userPrincipalName"
+        ]
     );
 
     // By UPN, case-insensitively; property names in $select are case-insensitive too.
-    let (s, body) = get(&format!("{}/v1.0/users/BARE@contoso.onmicrosoft.com?$select=ID", g.url()), &t).await;
+    let (s, body) = get(
+        &format!(
+            "{}/v1.0/users/BARE@contoso.onmicrosoft.com?$select=ID",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["id"], id);
 
@@ -368,37 +541,80 @@ async fn select_nulls_defaults_and_unknown_properties() {
 
 #[tokio::test]
 async fn top_limits_and_filters() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 120, 2, 3)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 120, 2, 3))
+        .await
+        .unwrap();
     let t = token(&g).await;
     let (s, body) = get(&format!("{}/v1.0/users?$top=1000", g.url()), &t).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_graph_error(&body, "Request_UnsupportedQuery");
-    assert_eq!(get(&format!("{}/v1.0/users?$top=0", g.url()), &t).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&format!("{}/v1.0/users?$top=0", g.url()), &t).await.0,
+        StatusCode::BAD_REQUEST
+    );
     let (s, body) = get(&format!("{}/v1.0/users?$top=999", g.url()), &t).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["value"].as_array().unwrap().len(), 120);
 
     let users = g.users();
     let some = users[17]["userPrincipalName"].as_str().unwrap().to_string();
-    let (_, body) = get(&format!("{}/v1.0/users?$filter=userPrincipalName eq '{}'", g.url(), some.to_uppercase()), &t).await;
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/users?$filter=userPrincipalName eq '{}'",
+            g.url(),
+            some.to_uppercase()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
     assert_eq!(body["value"][0]["userPrincipalName"], some);
 
-    let disabled = users.iter().filter(|u| u["accountEnabled"] == false).count();
-    let (_, body) = get(&format!("{}/v1.0/users?$filter=accountEnabled eq false&$select=id,accountEnabled&$top=999", g.url()), &t).await;
+    let disabled = users
+        .iter()
+        .filter(|u| u["accountEnabled"] == false)
+        .count();
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/users?$filter=accountEnabled eq false&$select=id,accountEnabled&$top=999",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(body["value"].as_array().unwrap().len(), disabled);
-    assert!(body["value"].as_array().unwrap().iter().all(|u| u["accountEnabled"] == false));
+    assert!(
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["accountEnabled"] == false)
+    );
 
     let prefix = &some[..3];
-    let expected = users.iter().filter(|u| u["userPrincipalName"].as_str().unwrap().starts_with(prefix)).count();
-    let (_, body) = get(&format!("{}/v1.0/users?$filter=startswith(userPrincipalName,'{prefix}')&$top=999", g.url()), &t).await;
+    let expected = users
+        .iter()
+        .filter(|u| u["userPrincipalName"].as_str().unwrap().starts_with(prefix))
+        .count();
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/users?$filter=startswith(userPrincipalName,'{prefix}')&$top=999",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(body["value"].as_array().unwrap().len(), expected);
 
     let id = users[3]["id"].as_str().unwrap();
     let (_, body) = get(&format!("{}/v1.0/users?$filter=id eq '{id}'", g.url()), &t).await;
     assert_eq!(body["value"][0]["id"], id);
 
-    for bad in ["userPrincipalName ne 'x'", "endswith(mail,'x')", "not(accountEnabled eq true)"] {
+    for bad in [
+        "userPrincipalName ne 'x'",
+        "endswith(mail,'x')",
+        "not(accountEnabled eq true)",
+    ] {
         let (s, body) = get(&format!("{}/v1.0/users?$filter={bad}", g.url()), &t).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
         assert_graph_error(&body, "Request_UnsupportedQuery");
@@ -422,7 +638,9 @@ async fn top_limits_and_filters() {
 
 #[tokio::test]
 async fn throttling_then_success_and_injected_failures() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 4)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 3, 0, 4))
+        .await
+        .unwrap();
     let t = token(&g).await;
     let url = format!("{}/v1.0/users", g.url());
     g.throttle_next(2, 2.128);
@@ -447,7 +665,12 @@ async fn throttling_then_success_and_injected_failures() {
     assert_eq!(get(&url, &t).await.0, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(get(&url, &t).await.0, StatusCode::OK);
 
-    let statuses: Vec<u16> = g.requests().iter().filter(|r| r.path_and_query == "/v1.0/users").map(|r| r.status).collect();
+    let statuses: Vec<u16> = g
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query == "/v1.0/users")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(statuses, vec![429, 429, 429, 200, 503, 504, 200]);
     g.clear_requests();
     assert!(g.requests().is_empty());
@@ -458,19 +681,42 @@ async fn throttling_then_success_and_injected_failures() {
 #[tokio::test]
 async fn soft_delete_restore_and_hard_delete_visibility() {
     let mut tenant = Tenant::new("contoso.onmicrosoft.com");
-    let id = tenant.add_user(json!({"userPrincipalName": "patti@contoso.onmicrosoft.com", "displayName": "Patti"}));
-    let other = tenant.add_user(json!({"userPrincipalName": "alex@contoso.onmicrosoft.com", "displayName": "Alex"}));
+    let id = tenant.add_user(
+        json!({"userPrincipalName": "patti@contoso.onmicrosoft.com", "displayName": "Patti"}),
+    );
+    let other = tenant.add_user(
+        json!({"userPrincipalName": "alex@contoso.onmicrosoft.com", "displayName": "Alex"}),
+    );
     let group = tenant.add_group(json!({"displayName": "sg-Sales", "members": [id, other]}));
     tenant.assign(&id);
     let g = GraphEmulator::start(tenant).await.unwrap();
     let t = token(&g).await;
     let user_url = format!("{}/v1.0/users/{id}", g.url());
     let list = format!("{}/v1.0/users?$select=id", g.url());
-    let deleted = format!("{}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,deletedDateTime", g.url());
+    let deleted = format!(
+        "{}/v1.0/directory/deletedItems/microsoft.graph.user?$select=id,userPrincipalName,deletedDateTime",
+        g.url()
+    );
     let members = format!("{}/v1.0/groups/{group}/members?$select=id", g.url());
-    let assigned = format!("{}/v1.0/servicePrincipals/{}/appRoleAssignedTo", g.url(), g.service_principal_id());
+    let assigned = format!(
+        "{}/v1.0/servicePrincipals/{}/appRoleAssignedTo",
+        g.url(),
+        g.service_principal_id()
+    );
     let ids = |body: &Value| -> Vec<String> {
-        body["value"].as_array().unwrap().iter().map(|v| v.get("principalId").or(v.get("id")).unwrap().as_str().unwrap().to_string()).collect()
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v.get("principalId")
+                    .or(v.get("id"))
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
     };
 
     g.soft_delete_user(&id);
@@ -495,15 +741,35 @@ async fn soft_delete_restore_and_hard_delete_visibility() {
     let (s, body) = get(&user_url, &t).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["userPrincipalName"], "patti@contoso.onmicrosoft.com");
-    assert!(get(&deleted, &t).await.1["value"].as_array().unwrap().is_empty());
-    assert!(ids(&get(&members, &t).await.1).contains(&id), "memberships survive soft delete");
-    assert!(ids(&get(&assigned, &t).await.1).contains(&id), "assignments survive soft delete");
+    assert!(
+        get(&deleted, &t).await.1["value"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        ids(&get(&members, &t).await.1).contains(&id),
+        "memberships survive soft delete"
+    );
+    assert!(
+        ids(&get(&assigned, &t).await.1).contains(&id),
+        "assignments survive soft delete"
+    );
 
     g.soft_delete_user(&id);
     g.hard_delete_user(&id);
     assert_eq!(get(&user_url, &t).await.0, StatusCode::NOT_FOUND);
-    assert!(get(&deleted, &t).await.1["value"].as_array().unwrap().is_empty());
-    assert!(g.groups().iter().all(|gr| !gr["members"].as_array().unwrap().contains(&json!(id))));
+    assert!(
+        get(&deleted, &t).await.1["value"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        g.groups()
+            .iter()
+            .all(|gr| !gr["members"].as_array().unwrap().contains(&json!(id)))
+    );
     g.restore_user_must_fail(&id);
 }
 
@@ -522,25 +788,59 @@ impl RestoreCheck for GraphEmulator {
 
 #[tokio::test]
 async fn members_are_typed_directory_objects() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 60, 3, 5)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 60, 3, 5))
+        .await
+        .unwrap();
     let t = token(&g).await;
     let groups = g.groups();
     let nested = groups.iter().find(|gr| {
-        gr["members"].as_array().unwrap().iter().any(|m| groups.iter().any(|o| o["id"] == *m))
+        gr["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| groups.iter().any(|o| o["id"] == *m))
     });
     let nested = nested.expect("the generator nests one group");
-    let url = format!("{}/v1.0/groups/{}/members?$select=id,userPrincipalName,displayName&$top=5", g.url(), nested["id"].as_str().unwrap());
+    let url = format!(
+        "{}/v1.0/groups/{}/members?$select=id,userPrincipalName,displayName&$top=5",
+        g.url(),
+        nested["id"].as_str().unwrap()
+    );
     let pages = all_pages(&url, &t).await;
-    let items: Vec<&Value> = pages.iter().flat_map(|p| p["value"].as_array().unwrap()).collect();
+    let items: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["value"].as_array().unwrap())
+        .collect();
     assert_eq!(items.len(), nested["members"].as_array().unwrap().len());
-    let group_item = items.iter().find(|i| i["@odata.type"] == "#microsoft.graph.group").unwrap();
-    assert!(group_item.get("userPrincipalName").is_none(), "no user-only properties on a group");
+    let group_item = items
+        .iter()
+        .find(|i| i["@odata.type"] == "#microsoft.graph.group")
+        .unwrap();
+    assert!(
+        group_item.get("userPrincipalName").is_none(),
+        "no user-only properties on a group"
+    );
     assert!(group_item["displayName"].is_string());
-    let user_item = items.iter().find(|i| i["@odata.type"] == "#microsoft.graph.user").unwrap();
+    let user_item = items
+        .iter()
+        .find(|i| i["@odata.type"] == "#microsoft.graph.user")
+        .unwrap();
     assert!(user_item["userPrincipalName"].is_string());
-    assert!(pages[0]["@odata.context"].as_str().unwrap().contains("$metadata#directoryObjects"));
+    assert!(
+        pages[0]["@odata.context"]
+            .as_str()
+            .unwrap()
+            .contains("$metadata#directoryObjects")
+    );
 
-    let (s, body) = get(&format!("{}/v1.0/groups/00000000-0000-0000-0000-000000000001/members", g.url()), &t).await;
+    let (s, body) = get(
+        &format!(
+            "{}/v1.0/groups/00000000-0000-0000-0000-000000000001/members",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_graph_error(&body, "Request_ResourceNotFound");
 
@@ -555,7 +855,9 @@ async fn members_are_typed_directory_objects() {
 #[tokio::test]
 async fn app_role_assigned_to_shape() {
     let mut tenant = Tenant::new("contoso.onmicrosoft.com");
-    let u = tenant.add_user(json!({"userPrincipalName": "adele@contoso.onmicrosoft.com", "displayName": "Adele Vance"}));
+    let u = tenant.add_user(
+        json!({"userPrincipalName": "adele@contoso.onmicrosoft.com", "displayName": "Adele Vance"}),
+    );
     let grp = tenant.add_group(json!({"displayName": "sg-HR", "members": [u]}));
     tenant.assign(&u);
     tenant.assign(&grp);
@@ -563,18 +865,46 @@ async fn app_role_assigned_to_shape() {
     let g = GraphEmulator::start(tenant).await.unwrap();
     let t = token(&g).await;
     let sp = g.service_principal_id().to_string();
-    let (s, body) = get(&format!("{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo", g.url()), &t).await;
+    let (s, body) = get(
+        &format!("{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo", g.url()),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert!(body["@odata.context"].as_str().unwrap().ends_with(&format!("$metadata#servicePrincipals('{sp}')/appRoleAssignedTo")));
+    assert!(body["@odata.context"].as_str().unwrap().ends_with(&format!(
+        "$metadata#servicePrincipals('{sp}')/appRoleAssignedTo"
+    )));
     let rows = body["value"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "a group assignment is one row, not expanded");
     for row in rows {
-        let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["id", "deletedDateTime", "appRoleId", "createdDateTime", "principalDisplayName", "principalId", "principalType", "resourceDisplayName", "resourceId"]);
+        let keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "deletedDateTime",
+                "appRoleId",
+                "createdDateTime",
+                "principalDisplayName",
+                "principalId",
+                "principalType",
+                "resourceDisplayName",
+                "resourceId"
+            ]
+        );
         assert_eq!(row["appRoleId"], DEFAULT_ACCESS_ROLE);
         assert_eq!(row["resourceId"], sp);
         assert_eq!(row["deletedDateTime"], Value::Null);
-        assert_eq!(row["id"].as_str().unwrap().len(), 43, "base64url-like id, not a GUID");
+        assert_eq!(
+            row["id"].as_str().unwrap().len(),
+            43,
+            "base64url-like id, not a GUID"
+        );
         assert!(row["createdDateTime"].as_str().unwrap().ends_with('Z'));
     }
     let user_row = rows.iter().find(|r| r["principalType"] == "User").unwrap();
@@ -584,21 +914,55 @@ async fn app_role_assigned_to_shape() {
     assert_eq!(group_row["principalId"], grp);
 
     // The appId is not the service principal id.
-    let (s, body) = get(&format!("{}/v1.0/servicePrincipals/{}/appRoleAssignedTo", g.url(), g.client_id()), &t).await;
+    let (s, body) = get(
+        &format!(
+            "{}/v1.0/servicePrincipals/{}/appRoleAssignedTo",
+            g.url(),
+            g.client_id()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_graph_error(&body, "Request_ResourceNotFound");
     // …but it resolves through a filter.
-    let (_, body) = get(&format!("{}/v1.0/servicePrincipals?$filter=appId eq '{}'&$select=id,appRoles", g.url(), g.client_id()), &t).await;
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/servicePrincipals?$filter=appId eq '{}'&$select=id,appRoles",
+            g.url(),
+            g.client_id()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(body["value"][0]["id"], sp);
     assert_eq!(body["value"][0]["appRoles"][0]["id"], role);
 
     g.unassign_user(&u);
     g.assign_role(&u, &role);
-    let (_, body) = get(&format!("{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo?$top=1", g.url()), &t).await;
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo?$top=1",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
     assert!(body["@odata.nextLink"].is_string());
-    let pages = all_pages(&format!("{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo?$top=1", g.url()), &t).await;
-    let user_row = pages.iter().flat_map(|p| p["value"].as_array().unwrap()).find(|r| r["principalType"] == "User").unwrap();
+    let pages = all_pages(
+        &format!(
+            "{}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo?$top=1",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
+    let user_row = pages
+        .iter()
+        .flat_map(|p| p["value"].as_array().unwrap())
+        .find(|r| r["principalType"] == "User")
+        .unwrap();
     assert_eq!(user_row["appRoleId"], role);
 }
 
@@ -609,25 +973,63 @@ fn generator_is_deterministic_and_realistic() {
     let a = Tenant::generate("contoso.onmicrosoft.com", 400, 6, 42);
     let b = Tenant::generate("contoso.onmicrosoft.com", 400, 6, 42);
     assert_eq!(a.to_json(), b.to_json());
-    assert_ne!(a.to_json(), Tenant::generate("contoso.onmicrosoft.com", 400, 6, 43).to_json());
+    assert_ne!(
+        a.to_json(),
+        Tenant::generate("contoso.onmicrosoft.com", 400, 6, 43).to_json()
+    );
     assert_eq!(a.client_secret(), b.client_secret());
 
     let users = a.users();
     assert_eq!(users.len(), 400);
-    let disabled = users.iter().filter(|u| u["accountEnabled"] == false).count();
-    assert!((5..=40).contains(&disabled), "about 5% disabled, got {disabled}");
-    for key in ["givenName", "surname", "displayName", "userPrincipalName", "mailNickname", "department", "jobTitle", "city", "country", "preferredLanguage", "businessPhones"] {
-        assert!(users.iter().all(|u| u.get(key).is_some()), "{key} always set");
+    let disabled = users
+        .iter()
+        .filter(|u| u["accountEnabled"] == false)
+        .count();
+    assert!(
+        (5..=40).contains(&disabled),
+        "about 5% disabled, got {disabled}"
+    );
+    for key in [
+        "givenName",
+        "surname",
+        "displayName",
+        "userPrincipalName",
+        "mailNickname",
+        "department",
+        "jobTitle",
+        "city",
+        "country",
+        "preferredLanguage",
+        "businessPhones",
+    ] {
+        assert!(
+            users.iter().all(|u| u.get(key).is_some()),
+            "{key} always set"
+        );
     }
-    let upns: std::collections::HashSet<&str> = users.iter().map(|u| u["userPrincipalName"].as_str().unwrap()).collect();
+    let upns: std::collections::HashSet<&str> = users
+        .iter()
+        .map(|u| u["userPrincipalName"].as_str().unwrap())
+        .collect();
     assert_eq!(upns.len(), 400, "UPNs are unique");
-    assert!(users.iter().any(|u| u.get("mobilePhone").is_none()), "some unset values exist to exercise nulls");
+    assert!(
+        users.iter().any(|u| u.get("mobilePhone").is_none()),
+        "some unset values exist to exercise nulls"
+    );
     let groups = a.groups();
     assert_eq!(groups.len(), 6);
-    assert!(groups.iter().all(|g| !g["members"].as_array().unwrap().is_empty()));
+    assert!(
+        groups
+            .iter()
+            .all(|g| !g["members"].as_array().unwrap().is_empty())
+    );
     let assigned = a.assigned_principals();
     assert!(assigned.len() > 50 && assigned.len() < 400);
-    assert!(groups.iter().any(|g| assigned.contains(&g["id"].as_str().unwrap().to_string())));
+    assert!(
+        groups
+            .iter()
+            .any(|g| assigned.contains(&g["id"].as_str().unwrap().to_string()))
+    );
 }
 
 // ---- delta ------------------------------------------------------------------------------------
@@ -646,7 +1048,11 @@ async fn delta_round(url: &str, token: &str) -> (Vec<Value>, String, usize) {
         assert!(has_next ^ has_delta, "exactly one link per page: {body}");
         objects.extend(body["value"].as_array().unwrap().iter().cloned());
         if has_delta {
-            return (objects, body["@odata.deltaLink"].as_str().unwrap().to_string(), pages);
+            return (
+                objects,
+                body["@odata.deltaLink"].as_str().unwrap().to_string(),
+                pages,
+            );
         }
         next = body["@odata.nextLink"].as_str().unwrap().to_string();
         assert!(!next.contains("$select"), "options live inside the token");
@@ -655,18 +1061,33 @@ async fn delta_round(url: &str, token: &str) -> (Vec<Value>, String, usize) {
 
 #[tokio::test]
 async fn users_delta_rounds() {
-    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 30, 2, 11)).await.unwrap();
+    let g = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 30, 2, 11))
+        .await
+        .unwrap();
     g.set_delta_page_size(10);
     let t = token(&g).await;
-    let (objects, link, pages) = delta_round(&format!("{}/v1.0/users/delta?$select=displayName,mobilePhone,accountEnabled", g.url()), &t).await;
-    assert!(pages >= 4, "30 users by 10 plus the closing empty page: {pages}");
+    let (objects, link, pages) = delta_round(
+        &format!(
+            "{}/v1.0/users/delta?$select=displayName,mobilePhone,accountEnabled",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
+    assert!(
+        pages >= 4,
+        "30 users by 10 plus the closing empty page: {pages}"
+    );
     let mut ids: Vec<&str> = objects.iter().map(|o| o["id"].as_str().unwrap()).collect();
     assert!(ids.len() > 30, "replays within a round");
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 30);
     let no_phone = objects.iter().find(|o| o.get("mobilePhone").is_none());
-    assert!(no_phone.is_some(), "never-set properties are omitted in delta");
+    assert!(
+        no_phone.is_some(),
+        "never-set properties are omitted in delta"
+    );
 
     // No changes: empty, but a new deltaLink.
     let (objects, link2, _) = delta_round(&link, &t).await;
@@ -688,10 +1109,16 @@ async fn users_delta_rounds() {
     let (objects, link3, _) = delta_round(&link2, &t).await;
     let find = |id: &str| objects.iter().find(|o| o["id"] == id).cloned();
     let ua = find(&a).expect("changed user appears");
-    assert!(ua.as_object().unwrap().contains_key("mobilePhone") && ua["mobilePhone"].is_null(), "cleared → null: {ua}");
+    assert!(
+        ua.as_object().unwrap().contains_key("mobilePhone") && ua["mobilePhone"].is_null(),
+        "cleared → null: {ua}"
+    );
     assert_eq!(find(&b).unwrap()["@removed"]["reason"], "changed");
     assert_eq!(find(&c).unwrap()["@removed"]["reason"], "deleted");
-    assert!(find(&d).is_none(), "changes to unselected properties do not show");
+    assert!(
+        find(&d).is_none(),
+        "changes to unselected properties do not show"
+    );
 
     g.restore_user(&b);
     g.disable_user(&a);
@@ -701,14 +1128,23 @@ async fn users_delta_rounds() {
     let disabled = objects.iter().find(|o| o["id"] == a).unwrap();
     assert_eq!(disabled["accountEnabled"], false);
 
-    let (s, body) = get(&format!("{}/v1.0/users/delta?$deltatoken=latest", g.url()), &t).await;
+    let (s, body) = get(
+        &format!("{}/v1.0/users/delta?$deltatoken=latest", g.url()),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert!(body["value"].as_array().unwrap().is_empty() && body["@odata.deltaLink"].is_string());
 
     g.reset_delta_next();
     let resp = client().get(&link4).bearer_auth(&t).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::GONE);
-    assert!(resp.headers()["location"].to_str().unwrap().contains("/v1.0/users/delta?$select="));
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/v1.0/users/delta?$select=")
+    );
 
     g.expire_delta_tokens();
     let (s, body) = get(&link4, &t).await;
@@ -721,19 +1157,41 @@ async fn users_delta_rounds() {
 #[tokio::test]
 async fn manager_endpoint_and_expand() {
     let mut tenant = Tenant::new("contoso.onmicrosoft.com");
-    let boss = tenant.add_user(json!({"userPrincipalName": "boss@contoso.onmicrosoft.com", "displayName": "Boss"}));
-    let worker = tenant.add_user(json!({"userPrincipalName": "worker@contoso.onmicrosoft.com", "displayName": "Worker"}));
+    let boss = tenant.add_user(
+        json!({"userPrincipalName": "boss@contoso.onmicrosoft.com", "displayName": "Boss"}),
+    );
+    let worker = tenant.add_user(
+        json!({"userPrincipalName": "worker@contoso.onmicrosoft.com", "displayName": "Worker"}),
+    );
     tenant.set_manager(&worker, Some(&boss));
     let g = GraphEmulator::start(tenant).await.unwrap();
     let t = token(&g).await;
-    let (s, body) = get(&format!("{}/v1.0/users/{worker}/manager?$select=id,displayName", g.url()), &t).await;
+    let (s, body) = get(
+        &format!(
+            "{}/v1.0/users/{worker}/manager?$select=id,displayName",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["@odata.type"], "#microsoft.graph.user");
     assert_eq!(body["id"], boss);
     let (s, body) = get(&format!("{}/v1.0/users/{boss}/manager", g.url()), &t).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "no manager is a 404, not a null body");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "no manager is a 404, not a null body"
+    );
     assert_graph_error(&body, "Request_ResourceNotFound");
-    let (_, body) = get(&format!("{}/v1.0/users?$select=id,displayName&$expand=manager($select=id,displayName)", g.url()), &t).await;
+    let (_, body) = get(
+        &format!(
+            "{}/v1.0/users?$select=id,displayName&$expand=manager($select=id,displayName)",
+            g.url()
+        ),
+        &t,
+    )
+    .await;
     let rows = body["value"].as_array().unwrap();
     let w = rows.iter().find(|r| r["id"] == worker).unwrap();
     assert_eq!(w["manager"]["id"], boss);
@@ -745,7 +1203,9 @@ async fn manager_endpoint_and_expand() {
 async fn fixture_file_round_trip_serves_the_same_tenant() {
     let original = Tenant::generate("contoso.onmicrosoft.com", 20, 2, 8);
     let json = original.to_json();
-    let g = GraphEmulator::start(Tenant::from_json(&json).unwrap()).await.unwrap();
+    let g = GraphEmulator::start(Tenant::from_json(&json).unwrap())
+        .await
+        .unwrap();
     assert_eq!(g.client_id(), original.client_id());
     let t = token(&g).await;
     let (_, body) = get(&format!("{}/v1.0/users?$select=id", g.url()), &t).await;

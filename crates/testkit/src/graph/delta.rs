@@ -50,6 +50,8 @@ struct DeltaToken {
     e: u64,
     /// Issued at (unix seconds).
     i: i64,
+    /// Nonce: every round gets a different deltaLink, even with no changes.
+    n: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -170,9 +172,15 @@ fn tracking(q: &QueryOptions) -> Result<Tracking, GraphError> {
             let ids = Filter::parse(raw)
                 .ok()
                 .and_then(|f| f.id_list())
-                .ok_or_else(|| GraphError::unsupported("Unsupported Query. Delta supports only 'id eq' filters joined by 'or'."))?;
+                .ok_or_else(|| {
+                    GraphError::unsupported(
+                        "Unsupported Query. Delta supports only 'id eq' filters joined by 'or'.",
+                    )
+                })?;
             if ids.len() > 50 {
-                return Err(GraphError::unsupported("At most 50 'id eq' terms are supported with delta."));
+                return Err(GraphError::unsupported(
+                    "At most 50 'id eq' terms are supported with delta.",
+                ));
             }
             Some(ids)
         }
@@ -193,7 +201,10 @@ fn initial_url(ctx: &Ctx, t: &Tracking) -> String {
         let f: Vec<String> = ids.iter().map(|i| format!("id eq '{i}'")).collect();
         parts.push(format!(
             "$filter={}",
-            percent_encoding::utf8_percent_encode(&f.join(" or "), percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(
+                &f.join(" or "),
+                percent_encoding::NON_ALPHANUMERIC
+            )
         ));
     }
     if parts.is_empty() {
@@ -210,12 +221,20 @@ fn context(ctx: &Ctx, t: &Tracking, init: bool) -> String {
     }
 }
 
-fn delta_link_page(ctx: &Ctx, t: &Tracking, w: u64, e: u64, value: Vec<Value>, init: bool) -> axum::response::Response {
+fn delta_link_page(
+    ctx: &Ctx,
+    t: &Tracking,
+    w: u64,
+    e: u64,
+    value: Vec<Value>,
+    init: bool,
+) -> axum::response::Response {
     let token = encode_token(&DeltaToken {
         t: t.clone(),
         w,
         e,
         i: Utc::now().timestamp(),
+        n: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
     });
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context(ctx, t, init)));
@@ -298,7 +317,12 @@ fn page(inner: &mut Inner, ctx: &Ctx, tok: SkipToken) -> axum::response::Respons
         if tok.a.as_deref().is_some_and(|a| id.as_str() <= a) {
             continue;
         }
-        if tok.t.f.as_ref().is_some_and(|f| !f.iter().any(|x| x.eq_ignore_ascii_case(id))) {
+        if tok
+            .t
+            .f
+            .as_ref()
+            .is_some_and(|f| !f.iter().any(|x| x.eq_ignore_ascii_case(id)))
+        {
             continue;
         }
         let entry = match d.users.get(id) {
@@ -318,7 +342,10 @@ fn page(inner: &mut Inner, ctx: &Ctx, tok: SkipToken) -> axum::response::Respons
         }
     }
     let mut body = Map::new();
-    body.insert("@odata.context".into(), json!(context(ctx, &tok.t, tok.init)));
+    body.insert(
+        "@odata.context".into(),
+        json!(context(ctx, &tok.t, tok.init)),
+    );
     let next = |a: Option<String>, fin: bool| {
         let t = encode_token(&SkipToken {
             t: tok.t.clone(),

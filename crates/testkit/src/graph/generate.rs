@@ -59,43 +59,243 @@ impl Rng {
 }
 
 const GIVEN: &[&str] = &[
-    "Adele", "Alex", "Allan", "Bianca", "Brian", "Cameron", "Christie", "Debra", "Delia", "Diego",
-    "Emily", "Enrico", "Grady", "Henrietta", "Irvin", "Isaiah", "Johanna", "Joni", "Lee", "Lidia",
-    "Lynne", "Mallory", "Megan", "Miriam", "Nestor", "Patti", "Pradeep", "Raul", "Sanjay", "Sofia",
-    "Tomás", "Amara", "Björn", "Chen", "Daniela", "Farah", "Hiroshi", "Ingrid", "José", "Kwame",
-    "Léa", "Mateo", "Nadia", "Olusegun", "Priya", "Siobhan", "Yusuf", "Zoë", "Aino", "Ravi",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Bianca",
+    "Brian",
+    "Cameron",
+    "Christie",
+    "Debra",
+    "Delia",
+    "Diego",
+    "Emily",
+    "Enrico",
+    "Grady",
+    "Henrietta",
+    "Irvin",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Mallory",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Raul",
+    "Sanjay",
+    "Sofia",
+    "Tomás",
+    "Amara",
+    "Björn",
+    "Chen",
+    "Daniela",
+    "Farah",
+    "Hiroshi",
+    "Ingrid",
+    "José",
+    "Kwame",
+    "Léa",
+    "Mateo",
+    "Nadia",
+    "Olusegun",
+    "Priya",
+    "Siobhan",
+    "Yusuf",
+    "Zoë",
+    "Aino",
+    "Ravi",
 ];
 
 const SURNAMES: &[&str] = &[
-    "Vance", "Wilber", "Deyoung", "Pisani", "Johnson", "White", "Cline", "Berger", "Dennis",
-    "Siciliani", "Braun", "Rossi", "Archie", "Cerrato", "Bellows", "Langer", "Lauer", "Sherman",
-    "Adams", "Holloway", "Robbins", "Cortez", "Bowen", "Graham", "Wilke", "Fernandez", "Gupta",
-    "Ortega", "Kumar", "Nilsson", "O'Brien", "Müller", "Okafor", "Tanaka", "Dubois", "García",
-    "Kowalski", "Haddad", "Virtanen", "Mensah", "Schmidt", "Novák", "Costa", "Murphy", "Yilmaz",
+    "Vance",
+    "Wilber",
+    "Deyoung",
+    "Pisani",
+    "Johnson",
+    "White",
+    "Cline",
+    "Berger",
+    "Dennis",
+    "Siciliani",
+    "Braun",
+    "Rossi",
+    "Archie",
+    "Cerrato",
+    "Bellows",
+    "Langer",
+    "Lauer",
+    "Sherman",
+    "Adams",
+    "Holloway",
+    "Robbins",
+    "Cortez",
+    "Bowen",
+    "Graham",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
+    "Ortega",
+    "Kumar",
+    "Nilsson",
+    "O'Brien",
+    "Müller",
+    "Okafor",
+    "Tanaka",
+    "Dubois",
+    "García",
+    "Kowalski",
+    "Haddad",
+    "Virtanen",
+    "Mensah",
+    "Schmidt",
+    "Novák",
+    "Costa",
+    "Murphy",
+    "Yilmaz",
 ];
 
 /// (department, division, job titles)
 const DEPARTMENTS: &[(&str, &str, &[&str])] = &[
-    ("Engineering", "R&D", &["Software Engineer", "Senior Software Engineer", "Engineering Manager", "SRE"]),
-    ("Sales", "Commercial", &["Account Executive", "Sales Manager", "Sales Engineer"]),
-    ("Marketing", "Commercial", &["Marketing Specialist", "Content Strategist", "Product Marketing Manager"]),
-    ("Finance", "Operations", &["Accountant", "Financial Analyst", "Controller"]),
-    ("Human Resources", "Operations", &["HR Generalist", "Recruiter", "HR Business Partner"]),
-    ("IT", "Operations", &["Systems Administrator", "Helpdesk Analyst", "Identity Architect"]),
+    (
+        "Engineering",
+        "R&D",
+        &[
+            "Software Engineer",
+            "Senior Software Engineer",
+            "Engineering Manager",
+            "SRE",
+        ],
+    ),
+    (
+        "Sales",
+        "Commercial",
+        &["Account Executive", "Sales Manager", "Sales Engineer"],
+    ),
+    (
+        "Marketing",
+        "Commercial",
+        &[
+            "Marketing Specialist",
+            "Content Strategist",
+            "Product Marketing Manager",
+        ],
+    ),
+    (
+        "Finance",
+        "Operations",
+        &["Accountant", "Financial Analyst", "Controller"],
+    ),
+    (
+        "Human Resources",
+        "Operations",
+        &["HR Generalist", "Recruiter", "HR Business Partner"],
+    ),
+    (
+        "IT",
+        "Operations",
+        &[
+            "Systems Administrator",
+            "Helpdesk Analyst",
+            "Identity Architect",
+        ],
+    ),
     ("Legal", "Corporate", &["Counsel", "Paralegal"]),
-    ("Support", "Commercial", &["Support Engineer", "Customer Success Manager"]),
+    (
+        "Support",
+        "Commercial",
+        &["Support Engineer", "Customer Success Manager"],
+    ),
 ];
 
 /// (city, state, country, usageLocation, preferredLanguage, phone prefix, street)
-const LOCATIONS: &[(&str, Option<&str>, &str, &str, &str, &str, &str)] = &[
-    ("Redmond", Some("WA"), "United States", "US", "en-US", "+1 425 555", "One Microsoft Way"),
-    ("New York", Some("NY"), "United States", "US", "en-US", "+1 212 555", "11 Times Sq"),
-    ("London", None, "United Kingdom", "GB", "en-GB", "+44 20 7946", "2 Kingdom St"),
-    ("Berlin", None, "Germany", "DE", "de-DE", "+49 30 901820", "Unter den Linden 17"),
-    ("Paris", None, "France", "FR", "fr-FR", "+33 1 70 18", "37 Quai du Président Roosevelt"),
-    ("São Paulo", Some("SP"), "Brazil", "BR", "pt-BR", "+55 11 5504", "Av. Pres. Juscelino Kubitschek 1909"),
-    ("Tokyo", None, "Japan", "JP", "ja-JP", "+81 3 4332", "2-16-3 Konan"),
-    ("Bangalore", Some("KA"), "India", "IN", "en-IN", "+91 80 6658", "Embassy Golf Links"),
+type Location = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const LOCATIONS: &[Location] = &[
+    (
+        "Redmond",
+        Some("WA"),
+        "United States",
+        "US",
+        "en-US",
+        "+1 425 555",
+        "One Microsoft Way",
+    ),
+    (
+        "New York",
+        Some("NY"),
+        "United States",
+        "US",
+        "en-US",
+        "+1 212 555",
+        "11 Times Sq",
+    ),
+    (
+        "London",
+        None,
+        "United Kingdom",
+        "GB",
+        "en-GB",
+        "+44 20 7946",
+        "2 Kingdom St",
+    ),
+    (
+        "Berlin",
+        None,
+        "Germany",
+        "DE",
+        "de-DE",
+        "+49 30 901820",
+        "Unter den Linden 17",
+    ),
+    (
+        "Paris",
+        None,
+        "France",
+        "FR",
+        "fr-FR",
+        "+33 1 70 18",
+        "37 Quai du Président Roosevelt",
+    ),
+    (
+        "São Paulo",
+        Some("SP"),
+        "Brazil",
+        "BR",
+        "pt-BR",
+        "+55 11 5504",
+        "Av. Pres. Juscelino Kubitschek 1909",
+    ),
+    (
+        "Tokyo",
+        None,
+        "Japan",
+        "JP",
+        "ja-JP",
+        "+81 3 4332",
+        "2-16-3 Konan",
+    ),
+    (
+        "Bangalore",
+        Some("KA"),
+        "India",
+        "IN",
+        "en-IN",
+        "+91 80 6658",
+        "Embassy Golf Links",
+    ),
 ];
 
 /// ASCII mail nickname from a name: lower-case, accents folded, other characters dropped.
@@ -203,7 +403,11 @@ pub(crate) fn generate(domain: &str, n: usize, groups: usize, seed: u64) -> Dire
         }
         u.insert(
             "employeeType".into(),
-            json!(if rng.chance(10) { "Contractor" } else { "Employee" }),
+            json!(if rng.chance(10) {
+                "Contractor"
+            } else {
+                "Employee"
+            }),
         );
         let hired = rng.timestamp();
         u.insert(
@@ -237,7 +441,10 @@ pub(crate) fn generate(domain: &str, n: usize, groups: usize, seed: u64) -> Dire
         u.insert("country".into(), json!(country));
         u.insert("usageLocation".into(), json!(usage));
         u.insert("streetAddress".into(), json!(street));
-        u.insert("postalCode".into(), json!(format!("{:05}", rng.below(100_000))));
+        u.insert(
+            "postalCode".into(),
+            json!(format!("{:05}", rng.below(100_000))),
+        );
         u.insert("preferredLanguage".into(), json!(lang));
         u.insert("userType".into(), json!("Member"));
         u.insert("createdDateTime".into(), json!(iso(rng.timestamp())));

@@ -40,7 +40,11 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let q = QueryOptions::parse(uri.query()).map_err(GraphError::bad_request)?;
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -59,13 +63,23 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
     let d = &inner.dir;
     let epoch = inner.page_epoch;
     match segs.as_slice() {
-        [] => Err(GraphError::bad_request("Invalid request: no resource segment.")),
+        [] => Err(GraphError::bad_request(
+            "Invalid request: no resource segment.",
+        )),
         ["users"] => list_users(d, ctx, &q, eventual, epoch),
         ["users", "$count"] => {
             if !eventual {
-                return Err(GraphError::bad_request("$count is not currently supported."));
+                return Err(GraphError::bad_request(
+                    "$count is not currently supported.",
+                ));
             }
-            Ok(ctx.ok_text(d.users.values().filter(|u| u.deleted.is_none()).count().to_string()))
+            Ok(ctx.ok_text(
+                d.users
+                    .values()
+                    .filter(|u| u.deleted.is_none())
+                    .count()
+                    .to_string(),
+            ))
         }
         ["users", "delta" | "microsoft.graph.delta"] => super::delta::users_delta(inner, ctx, &q),
         ["users", key] => get_user(d, ctx, key, &q),
@@ -87,11 +101,15 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
                 Err(GraphError::not_found(app_id))
             }
         }
-        ["servicePrincipals", id, "appRoleAssignedTo"] => app_role_assigned_to(d, ctx, id, &q, epoch),
+        ["servicePrincipals", id, "appRoleAssignedTo"] => {
+            app_role_assigned_to(d, ctx, id, &q, epoch)
+        }
         ["directory", "deletedItems"] => Err(GraphError::bad_request(
             "Unsupported query: a type cast such as 'microsoft.graph.user' is required on deletedItems.",
         )),
-        ["directory", "deletedItems", "microsoft.graph.user"] => list_deleted_users(d, ctx, &q, epoch),
+        ["directory", "deletedItems", "microsoft.graph.user"] => {
+            list_deleted_users(d, ctx, &q, epoch)
+        }
         ["directory", "deletedItems", id] => get_deleted_user(d, ctx, id, &q),
         ["organization"] => Ok(organization(d, ctx)),
         ["me", ..] => Err(GraphError::new(
@@ -100,7 +118,13 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
             "/me request is only valid with delegated authentication flow.",
         )),
         other => {
-            let known = ["users", "groups", "servicePrincipals", "directory", "organization"];
+            let known = [
+                "users",
+                "groups",
+                "servicePrincipals",
+                "directory",
+                "organization",
+            ];
             let bad = other
                 .iter()
                 .enumerate()
@@ -148,7 +172,11 @@ fn parse_filter(q: &QueryOptions, schema: &Schema) -> Result<Option<Filter>, Gra
 }
 
 /// Where the previous page of `collection` stopped, from `$skiptoken`.
-fn resume_after(q: &QueryOptions, collection: &str, epoch: u64) -> Result<Option<String>, GraphError> {
+fn resume_after(
+    q: &QueryOptions,
+    collection: &str,
+    epoch: u64,
+) -> Result<Option<String>, GraphError> {
     let Some(raw) = q.get("$skiptoken") else {
         return Ok(None);
     };
@@ -213,7 +241,11 @@ fn list_body(
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context));
     let first_page = q.get("$skiptoken").is_none();
-    if eventual && first_page && q.get("$count").is_some_and(|c| c.eq_ignore_ascii_case("true")) {
+    if eventual
+        && first_page
+        && q.get("$count")
+            .is_some_and(|c| c.eq_ignore_ascii_case("true"))
+    {
         body.insert("@odata.count".into(), json!(page.total));
     }
     if let Some(k) = page.more_after {
@@ -261,7 +293,9 @@ fn parse_expand(q: &QueryOptions) -> Result<Option<Select>, GraphError> {
         return Err(GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",
-            format!("Expand is not supported by the emulator for property '{nav}'; only 'manager' is."),
+            format!(
+                "Expand is not supported by the emulator for property '{nav}'; only 'manager' is."
+            ),
         ));
     }
     let sel = match inner {
@@ -278,7 +312,13 @@ fn parse_expand(q: &QueryOptions) -> Result<Option<Select>, GraphError> {
     Ok(Some(sel))
 }
 
-fn render_user(d: &Directory, id: &str, rec: &UserRec, sel: &Select, expand: Option<&Select>) -> Value {
+fn render_user(
+    d: &Directory,
+    id: &str,
+    rec: &UserRec,
+    sel: &Select,
+    expand: Option<&Select>,
+) -> Value {
     let mut obj = schema::render(&USER, sel, user_lookup(id, rec, false));
     if let Some(msel) = expand
         && let Some(mid) = rec.manager.as_deref()
@@ -294,7 +334,17 @@ fn render_user(d: &Directory, id: &str, rec: &UserRec, sel: &Select, expand: Opt
 }
 
 fn list_users(d: &Directory, ctx: &Ctx, q: &QueryOptions, eventual: bool, epoch: u64) -> HResult {
-    check_options(q, &["$select", "$top", "$filter", "$count", "$skiptoken", "$expand"])?;
+    check_options(
+        q,
+        &[
+            "$select",
+            "$top",
+            "$filter",
+            "$count",
+            "$skiptoken",
+            "$expand",
+        ],
+    )?;
     let sel = parse_select(q, &USER)?;
     let top = q.top().map_err(GraphError::unsupported)?;
     let filter = parse_filter(q, &USER)?;
@@ -322,7 +372,9 @@ fn list_users(d: &Directory, ctx: &Ctx, q: &QueryOptions, eventual: bool, epoch:
         total: page.total,
     };
     let context = format!("{}/$metadata#users{}", ctx.root(), sel.context_suffix());
-    Ok(list_body(ctx, context, q, eventual, "/users", "users", epoch, page))
+    Ok(list_body(
+        ctx, context, q, eventual, "/users", "users", epoch, page,
+    ))
 }
 
 fn get_user(d: &Directory, ctx: &Ctx, key: &str, q: &QueryOptions) -> HResult {
@@ -333,7 +385,11 @@ fn get_user(d: &Directory, ctx: &Ctx, key: &str, q: &QueryOptions) -> HResult {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!("{}/$metadata#users{}/$entity", ctx.root(), sel.context_suffix())),
+        json!(format!(
+            "{}/$metadata#users{}/$entity",
+            ctx.root(),
+            sel.context_suffix()
+        )),
     );
     if let Value::Object(obj) = render_user(d, id, rec, &sel, expand.as_ref()) {
         body.extend(obj);
@@ -363,7 +419,10 @@ fn get_manager(d: &Directory, ctx: &Ctx, key: &str, q: &QueryOptions) -> HResult
 
 // ---- groups and members -----------------------------------------------------------------------
 
-fn group_lookup<'a>(id: &'a str, g: &'a super::model::GroupRec) -> impl Fn(&str) -> Option<Value> + 'a {
+fn group_lookup<'a>(
+    id: &'a str,
+    g: &'a super::model::GroupRec,
+) -> impl Fn(&str) -> Option<Value> + 'a {
     move |name| match name {
         "id" => Some(json!(id)),
         "deletedDateTime" => None,
@@ -380,22 +439,40 @@ fn list_groups(d: &Directory, ctx: &Ctx, q: &QueryOptions, eventual: bool, epoch
     let all: Vec<(String, Value)> = d
         .groups
         .iter()
-        .filter(|(id, g)| filter.as_ref().is_none_or(|f| f.matches(&group_lookup(id, g))))
-        .map(|(id, g)| (id.clone(), Value::Object(schema::render(&GROUP, &sel, group_lookup(id, g)))))
+        .filter(|(id, g)| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&group_lookup(id, g)))
+        })
+        .map(|(id, g)| {
+            (
+                id.clone(),
+                Value::Object(schema::render(&GROUP, &sel, group_lookup(id, g))),
+            )
+        })
         .collect();
     let page = paginate(all, after.as_deref(), top);
     let context = format!("{}/$metadata#groups{}", ctx.root(), sel.context_suffix());
-    Ok(list_body(ctx, context, q, eventual, "/groups", "groups", epoch, page))
+    Ok(list_body(
+        ctx, context, q, eventual, "/groups", "groups", epoch, page,
+    ))
 }
 
 fn get_group(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions) -> HResult {
     check_options(q, &["$select"])?;
     let sel = parse_select(q, &GROUP)?;
-    let (id, g) = d.groups.get_key_value(id).ok_or_else(|| GraphError::not_found(id))?;
+    let (id, g) = d
+        .groups
+        .get_key_value(id)
+        .ok_or_else(|| GraphError::not_found(id))?;
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!("{}/$metadata#groups{}/$entity", ctx.root(), sel.context_suffix())),
+        json!(format!(
+            "{}/$metadata#groups{}/$entity",
+            ctx.root(),
+            sel.context_suffix()
+        )),
     );
     body.extend(schema::render(&GROUP, &sel, group_lookup(id, g)));
     Ok(ctx.ok(Value::Object(body)))
@@ -440,10 +517,18 @@ fn render_directory_object(d: &Directory, id: &str, names: &Option<Vec<String>>)
             return None;
         }
         obj.insert("@odata.type".into(), json!("#microsoft.graph.user"));
-        obj.extend(schema::render(&USER, &narrow(names, &USER), user_lookup(id, u, false)));
+        obj.extend(schema::render(
+            &USER,
+            &narrow(names, &USER),
+            user_lookup(id, u, false),
+        ));
     } else if let Some((id, g)) = d.groups.get_key_value(id) {
         obj.insert("@odata.type".into(), json!("#microsoft.graph.group"));
-        obj.extend(schema::render(&GROUP, &narrow(names, &GROUP), group_lookup(id, g)));
+        obj.extend(schema::render(
+            &GROUP,
+            &narrow(names, &GROUP),
+            group_lookup(id, g),
+        ));
     } else {
         return None;
     }
@@ -451,7 +536,9 @@ fn render_directory_object(d: &Directory, id: &str, names: &Option<Vec<String>>)
 }
 
 fn select_suffix(names: &Option<Vec<String>>) -> String {
-    names.as_ref().map_or(String::new(), |n| format!("({})", n.join(",")))
+    names
+        .as_ref()
+        .map_or(String::new(), |n| format!("({})", n.join(",")))
 }
 
 fn list_members(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions, epoch: u64) -> HResult {
@@ -468,8 +555,21 @@ fn list_members(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions, epoch: u64
         .filter_map(|m| render_directory_object(d, m, &names).map(|v| (m.clone(), v)))
         .collect();
     let page = paginate(all, after.as_deref(), top);
-    let context = format!("{}/$metadata#directoryObjects{}", ctx.root(), select_suffix(&names));
-    Ok(list_body(ctx, context, q, false, &format!("/groups/{id}/members"), &collection, epoch, page))
+    let context = format!(
+        "{}/$metadata#directoryObjects{}",
+        ctx.root(),
+        select_suffix(&names)
+    );
+    Ok(list_body(
+        ctx,
+        context,
+        q,
+        false,
+        &format!("/groups/{id}/members"),
+        &collection,
+        epoch,
+        page,
+    ))
 }
 
 fn member_of(d: &Directory, ctx: &Ctx, key: &str, q: &QueryOptions, epoch: u64) -> HResult {
@@ -486,8 +586,21 @@ fn member_of(d: &Directory, ctx: &Ctx, key: &str, q: &QueryOptions, epoch: u64) 
         .filter_map(|(gid, _)| render_directory_object(d, gid, &names).map(|v| (gid.clone(), v)))
         .collect();
     let page = paginate(all, after.as_deref(), top);
-    let context = format!("{}/$metadata#directoryObjects{}", ctx.root(), select_suffix(&names));
-    Ok(list_body(ctx, context, q, false, &format!("/users/{key}/memberOf"), &collection, epoch, page))
+    let context = format!(
+        "{}/$metadata#directoryObjects{}",
+        ctx.root(),
+        select_suffix(&names)
+    );
+    Ok(list_body(
+        ctx,
+        context,
+        q,
+        false,
+        &format!("/users/{key}/memberOf"),
+        &collection,
+        epoch,
+        page,
+    ))
 }
 
 // ---- service principal and assignments --------------------------------------------------------
@@ -510,7 +623,10 @@ fn service_principal_json(d: &Directory) -> Map<String, Value> {
 }
 
 /// Applies a `$select` to a fixed object; names are matched case-insensitively.
-fn select_fixed(obj: Map<String, Value>, q: &QueryOptions) -> Result<Map<String, Value>, GraphError> {
+fn select_fixed(
+    obj: Map<String, Value>,
+    q: &QueryOptions,
+) -> Result<Map<String, Value>, GraphError> {
     let Some(raw) = q.get("$select").map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(obj);
     };
@@ -519,7 +635,9 @@ fn select_fixed(obj: Map<String, Value>, q: &QueryOptions) -> Result<Map<String,
         let (k, v) = obj
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .ok_or_else(|| GraphError::unknown_property(name, "microsoft.graph.servicePrincipal"))?;
+            .ok_or_else(|| {
+                GraphError::unknown_property(name, "microsoft.graph.servicePrincipal")
+            })?;
         out.insert(k.clone(), v.clone());
     }
     Ok(out)
@@ -533,7 +651,10 @@ fn get_service_principal(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions) -
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!("{}/$metadata#servicePrincipals/$entity", ctx.root())),
+        json!(format!(
+            "{}/$metadata#servicePrincipals/$entity",
+            ctx.root()
+        )),
     );
     body.extend(select_fixed(service_principal_json(d), q)?);
     Ok(ctx.ok(Value::Object(body)))
@@ -546,27 +667,38 @@ fn list_service_principals(d: &Directory, ctx: &Ctx, q: &QueryOptions) -> HResul
     let keep = match q.get("$filter") {
         None => true,
         Some(raw) => {
-            let f = Filter::parse(raw).map_err(|_| GraphError::unsupported("Unsupported Query."))?;
+            let f =
+                Filter::parse(raw).map_err(|_| GraphError::unsupported("Unsupported Query."))?;
             let canon = |p: &str| {
                 ["id", "appId", "displayName", "servicePrincipalType"]
                     .into_iter()
                     .find(|k| k.eq_ignore_ascii_case(p))
                     .map(str::to_string)
             };
-            let f = f
-                .resolve(&canon)
-                .map_err(|p| GraphError::unknown_property(&p, "microsoft.graph.servicePrincipal"))?;
+            let f = f.resolve(&canon).map_err(|p| {
+                GraphError::unknown_property(&p, "microsoft.graph.servicePrincipal")
+            })?;
             f.matches(&|name: &str| sp.get(name).cloned())
         }
     };
-    let value = if keep { vec![Value::Object(select_fixed(sp, q)?)] } else { vec![] };
+    let value = if keep {
+        vec![Value::Object(select_fixed(sp, q)?)]
+    } else {
+        vec![]
+    };
     Ok(ctx.ok(json!({
         "@odata.context": format!("{}/$metadata#servicePrincipals", ctx.root()),
         "value": value,
     })))
 }
 
-fn app_role_assigned_to(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions, epoch: u64) -> HResult {
+fn app_role_assigned_to(
+    d: &Directory,
+    ctx: &Ctx,
+    id: &str,
+    q: &QueryOptions,
+    epoch: u64,
+) -> HResult {
     check_options(q, &["$select", "$top", "$skiptoken"])?;
     // Graph wants the service principal's object id here; the appId is not an alternate key.
     if !id.eq_ignore_ascii_case(&d.app.service_principal_id) {
@@ -595,11 +727,17 @@ fn app_role_assigned_to(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions, ep
                     _ => return None,
                 })
             };
-            (a.id.clone(), Value::Object(schema::render(&APP_ROLE_ASSIGNMENT, &sel, lookup)))
+            (
+                a.id.clone(),
+                Value::Object(schema::render(&APP_ROLE_ASSIGNMENT, &sel, lookup)),
+            )
         })
         .collect();
     let page = paginate(all, after.as_deref(), top);
-    let context = format!("{}/$metadata#servicePrincipals('{sp_id}')/appRoleAssignedTo", ctx.root());
+    let context = format!(
+        "{}/$metadata#servicePrincipals('{sp_id}')/appRoleAssignedTo",
+        ctx.root()
+    );
     Ok(list_body(
         ctx,
         context,
@@ -636,12 +774,33 @@ fn list_deleted_users(d: &Directory, ctx: &Ctx, q: &QueryOptions, epoch: u64) ->
         .users
         .iter()
         .filter(|(_, u)| u.deleted.is_some())
-        .map(|(id, u)| (id.clone(), Value::Object(schema::render(&USER, &sel, user_lookup(id, u, true)))))
+        .map(|(id, u)| {
+            (
+                id.clone(),
+                Value::Object(schema::render(&USER, &sel, user_lookup(id, u, true))),
+            )
+        })
         .collect();
     let page = paginate(all, after.as_deref(), top);
-    let suffix = if shown { sel.context_suffix() } else { String::new() };
-    let context = format!("{}/$metadata#directoryObjects/microsoft.graph.user{suffix}", ctx.root());
-    Ok(list_body(ctx, context, q, false, &format!("/{collection}"), collection, epoch, page))
+    let suffix = if shown {
+        sel.context_suffix()
+    } else {
+        String::new()
+    };
+    let context = format!(
+        "{}/$metadata#directoryObjects/microsoft.graph.user{suffix}",
+        ctx.root()
+    );
+    Ok(list_body(
+        ctx,
+        context,
+        q,
+        false,
+        &format!("/{collection}"),
+        collection,
+        epoch,
+        page,
+    ))
 }
 
 fn get_deleted_user(d: &Directory, ctx: &Ctx, id: &str, q: &QueryOptions) -> HResult {

@@ -84,7 +84,7 @@ pub(crate) struct AssignmentRec {
 }
 
 /// The application registration and its service principal (the "enterprise app").
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct App {
     pub display_name: String,
     pub app_id: String,
@@ -92,6 +92,18 @@ pub(crate) struct App {
     pub service_principal_id: String,
     /// Graph `appRole` objects (`id`, `value`, `displayName`, `allowedMemberTypes`, `isEnabled`…).
     pub app_roles: Vec<Value>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the client secret.
+        f.debug_struct("App")
+            .field("display_name", &self.display_name)
+            .field("app_id", &self.app_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("service_principal_id", &self.service_principal_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -204,7 +216,7 @@ impl Directory {
         let Value::Object(mut obj) = user else {
             return Err("a user must be a JSON object".into());
         };
-        let id = match obj.remove("id") {
+        let id = match obj.shift_remove("id") {
             Some(Value::String(s)) if !s.is_empty() => s,
             None | Some(Value::Null) => new_guid(),
             Some(other) => return Err(format!("user id must be a string, got {other}")),
@@ -212,7 +224,7 @@ impl Directory {
         if self.users.contains_key(&id) || self.groups.contains_key(&id) {
             return Err(format!("an object with id '{id}' already exists"));
         }
-        let deleted = match obj.remove("deletedDateTime") {
+        let deleted = match obj.shift_remove("deletedDateTime") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(
                 DateTime::parse_from_rfc3339(&s)
@@ -221,7 +233,7 @@ impl Directory {
             ),
             Some(other) => return Err(format!("deletedDateTime must be a string, got {other}")),
         };
-        let manager = match obj.remove("managerId") {
+        let manager = match obj.shift_remove("managerId") {
             Some(Value::String(s)) => Some(s),
             None | Some(Value::Null) => None,
             Some(other) => return Err(format!("managerId must be a string, got {other}")),
@@ -368,7 +380,7 @@ impl Directory {
         let Value::Object(mut obj) = group else {
             return Err("a group must be a JSON object".into());
         };
-        let id = match obj.remove("id") {
+        let id = match obj.shift_remove("id") {
             Some(Value::String(s)) if !s.is_empty() => s,
             None | Some(Value::Null) => new_guid(),
             Some(other) => return Err(format!("group id must be a string, got {other}")),
@@ -376,7 +388,7 @@ impl Directory {
         if self.users.contains_key(&id) || self.groups.contains_key(&id) {
             return Err(format!("an object with id '{id}' already exists"));
         }
-        let members: Vec<String> = match obj.remove("members") {
+        let members: Vec<String> = match obj.shift_remove("members") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a
                 .into_iter()
@@ -391,9 +403,7 @@ impl Directory {
         if !props.get("displayName").is_some_and(Value::is_string) {
             return Err("a group needs a string displayName".into());
         }
-        props
-            .entry("securityEnabled")
-            .or_insert(Value::Bool(true));
+        props.entry("securityEnabled").or_insert(Value::Bool(true));
         props.entry("mailEnabled").or_insert(Value::Bool(false));
         props
             .entry("groupTypes")
@@ -576,7 +586,10 @@ impl Directory {
     /// Display name of an assignment's principal.
     pub fn principal_display_name(&self, a: &AssignmentRec) -> Value {
         let name = match a.principal_type {
-            PrincipalType::User => self.users.get(&a.principal_id).and_then(|u| u.display_name()),
+            PrincipalType::User => self
+                .users
+                .get(&a.principal_id)
+                .and_then(|u| u.display_name()),
             PrincipalType::Group => self
                 .groups
                 .get(&a.principal_id)
@@ -607,7 +620,10 @@ fn canonical_group_props(obj: Map<String, Value>) -> ModelResult<Map<String, Val
     canonical_with(obj, &GROUP)
 }
 
-fn canonical_with(obj: Map<String, Value>, schema: &schema::Schema) -> ModelResult<Map<String, Value>> {
+fn canonical_with(
+    obj: Map<String, Value>,
+    schema: &schema::Schema,
+) -> ModelResult<Map<String, Value>> {
     let mut out = Map::new();
     for (k, v) in obj {
         let canon = schema
@@ -648,7 +664,9 @@ mod tests {
     fn soft_delete_keeps_memberships_and_frees_upn() {
         let mut d = dir();
         let u = d.add_user(json!({"userPrincipalName": "a@x.com"})).unwrap();
-        let g = d.add_group(json!({"displayName": "g", "members": [u]})).unwrap();
+        let g = d
+            .add_group(json!({"displayName": "g", "members": [u]}))
+            .unwrap();
         d.assign(&u, None).unwrap();
         d.soft_delete_user(&u).unwrap();
         assert!(d.live_user("a@x.com").is_none());

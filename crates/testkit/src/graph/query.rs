@@ -304,8 +304,12 @@ impl Filter {
             Filter::Eq(p, v) => Filter::Eq(c(p)?, v),
             Filter::In(p, v) => Filter::In(c(p)?, v),
             Filter::StartsWith(p, v) => Filter::StartsWith(c(p)?, v),
-            Filter::And(a, b) => Filter::And(Box::new(a.resolve(canon)?), Box::new(b.resolve(canon)?)),
-            Filter::Or(a, b) => Filter::Or(Box::new(a.resolve(canon)?), Box::new(b.resolve(canon)?)),
+            Filter::And(a, b) => {
+                Filter::And(Box::new(a.resolve(canon)?), Box::new(b.resolve(canon)?))
+            }
+            Filter::Or(a, b) => {
+                Filter::Or(Box::new(a.resolve(canon)?), Box::new(b.resolve(canon)?))
+            }
         })
     }
 

@@ -363,6 +363,9 @@ mod tests {
         let out = render(&USER, &s, |_| None);
         assert_eq!(out["mobilePhone"], Value::Null);
         assert_eq!(out["businessPhones"], Value::Array(vec![]));
-        assert_eq!(out["onPremisesExtensionAttributes"]["extensionAttribute15"], Value::Null);
+        assert_eq!(
+            out["onPremisesExtensionAttributes"]["extensionAttribute15"],
+            Value::Null
+        );
     }
 }

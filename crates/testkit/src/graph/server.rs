@@ -301,12 +301,24 @@ fn fault_error(fault: Fault, app_id: &str, tenant: &str) -> GraphError {
         Fault::Fail(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let (code, message) = match status.as_u16() {
-                503 => ("serviceNotAvailable", "The service is temporarily unavailable. Please try again later."),
-                504 => ("gatewayTimeout", "The gateway did not receive a response in time."),
+                503 => (
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable. Please try again later.",
+                ),
+                504 => (
+                    "gatewayTimeout",
+                    "The gateway did not receive a response in time.",
+                ),
                 502 => ("badGateway", "The gateway received an invalid response."),
                 500 => ("generalException", "An unspecified error has occurred."),
-                401 => ("InvalidAuthenticationToken", "Access token validation failure."),
-                403 => ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+                401 => (
+                    "InvalidAuthenticationToken",
+                    "Access token validation failure.",
+                ),
+                403 => (
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                ),
                 404 => ("Request_ResourceNotFound", "Resource does not exist."),
                 _ => ("UnknownError", "Injected failure."),
             };
@@ -350,9 +362,9 @@ fn check_bearer(inner: &mut Inner, headers: &HeaderMap) -> Result<(), GraphError
         None => Err(unauthorized(
             "Access token validation failure. Invalid audience or unknown token.",
         )),
-        Some(exp) if *exp <= Instant::now() => {
-            Err(unauthorized("Lifetime validation failed, the token is expired."))
-        }
+        Some(exp) if *exp <= Instant::now() => Err(unauthorized(
+            "Lifetime validation failed, the token is expired.",
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -367,7 +379,10 @@ async fn fallback(
     let resp = ctx.error(GraphError::new(
         StatusCode::NOT_FOUND,
         "UnknownError",
-        format!("No HTTP resource was found that matches the request URI '{}'.", uri.path()),
+        format!(
+            "No HTTP resource was found that matches the request URI '{}'.",
+            uri.path()
+        ),
     ));
     let pq = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     shared.record(&method, pq, resp.status());
@@ -526,7 +541,9 @@ impl GraphEmulator {
     }
     /// Assigns a user or group to the app with a declared app role.
     pub fn assign_role(&self, principal: &str, app_role_id: &str) {
-        self.mutate("assign_role", |d| d.assign(principal, Some(app_role_id)).map(drop))
+        self.mutate("assign_role", |d| {
+            d.assign(principal, Some(app_role_id)).map(drop)
+        })
     }
     /// Removes all of a user's assignments to the app.
     pub fn unassign_user(&self, id: &str) {

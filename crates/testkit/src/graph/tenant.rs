@@ -200,7 +200,10 @@ impl Tenant {
     }
     /// Assigns a user or group to the app with a declared role.
     pub fn assign_role(&mut self, principal: &str, app_role_id: &str) {
-        panic_on("assign_role", self.dir.assign(principal, Some(app_role_id)).map(drop))
+        panic_on(
+            "assign_role",
+            self.dir.assign(principal, Some(app_role_id)).map(drop),
+        )
     }
 
     /// All users (live and soft-deleted) in fixture form.
@@ -251,7 +254,8 @@ impl Tenant {
 
     /// Loads the fixture format.
     pub fn from_json(json: &str) -> Result<Tenant, TenantError> {
-        let file: TenantFile = serde_json::from_str(json).map_err(|e| TenantError(e.to_string()))?;
+        let file: TenantFile =
+            serde_json::from_str(json).map_err(|e| TenantError(e.to_string()))?;
         let mut dir = Directory::new(
             &file.tenant_id,
             file.tenant_guid,
@@ -267,7 +271,7 @@ impl Tenant {
         // Managers and members may point forward in the file, so links go in a second pass.
         let mut managers = Vec::new();
         for (i, mut u) in file.users.into_iter().enumerate() {
-            let manager = u.as_object_mut().and_then(|o| o.remove("managerId"));
+            let manager = u.as_object_mut().and_then(|o| o.shift_remove("managerId"));
             let id = dir.add_user(u).map_err(|m| e(&format!("users[{i}]"), m))?;
             if let Some(Value::String(m)) = manager {
                 managers.push((id, m));
@@ -279,17 +283,22 @@ impl Tenant {
         }
         let mut members = Vec::new();
         for (i, mut g) in file.groups.into_iter().enumerate() {
-            let m = g.as_object_mut().and_then(|o| o.remove("members"));
-            let id = dir.add_group(g).map_err(|m| e(&format!("groups[{i}]"), m))?;
+            let m = g.as_object_mut().and_then(|o| o.shift_remove("members"));
+            let id = dir
+                .add_group(g)
+                .map_err(|m| e(&format!("groups[{i}]"), m))?;
             if let Some(Value::Array(list)) = m {
                 members.push((id, list));
             }
         }
         for (gid, list) in members {
             for m in list {
-                let m = m
-                    .as_str()
-                    .ok_or_else(|| e(&format!("members of {gid}"), "member ids must be strings".into()))?;
+                let m = m.as_str().ok_or_else(|| {
+                    e(
+                        &format!("members of {gid}"),
+                        "member ids must be strings".into(),
+                    )
+                })?;
                 dir.add_member(&gid, m)
                     .map_err(|m| e(&format!("members of {gid}"), m))?;
             }

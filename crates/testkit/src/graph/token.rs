@@ -31,7 +31,12 @@ struct TokenError {
     message: String,
 }
 
-fn err(status: StatusCode, error: &'static str, code: u32, message: impl Into<String>) -> TokenError {
+fn err(
+    status: StatusCode,
+    error: &'static str,
+    code: u32,
+    message: impl Into<String>,
+) -> TokenError {
     TokenError {
         status,
         error,
@@ -51,7 +56,10 @@ fn missing(param: &str) -> TokenError {
 
 fn no_cache(resp: &mut Response) {
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     h.insert(
         header::CONTENT_TYPE,
@@ -91,7 +99,12 @@ pub(crate) fn handle(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &
     }
 }
 
-fn issue(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, TokenError> {
+fn issue(
+    shared: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, TokenError> {
     let mut inner = shared.lock();
     let dir = &inner.dir;
     if !tenant.eq_ignore_ascii_case(&dir.domain) && !tenant.eq_ignore_ascii_case(&dir.guid) {
@@ -162,7 +175,9 @@ fn issue(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 50027,
-                format!("JWT token is invalid or malformed: client_assertion_type must be '{JWT_BEARER}'."),
+                format!(
+                    "JWT token is invalid or malformed: client_assertion_type must be '{JWT_BEARER}'."
+                ),
             ));
         }
         check_assertion(assertion, &client_id, &shared.base, &dir.domain, &dir.guid)?;
@@ -193,7 +208,12 @@ fn issue(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
     }
 
     let lifetime = inner.token_lifetime;
-    let token = mint(&inner.dir.guid, &inner.dir.app.app_id, &inner.dir.app.service_principal_id, lifetime);
+    let token = mint(
+        &inner.dir.guid,
+        &inner.dir.app.app_id,
+        &inner.dir.app.service_principal_id,
+        lifetime,
+    );
     let now = Instant::now();
     inner.tokens.retain(|_, exp| *exp > now); // keep the map from growing in long demos
     inner
@@ -233,7 +253,13 @@ fn decode_part(part: &str) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn check_assertion(jwt: &str, client_id: &str, base: &str, domain: &str, guid: &str) -> Result<(), TokenError> {
+fn check_assertion(
+    jwt: &str,
+    client_id: &str,
+    base: &str,
+    domain: &str,
+    guid: &str,
+) -> Result<(), TokenError> {
     let malformed = || {
         err(
             StatusCode::BAD_REQUEST,
@@ -254,11 +280,15 @@ fn check_assertion(jwt: &str, client_id: &str, base: &str, domain: &str, guid: &
             StatusCode::BAD_REQUEST,
             "invalid_request",
             5002738,
-            format!("Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256, PS256'"),
+            format!(
+                "Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256, PS256'"
+            ),
         ));
     }
     let claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
-    if !claim("iss").eq_ignore_ascii_case(client_id) || !claim("sub").eq_ignore_ascii_case(client_id) {
+    if !claim("iss").eq_ignore_ascii_case(client_id)
+        || !claim("sub").eq_ignore_ascii_case(client_id)
+    {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

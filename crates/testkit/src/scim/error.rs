@@ -13,8 +13,16 @@ pub struct ScimError {
 }
 
 impl ScimError {
-    pub(crate) fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
-        ScimError { status, scim_type, detail: detail.into() }
+    pub(crate) fn new(
+        status: u16,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
     }
     pub(crate) fn invalid_syntax(detail: impl Into<String>) -> Self {
         Self::new(400, Some("invalidSyntax"), detail)

@@ -36,17 +36,24 @@ pub(crate) fn resolve(rt: &ResourceType, raw: &str) -> Result<AttrRef, String> {
     let mut ext = None;
     let mut rest = raw;
     if raw.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
-        let schemas = std::iter::once((rt.core, false)).chain(rt.extensions.iter().map(|e| (*e, true)));
+        let schemas =
+            std::iter::once((rt.core, false)).chain(rt.extensions.iter().map(|e| (*e, true)));
         let mut found = false;
         for (schema, is_ext) in schemas {
-            let Some(prefix) = raw.get(..schema.id.len()) else { continue };
+            let Some(prefix) = raw.get(..schema.id.len()) else {
+                continue;
+            };
             if !prefix.eq_ignore_ascii_case(schema.id) {
                 continue;
             }
             let tail = &raw[schema.id.len()..];
             if tail.is_empty() {
                 if is_ext {
-                    return Ok(AttrRef { ext: Some(schema), attr: None, sub: None });
+                    return Ok(AttrRef {
+                        ext: Some(schema),
+                        attr: None,
+                        sub: None,
+                    });
                 }
                 return Err(format!("'{raw}' names the core schema, not an attribute"));
             }
@@ -79,7 +86,11 @@ pub(crate) fn resolve(rt: &ResourceType, raw: &str) -> Result<AttrRef, String> {
                 .ok_or_else(|| format!("'{}' has no sub-attribute '{s}'", attr.name))?,
         ),
     };
-    Ok(AttrRef { ext, attr: Some(attr), sub })
+    Ok(AttrRef {
+        ext,
+        attr: Some(attr),
+        sub,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,12 +172,17 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
                 }
                 i += 1;
                 let raw = input.get(start..i).ok_or("invalid string")?;
-                let s: String = serde_json::from_str(raw).map_err(|e| format!("invalid string {raw}: {e}"))?;
+                let s: String =
+                    serde_json::from_str(raw).map_err(|e| format!("invalid string {raw}: {e}"))?;
                 out.push(Tok::Str(s));
             }
             _ => {
                 let start = i;
-                while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b'[' | b']' | b'"')
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b'[' | b']' | b'"'
+                    )
                 {
                     i += 1;
                 }
@@ -273,9 +289,11 @@ impl Parser {
                 }
                 Target::Resource(r)
             }
-            Scope::Element(parent) => {
-                Target::Element(parent.sub_attr(&raw).ok_or_else(|| format!("'{}' has no sub-attribute '{raw}'", parent.name))?)
-            }
+            Scope::Element(parent) => Target::Element(
+                parent
+                    .sub_attr(&raw)
+                    .ok_or_else(|| format!("'{}' has no sub-attribute '{raw}'", parent.name))?,
+            ),
         };
         let op = match self.next() {
             Some(Tok::Word(w)) => w.to_ascii_lowercase(),
@@ -305,7 +323,9 @@ impl Parser {
                 _ => match serde_json::from_str::<serde_json::Number>(&w) {
                     Ok(n) => Value::Number(n),
                     Err(_) => {
-                        return Err(format!("the value {w} must be a quoted string (\"{w}\"), true, false, null or a number"));
+                        return Err(format!(
+                            "the value {w} must be a quoted string (\"{w}\"), true, false, null or a number"
+                        ));
                     }
                 },
             },
@@ -321,19 +341,26 @@ fn leaf_def(target: Target) -> Option<&'static AttrDef> {
         Target::Element(d) => Some(d),
         Target::Resource(r) => {
             let leaf = r.leaf()?;
-            if leaf.is_complex() { leaf.sub_attr("value") } else { Some(leaf) }
+            if leaf.is_complex() {
+                leaf.sub_attr("value")
+            } else {
+                Some(leaf)
+            }
         }
     }
 }
 
 fn check_operator(target: Target, op: CmpOp, value: &Value, raw: &str) -> Result<(), String> {
-    let def = leaf_def(target).ok_or_else(|| format!("'{raw}' is complex: compare one of its sub-attributes"))?;
+    let def = leaf_def(target)
+        .ok_or_else(|| format!("'{raw}' is complex: compare one of its sub-attributes"))?;
     match op {
-        CmpOp::Co | CmpOp::Sw | CmpOp::Ew if !def.ty.is_textual() || !value.is_string() => {
-            Err(format!("'{raw}' cannot be compared with co/sw/ew to {value}"))
-        }
+        CmpOp::Co | CmpOp::Sw | CmpOp::Ew if !def.ty.is_textual() || !value.is_string() => Err(
+            format!("'{raw}' cannot be compared with co/sw/ew to {value}"),
+        ),
         CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le
-            if matches!(def.ty, AttrType::Boolean | AttrType::Binary) || value.is_null() || value.is_boolean() =>
+            if matches!(def.ty, AttrType::Boolean | AttrType::Binary)
+                || value.is_null()
+                || value.is_boolean() =>
         {
             Err(format!("'{raw}' cannot be ordered with gt/ge/lt/le"))
         }
@@ -376,21 +403,37 @@ pub(crate) fn parse_path(rt: &ResourceType, input: &str) -> Result<PatchPath, Sc
             _ => return Err(ScimError::invalid_path("expected an attribute path")),
         };
         let target = resolve(rt, &raw).map_err(ScimError::invalid_path)?;
-        let mut out = PatchPath { target, filter: None, filter_sub: None };
+        let mut out = PatchPath {
+            target,
+            filter: None,
+            filter_sub: None,
+        };
         if p.peek() == Some(&Tok::LBracket) {
             p.pos += 1;
             let attr = match (target.attr, target.sub) {
                 (Some(a), None) if a.is_complex() && a.multi => a,
-                _ => return Err(ScimError::invalid_path(format!("'{raw}' is not a multi-valued complex attribute"))),
+                _ => {
+                    return Err(ScimError::invalid_path(format!(
+                        "'{raw}' is not a multi-valued complex attribute"
+                    )));
+                }
             };
-            let f = p.or(Scope::Element(attr)).map_err(ScimError::invalid_filter)?;
-            p.expect(Tok::RBracket, "']'").map_err(ScimError::invalid_filter)?;
+            let f = p
+                .or(Scope::Element(attr))
+                .map_err(ScimError::invalid_filter)?;
+            p.expect(Tok::RBracket, "']'")
+                .map_err(ScimError::invalid_filter)?;
             out.filter = Some(f);
             if let Some(Tok::Word(w)) = p.peek().cloned() {
                 let sub = w
                     .strip_prefix('.')
                     .and_then(|s| attr.sub_attr(s))
-                    .ok_or_else(|| ScimError::invalid_path(format!("'{w}' is not a sub-attribute of '{}'", attr.name)))?;
+                    .ok_or_else(|| {
+                        ScimError::invalid_path(format!(
+                            "'{w}' is not a sub-attribute of '{}'",
+                            attr.name
+                        ))
+                    })?;
                 out.filter_sub = Some(sub);
                 p.pos += 1;
             }
@@ -408,7 +451,7 @@ pub(crate) fn parse_path(rt: &ResourceType, input: &str) -> Result<PatchPath, Sc
 
 /// The values an attribute holds on `obj`, flattened, each with its definition. A complex
 /// attribute compared without a sub-attribute contributes its `value` sub-attributes.
-fn values<'v>(target: Target, obj: &'v Map<String, Value>) -> Vec<(&'v Value, &'static AttrDef)> {
+fn values(target: Target, obj: &Map<String, Value>) -> Vec<(&Value, &'static AttrDef)> {
     let mut out = Vec::new();
     match target {
         Target::Element(def) => {
@@ -422,12 +465,20 @@ fn values<'v>(target: Target, obj: &'v Map<String, Value>) -> Vec<(&'v Value, &'
                 Some(e) => obj.get(e.id).and_then(Value::as_object),
                 None => Some(obj),
             };
-            let Some(v) = container.and_then(|c| c.get(attr.name)) else { return out };
+            let Some(v) = container.and_then(|c| c.get(attr.name)) else {
+                return out;
+            };
             let items: Vec<&Value> = match v {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
             };
-            let sub = r.sub.or_else(|| if attr.is_complex() { attr.sub_attr("value") } else { None });
+            let sub = r.sub.or_else(|| {
+                if attr.is_complex() {
+                    attr.sub_attr("value")
+                } else {
+                    None
+                }
+            });
             for item in items {
                 match sub {
                     Some(s) if attr.is_complex() => {
@@ -444,7 +495,11 @@ fn values<'v>(target: Target, obj: &'v Map<String, Value>) -> Vec<(&'v Value, &'
 }
 
 fn fold(s: &str, exact: bool) -> String {
-    if exact { s.to_owned() } else { s.to_lowercase() }
+    if exact {
+        s.to_owned()
+    } else {
+        s.to_lowercase()
+    }
 }
 
 fn compare(def: &AttrDef, actual: &Value, op: CmpOp, expected: &Value) -> bool {
@@ -459,7 +514,10 @@ fn compare(def: &AttrDef, actual: &Value, op: CmpOp, expected: &Value) -> bool {
                 CmpOp::Ew => a.ends_with(&e),
                 _ => {
                     let ord = if def.ty == AttrType::DateTime {
-                        match (chrono::DateTime::parse_from_rfc3339(&a), chrono::DateTime::parse_from_rfc3339(&e)) {
+                        match (
+                            chrono::DateTime::parse_from_rfc3339(&a),
+                            chrono::DateTime::parse_from_rfc3339(&e),
+                        ) {
                             (Ok(x), Ok(y)) => x.cmp(&y),
                             _ => a.cmp(&e),
                         }
@@ -531,7 +589,10 @@ impl Filter {
                     None => Some(obj),
                 };
                 match container.and_then(|c| c.get(attr.name)) {
-                    Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).any(|o| inner.matches(o)),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(Value::as_object)
+                        .any(|o| inner.matches(o)),
                     Some(Value::Object(o)) => inner.matches(o),
                     _ => false,
                 }
@@ -563,23 +624,39 @@ mod tests {
     }
 
     fn check(f: &str) -> bool {
-        parse(&USER, f).map_err(|e| e.detail).expect("filter parses").matches(&user())
+        parse(&USER, f)
+            .map_err(|e| e.detail)
+            .expect("filter parses")
+            .matches(&user())
     }
 
     #[test]
     fn evaluates_rfc_filters() {
         assert!(check(r#"userName eq "alice@example.com""#));
         assert!(check(r#"USERNAME Eq "ALICE@EXAMPLE.COM""#));
-        assert!(!check(r#"externalId eq "EXT-1""#), "externalId is caseExact");
+        assert!(
+            !check(r#"externalId eq "EXT-1""#),
+            "externalId is caseExact"
+        );
         assert!(check(r#"externalId eq "ext-1" and active eq true"#));
-        assert!(check(r#"emails[type eq "work" and value eq "alice@work.example"]"#));
-        assert!(!check(r#"emails[type eq "work" and value eq "a@home.example"]"#));
+        assert!(check(
+            r#"emails[type eq "work" and value eq "alice@work.example"]"#
+        ));
+        assert!(!check(
+            r#"emails[type eq "work" and value eq "a@home.example"]"#
+        ));
         assert!(check(r#"emails.value eq "a@home.example""#));
         assert!(check(r#"emails eq "a@home.example""#));
         assert!(check(r#"name.familyName eq "smith""#));
-        assert!(check(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#));
-        assert!(check(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m-1""#));
-        assert!(check(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "alice""#));
+        assert!(check(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42""#
+        ));
+        assert!(check(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m-1""#
+        ));
+        assert!(check(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "alice""#
+        ));
         assert!(check(r#"userName co "@example" and not (title pr)"#));
         assert!(check(r#"title eq "x" or id eq "abc""#));
         assert!(check(r#"userName ew ".COM""#));
@@ -610,9 +687,20 @@ mod tests {
         let mut u = user();
         u.insert("displayName".into(), json!("A \"B\""));
         assert!(f.matches(&u));
-        let g = json!({"displayName": "G", "members": [{"value": "u1"}]}).as_object().cloned().unwrap_or_default();
-        assert!(parse(&GROUP, r#"members eq "u1""#).expect("parses").matches(&g));
-        assert!(parse(&GROUP, r#"members[value eq "u1"]"#).expect("parses").matches(&g));
+        let g = json!({"displayName": "G", "members": [{"value": "u1"}]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            parse(&GROUP, r#"members eq "u1""#)
+                .expect("parses")
+                .matches(&g)
+        );
+        assert!(
+            parse(&GROUP, r#"members[value eq "u1"]"#)
+                .expect("parses")
+                .matches(&g)
+        );
     }
 
     #[test]
@@ -620,9 +708,22 @@ mod tests {
         let p = parse_path(&USER, r#"emails[type eq "work"].value"#).expect("path");
         assert!(p.filter.is_some());
         assert_eq!(p.filter_sub.map(|s| s.name), Some("value"));
-        let p = parse_path(&USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User").expect("ext");
+        let p = parse_path(
+            &USER,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        )
+        .expect("ext");
         assert!(p.target.attr.is_none());
-        assert!(parse_path(&USER, "name.givenName").expect("sub").target.sub.is_some());
-        assert_eq!(parse_path(&USER, "nope").expect_err("unknown").scim_type, Some("invalidPath"));
+        assert!(
+            parse_path(&USER, "name.givenName")
+                .expect("sub")
+                .target
+                .sub
+                .is_some()
+        );
+        assert_eq!(
+            parse_path(&USER, "nope").expect_err("unknown").scim_type,
+            Some("invalidPath")
+        );
     }
 }

@@ -114,13 +114,17 @@ impl RecordedRequest {
 pub struct ScimTarget {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// A copy of the token the server checks, so `token()` can lend a `&str`.
+    token: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ScimTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScimTarget").field("url", &self.shared.base_url).finish_non_exhaustive()
+        f.debug_struct("ScimTarget")
+            .field("url", &self.shared.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,12 +142,19 @@ impl ScimTarget {
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}{base_path}"),
             base_path,
-            rules: Rules { strict_booleans: opts.strict_booleans },
+            rules: Rules {
+                strict_booleans: opts.strict_booleans,
+            },
             default_page_size: opts.default_page_size,
             max_page_size: opts.max_page_size.max(1),
-            inner: Mutex::new(Inner { token: opts.token, ..Inner::default() }),
+            inner: Mutex::new(Inner {
+                token: opts.token.clone(),
+                ..Inner::default()
+            }),
         });
-        let app = axum::Router::new().fallback(service::handle).with_state(Arc::clone(&shared));
+        let app = axum::Router::new()
+            .fallback(service::handle)
+            .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -154,7 +165,13 @@ impl ScimTarget {
                 eprintln!("scim target: server stopped: {e}");
             }
         });
-        Ok(ScimTarget { shared, addr, stop: Some(stop), task: Some(task) })
+        Ok(ScimTarget {
+            shared,
+            addr,
+            token: opts.token,
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
 
     /// The base URL a client uses as "Tenant URL", e.g. `http://127.0.0.1:PORT/scim/v2`.
@@ -168,37 +185,61 @@ impl ScimTarget {
     }
 
     /// The bearer token currently required (changes with [`ScimTarget::set_token`]).
-    pub fn token(&self) -> String {
-        self.shared.lock().token.clone()
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// All users, in creation order, as stored (with `id` and `meta`).
     pub fn users(&self) -> Vec<Value> {
-        self.shared.lock().users.iter().map(|r| Value::Object(r.resource.clone())).collect()
+        self.shared
+            .lock()
+            .users
+            .iter()
+            .map(|r| Value::Object(r.resource.clone()))
+            .collect()
     }
 
     pub fn user(&self, id: &str) -> Option<Value> {
-        self.shared.lock().users.get(id).map(|r| Value::Object(r.resource.clone()))
+        self.shared
+            .lock()
+            .users
+            .get(id)
+            .map(|r| Value::Object(r.resource.clone()))
     }
 
     /// The user with this userName, compared ignoring case.
     pub fn user_by_username(&self, user_name: &str) -> Option<Value> {
         let wanted = user_name.to_lowercase();
-        self.users().into_iter().find(|u| u["userName"].as_str().is_some_and(|n| n.to_lowercase() == wanted))
+        self.users().into_iter().find(|u| {
+            u["userName"]
+                .as_str()
+                .is_some_and(|n| n.to_lowercase() == wanted)
+        })
     }
 
     /// All groups, in creation order.
     pub fn groups(&self) -> Vec<Value> {
-        self.shared.lock().groups.iter().map(|r| Value::Object(r.resource.clone())).collect()
+        self.shared
+            .lock()
+            .groups
+            .iter()
+            .map(|r| Value::Object(r.resource.clone()))
+            .collect()
     }
 
     pub fn group(&self, id: &str) -> Option<Value> {
-        self.shared.lock().groups.get(id).map(|r| Value::Object(r.resource.clone()))
+        self.shared
+            .lock()
+            .groups
+            .get(id)
+            .map(|r| Value::Object(r.resource.clone()))
     }
 
     /// The first group with this displayName (exact match; duplicates are allowed).
     pub fn group_by_display_name(&self, name: &str) -> Option<Value> {
-        self.groups().into_iter().find(|g| g["displayName"].as_str() == Some(name))
+        self.groups()
+            .into_iter()
+            .find(|g| g["displayName"].as_str() == Some(name))
     }
 
     /// Member ids of a group (empty if the group does not exist).
@@ -222,7 +263,8 @@ impl ScimTarget {
     /// # Panics
     /// If the resource is invalid or its userName is taken.
     pub fn insert_user(&self, resource: Value) -> String {
-        self.try_insert_user(resource).unwrap_or_else(|e| panic!("insert_user: {e}"))
+        self.try_insert_user(resource)
+            .unwrap_or_else(|e| panic!("insert_user: {e}"))
     }
 
     /// Seed a group as if a POST had created it. Returns the new id.
@@ -235,7 +277,8 @@ impl ScimTarget {
     /// # Panics
     /// If the resource is invalid.
     pub fn insert_group(&self, resource: Value) -> String {
-        self.try_insert_group(resource).unwrap_or_else(|e| panic!("insert_group: {e}"))
+        self.try_insert_group(resource)
+            .unwrap_or_else(|e| panic!("insert_group: {e}"))
     }
 
     /// Every request received so far, oldest first.
@@ -249,19 +292,34 @@ impl ScimTarget {
 
     /// Only the POST/PUT/PATCH/DELETE requests.
     pub fn writes(&self) -> Vec<RecordedRequest> {
-        self.requests().into_iter().filter(RecordedRequest::is_write).collect()
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_write)
+            .collect()
     }
 
     /// The next `n` authenticated requests get 429 with `Retry-After: retry_after_secs`.
     pub fn throttle_next(&self, n: usize, retry_after_secs: u64) {
-        let fault = Fault { status: 429, retry_after: Some(retry_after_secs) };
-        self.shared.lock().faults.extend(std::iter::repeat_n(fault, n));
+        let fault = Fault {
+            status: 429,
+            retry_after: Some(retry_after_secs),
+        };
+        self.shared
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(fault, n));
     }
 
     /// The next `n` authenticated requests get `status` with a SCIM error body.
     pub fn fail_next(&self, n: usize, status: u16) {
-        let fault = Fault { status, retry_after: None };
-        self.shared.lock().faults.extend(std::iter::repeat_n(fault, n));
+        let fault = Fault {
+            status,
+            retry_after: None,
+        };
+        self.shared
+            .lock()
+            .faults
+            .extend(std::iter::repeat_n(fault, n));
     }
 
     /// Non-compliant mode: a filtered GET that matches nothing answers 404 instead of an empty
@@ -271,8 +329,15 @@ impl ScimTarget {
     }
 
     /// Rotate the token: from now on the old one gets 401.
-    pub fn set_token(&self, token: &str) {
+    pub fn set_token(&mut self, token: &str) {
+        token.clone_into(&mut self.token);
         self.shared.lock().token = token.to_owned();
+    }
+
+    /// The next `n` filtered list requests answer an empty ListResponse even when something
+    /// matches, as a lagging replica would (then a create meets 409 on the existing account).
+    pub fn stale_filter_next(&self, n: usize) {
+        self.shared.lock().stale_filters += n;
     }
 
     /// `(group id, member id)` for every member that is neither a user nor a group here.
@@ -281,7 +346,13 @@ impl ScimTarget {
         let mut out = Vec::new();
         for g in inner.groups.iter() {
             let gid = g.resource["id"].as_str().unwrap_or_default();
-            for m in g.resource.get("members").and_then(Value::as_array).into_iter().flatten() {
+            for m in g
+                .resource
+                .get("members")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(mid) = m["value"].as_str()
                     && !inner.users.contains(mid)
                     && !inner.groups.contains(mid)
@@ -299,7 +370,9 @@ impl ScimTarget {
             let _ = stop.send(());
         }
         if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
         {
             task.abort();
         }

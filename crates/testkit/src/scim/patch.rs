@@ -30,24 +30,37 @@ enum Op {
 }
 
 fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
 }
 
 /// Apply a PatchOp body to `res` (a stored resource with canonical names) in place.
-pub(crate) fn apply(rt: &ResourceType, res: &mut Map<String, Value>, body: &Value) -> Result<(), ScimError> {
+pub(crate) fn apply(
+    rt: &ResourceType,
+    res: &mut Map<String, Value>,
+    body: &Value,
+) -> Result<(), ScimError> {
     let body = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the PATCH body must be a JSON object"))?;
     let schemas_ok = get_ci(body, "schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP))));
+        .is_some_and(|s| {
+            s.iter()
+                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP)))
+        });
     if !schemas_ok {
-        return Err(ScimError::invalid_syntax(format!("a PATCH body must have \"schemas\": [\"{PATCH_OP}\"]")));
+        return Err(ScimError::invalid_syntax(format!(
+            "a PATCH body must have \"schemas\": [\"{PATCH_OP}\"]"
+        )));
     }
     let ops = get_ci(body, "Operations")
         .and_then(Value::as_array)
         .filter(|o| !o.is_empty())
-        .ok_or_else(|| ScimError::invalid_syntax("a PATCH body needs a non-empty \"Operations\" array"))?;
+        .ok_or_else(|| {
+            ScimError::invalid_syntax("a PATCH body needs a non-empty \"Operations\" array")
+        })?;
     for (i, op) in ops.iter().enumerate() {
         apply_one(rt, res, op).map_err(|mut e| {
             e.detail = format!("operation {}: {}", i + 1, e.detail);
@@ -68,13 +81,21 @@ fn apply_one(rt: &ResourceType, res: &mut Map<String, Value>, op: &Value) -> Res
         "add" => Op::Add,
         "replace" => Op::Replace,
         "remove" => Op::Remove,
-        _ => return Err(ScimError::invalid_syntax(format!("unknown op '{name}' (expected add, replace or remove)"))),
+        _ => {
+            return Err(ScimError::invalid_syntax(format!(
+                "unknown op '{name}' (expected add, replace or remove)"
+            )));
+        }
     };
     let path = match get_ci(op_obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(p)) if p.trim().is_empty() => None,
         Some(Value::String(p)) => Some(parse_path(rt, p.trim())?),
-        Some(other) => return Err(ScimError::invalid_path(format!("\"path\" must be a string, got {other}"))),
+        Some(other) => {
+            return Err(ScimError::invalid_path(format!(
+                "\"path\" must be a string, got {other}"
+            )));
+        }
     };
     let value = get_ci(op_obj, "value");
     match path {
@@ -84,7 +105,9 @@ fn apply_one(rt: &ResourceType, res: &mut Map<String, Value>, op: &Value) -> Res
                 return Err(ScimError::no_target("a remove operation needs a \"path\""));
             }
             let obj = value.and_then(Value::as_object).ok_or_else(|| {
-                ScimError::invalid_value("an add/replace without \"path\" needs a JSON object \"value\"")
+                ScimError::invalid_value(
+                    "an add/replace without \"path\" needs a JSON object \"value\"",
+                )
             })?;
             for (key, v) in obj {
                 if key.eq_ignore_ascii_case("schemas") {
@@ -100,13 +123,20 @@ fn apply_one(rt: &ResourceType, res: &mut Map<String, Value>, op: &Value) -> Res
 
 fn check_writable(def: &AttrDef) -> Result<(), ScimError> {
     if def.mutability == Mutability::ReadOnly {
-        return Err(ScimError::mutability(format!("the attribute '{}' is read-only", def.name)));
+        return Err(ScimError::mutability(format!(
+            "the attribute '{}' is read-only",
+            def.name
+        )));
     }
     Ok(())
 }
 
 /// The object holding the attribute: the resource, or its extension object.
-fn container<'a>(res: &'a mut Map<String, Value>, target: &AttrRef, create: bool) -> Option<&'a mut Map<String, Value>> {
+fn container<'a>(
+    res: &'a mut Map<String, Value>,
+    target: &AttrRef,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
     match target.ext {
         None => Some(res),
         Some(ext) => {
@@ -120,7 +150,9 @@ fn container<'a>(res: &'a mut Map<String, Value>, target: &AttrRef, create: bool
 
 /// Insert `key` (canonicalised against `subs`), replacing any spelling of it.
 fn set_ci(obj: &mut Map<String, Value>, subs: &'static [AttrDef], key: &str, value: Value) {
-    let canonical = super::schema::find(subs, key).map_or(key, |d| d.name).to_owned();
+    let canonical = super::schema::find(subs, key)
+        .map_or(key, |d| d.name)
+        .to_owned();
     obj.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
     if !value.is_null() {
         obj.insert(canonical, value);
@@ -149,7 +181,10 @@ fn is_primary(v: &Value) -> bool {
 
 /// RFC 7644 §3.5.2: a value newly marked primary demotes the others.
 fn demote_other_primaries(items: &mut [Value], touched: &[usize]) {
-    if !touched.iter().any(|&i| items.get(i).is_some_and(is_primary)) {
+    if !touched
+        .iter()
+        .any(|&i| items.get(i).is_some_and(is_primary))
+    {
         return;
     }
     for (i, item) in items.iter_mut().enumerate() {
@@ -168,7 +203,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
     match (a.get("value"), b.get("value")) {
         (Some(x), Some(y)) if x == y => match (a.get("type"), b.get("type")) {
-            (Some(s), Some(t)) => s.as_str().map(str::to_lowercase) == t.as_str().map(str::to_lowercase),
+            (Some(s), Some(t)) => {
+                s.as_str().map(str::to_lowercase) == t.as_str().map(str::to_lowercase)
+            }
             _ => true,
         },
         _ => false,
@@ -194,7 +231,9 @@ fn apply_path(
     let needs_value = || ScimError::invalid_value(format!("{kind:?} needs a \"value\""));
     let Some(attr) = target.attr else {
         // The whole extension object, e.g. path "urn:…:enterprise:2.0:User".
-        let Some(ext) = target.ext else { return Err(ScimError::invalid_path("no attribute in path")) };
+        let Some(ext) = target.ext else {
+            return Err(ScimError::invalid_path("no attribute in path"));
+        };
         if kind == Op::Remove {
             res.remove(ext.id);
             return Ok(());
@@ -204,9 +243,9 @@ fn apply_path(
             res.remove(ext.id);
             return Ok(());
         }
-        let obj = value
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_value(format!("the value for '{}' must be a JSON object", ext.id)))?;
+        let obj = value.as_object().ok_or_else(|| {
+            ScimError::invalid_value(format!("the value for '{}' must be a JSON object", ext.id))
+        })?;
         for (k, v) in obj {
             let p = parse_path(rt, &format!("{}:{k}", ext.id))?;
             apply_path(rt, res, kind, &p, Some(v))?;
@@ -224,7 +263,9 @@ fn apply_path(
 
     if let Some(sub) = target.sub {
         let create = kind != Op::Remove;
-        let Some(c) = container(res, &target, create) else { return Ok(()) };
+        let Some(c) = container(res, &target, create) else {
+            return Ok(());
+        };
         if kind == Op::Remove {
             match c.get_mut(attr.name) {
                 Some(Value::Array(items)) => {
@@ -246,7 +287,9 @@ fn apply_path(
             )));
         }
         let value = value.ok_or_else(needs_value)?;
-        let slot = c.entry(attr.name).or_insert_with(|| Value::Object(Map::new()));
+        let slot = c
+            .entry(attr.name)
+            .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -256,7 +299,9 @@ fn apply_path(
         return Ok(());
     }
 
-    let Some(c) = container(res, &target, kind != Op::Remove) else { return Ok(()) };
+    let Some(c) = container(res, &target, kind != Op::Remove) else {
+        return Ok(());
+    };
     match kind {
         Op::Remove => {
             match value {
@@ -294,7 +339,9 @@ fn apply_path(
                     }
                     return Ok(());
                 }
-                let slot = c.entry(attr.name).or_insert_with(|| Value::Array(Vec::new()));
+                let slot = c
+                    .entry(attr.name)
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if !slot.is_array() {
                     *slot = Value::Array(Vec::new());
                 }
@@ -333,7 +380,9 @@ fn apply_filtered(
     sub: Option<&'static AttrDef>,
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
-    let items = container(res, target, false).and_then(|c| c.get_mut(attr.name)).and_then(Value::as_array_mut);
+    let items = container(res, target, false)
+        .and_then(|c| c.get_mut(attr.name))
+        .and_then(Value::as_array_mut);
     let matched: Vec<usize> = match &items {
         Some(items) => items
             .iter()
@@ -369,7 +418,8 @@ fn apply_filtered(
         }
         return Ok(());
     }
-    let value = value.ok_or_else(|| ScimError::invalid_value(format!("{kind:?} needs a \"value\"")))?;
+    let value =
+        value.ok_or_else(|| ScimError::invalid_value(format!("{kind:?} needs a \"value\"")))?;
     let Some(items) = items.filter(|_| !matched.is_empty()) else {
         return Err(ScimError::no_target(format!(
             "no value of '{}' matches the filter; to create one, add a new '{}' value instead",
@@ -412,7 +462,11 @@ mod tests {
     }
 
     fn patch(res: &mut Map<String, Value>, ops: Value) -> Result<(), ScimError> {
-        apply(&USER, res, &json!({"schemas": [PATCH_OP], "Operations": ops}))
+        apply(
+            &USER,
+            res,
+            &json!({"schemas": [PATCH_OP], "Operations": ops}),
+        )
     }
 
     #[test]
@@ -429,19 +483,32 @@ mod tests {
         .expect("patch");
         assert_eq!(u["displayName"], "D");
         assert_eq!(u["name"], json!({"givenName": "G", "familyName": "B"}));
-        assert_eq!(u[ENTERPRISE_USER], json!({"employeeNumber": "7", "department": "Eng"}));
+        assert_eq!(
+            u[ENTERPRISE_USER],
+            json!({"employeeNumber": "7", "department": "Eng"})
+        );
     }
 
     #[test]
     fn filtered_replace_needs_a_match() {
         let mut u = user();
-        let err = patch(&mut u, json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": "h"}]))
-            .expect_err("no home email");
+        let err = patch(
+            &mut u,
+            json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": "h"}]),
+        )
+        .expect_err("no home email");
         assert_eq!(err.scim_type, Some("noTarget"));
         patch(&mut u, json!([{"op": "add", "path": "emails", "value": [{"type": "home", "value": "h", "primary": true}]}]))
             .expect("add");
-        assert_eq!(u["emails"][0]["primary"], false, "new primary demotes the old one");
-        patch(&mut u, json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": "h2"}])).expect("replace");
+        assert_eq!(
+            u["emails"][0]["primary"], false,
+            "new primary demotes the old one"
+        );
+        patch(
+            &mut u,
+            json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": "h2"}]),
+        )
+        .expect("replace");
         assert_eq!(u["emails"][1]["value"], "h2");
     }
 
@@ -452,11 +519,31 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         let body = |ops: Value| json!({"schemas": [PATCH_OP], "Operations": ops});
-        apply(&GROUP, &mut g, &body(json!([{"op": "Remove", "path": "members", "value": [{"value": "1"}]}]))).expect("entra");
-        apply(&GROUP, &mut g, &body(json!([{"op": "remove", "path": "members[value eq \"2\"]"}]))).expect("rfc");
+        apply(
+            &GROUP,
+            &mut g,
+            &body(json!([{"op": "Remove", "path": "members", "value": [{"value": "1"}]}])),
+        )
+        .expect("entra");
+        apply(
+            &GROUP,
+            &mut g,
+            &body(json!([{"op": "remove", "path": "members[value eq \"2\"]"}])),
+        )
+        .expect("rfc");
         assert_eq!(g["members"], json!([{"value": "3"}]));
-        apply(&GROUP, &mut g, &body(json!([{"op": "remove", "path": "members[value eq \"9\"]"}]))).expect("no-op");
-        apply(&GROUP, &mut g, &body(json!([{"op": "remove", "path": "members"}]))).expect("all");
+        apply(
+            &GROUP,
+            &mut g,
+            &body(json!([{"op": "remove", "path": "members[value eq \"9\"]"}])),
+        )
+        .expect("no-op");
+        apply(
+            &GROUP,
+            &mut g,
+            &body(json!([{"op": "remove", "path": "members"}])),
+        )
+        .expect("all");
         assert!(!g.contains_key("members"));
     }
 
@@ -464,11 +551,27 @@ mod tests {
     fn rejects_read_only_and_bad_bodies() {
         let mut u = user();
         assert_eq!(
-            patch(&mut u, json!([{"op": "replace", "path": "id", "value": "x"}])).expect_err("ro").scim_type,
+            patch(
+                &mut u,
+                json!([{"op": "replace", "path": "id", "value": "x"}])
+            )
+            .expect_err("ro")
+            .scim_type,
             Some("mutability")
         );
-        assert_eq!(patch(&mut u, json!([{"op": "remove"}])).expect_err("no path").scim_type, Some("noTarget"));
+        assert_eq!(
+            patch(&mut u, json!([{"op": "remove"}]))
+                .expect_err("no path")
+                .scim_type,
+            Some("noTarget")
+        );
         assert!(apply(&USER, &mut u, &json!({"Operations": []})).is_err());
-        assert!(patch(&mut u, json!([{"op": "frobnicate", "path": "title", "value": "x"}])).is_err());
+        assert!(
+            patch(
+                &mut u,
+                json!([{"op": "frobnicate", "path": "title", "value": "x"}])
+            )
+            .is_err()
+        );
     }
 }

@@ -7,10 +7,12 @@ use serde_json::{Map, Value, json};
 use super::error::ScimError;
 
 pub(crate) const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub(crate) const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const ENTERPRISE_USER: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub(crate) const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Entra lists this URN in `schemas` of every group it creates; it carries no attributes.
-pub(crate) const MS_ADSCIM_GROUP: &str = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+pub(crate) const MS_ADSCIM_GROUP: &str =
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum AttrType {
@@ -36,7 +38,10 @@ impl AttrType {
 
     /// Types on which `co`/`sw`/`ew` make sense.
     pub(crate) fn is_textual(self) -> bool {
-        matches!(self, AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary)
+        matches!(
+            self,
+            AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary
+        )
     }
 }
 
@@ -159,8 +164,18 @@ const NAME_SUBS: &[AttrDef] = &[
     s("honorificSuffix"),
 ];
 const MULTI_SUBS: &[AttrDef] = &[s("value"), s("display"), s("type"), attr("primary", B)];
-const PHOTO_SUBS: &[AttrDef] = &[attr("value", R).refs(&["external"]), s("display"), s("type"), attr("primary", B)];
-const CERT_SUBS: &[AttrDef] = &[attr("value", AttrType::Binary), s("display"), s("type"), attr("primary", B)];
+const PHOTO_SUBS: &[AttrDef] = &[
+    attr("value", R).refs(&["external"]),
+    s("display"),
+    s("type"),
+    attr("primary", B),
+];
+const CERT_SUBS: &[AttrDef] = &[
+    attr("value", AttrType::Binary),
+    s("display"),
+    s("type"),
+    attr("primary", B),
+];
 const ADDRESS_SUBS: &[AttrDef] = &[
     s("formatted"),
     s("streetAddress"),
@@ -226,7 +241,10 @@ const MEMBER_SUBS: &[AttrDef] = &[
     s("display"),
 ];
 
-const GROUP_ATTRS: &[AttrDef] = &[s("displayName").required(), attr("members", C).multi().subs(MEMBER_SUBS)];
+const GROUP_ATTRS: &[AttrDef] = &[
+    s("displayName").required(),
+    attr("members", C).multi().subs(MEMBER_SUBS),
+];
 
 const META_SUBS: &[AttrDef] = &[
     s("resourceType").exact().read_only(),
@@ -251,16 +269,24 @@ pub(crate) struct SchemaDef {
     pub attrs: &'static [AttrDef],
 }
 
-pub(crate) static USER_SCHEMA: SchemaDef =
-    SchemaDef { id: CORE_USER, name: "User", description: "User Account", attrs: USER_ATTRS };
+pub(crate) static USER_SCHEMA: SchemaDef = SchemaDef {
+    id: CORE_USER,
+    name: "User",
+    description: "User Account",
+    attrs: USER_ATTRS,
+};
 pub(crate) static ENTERPRISE_SCHEMA: SchemaDef = SchemaDef {
     id: ENTERPRISE_USER,
     name: "EnterpriseUser",
     description: "Enterprise User",
     attrs: ENTERPRISE_ATTRS,
 };
-pub(crate) static GROUP_SCHEMA: SchemaDef =
-    SchemaDef { id: CORE_GROUP, name: "Group", description: "Group", attrs: GROUP_ATTRS };
+pub(crate) static GROUP_SCHEMA: SchemaDef = SchemaDef {
+    id: CORE_GROUP,
+    name: "Group",
+    description: "Group",
+    attrs: GROUP_ATTRS,
+};
 
 #[derive(Debug)]
 pub(crate) struct ResourceType {
@@ -289,7 +315,10 @@ pub(crate) static GROUP: ResourceType = ResourceType {
 
 impl ResourceType {
     pub(crate) fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions.iter().copied().find(|e| e.id.eq_ignore_ascii_case(urn))
+        self.extensions
+            .iter()
+            .copied()
+            .find(|e| e.id.eq_ignore_ascii_case(urn))
     }
 
     /// A core or common attribute by name.
@@ -325,7 +354,9 @@ pub(crate) fn normalize(
     let mut core = Map::new();
     let mut exts: Vec<(&'static str, Map<String, Value>)> = Vec::new();
     for (key, value) in obj {
-        if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta")
+        if key.eq_ignore_ascii_case("schemas")
+            || key.eq_ignore_ascii_case("id")
+            || key.eq_ignore_ascii_case("meta")
         {
             continue;
         }
@@ -334,12 +365,18 @@ pub(crate) fn normalize(
                 continue;
             }
             let inner = value.as_object().ok_or_else(|| {
-                ScimError::invalid_value(format!("the extension '{}' must be a JSON object", ext.id))
+                ScimError::invalid_value(format!(
+                    "the extension '{}' must be a JSON object",
+                    ext.id
+                ))
             })?;
             let mut out = Map::new();
             for (k, v) in inner {
                 let def = find(ext.attrs, k).ok_or_else(|| {
-                    ScimError::invalid_syntax(format!("unknown attribute '{k}' in extension '{}'", ext.id))
+                    ScimError::invalid_syntax(format!(
+                        "unknown attribute '{k}' in extension '{}'",
+                        ext.id
+                    ))
                 })?;
                 if def.mutability == Mutability::ReadOnly {
                     continue;
@@ -360,9 +397,9 @@ pub(crate) fn normalize(
                 supported_schemas(rt)
             )));
         }
-        let def = rt
-            .core_attr(key)
-            .ok_or_else(|| ScimError::invalid_syntax(format!("unknown attribute '{key}' for a {}", rt.name)))?;
+        let def = rt.core_attr(key).ok_or_else(|| {
+            ScimError::invalid_syntax(format!("unknown attribute '{key}' for a {}", rt.name))
+        })?;
         if def.mutability == Mutability::ReadOnly {
             continue;
         }
@@ -394,7 +431,12 @@ fn check_schemas_attr(rt: &ResourceType, obj: &Map<String, Value>) -> Result<(),
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
         .map(|(_, v)| v)
-        .ok_or_else(|| ScimError::invalid_value(format!("the 'schemas' attribute is required (include {})", rt.core.id)))?;
+        .ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "the 'schemas' attribute is required (include {})",
+                rt.core.id
+            ))
+        })?;
     let list = schemas
         .as_array()
         .ok_or_else(|| ScimError::invalid_value("'schemas' must be an array of schema URNs"))?;
@@ -405,7 +447,9 @@ fn check_schemas_attr(rt: &ResourceType, obj: &Map<String, Value>) -> Result<(),
             .ok_or_else(|| ScimError::invalid_value("'schemas' must be an array of schema URNs"))?;
         if urn.eq_ignore_ascii_case(rt.core.id) {
             has_core = true;
-        } else if rt.extension(urn).is_none() && !rt.tolerated.iter().any(|t| t.eq_ignore_ascii_case(urn)) {
+        } else if rt.extension(urn).is_none()
+            && !rt.tolerated.iter().any(|t| t.eq_ignore_ascii_case(urn))
+        {
             return Err(ScimError::invalid_value(format!(
                 "unknown schema '{urn}' in 'schemas': this service provider supports only {}",
                 supported_schemas(rt)
@@ -413,21 +457,36 @@ fn check_schemas_attr(rt: &ResourceType, obj: &Map<String, Value>) -> Result<(),
         }
     }
     if !has_core {
-        return Err(ScimError::invalid_value(format!("'schemas' must include {}", rt.core.id)));
+        return Err(ScimError::invalid_value(format!(
+            "'schemas' must include {}",
+            rt.core.id
+        )));
     }
     Ok(())
 }
 
-fn check_required(attrs: &'static [AttrDef], obj: &Map<String, Value>, owner: &str) -> Result<(), ScimError> {
+fn check_required(
+    attrs: &'static [AttrDef],
+    obj: &Map<String, Value>,
+    owner: &str,
+) -> Result<(), ScimError> {
     for def in attrs.iter().filter(|a| a.required) {
         if !obj.contains_key(def.name) {
-            return Err(ScimError::invalid_value(format!("the attribute '{}' of '{owner}' is required", def.name)));
+            return Err(ScimError::invalid_value(format!(
+                "the attribute '{}' of '{owner}' is required",
+                def.name
+            )));
         }
     }
     Ok(())
 }
 
-fn normalize_value(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> Result<Option<Value>, ScimError> {
+fn normalize_value(
+    def: &AttrDef,
+    value: &Value,
+    rules: Rules,
+    label: &str,
+) -> Result<Option<Value>, ScimError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -435,7 +494,9 @@ fn normalize_value(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> R
         return normalize_single(def, value, rules, label);
     }
     let items = value.as_array().ok_or_else(|| {
-        ScimError::invalid_value(format!("'{label}' is multi-valued: its value must be a JSON array"))
+        ScimError::invalid_value(format!(
+            "'{label}' is multi-valued: its value must be a JSON array"
+        ))
     })?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -443,16 +504,28 @@ fn normalize_value(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> R
             out.push(v);
         }
     }
-    let primaries = out.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
+    let primaries = out
+        .iter()
+        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .count();
     if primaries > 1 {
         return Err(ScimError::invalid_value(format!(
             "at most one value of '{label}' may have \"primary\": true (RFC 7643 §2.4)"
         )));
     }
-    Ok(if out.is_empty() { None } else { Some(Value::Array(out)) })
+    Ok(if out.is_empty() {
+        None
+    } else {
+        Some(Value::Array(out))
+    })
 }
 
-fn normalize_single(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> Result<Option<Value>, ScimError> {
+fn normalize_single(
+    def: &AttrDef,
+    value: &Value,
+    rules: Rules,
+    label: &str,
+) -> Result<Option<Value>, ScimError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -472,7 +545,8 @@ fn normalize_single(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> 
                 if sub.mutability == Mutability::ReadOnly {
                     continue;
                 }
-                if let Some(v) = normalize_single(sub, v, rules, &format!("{label}.{}", sub.name))? {
+                if let Some(v) = normalize_single(sub, v, rules, &format!("{label}.{}", sub.name))?
+                {
                     out.insert(sub.name.to_owned(), v);
                 }
             }
@@ -484,19 +558,27 @@ fn normalize_single(def: &AttrDef, value: &Value, rules: Rules, label: &str) -> 
         }
         AttrType::Boolean => match value {
             Value::Bool(_) => ok(value),
-            Value::String(s) if !rules.strict_booleans && s.eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
+            Value::String(s) if !rules.strict_booleans && s.eq_ignore_ascii_case("true") => {
+                Ok(Some(Value::Bool(true)))
+            }
             Value::String(s) if !rules.strict_booleans && s.eq_ignore_ascii_case("false") => {
                 Ok(Some(Value::Bool(false)))
             }
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be a JSON boolean (true or false), got {value}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a JSON boolean (true or false), got {value}"
+            ))),
         },
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
             Value::String(_) => ok(value),
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be a JSON string, got {value}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a JSON string, got {value}"
+            ))),
         },
         AttrType::DateTime => match value.as_str() {
             Some(t) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => ok(value),
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be an xsd:dateTime string, got {value}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be an xsd:dateTime string, got {value}"
+            ))),
         },
     }
 }
@@ -506,7 +588,10 @@ fn attr_json(def: &AttrDef) -> Value {
     m.insert("name".into(), json!(def.name));
     m.insert("type".into(), json!(def.ty.as_str()));
     m.insert("multiValued".into(), json!(def.multi));
-    m.insert("description".into(), json!(format!("The '{}' attribute.", def.name)));
+    m.insert(
+        "description".into(),
+        json!(format!("The '{}' attribute.", def.name)),
+    );
     m.insert("required".into(), json!(def.required));
     if def.ty != AttrType::Complex && def.ty != AttrType::Boolean {
         m.insert("caseExact".into(), json!(def.case_exact));
@@ -524,12 +609,18 @@ fn attr_json(def: &AttrDef) -> Value {
         Returned::Default => "default",
     };
     m.insert("returned".into(), json!(returned));
-    m.insert("uniqueness".into(), json!(if def.unique_server { "server" } else { "none" }));
+    m.insert(
+        "uniqueness".into(),
+        json!(if def.unique_server { "server" } else { "none" }),
+    );
     if def.ty == AttrType::Reference {
         m.insert("referenceTypes".into(), json!(def.ref_types));
     }
     if def.ty == AttrType::Complex {
-        m.insert("subAttributes".into(), Value::Array(def.sub.iter().map(attr_json).collect()));
+        m.insert(
+            "subAttributes".into(),
+            Value::Array(def.sub.iter().map(attr_json).collect()),
+        );
     }
     Value::Object(m)
 }
@@ -588,7 +679,9 @@ pub(crate) fn service_provider_config(base_url: &str, max_results: usize) -> Val
 mod tests {
     use super::*;
 
-    const LAX: Rules = Rules { strict_booleans: false };
+    const LAX: Rules = Rules {
+        strict_booleans: false,
+    };
 
     #[test]
     fn canonicalises_names_and_coerces_string_booleans() {
@@ -609,7 +702,9 @@ mod tests {
         let err = normalize(
             &USER,
             &json!({"schemas": [CORE_USER], "userName": "a", "active": "False"}),
-            Rules { strict_booleans: true },
+            Rules {
+                strict_booleans: true,
+            },
             true,
         )
         .expect_err("string boolean");
@@ -631,7 +726,12 @@ mod tests {
             LAX,
             true,
         );
-        assert!(manager.expect_err("string manager").detail.contains("manager"));
+        assert!(
+            manager
+                .expect_err("string manager")
+                .detail
+                .contains("manager")
+        );
     }
 
     #[test]

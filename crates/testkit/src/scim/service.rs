@@ -30,7 +30,8 @@ pub(crate) struct Fault {
 }
 
 /// Mutable state; every handler holds the lock for its whole (synchronous) run.
-#[derive(Debug, Default)]
+/// Deliberately not `Debug`: it holds the bearer token.
+#[derive(Default)]
 pub(crate) struct Inner {
     pub token: String,
     pub users: Table,
@@ -38,15 +39,20 @@ pub(crate) struct Inner {
     pub requests: Vec<RecordedRequest>,
     pub faults: VecDeque<Fault>,
     pub filter_404: bool,
+    /// Filtered lists still to answer as if nothing matched.
+    pub stale_filters: usize,
 }
 
 impl Inner {
     pub(crate) fn table(&mut self, rt: &ResourceType) -> &mut Table {
-        if std::ptr::eq(rt, &USER) { &mut self.users } else { &mut self.groups }
+        if std::ptr::eq(rt, &USER) {
+            &mut self.users
+        } else {
+            &mut self.groups
+        }
     }
 }
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub base_path: String,
     pub base_url: String,
@@ -72,10 +78,18 @@ struct Reply {
 
 impl Reply {
     fn json(status: u16, body: Value) -> Self {
-        Reply { status, headers: Vec::new(), body: Some(body) }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Some(body),
+        }
     }
     fn empty(status: u16) -> Self {
-        Reply { status, headers: Vec::new(), body: None }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: None,
+        }
     }
     fn with(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -108,7 +122,9 @@ impl IntoResponse for Reply {
             }
             None => Body::empty(),
         };
-        builder.body(body).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        builder
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 }
 
@@ -120,7 +136,9 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path_and_query = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+    let path_and_query = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let recorded_body = if body.is_empty() {
         None
     } else {
@@ -142,18 +160,36 @@ pub(crate) async fn handle(
 }
 
 fn authorized(inner: &Inner, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some((scheme, token)) = value.split_once(' ') else { return false };
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return false;
+    };
     scheme.eq_ignore_ascii_case("bearer") && !inner.token.is_empty() && token.trim() == inner.token
 }
 
-fn process(shared: &Shared, inner: &mut Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Reply {
+fn process(
+    shared: &Shared,
+    inner: &mut Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
     if !authorized(inner, headers) {
         return Reply::from(ScimError::new(401, None, "missing or invalid bearer token"))
             .with(header::WWW_AUTHENTICATE, "Bearer realm=\"scim\"");
     }
     if let Some(fault) = inner.faults.pop_front() {
-        let detail = if fault.status == 429 { "too many requests (injected)" } else { "injected failure" };
+        let detail = if fault.status == 429 {
+            "too many requests (injected)"
+        } else {
+            "injected failure"
+        };
         let mut reply = Reply::from(ScimError::new(fault.status, None, detail));
         if let Some(secs) = fault.retry_after {
             reply = reply.with(header::RETRY_AFTER, secs.to_string());
@@ -177,7 +213,11 @@ struct Query {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Query {
@@ -202,8 +242,16 @@ impl Query {
 }
 
 fn read_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if essence != SCIM_JSON && essence != "application/json" {
         return Err(ScimError::new(
             415,
@@ -211,21 +259,36 @@ fn read_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
             format!("Content-Type must be {SCIM_JSON} or application/json, got {ct:?}"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
 
 fn check_if_match(headers: &HeaderMap, row: &Row) -> Result<(), ScimError> {
-    let Some(want) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let Some(want) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
     let etag = row.etag();
-    if want.split(',').map(str::trim).any(|w| w == "*" || w == etag) {
+    if want
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w == etag)
+    {
         Ok(())
     } else {
-        Err(ScimError::new(412, None, format!("If-Match {want} does not match the current version {etag}")))
+        Err(ScimError::new(
+            412,
+            None,
+            format!("If-Match {want} does not match the current version {etag}"),
+        ))
     }
 }
 
 fn method_not_allowed(method: &Method) -> ScimError {
-    ScimError::new(405, None, format!("{method} is not supported on this endpoint"))
+    ScimError::new(
+        405,
+        None,
+        format!("{method} is not supported on this endpoint"),
+    )
 }
 
 fn route(
@@ -238,10 +301,16 @@ fn route(
 ) -> Result<Reply, ScimError> {
     let path = uri.path();
     let not_found = || ScimError::not_found(format!("no SCIM endpoint at {path}"));
-    let rest = path.strip_prefix(shared.base_path.as_str()).ok_or_else(not_found)?;
+    let rest = path
+        .strip_prefix(shared.base_path.as_str())
+        .ok_or_else(not_found)?;
     let segments: Vec<&str> = match rest {
         "" => Vec::new(),
-        r => r.strip_prefix('/').ok_or_else(not_found)?.split('/').collect(),
+        r => r
+            .strip_prefix('/')
+            .ok_or_else(not_found)?
+            .split('/')
+            .collect(),
     };
     let query = Query::parse(uri);
     let base = shared.base_url.as_str();
@@ -250,13 +319,19 @@ fn route(
         Some("Groups") => &GROUP,
         Some("ServiceProviderConfig") if segments.len() == 1 => {
             return match *method {
-                Method::GET => Ok(Reply::json(200, schema::service_provider_config(base, shared.max_page_size))),
+                Method::GET => Ok(Reply::json(
+                    200,
+                    schema::service_provider_config(base, shared.max_page_size),
+                )),
                 _ => Err(method_not_allowed(method)),
             };
         }
         Some("Schemas") if *method != Method::GET => return Err(method_not_allowed(method)),
         Some("Schemas") => {
-            let all: Vec<Value> = schema::all_schemas().iter().map(|s| schema::schema_json(s, base)).collect();
+            let all: Vec<Value> = schema::all_schemas()
+                .iter()
+                .map(|s| schema::schema_json(s, base))
+                .collect();
             return match segments.get(1) {
                 None => Ok(list_response(all.len(), 1, all)),
                 Some(id) => all
@@ -268,7 +343,10 @@ fn route(
         }
         Some("ResourceTypes") if *method != Method::GET => return Err(method_not_allowed(method)),
         Some("ResourceTypes") => {
-            let all: Vec<Value> = [&USER, &GROUP].iter().map(|rt| schema::resource_type_json(rt, base)).collect();
+            let all: Vec<Value> = [&USER, &GROUP]
+                .iter()
+                .map(|rt| schema::resource_type_json(rt, base))
+                .collect();
             return match segments.get(1) {
                 None => Ok(list_response(all.len(), 1, all)),
                 Some(id) => all
@@ -286,7 +364,10 @@ fn route(
             Method::POST => {
                 let input = read_json(headers, body)?;
                 let row = store::create(rt, inner.table(rt), base, shared.rules, &input)?;
-                let location = row.resource["meta"]["location"].as_str().unwrap_or_default().to_owned();
+                let location = row.resource["meta"]["location"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let out = project(rt, &row.resource, &query)?;
                 Ok(Reply::resource(201, &row, out).with(header::LOCATION, location))
             }
@@ -305,7 +386,11 @@ fn route(
                 Method::GET => {
                     let table = inner.table(rt);
                     let row = table.get(id).ok_or_else(missing)?;
-                    Ok(Reply::resource(200, row, project(rt, &row.resource, &query)?))
+                    Ok(Reply::resource(
+                        200,
+                        row,
+                        project(rt, &row.resource, &query)?,
+                    ))
                 }
                 Method::PUT => {
                     let row = inner.table(rt).get(id).ok_or_else(missing)?;
@@ -313,7 +398,11 @@ fn route(
                     let input = read_json(headers, body)?;
                     let attrs = schema::normalize(rt, &input, shared.rules, true)?;
                     let row = store::update(rt, inner.table(rt), id, attrs)?;
-                    Ok(Reply::resource(200, &row, project(rt, &row.resource, &query)?))
+                    Ok(Reply::resource(
+                        200,
+                        &row,
+                        project(rt, &row.resource, &query)?,
+                    ))
                 }
                 Method::PATCH => {
                     let row = inner.table(rt).get(id).ok_or_else(missing)?;
@@ -321,13 +410,18 @@ fn route(
                     let mut resource = row.resource.clone();
                     let input = read_json(headers, body)?;
                     patch::apply(rt, &mut resource, &input)?;
-                    let attrs = schema::normalize(rt, &Value::Object(resource), shared.rules, false)?;
+                    let attrs =
+                        schema::normalize(rt, &Value::Object(resource), shared.rules, false)?;
                     let row = store::update(rt, inner.table(rt), id, attrs)?;
                     // Entra expects 204 for groups (no member list back); users get the resource.
                     if std::ptr::eq(rt, &GROUP) && !query.wants_body() {
                         Ok(Reply::empty(204).with(header::ETAG, row.etag()))
                     } else {
-                        Ok(Reply::resource(200, &row, project(rt, &row.resource, &query)?))
+                        Ok(Reply::resource(
+                            200,
+                            &row,
+                            project(rt, &row.resource, &query)?,
+                        ))
                     }
                 }
                 Method::DELETE => {
@@ -356,14 +450,21 @@ fn list_response(total: usize, start_index: usize, resources: Vec<Value>) -> Rep
     )
 }
 
-fn list(shared: &Shared, inner: &mut Inner, rt: &ResourceType, query: &Query) -> Result<Reply, ScimError> {
+fn list(
+    shared: &Shared,
+    inner: &mut Inner,
+    rt: &ResourceType,
+    query: &Query,
+) -> Result<Reply, ScimError> {
     let filter = query.filter.as_deref().map(|f| parse(rt, f)).transpose()?;
     let start_index = match &query.start_index {
         None => 1,
         Some(s) => s
             .trim()
             .parse::<i64>()
-            .map_err(|_| ScimError::invalid_value(format!("startIndex must be an integer, got {s:?}")))?
+            .map_err(|_| {
+                ScimError::invalid_value(format!("startIndex must be an integer, got {s:?}"))
+            })?
             .max(1) as usize,
     };
     let count = match &query.count {
@@ -376,10 +477,20 @@ fn list(shared: &Shared, inner: &mut Inner, rt: &ResourceType, query: &Query) ->
     }
     .min(shared.max_page_size);
     let filter_404 = inner.filter_404;
+    let stale = filter.is_some() && inner.stale_filters > 0;
+    if stale {
+        inner.stale_filters -= 1;
+    }
     let table = inner.table(rt);
-    let hits: Vec<&Row> = table.iter().filter(|r| filter.as_ref().is_none_or(|f| f.matches(&r.resource))).collect();
+    let hits: Vec<&Row> = table
+        .iter()
+        .filter(|r| !stale && filter.as_ref().is_none_or(|f| f.matches(&r.resource)))
+        .collect();
     if filter.is_some() && hits.is_empty() && filter_404 {
-        return Err(ScimError::not_found(format!("no {} matches the filter", rt.name)));
+        return Err(ScimError::not_found(format!(
+            "no {} matches the filter",
+            rt.name
+        )));
     }
     let page = hits
         .iter()
@@ -391,18 +502,31 @@ fn list(shared: &Shared, inner: &mut Inner, rt: &ResourceType, query: &Query) ->
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3): the same query, carried in a body.
-fn search(shared: &Shared, inner: &mut Inner, rt: &ResourceType, input: &Value) -> Result<Reply, ScimError> {
-    let obj = input.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+fn search(
+    shared: &Shared,
+    inner: &mut Inner,
+    rt: &ResourceType,
+    input: &Value,
+) -> Result<Reply, ScimError> {
+    let obj = input
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
     let is_search = obj
         .get("schemas")
         .and_then(Value::as_array)
         .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(SEARCH_REQUEST)));
     if !is_search {
-        return Err(ScimError::invalid_syntax(format!("a search body must have \"schemas\": [\"{SEARCH_REQUEST}\"]")));
+        return Err(ScimError::invalid_syntax(format!(
+            "a search body must have \"schemas\": [\"{SEARCH_REQUEST}\"]"
+        )));
     }
     let list_of = |key: &str| -> Vec<String> {
         match obj.get(key) {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             Some(Value::String(s)) => split_list(s),
             _ => Vec::new(),
         }
@@ -425,12 +549,23 @@ fn search(shared: &Shared, inner: &mut Inner, rt: &ResourceType, input: &Value) 
 
 /// Apply `attributes` / `excludedAttributes` (RFC 7644 §3.9) and drop never-returned
 /// attributes. Unknown names are ignored rather than failing the read.
-fn project(rt: &ResourceType, resource: &Map<String, Value>, query: &Query) -> Result<Value, ScimError> {
+fn project(
+    rt: &ResourceType,
+    resource: &Map<String, Value>,
+    query: &Query,
+) -> Result<Value, ScimError> {
     let mut res = resource.clone();
-    for def in rt.core.attrs.iter().filter(|a| a.returned == Returned::Never) {
+    for def in rt
+        .core
+        .attrs
+        .iter()
+        .filter(|a| a.returned == Returned::Never)
+    {
         res.remove(def.name);
     }
-    let refs = |names: &[String]| -> Vec<AttrRef> { names.iter().filter_map(|n| resolve(rt, n).ok()).collect() };
+    let refs = |names: &[String]| -> Vec<AttrRef> {
+        names.iter().filter_map(|n| resolve(rt, n).ok()).collect()
+    };
     if !query.attributes.is_empty() {
         let mut out = Map::new();
         for key in ["schemas", "id"] {
@@ -452,7 +587,9 @@ fn project(rt: &ResourceType, resource: &Map<String, Value>, query: &Query) -> R
 fn copy_attr(from: &Map<String, Value>, to: &mut Map<String, Value>, r: &AttrRef) {
     let (src, dst) = match r.ext {
         Some(ext) => {
-            let Some(src) = from.get(ext.id).and_then(Value::as_object) else { return };
+            let Some(src) = from.get(ext.id).and_then(Value::as_object) else {
+                return;
+            };
             let Some(dst) = to
                 .entry(ext.id)
                 .or_insert_with(|| Value::Object(Map::new()))
@@ -468,7 +605,9 @@ fn copy_attr(from: &Map<String, Value>, to: &mut Map<String, Value>, r: &AttrRef
         dst.extend(src.clone());
         return;
     };
-    let Some(value) = src.get(attr.name) else { return };
+    let Some(value) = src.get(attr.name) else {
+        return;
+    };
     match r.sub {
         None => {
             dst.insert(attr.name.to_owned(), value.clone());
@@ -484,7 +623,11 @@ fn copy_attr(from: &Map<String, Value>, to: &mut Map<String, Value>, r: &AttrRef
             let picked = match value {
                 Value::Array(items) => Value::Array(items.iter().map(pick).collect()),
                 other => {
-                    let mut merged = dst.get(attr.name).and_then(Value::as_object).cloned().unwrap_or_default();
+                    let mut merged = dst
+                        .get(attr.name)
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     if let Value::Object(m) = pick(other) {
                         merged.extend(m);
                     }
@@ -533,13 +676,23 @@ fn remove_attr(res: &mut Map<String, Value>, r: &AttrRef) {
 }
 
 /// Seed a resource without HTTP (the test-facing `insert_*` helpers).
-pub(crate) fn seed(shared: &Shared, rt: &ResourceType, mut resource: Value) -> Result<String, ScimError> {
+pub(crate) fn seed(
+    shared: &Shared,
+    rt: &ResourceType,
+    mut resource: Value,
+) -> Result<String, ScimError> {
     if let Some(obj) = resource.as_object_mut()
         && !obj.keys().any(|k| k.eq_ignore_ascii_case("schemas"))
     {
         obj.insert("schemas".into(), json!([rt.core.id]));
     }
     let mut inner = shared.lock();
-    let row = store::create(rt, inner.table(rt), &shared.base_url, shared.rules, &resource)?;
+    let row = store::create(
+        rt,
+        inner.table(rt),
+        &shared.base_url,
+        shared.rules,
+        &resource,
+    )?;
     Ok(row.resource["id"].as_str().unwrap_or_default().to_owned())
 }

@@ -62,18 +62,30 @@ fn now() -> String {
 
 /// 409 if another user already has this userName (compared ignoring case, as RFC 7643
 /// declares `userName` caseExact false and scim2-server does).
-fn check_unique(rt: &ResourceType, table: &Table, attrs: &Map<String, Value>, own_id: Option<&str>) -> Result<(), ScimError> {
+fn check_unique(
+    rt: &ResourceType,
+    table: &Table,
+    attrs: &Map<String, Value>,
+    own_id: Option<&str>,
+) -> Result<(), ScimError> {
     if !std::ptr::eq(rt, &USER) {
         return Ok(());
     }
-    let Some(name) = attrs.get("userName").and_then(Value::as_str) else { return Ok(()) };
+    let Some(name) = attrs.get("userName").and_then(Value::as_str) else {
+        return Ok(());
+    };
     let lower = name.to_lowercase();
     let taken = table.iter().any(|r| {
         r.resource.get("id").and_then(Value::as_str) != own_id
-            && r.resource.get("userName").and_then(Value::as_str).is_some_and(|u| u.to_lowercase() == lower)
+            && r.resource
+                .get("userName")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.to_lowercase() == lower)
     });
     if taken {
-        return Err(ScimError::uniqueness(format!("userName '{name}' is already taken")));
+        return Err(ScimError::uniqueness(format!(
+            "userName '{name}' is already taken"
+        )));
     }
     Ok(())
 }
@@ -110,7 +122,10 @@ pub(crate) fn create(
         "location": format!("{base_url}{}/{id}", rt.endpoint),
         "version": "W/\"1\"",
     });
-    let row = Row { resource: assemble(attrs, &id, meta), version: 1 };
+    let row = Row {
+        resource: assemble(attrs, &id, meta),
+        version: 1,
+    };
     table.put_new(id, row.clone());
     Ok(row)
 }
@@ -123,7 +138,10 @@ pub(crate) fn update(
     id: &str,
     attrs: Map<String, Value>,
 ) -> Result<Row, ScimError> {
-    let old = table.get(id).ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?.clone();
+    let old = table
+        .get(id)
+        .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?
+        .clone();
     check_unique(rt, table, &attrs, Some(id))?;
     let mut old_attrs = old.resource.clone();
     old_attrs.remove("id");
@@ -135,7 +153,10 @@ pub(crate) fn update(
     let mut meta = old_meta.as_object().cloned().unwrap_or_default();
     meta.insert("lastModified".into(), Value::String(now()));
     meta.insert("version".into(), Value::String(format!("W/\"{version}\"")));
-    let row = Row { resource: assemble(attrs, id, Value::Object(meta)), version };
+    let row = Row {
+        resource: assemble(attrs, id, Value::Object(meta)),
+        version,
+    };
     table.replace(id, row.clone());
     Ok(row)
 }

@@ -18,7 +18,9 @@ use std::time::Instant;
 fn direct(target: &str, source: &str, matching: Option<u32>) -> Mapping {
     Mapping {
         target: target.into(),
-        value: MappingValue::Direct { source: source.into() },
+        value: MappingValue::Direct {
+            source: source.into(),
+        },
         matching,
         apply: Apply::Always,
         default: None,
@@ -30,21 +32,43 @@ fn direct(target: &str, source: &str, matching: Option<u32>) -> Mapping {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let users: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
-    let concurrency: usize = std::env::var("SCIMSYNC_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-    let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, 10, 1)).await.expect("graph");
-    let target = ScimTarget::start(ScimTargetOptions::default()).await.expect("target");
+    let users: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let concurrency: usize = std::env::var("SCIMSYNC_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, 10, 1))
+        .await
+        .expect("graph");
+    let target = ScimTarget::start(ScimTargetOptions::default())
+        .await
+        .expect("target");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let mut gc = GraphConfig::new(graph.tenant_id(), graph.client_id(), Secret::inline(graph.client_secret()));
+    let mut gc = GraphConfig::new(
+        graph.tenant_id(),
+        graph.client_id(),
+        Secret::inline(graph.client_secret()),
+    );
     gc.graph_url = graph.url();
     gc.login_url = graph.url();
     let source = GraphClient::new(gc).expect("graph client");
@@ -65,11 +89,23 @@ async fn main() {
             direct("title", "jobTitle", None),
             direct("emails[type eq \"work\"].value", "mail", None),
             direct("phoneNumbers[type eq \"mobile\"].value", "mobile", None),
-            direct("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department", None),
-            direct("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "employeeId", None),
+            direct(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                "department",
+                None,
+            ),
+            direct(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+                "employeeId",
+                None,
+            ),
         ],
         skip_out_of_scope_deletions: false,
-        actions: TargetActions { create: true, update: true, delete: true },
+        actions: TargetActions {
+            create: true,
+            update: true,
+            delete: true,
+        },
         concurrency,
     };
     let engine = Engine::new(&job, &source, &scim, &store, &SystemClock);
@@ -85,8 +121,20 @@ async fn main() {
     let again_s = t.elapsed().as_secs_f64();
     assert_eq!(again.tally.created + again.tally.updated, 0);
 
-    println!("provision benchmark: {users} source users, {created} provisioned, concurrency {concurrency}");
-    println!("  initial cycle:   {initial_s:.2} s  ({:.0} users/s, {} SCIM requests)", created as f64 / initial_s, scim.requests_sent());
-    println!("  no-change cycle: {again_s:.2} s  ({:.0} users/s checked, 0 SCIM writes)", users as f64 / again_s);
-    println!("  peak memory (whole process, emulators included): {:.0} MiB", peak_rss_mib());
+    println!(
+        "provision benchmark: {users} source users, {created} provisioned, concurrency {concurrency}"
+    );
+    println!(
+        "  initial cycle:   {initial_s:.2} s  ({:.0} users/s, {} SCIM requests)",
+        created as f64 / initial_s,
+        scim.requests_sent()
+    );
+    println!(
+        "  no-change cycle: {again_s:.2} s  ({:.0} users/s checked, 0 SCIM writes)",
+        users as f64 / again_s
+    );
+    println!(
+        "  peak memory (whole process, emulators included): {:.0} MiB",
+        peak_rss_mib()
+    );
 }

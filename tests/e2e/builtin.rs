@@ -6,18 +6,32 @@ use serde_json::{Value, json};
 use std::time::Instant;
 
 async fn target() -> ScimTarget {
-    ScimTarget::start(ScimTargetOptions::default()).await.expect("scim target")
+    ScimTarget::start(ScimTargetOptions::default())
+        .await
+        .expect("scim target")
 }
 
 fn user_names(t: &ScimTarget) -> Vec<String> {
-    let mut v: Vec<String> =
-        t.users().iter().filter_map(|u| u["userName"].as_str().map(str::to_lowercase)).collect();
+    let mut v: Vec<String> = t
+        .users()
+        .iter()
+        .filter_map(|u| u["userName"].as_str().map(str::to_lowercase))
+        .collect();
     v.sort();
     v
 }
 
 fn writes(t: &ScimTarget) -> Vec<(String, String, Option<Value>)> {
-    t.writes().into_iter().map(|w| (w.method.to_string(), w.path_and_query.clone(), w.body.clone())).collect()
+    t.writes()
+        .into_iter()
+        .map(|w| {
+            (
+                w.method.to_string(),
+                w.path_and_query.clone(),
+                w.body.clone(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,15 +42,26 @@ async fn initial_cycle_creates_enabled_users_and_a_second_cycle_sends_nothing() 
 
     let report = run_once(&job);
     let expected = enabled_upns(&graph);
-    assert!(expected.len() < 40, "the generated tenant should have disabled users");
-    assert_eq!(user_names(&t), expected, "exactly the enabled users, each once");
+    assert!(
+        expected.len() < 40,
+        "the generated tenant should have disabled users"
+    );
+    assert_eq!(
+        user_names(&t),
+        expected,
+        "exactly the enabled users, each once"
+    );
     assert_eq!(tally(&report, "created"), expected.len() as u64);
     assert!(t.users().iter().all(|u| u["active"] == json!(true)));
 
     t.clear_requests();
     let report = run_once(&job);
     assert_eq!(report["kind"], "incremental");
-    assert!(t.requests().is_empty(), "a no-change cycle sends nothing: {:?}", writes(&t));
+    assert!(
+        t.requests().is_empty(),
+        "a no-change cycle sends nothing: {:?}",
+        writes(&t)
+    );
     assert_eq!(tally(&report, "unchanged"), expected.len() as u64);
 }
 
@@ -61,14 +86,25 @@ async fn a_changed_attribute_is_one_patch_with_just_that_attribute() {
         }))
     );
     let upn = upn_of(&graph, &id);
-    assert_eq!(t.user_by_username(&upn).unwrap()["title"], "Chief Widget Officer");
+    assert_eq!(
+        t.user_by_username(&upn).unwrap()["title"],
+        "Chief Widget Officer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_entra_dialect_sends_entra_default_shapes() {
     let graph = tenant(6).await;
     let t = target().await;
-    let job = write_job(&graph, &t.url(), t.token(), JobOptions { dialect: "entra", ..Default::default() });
+    let job = write_job(
+        &graph,
+        &t.url(),
+        t.token(),
+        JobOptions {
+            dialect: "entra",
+            ..Default::default()
+        },
+    );
     run_once(&job);
     let id = user_id(&graph, 0);
     graph.disable_user(&id);
@@ -117,7 +153,11 @@ async fn a_user_already_in_the_target_is_matched_not_duplicated() {
     assert_eq!(user_names(&t), enabled_upns(&graph));
     let posted: Vec<_> = writes(&t).into_iter().filter(|w| w.0 == "POST").collect();
     assert_eq!(posted.len(), enabled_upns(&graph).len() - 1);
-    assert!(writes(&t).iter().any(|w| w.0 == "PATCH" && w.1.ends_with(&existing)));
+    assert!(
+        writes(&t)
+            .iter()
+            .any(|w| w.0 == "PATCH" && w.1.ends_with(&existing))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,12 +179,27 @@ async fn a_409_on_create_is_matched_again_and_updated() {
     // The first query for this user misses, as a lagging replica would answer; the create
     // then meets the existing account.
     t.stale_filter_next(1);
-    let job = write_job(&graph, &t.url(), t.token(), JobOptions { mappings: DEFAULT_MAPPINGS, ..Default::default() });
+    let job = write_job(
+        &graph,
+        &t.url(),
+        t.token(),
+        JobOptions {
+            mappings: DEFAULT_MAPPINGS,
+            ..Default::default()
+        },
+    );
     let report = run_once(&job);
     assert_eq!(tally(&report, "failed"), 0, "{report}");
     assert_eq!(user_names(&t), enabled_upns(&graph));
-    assert!(t.requests().iter().any(|r| r.status == 409), "the create met a conflict");
-    assert!(writes(&t).iter().any(|w| w.0 == "PATCH" && w.1.ends_with(&existing)));
+    assert!(
+        t.requests().iter().any(|r| r.status == 409),
+        "the create met a conflict"
+    );
+    assert!(
+        writes(&t)
+            .iter()
+            .any(|w| w.0 == "PATCH" && w.1.ends_with(&existing))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +214,10 @@ async fn throttling_is_retried_after_retry_after() {
     assert_eq!(tally(&report, "failed"), 0, "{report}");
     assert_eq!(user_names(&t), enabled_upns(&graph));
     assert!(t.requests().iter().filter(|r| r.status == 429).count() == 2);
-    assert!(started.elapsed().as_millis() >= 1000, "the client waited for Retry-After");
+    assert!(
+        started.elapsed().as_millis() >= 1000,
+        "the client waited for Retry-After"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,10 +235,15 @@ async fn preview_sends_nothing_and_run_then_sends_exactly_those_requests() {
 
     // Incremental cycle: updates, a disable, a new user.
     graph.update_user(&user_id(&graph, 0), json!({"jobTitle": "Lead"}));
-    graph.update_user(&user_id(&graph, 1), json!({"mail": "changed@contoso.com", "department": "Legal"}));
+    graph.update_user(
+        &user_id(&graph, 1),
+        json!({"mail": "changed@contoso.com", "department": "Legal"}),
+    );
     graph.disable_user(&user_id(&graph, 2));
-    graph.add_user(json!({"userPrincipalName": "zz.new@contoso.onmicrosoft.com", "displayName": "Zz New",
-        "accountEnabled": true, "mailNickname": "zz.new"}));
+    graph.add_user(
+        json!({"userPrincipalName": "zz.new@contoso.onmicrosoft.com", "displayName": "Zz New",
+        "accountEnabled": true, "mailNickname": "zz.new"}),
+    );
     t.clear_requests();
     let planned = preview_json(&job);
     assert!(writes(&t).is_empty());
@@ -198,8 +261,16 @@ fn requests_of(preview: &Value) -> Vec<(String, String, Option<Value>)> {
         .iter()
         .flat_map(|o| o["requests"].as_array().cloned().unwrap_or_default())
         .map(|r| {
-            let body = if r["body"].is_null() { None } else { Some(r["body"].clone()) };
-            (r["method"].as_str().unwrap().to_string(), r["path"].as_str().unwrap().to_string(), body)
+            let body = if r["body"].is_null() {
+                None
+            } else {
+                Some(r["body"].clone())
+            };
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+                body,
+            )
         })
         .collect()
 }
@@ -211,7 +282,10 @@ fn sorted(mut v: Vec<(String, String, Option<Value>)>) -> Vec<String> {
             r.1 = r.1[i..].to_string();
         }
     });
-    let mut s: Vec<String> = v.into_iter().map(|r| format!("{} {} {}", r.0, r.1, r.2.unwrap_or(Value::Null))).collect();
+    let mut s: Vec<String> = v
+        .into_iter()
+        .map(|r| format!("{} {} {}", r.0, r.1, r.2.unwrap_or(Value::Null)))
+        .collect();
     s.sort();
     s
 }
@@ -220,12 +294,25 @@ fn sorted(mut v: Vec<(String, String, Option<Value>)>) -> Vec<String> {
 async fn assignment_scope_provisions_assigned_users_and_disables_the_unassigned() {
     let graph = tenant(30).await;
     let t = target().await;
-    let job = write_job(&graph, &t.url(), t.token(), JobOptions { scope: "assigned", ..Default::default() });
+    let job = write_job(
+        &graph,
+        &t.url(),
+        t.token(),
+        JobOptions {
+            scope: "assigned",
+            ..Default::default()
+        },
+    );
     let report = run_once(&job);
     let created = tally(&report, "created");
-    assert!(created > 0 && (created as usize) < enabled_upns(&graph).len(), "only assigned users: {created}");
-    let new_id = graph.add_user(json!({"userPrincipalName": "assigned.later@contoso.onmicrosoft.com",
-        "accountEnabled": true, "displayName": "Assigned Later"}));
+    assert!(
+        created > 0 && (created as usize) < enabled_upns(&graph).len(),
+        "only assigned users: {created}"
+    );
+    let new_id = graph.add_user(
+        json!({"userPrincipalName": "assigned.later@contoso.onmicrosoft.com",
+        "accountEnabled": true, "displayName": "Assigned Later"}),
+    );
     let report = run_once(&job);
     assert_eq!(tally(&report, "created"), 0, "not assigned yet");
     graph.assign_user(&new_id);
@@ -234,7 +321,11 @@ async fn assignment_scope_provisions_assigned_users_and_disables_the_unassigned(
     graph.unassign_user(&new_id);
     let report = run_once(&job);
     assert_eq!(tally(&report, "disabled"), 1);
-    assert_eq!(t.user_by_username("assigned.later@contoso.onmicrosoft.com").unwrap()["active"], json!(false));
+    assert_eq!(
+        t.user_by_username("assigned.later@contoso.onmicrosoft.com")
+            .unwrap()["active"],
+        json!(false)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +357,14 @@ async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
     // Slow the target down so the kill lands in the middle of the cycle.
     t.throttle_next(3, 1);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args(["run", "--once", "--config", job.config.to_str().unwrap(), "--state", job.state().to_str().unwrap()])
+        .args([
+            "run",
+            "--once",
+            "--config",
+            job.config.to_str().unwrap(),
+            "--state",
+            job.state().to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -280,9 +378,16 @@ async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
     let partial = t.users().len();
     let report = run_once(&job);
     assert_eq!(tally(&report, "failed"), 0, "{report}");
-    assert_eq!(user_names(&t), enabled_upns(&graph), "no duplicates after a restart ({partial} before)");
+    assert_eq!(
+        user_names(&t),
+        enabled_upns(&graph),
+        "no duplicates after a restart ({partial} before)"
+    );
     let report = run_once(&job);
-    assert_eq!(tally(&report, "unchanged"), enabled_upns(&graph).len() as u64);
+    assert_eq!(
+        tally(&report, "unchanged"),
+        enabled_upns(&graph).len() as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +402,9 @@ async fn secrets_never_appear_in_any_output() {
     for args in [
         vec!["-vv", "run", "--once", "--config", cfg, "--state", state],
         vec!["-vv", "preview", "--config", cfg, "--state", state],
-        vec!["-vv", "preview", "--json", "--config", cfg, "--state", state],
+        vec![
+            "-vv", "preview", "--json", "--config", cfg, "--state", state,
+        ],
         vec!["-vv", "test-connection", "--config", cfg],
         vec!["validate", "--config", cfg],
         vec!["--help"],
@@ -312,7 +419,11 @@ async fn secrets_never_appear_in_any_output() {
     for entry in walk(&job.state()) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
         let hay = String::from_utf8_lossy(&bytes);
-        assert!(!hay.contains(graph.client_secret()) && !hay.contains(t.token()), "secret in {}", entry.display());
+        assert!(
+            !hay.contains(graph.client_secret()) && !hay.contains(t.token()),
+            "secret in {}",
+            entry.display()
+        );
     }
 }
 
@@ -320,7 +431,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -334,15 +449,25 @@ async fn test_connection_reports_each_side() {
     assert!(out.status.success(), "{}", text(&out));
     let q = t.requests();
     assert_eq!(q.len(), 1);
-    assert!(q[0].path_and_query.contains("filter=userName"), "{:?}", q[0].path_and_query);
+    assert!(
+        q[0].path_and_query.contains("filter=userName"),
+        "{:?}",
+        q[0].path_and_query
+    );
 
     std::fs::write(job.dir.path().join("graph-secret"), "wrong-secret").unwrap();
     std::fs::write(job.dir.path().join("scim-token"), "wrong-token").unwrap();
     let out = scimsync(&["test-connection", "--config", job.config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let s = text(&out);
-    assert!(s.contains("source: FAILED") && s.to_lowercase().contains("invalid client secret"), "{s}");
-    assert!(s.contains("target: FAILED") && s.contains("Unauthorized"), "{s}");
+    assert!(
+        s.contains("source: FAILED") && s.to_lowercase().contains("invalid client secret"),
+        "{s}"
+    );
+    assert!(
+        s.contains("target: FAILED") && s.contains("Unauthorized"),
+        "{s}"
+    );
 }
 
 #[test]

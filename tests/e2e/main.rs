@@ -5,3 +5,4 @@
 mod builtin;
 mod scim2;
 mod support;
+mod tidy;

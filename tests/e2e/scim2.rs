@@ -19,7 +19,11 @@ async fn full_lifecycle_against_scim2_server() {
     assert_eq!(server.user_count(), expected.len() as u64);
     let id = user_id(&graph, 0);
     let upn = upn_of(&graph, &id);
-    let src = graph.users().into_iter().find(|u| u["id"] == id.as_str()).unwrap();
+    let src = graph
+        .users()
+        .into_iter()
+        .find(|u| u["id"] == id.as_str())
+        .unwrap();
     let u = server.user(&upn).expect("created");
     assert_eq!(u["active"], json!(true));
     assert_eq!(u["displayName"], src["displayName"]);
@@ -29,11 +33,21 @@ async fn full_lifecycle_against_scim2_server() {
 
     // No change: nothing is sent, so nothing changes on the server.
     let report = run_once(&job);
-    assert_eq!(tally(&report, "unchanged"), expected.len() as u64, "{report}");
-    assert_eq!(server.user(&upn).unwrap()["meta"]["version"], u["meta"]["version"]);
+    assert_eq!(
+        tally(&report, "unchanged"),
+        expected.len() as u64,
+        "{report}"
+    );
+    assert_eq!(
+        server.user(&upn).unwrap()["meta"]["version"],
+        u["meta"]["version"]
+    );
 
     // One attribute changed → one PATCH the strict server accepts.
-    graph.update_user(&id, json!({"jobTitle": "Staff Engineer", "department": "Research"}));
+    graph.update_user(
+        &id,
+        json!({"jobTitle": "Staff Engineer", "department": "Research"}),
+    );
     let report = run_once(&job);
     assert_eq!(tally(&report, "updated"), 1, "{report}");
     let u = server.user(&upn).unwrap();
@@ -45,17 +59,28 @@ async fn full_lifecycle_against_scim2_server() {
     let other_upn = upn_of(&graph, &other);
     graph.update_user(&other, json!({"mail": null}));
     // (clearing never clears the target; set a fresh address on a user without one instead)
-    let new_id = graph.add_user(json!({"userPrincipalName": "no.mail@contoso.onmicrosoft.com",
-        "displayName": "No Mail", "accountEnabled": true, "mailNickname": "no.mail"}));
+    let new_id = graph.add_user(
+        json!({"userPrincipalName": "no.mail@contoso.onmicrosoft.com",
+        "displayName": "No Mail", "accountEnabled": true, "mailNickname": "no.mail"}),
+    );
     run_once(&job);
-    assert!(server.user("no.mail@contoso.onmicrosoft.com").unwrap().get("emails").is_none());
+    assert!(
+        server
+            .user("no.mail@contoso.onmicrosoft.com")
+            .unwrap()
+            .get("emails")
+            .is_none()
+    );
     graph.update_user(&new_id, json!({"mail": "no.mail@contoso.com"}));
     let report = run_once(&job);
     assert_eq!(tally(&report, "failed"), 0, "{report}");
     let emails = server.user("no.mail@contoso.onmicrosoft.com").unwrap()["emails"].clone();
     assert_eq!(emails[0]["value"], "no.mail@contoso.com");
     assert_eq!(emails[0]["type"], "work");
-    assert!(server.user(&other_upn).unwrap()["emails"].is_array(), "a cleared source value is kept");
+    assert!(
+        server.user(&other_upn).unwrap()["emails"].is_array(),
+        "a cleared source value is kept"
+    );
 
     // Disabled at the source → active false on the server.
     graph.disable_user(&id);
@@ -84,10 +109,21 @@ async fn a_user_created_by_hand_in_scim2_server_is_matched() {
     let job = write_job(&graph, &server.base, &server.token, JobOptions::default());
     let report = run_once(&job);
     assert_eq!(tally(&report, "failed"), 0, "{report}");
-    assert_eq!(server.user_count(), enabled_upns(&graph).len() as u64, "matched, not duplicated");
+    assert_eq!(
+        server.user_count(),
+        enabled_upns(&graph).len() as u64,
+        "matched, not duplicated"
+    );
     let u = server.user(&upn).unwrap();
-    let src = graph.users().into_iter().find(|u| u["id"] == id.as_str()).unwrap();
-    assert_eq!(u["title"], src["jobTitle"], "the matched user was brought up to date");
+    let src = graph
+        .users()
+        .into_iter()
+        .find(|u| u["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        u["title"], src["jobTitle"],
+        "the matched user was brought up to date"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +132,10 @@ async fn preview_against_scim2_server_sends_nothing() {
     let server = Scim2Server::start();
     let job = write_job(&graph, &server.base, &server.token, JobOptions::default());
     let planned = preview_json(&job);
-    assert_eq!(planned["tally"]["created"].as_u64(), Some(enabled_upns(&graph).len() as u64));
+    assert_eq!(
+        planned["tally"]["created"].as_u64(),
+        Some(enabled_upns(&graph).len() as u64)
+    );
     assert_eq!(server.user_count(), 0);
 }
 

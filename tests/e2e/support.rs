@@ -64,11 +64,21 @@ pub struct JobOptions<'a> {
 
 impl Default for JobOptions<'_> {
     fn default() -> Self {
-        JobOptions { scope: "all", dialect: "rfc", mappings: DEFAULT_MAPPINGS, extra_top: "" }
+        JobOptions {
+            scope: "all",
+            dialect: "rfc",
+            mappings: DEFAULT_MAPPINGS,
+            extra_top: "",
+        }
     }
 }
 
-pub fn write_job(graph: &GraphEmulator, scim_url: &str, scim_token: &str, opts: JobOptions<'_>) -> Job {
+pub fn write_job(
+    graph: &GraphEmulator,
+    scim_url: &str,
+    scim_token: &str,
+    opts: JobOptions<'_>,
+) -> Job {
     let dir = tempfile::tempdir().expect("temp dir");
     let secret = dir.path().join("graph-secret");
     let token = dir.path().join("scim-token");
@@ -108,7 +118,9 @@ dialect = "{dialect}"
 }
 
 pub async fn tenant(users: usize) -> GraphEmulator {
-    GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", users, 2, 7)).await.expect("graph emulator")
+    GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", users, 2, 7))
+        .await
+        .expect("graph emulator")
 }
 
 /// Enabled users of the emulated tenant (what "Sync all" provisions).
@@ -125,22 +137,46 @@ pub fn enabled_upns(graph: &GraphEmulator) -> Vec<String> {
 
 pub fn user_id(graph: &GraphEmulator, enabled_index: usize) -> String {
     let users = graph.users();
-    let mut enabled: Vec<&Value> = users.iter().filter(|u| u["accountEnabled"] != Value::Bool(false)).collect();
-    enabled.sort_by_key(|u| u["userPrincipalName"].as_str().unwrap_or_default().to_lowercase());
-    enabled[enabled_index]["id"].as_str().expect("id").to_string()
+    let mut enabled: Vec<&Value> = users
+        .iter()
+        .filter(|u| u["accountEnabled"] != Value::Bool(false))
+        .collect();
+    enabled.sort_by_key(|u| {
+        u["userPrincipalName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+    });
+    enabled[enabled_index]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
 }
 
 pub fn upn_of(graph: &GraphEmulator, id: &str) -> String {
-    graph.users().iter().find(|u| u["id"] == id).and_then(|u| u["userPrincipalName"].as_str()).expect("upn").to_string()
+    graph
+        .users()
+        .iter()
+        .find(|u| u["id"] == id)
+        .and_then(|u| u["userPrincipalName"].as_str())
+        .expect("upn")
+        .to_string()
 }
 
 /// Run the binary to completion.
 pub fn scimsync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scimsync")).args(args).output().expect("run scimsync")
+    Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(args)
+        .output()
+        .expect("run scimsync")
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// `run --once --json`, asserting success; returns the cycle report.
@@ -155,7 +191,8 @@ pub fn run_once(job: &Job) -> Value {
         job.state().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "run failed: {}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", text(&out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", text(&out)))
 }
 
 pub fn preview_json(job: &Job) -> Value {
@@ -168,11 +205,14 @@ pub fn preview_json(job: &Job) -> Value {
         job.state().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "preview failed: {}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("preview is not JSON ({e}): {}", text(&out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("preview is not JSON ({e}): {}", text(&out)))
 }
 
 pub fn tally(report: &Value, key: &str) -> u64 {
-    report["tally"][key].as_u64().unwrap_or_else(|| panic!("no tally.{key} in {report}"))
+    report["tally"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tally.{key} in {report}"))
 }
 
 /// The real SCIM server from PyPI, started on a free loopback port that we read back from the
@@ -188,33 +228,57 @@ impl Scim2Server {
         let bin = scim2_server_binary();
         let token = format!("tok-{}", std::process::id());
         let child = Command::new(&bin)
-            .args(["--hostname", "127.0.0.1", "--port", "0", "--bearer-token", &token])
+            .args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--bearer-token",
+                &token,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let port = listening_port(child.id(), Duration::from_secs(20))
             .unwrap_or_else(|| panic!("scim2-server (pid {}) did not start listening", child.id()));
-        Scim2Server { child, base: format!("http://127.0.0.1:{port}/v2"), token }
+        Scim2Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/v2"),
+            token,
+        }
     }
 
     /// GET a path on the server (e.g. `/Users?filter=...`), asserting 200.
     pub fn get(&self, path_and_query: &str) -> Value {
-        let (status, body) = plain_http::request("GET", &format!("{}{}", self.base, path_and_query), &self.token, None);
+        let (status, body) = plain_http::request(
+            "GET",
+            &format!("{}{}", self.base, path_and_query),
+            &self.token,
+            None,
+        );
         assert_eq!(status, 200, "GET {path_and_query}: {body}");
         body
     }
 
     /// POST a resource (to seed the app as an admin would by hand), asserting 201.
     pub fn post(&self, path: &str, body: &Value) -> Value {
-        let (status, body) = plain_http::request("POST", &format!("{}{}", self.base, path), &self.token, Some(body));
+        let (status, body) = plain_http::request(
+            "POST",
+            &format!("{}{}", self.base, path),
+            &self.token,
+            Some(body),
+        );
         assert_eq!(status, 201, "POST {path}: {body}");
         body
     }
 
     /// The one user with this userName, if any.
     pub fn user(&self, user_name: &str) -> Option<Value> {
-        let q = format!("/Users?filter={}", pct(&format!("userName eq \"{user_name}\"")));
+        let q = format!(
+            "/Users?filter={}",
+            pct(&format!("userName eq \"{user_name}\""))
+        );
         let list = self.get(&q);
         let all = list["Resources"].as_array().cloned().unwrap_or_default();
         assert!(all.len() <= 1, "duplicate users named {user_name}: {all:?}");
@@ -222,14 +286,18 @@ impl Scim2Server {
     }
 
     pub fn user_count(&self) -> u64 {
-        self.get("/Users?count=1")["totalResults"].as_u64().expect("totalResults")
+        self.get("/Users?count=1")["totalResults"]
+            .as_u64()
+            .expect("totalResults")
     }
 }
 
 fn pct(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -263,15 +331,28 @@ mod plain_http {
         s.read_to_end(&mut buf).expect("read");
         let text = String::from_utf8_lossy(&buf);
         let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     fn dechunk(mut body: &str) -> String {
         let mut out = String::new();
         loop {
-            let Some((size, rest)) = body.split_once("\r\n") else { break };
+            let Some((size, rest)) = body.split_once("\r\n") else {
+                break;
+            };
             let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
             if n == 0 || rest.len() < n {
                 break;
@@ -298,12 +379,25 @@ fn scim2_server_binary() -> PathBuf {
     lock.lock().expect("lock");
     if !bin.exists() {
         let venv = root.join(".venv-scim");
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
             && Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "scim2-server==0.8.3"])
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "scim2-server==0.8.3",
+                ])
                 .status()
                 .is_ok_and(|s| s.success());
-        assert!(ok, "could not install scim2-server from PyPI into {}", venv.display());
+        assert!(
+            ok,
+            "could not install scim2-server from PyPI into {}",
+            venv.display()
+        );
     }
     bin
 }
@@ -319,7 +413,9 @@ fn listening_port(pid: u32, within: Duration) -> Option<u16> {
             .filter_map(|e| std::fs::read_link(e.path()).ok())
             .filter_map(|l| {
                 let s = l.to_string_lossy().to_string();
-                s.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).map(str::to_string)
+                s.strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .map(str::to_string)
             })
             .collect();
         if let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") {
@@ -327,7 +423,10 @@ fn listening_port(pid: u32, within: Duration) -> Option<u16> {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 // local_address, st == 0A (LISTEN), inode
                 if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
-                    let port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                    let port = f[1]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok());
                     if port.is_some() {
                         return port;
                     }

@@ -11,7 +11,11 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (graph, scim, store) = match (wiring::graph(&cfg), wiring::scim(&cfg), wiring::store(state, &cfg.name)) {
+    let (graph, scim, store) = match (
+        wiring::graph(&cfg),
+        wiring::scim(&cfg),
+        wiring::store(state, &cfg.name),
+    ) {
         (Ok(g), Ok(s), Ok(st)) => (g, s, st),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("error: {e:#}");
@@ -60,7 +64,11 @@ pub fn print_run(report: &CycleReport) {
         report.job,
         render::summary_line(report)
     );
-    for o in report.objects.iter().filter(|o| o.status == LogStatus::Failure) {
+    for o in report
+        .objects
+        .iter()
+        .filter(|o| o.status == LogStatus::Failure)
+    {
         println!(
             "  failed: {} ({}): {}",
             o.display_name,
@@ -119,7 +127,9 @@ async fn preview_with<St: scimsync_core::StateStore>(
     store: &St,
 ) -> Result<CycleReport, scimsync_engine::CycleError> {
     let job = JobSpec::from_config(cfg);
-    Engine::new(&job, graph, scim, store, &SystemClock).run(Mode::Preview).await
+    Engine::new(&job, graph, scim, store, &SystemClock)
+        .run(Mode::Preview)
+        .await
 }
 
 pub async fn test_connection(config: &Path) -> u8 {
@@ -130,7 +140,10 @@ pub async fn test_connection(config: &Path) -> u8 {
     let mut failed = false;
     match wiring::graph(&cfg) {
         Ok(g) => match g.token().await {
-            Ok(()) => println!("source: OK (token issued for tenant {})", cfg.source.tenant_id),
+            Ok(()) => println!(
+                "source: OK (token issued for tenant {})",
+                cfg.source.tenant_id
+            ),
             Err(e) => {
                 println!("source: FAILED: {e}");
                 failed = true;
@@ -143,7 +156,10 @@ pub async fn test_connection(config: &Path) -> u8 {
     }
     match wiring::scim(&cfg) {
         Ok(s) => match s.test_connection().await {
-            Ok(()) => println!("target: OK ({} answered a userName query with an empty list)", cfg.target.url),
+            Ok(()) => println!(
+                "target: OK ({} answered a userName query with an empty list)",
+                cfg.target.url
+            ),
             Err(e) => {
                 println!("target: FAILED: {e}");
                 failed = true;

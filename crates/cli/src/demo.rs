@@ -12,7 +12,14 @@ use serde_json::json;
 use std::path::Path;
 
 /// The demo job: Entra's default user mapping for a custom SCIM app, minus expressions.
-pub fn job_toml(graph_url: &str, tenant: &str, client_id: &str, sp_id: &str, scim_url: &str, dir: &Path) -> String {
+pub fn job_toml(
+    graph_url: &str,
+    tenant: &str,
+    client_id: &str,
+    sp_id: &str,
+    scim_url: &str,
+    dir: &Path,
+) -> String {
     format!(
         r#"# Written by `scimsync demo`: a job against the built-in emulators.
 name = "demo"
@@ -102,16 +109,31 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     let config_path = dir.path().join("demo.toml");
     std::fs::write(
         &config_path,
-        job_toml(&graph.url(), graph.tenant_id(), graph.client_id(), graph.service_principal_id(), &target.url(), dir.path()),
+        job_toml(
+            &graph.url(),
+            graph.tenant_id(),
+            graph.client_id(),
+            graph.service_principal_id(),
+            &target.url(),
+            dir.path(),
+        ),
     )?;
 
     println!("scimsync demo");
-    println!("  Graph emulator (tenant {}): {}", graph.tenant_id(), graph.url());
+    println!(
+        "  Graph emulator (tenant {}): {}",
+        graph.tenant_id(),
+        graph.url()
+    );
     println!("  SCIM app:                   {}", target.url());
     println!("  job file:                   {}", config_path.display());
-    println!("  tenant: {} users; the app has some of them assigned (directly or by group)\n", users);
+    println!(
+        "  tenant: {} users; the app has some of them assigned (directly or by group)\n",
+        users
+    );
 
-    let cfg = wiring::load(&config_path).map_err(|_| anyhow::anyhow!("the demo job file is invalid"))?;
+    let cfg =
+        wiring::load(&config_path).map_err(|_| anyhow::anyhow!("the demo job file is invalid"))?;
     let source = wiring::graph(&cfg)?;
     let scim = wiring::scim(&cfg)?;
     let store = wiring::store(&dir.path().join("state"), &cfg.name)?;
@@ -132,7 +154,10 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
         .collect();
     let mut changed = 0;
     for (i, id) in provisioned.iter().take(3).enumerate() {
-        graph.update_user(id, json!({"jobTitle": format!("Principal Engineer {}", i + 1)}));
+        graph.update_user(
+            id,
+            json!({"jobTitle": format!("Principal Engineer {}", i + 1)}),
+        );
         changed += 1;
     }
     println!("   - {changed} users get a new job title");
@@ -162,7 +187,10 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
 
     println!("3. Preview of the incremental cycle (nothing is sent):");
     let preview = engine.run(Mode::Preview).await?;
-    print!("{}", crate::render::preview_table(&preview, wiring::dialect(&cfg)));
+    print!(
+        "{}",
+        crate::render::preview_table(&preview, wiring::dialect(&cfg))
+    );
     println!();
 
     println!("4. Incremental cycle");
@@ -172,7 +200,12 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     println!("   SCIM writes sent: {}", target.writes().len() - before);
     if verbose {
         for w in target.writes().iter().skip(before) {
-            println!("   {} {} {}", w.method, w.path_and_query, w.body.as_ref().map(|b| b.to_string()).unwrap_or_default());
+            println!(
+                "   {} {} {}",
+                w.method,
+                w.path_and_query,
+                w.body.as_ref().map(|b| b.to_string()).unwrap_or_default()
+            );
         }
     }
 

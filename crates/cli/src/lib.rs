@@ -13,10 +13,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "scimsync", version, about = "Self-hosted, Entra-compatible SCIM provisioning engine")]
+#[command(
+    name = "scimsync",
+    version,
+    about = "Self-hosted, Entra-compatible SCIM provisioning engine"
+)]
 struct Cli {
     /// Directory that holds each job's state (one sled database per job).
-    #[arg(long, global = true, default_value = "scimsync-state", env = "SCIMSYNC_STATE")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "scimsync-state",
+        env = "SCIMSYNC_STATE"
+    )]
     state: PathBuf,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -67,7 +76,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -76,7 +88,9 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Run { config, once, json } => commands::run(&config, &cli.state, once, json).await,
+            Command::Run { config, once, json } => {
+                commands::run(&config, &cli.state, once, json).await
+            }
             Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
             Command::TestConnection { config } => commands::test_connection(&config).await,
             Command::Validate { config } => commands::validate(&config),
@@ -94,5 +108,8 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

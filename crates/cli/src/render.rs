@@ -10,7 +10,11 @@ pub fn requests(action: &Action, dialect: Dialect) -> Vec<PlannedRequest> {
     match action {
         Action::Create { attrs } => vec![PlannedRequest::create(attrs, true)],
         Action::Update { target_id, .. } | Action::Disable { target_id } => {
-            vec![PlannedRequest::update(target_id, &action.changes(), dialect)]
+            vec![PlannedRequest::update(
+                target_id,
+                &action.changes(),
+                dialect,
+            )]
         }
         Action::Delete { target_id } => vec![PlannedRequest::delete(target_id)],
         Action::Link { .. } | Action::NoChange | Action::Skip { .. } => Vec::new(),
@@ -51,7 +55,10 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
         r.source_users,
         summary_line(r)
     ));
-    out.push_str(&format!("{:<8} {:<40} {}\n", "ACTION", "OBJECT", "REQUEST / REASON"));
+    out.push_str(&format!(
+        "{:<8} {:<40} {}\n",
+        "ACTION", "OBJECT", "REQUEST / REASON"
+    ));
     for o in &r.objects {
         let reqs = requests(&o.action, dialect);
         let word = action_word(o);
@@ -70,7 +77,10 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
             continue;
         }
         for req in reqs {
-            out.push_str(&format!("{word:<8} {:<40} {} {}\n", o.display_name, req.method, req.path));
+            out.push_str(&format!(
+                "{word:<8} {:<40} {} {}\n",
+                o.display_name, req.method, req.path
+            ));
             if req.method == "PATCH"
                 && let Some(body) = &req.body
             {
@@ -79,7 +89,10 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
         }
     }
     if r.out_of_scope_unlogged > 0 {
-        out.push_str(&format!("({} out-of-scope users never provisioned are not listed)\n", r.out_of_scope_unlogged));
+        out.push_str(&format!(
+            "({} out-of-scope users never provisioned are not listed)\n",
+            r.out_of_scope_unlogged
+        ));
     }
     out
 }

@@ -33,7 +33,11 @@ pub fn dialect(cfg: &JobConfig) -> Dialect {
 }
 
 pub fn graph(cfg: &JobConfig) -> Result<GraphClient> {
-    let secret = cfg.source.client_secret.resolve().map_err(|e| anyhow!("source.client_secret: {e}"))?;
+    let secret = cfg
+        .source
+        .client_secret
+        .resolve()
+        .map_err(|e| anyhow!("source.client_secret: {e}"))?;
     let mut gc = GraphConfig::new(&cfg.source.tenant_id, &cfg.source.client_id, secret);
     gc.graph_url = cfg.source.graph_url.clone();
     gc.login_url = cfg.source.login_url.clone();
@@ -42,7 +46,11 @@ pub fn graph(cfg: &JobConfig) -> Result<GraphClient> {
 }
 
 pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
-    let token = cfg.target.token.resolve().map_err(|e| anyhow!("target.token: {e}"))?;
+    let token = cfg
+        .target
+        .token
+        .resolve()
+        .map_err(|e| anyhow!("target.token: {e}"))?;
     let mut sc = ScimClientConfig::new(&cfg.target.url, token);
     sc.dialect = dialect(cfg);
     sc.max_concurrency = cfg.target.max_concurrency;
@@ -52,7 +60,8 @@ pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
 
 pub fn store(state_dir: &Path, job: &str) -> Result<SledStore> {
     let dir = state_dir.join(job);
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let (store, report) = SledStore::open(&dir).map_err(|e| anyhow!("{e}"))?;
     if let Some(moved) = report.moved_aside {
         eprintln!(

@@ -6,10 +6,13 @@ use crate::job::JobSpec;
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    Attrs, Change, Clock, ErrorCode, LogEntry, LogStatus, LogStep, ModifiedProperty, ObjectState, Outcome, Source,
-    SourceError, SourceUser, StateChange, StateStore, StoreError, Target, TargetError, TargetUser, UserQuery,
+    Attrs, Change, Clock, ErrorCode, LogEntry, LogStatus, LogStep, ModifiedProperty, ObjectState,
+    Outcome, Source, SourceError, SourceUser, StateChange, StateStore, StoreError, Target,
+    TargetError, TargetUser, UserQuery,
 };
-use scimsync_mapping::{ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys, source_attributes};
+use scimsync_mapping::{
+    ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys, source_attributes,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -97,22 +100,48 @@ impl Trail {
 }
 
 impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
-    pub fn new(job: &'a JobSpec, source: &'a S, target: &'a T, store: &'a St, clock: &'a dyn Clock) -> Self {
-        Engine { job, source, target, store, clock }
+    pub fn new(
+        job: &'a JobSpec,
+        source: &'a S,
+        target: &'a T,
+        store: &'a St,
+        clock: &'a dyn Clock,
+    ) -> Self {
+        Engine {
+            job,
+            source,
+            target,
+            store,
+            clock,
+        }
     }
 
     /// Run one cycle. In [`Mode::Preview`] nothing is written to the target or the store.
     pub async fn run(&self, mode: Mode) -> Result<CycleReport, CycleError> {
         let started = self.clock.now();
         let cycle_id = uuid::Uuid::now_v7().to_string();
-        let completed: u64 =
-            self.store.get_meta(&self.job.name, META_CYCLES)?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let kind = if completed == 0 { CycleKind::Initial } else { CycleKind::Incremental };
+        let completed: u64 = self
+            .store
+            .get_meta(&self.job.name, META_CYCLES)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let kind = if completed == 0 {
+            CycleKind::Initial
+        } else {
+            CycleKind::Incremental
+        };
 
-        let query = UserQuery { attributes: source_attributes(&self.job.mappings), scope: self.job.scope.clone() };
+        let query = UserQuery {
+            attributes: source_attributes(&self.job.mappings),
+            scope: self.job.scope.clone(),
+        };
         let snapshot = self.source.read_users(&query).await?;
-        let states: HashMap<String, ObjectState> =
-            self.store.list(&self.job.name)?.into_iter().map(|s| (s.source_id.clone(), s)).collect();
+        let states: HashMap<String, ObjectState> = self
+            .store
+            .list(&self.job.name)?
+            .into_iter()
+            .map(|s| (s.source_id.clone(), s))
+            .collect();
 
         let active_known = states.values().filter(|s| s.active).count();
         if snapshot.users.is_empty() && active_known > 0 {
@@ -122,7 +151,12 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             )));
         }
 
-        let ctx = Ctx { cycle_id: cycle_id.clone(), mode, kind, assigned: snapshot.assigned.clone() };
+        let ctx = Ctx {
+            cycle_id: cycle_id.clone(),
+            mode,
+            kind,
+            assigned: snapshot.assigned.clone(),
+        };
         let present: BTreeSet<&str> = snapshot.users.iter().map(|u| u.id.as_str()).collect();
         let mut gone: Vec<(&ObjectState, bool)> = states
             .values()
@@ -134,9 +168,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         let present_work = stream::iter(snapshot.users.iter())
             .map(|u| self.process_present(&ctx, u, states.get(&u.id)))
             .buffer_unordered(self.job.concurrency);
-        let gone_work =
-            stream::iter(gone).map(|(s, soft)| self.process_gone(&ctx, s, soft)).buffer_unordered(self.job.concurrency);
-        let results: Vec<Result<Processed, StoreError>> = present_work.chain(gone_work).collect().await;
+        let gone_work = stream::iter(gone)
+            .map(|(s, soft)| self.process_gone(&ctx, s, soft))
+            .buffer_unordered(self.job.concurrency);
+        let results: Vec<Result<Processed, StoreError>> =
+            present_work.chain(gone_work).collect().await;
 
         let mut report = CycleReport {
             job: self.job.name.clone(),
@@ -158,18 +194,24 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 Processed::SilentSkip => report.out_of_scope_unlogged += 1,
             }
         }
-        report.objects.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.source_id.cmp(&b.source_id)));
+        report.objects.sort_by(|a, b| {
+            a.display_name
+                .cmp(&b.display_name)
+                .then(a.source_id.cmp(&b.source_id))
+        });
         report.count();
         report.tally.unchanged += unchanged;
         report.finished = self.clock.now();
 
         if mode == Mode::Apply {
-            self.store.put_meta(&self.job.name, META_CYCLES, &(completed + 1).to_string())?;
+            self.store
+                .put_meta(&self.job.name, META_CYCLES, &(completed + 1).to_string())?;
             let summary = json!({
                 "cycleId": report.cycle_id, "kind": report.kind, "started": report.started,
                 "finished": report.finished, "tally": report.tally, "sourceUsers": report.source_users,
             });
-            self.store.put_meta(&self.job.name, META_LAST_CYCLE, &summary.to_string())?;
+            self.store
+                .put_meta(&self.job.name, META_LAST_CYCLE, &summary.to_string())?;
             self.store.flush()?;
         }
         Ok(report)
@@ -178,7 +220,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// The representation kept up to date on every cycle (create-only mappings and defaults
     /// excluded), with `active` when the engine owns it.
     fn desired(&self, user: &SourceUser, on_create: bool) -> Result<Attrs, (ErrorCode, String)> {
-        let mut attrs = map_user(user, &self.job.mappings, on_create).map_err(|e| (e.code, e.message))?;
+        let mut attrs =
+            map_user(user, &self.job.mappings, on_create).map_err(|e| (e.code, e.message))?;
         if !self.job.maps_active() {
             attrs.insert("active".into(), Value::Bool(true));
         }
@@ -192,10 +235,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         state: Option<&ObjectState>,
     ) -> Result<Processed, StoreError> {
         let mut trail = Trail::new(&user.id, user.display());
-        trail.step("Import", "import", LogStatus::Success, format!("Retrieved {} from the source", user.display()));
+        trail.step(
+            "Import",
+            "import",
+            LogStatus::Success,
+            format!("Retrieved {} from the source", user.display()),
+        );
         let decision = evaluate_scope(user, ctx.assigned.as_ref());
         trail.scope = decision.describe().to_string();
-        let scope_status = if decision == ScopeDecision::InScope { LogStatus::Success } else { LogStatus::Skipped };
+        let scope_status = if decision == ScopeDecision::InScope {
+            LogStatus::Success
+        } else {
+            LogStatus::Skipped
+        };
         trail.step("Scope", "scoping", scope_status, decision.describe());
 
         match (decision, state) {
@@ -207,10 +259,21 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     return Ok(Processed::SilentSkip);
                 }
                 let reason = match out {
-                    ScopeDecision::DisabledAtSource => "disabled in the source: a disabled user is never created",
+                    ScopeDecision::DisabledAtSource => {
+                        "disabled in the source: a disabled user is never created"
+                    }
                     _ => "not in scope: nothing to provision",
                 };
-                self.finish(ctx, trail, Action::Skip { reason: reason.into() }, StateChange::None, None, None)
+                self.finish(
+                    ctx,
+                    trail,
+                    Action::Skip {
+                        reason: reason.into(),
+                    },
+                    StateChange::None,
+                    None,
+                    None,
+                )
             }
         }
     }
@@ -235,34 +298,78 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             return Ok(Processed::Unchanged);
         }
         if !self.job.actions.update {
-            let action = Action::Skip { reason: "the Update target action is off".into() };
-            return self.finish(ctx, trail, action, StateChange::None, None, Some(&st.target_id));
+            let action = Action::Skip {
+                reason: "the Update target action is off".into(),
+            };
+            return self.finish(
+                ctx,
+                trail,
+                action,
+                StateChange::None,
+                None,
+                Some(&st.target_id),
+            );
         }
-        trail.step("Match", "matching", LogStatus::Success, format!("linked to target object {}", st.target_id));
-        let outcome = if st.active { Outcome::Updated } else { Outcome::Enabled };
-        self.send_update(ctx, trail, st.target_id.clone(), st.confirmed.clone(), changes, hash, outcome).await
+        trail.step(
+            "Match",
+            "matching",
+            LogStatus::Success,
+            format!("linked to target object {}", st.target_id),
+        );
+        let outcome = if st.active {
+            Outcome::Updated
+        } else {
+            Outcome::Enabled
+        };
+        self.send_update(
+            ctx,
+            trail,
+            st.target_id.clone(),
+            st.confirmed.clone(),
+            changes,
+            hash,
+            outcome,
+        )
+        .await
     }
 
-    async fn match_and_create(&self, ctx: &Ctx, mut trail: Trail, user: &SourceUser) -> Result<Processed, StoreError> {
+    async fn match_and_create(
+        &self,
+        ctx: &Ctx,
+        mut trail: Trail,
+        user: &SourceUser,
+    ) -> Result<Processed, StoreError> {
         let create_attrs = match self.desired(user, true) {
             Ok(d) => d,
             Err(e) => return self.fail(ctx, trail, e, None),
         };
         let keys = matching_keys(&self.job.mappings, &create_attrs);
         if keys.is_empty() {
-            let e = (ErrorCode::ImportSkipped, "no matching attribute has a value for this user".to_string());
+            let e = (
+                ErrorCode::ImportSkipped,
+                "no matching attribute has a value for this user".to_string(),
+            );
             return self.fail(ctx, trail, e, None);
         }
         match self.find(&keys, &mut trail).await {
             Err(e) => self.fail(ctx, trail, e, None),
             Ok(Some(found)) => self.link(ctx, trail, user, found).await,
             Ok(None) if !self.job.actions.create => {
-                let action = Action::Skip { reason: "no match and the Create target action is off".into() };
+                let action = Action::Skip {
+                    reason: "no match and the Create target action is off".into(),
+                };
                 self.finish(ctx, trail, action, StateChange::None, None, None)
             }
-            Ok(None) if ctx.mode == Mode::Preview => {
-                self.finish(ctx, trail, Action::Create { attrs: create_attrs }, StateChange::None, None, None)
-            }
+            Ok(None) if ctx.mode == Mode::Preview => self.finish(
+                ctx,
+                trail,
+                Action::Create {
+                    attrs: create_attrs,
+                },
+                StateChange::None,
+                None,
+                None,
+            ),
             Ok(None) => match self.target.create_user(&create_attrs).await {
                 Ok(created) => {
                     let hash = match self.desired(user, false) {
@@ -279,16 +386,32 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         updated_at: self.clock.now(),
                     };
                     let target_id = created.id.clone();
-                    let action = Action::Create { attrs: create_attrs };
-                    self.finish(ctx, trail, action, StateChange::Put(st), None, Some(&target_id))
+                    let action = Action::Create {
+                        attrs: create_attrs,
+                    };
+                    self.finish(
+                        ctx,
+                        trail,
+                        action,
+                        StateChange::Put(st),
+                        None,
+                        Some(&target_id),
+                    )
                 }
                 Err(e) if e.is_conflict() => {
                     // The object exists after all (created meanwhile, or our state was lost
                     // after a create): match again and update instead of failing.
-                    trail.step("Create", "export", LogStatus::Warning, "409 Conflict: matching again");
+                    trail.step(
+                        "Create",
+                        "export",
+                        LogStatus::Warning,
+                        "409 Conflict: matching again",
+                    );
                     match self.find(&keys, &mut trail).await {
                         Ok(Some(found)) => self.link(ctx, trail, user, found).await,
-                        Ok(None) => self.fail(ctx, trail, (ErrorCode::EntryConflict, e.detail), None),
+                        Ok(None) => {
+                            self.fail(ctx, trail, (ErrorCode::EntryConflict, e.detail), None)
+                        }
                         Err(e) => self.fail(ctx, trail, e, None),
                     }
                 }
@@ -305,11 +428,25 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     ) -> Result<Option<TargetUser>, (ErrorCode, String)> {
         for (path, value) in keys {
             let query = format!("{path} eq \"{value}\"");
-            let hits = self.target.find_users(path, value).await.map_err(|e: TargetError| (e.code, e.detail))?;
+            let hits = self
+                .target
+                .find_users(path, value)
+                .await
+                .map_err(|e: TargetError| (e.code, e.detail))?;
             match hits.len() {
-                0 => trail.step("Match", "matching", LogStatus::Success, format!("{query}: no match")),
+                0 => trail.step(
+                    "Match",
+                    "matching",
+                    LogStatus::Success,
+                    format!("{query}: no match"),
+                ),
                 1 => {
-                    trail.step("Match", "matching", LogStatus::Success, format!("{query}: matched {}", hits[0].id));
+                    trail.step(
+                        "Match",
+                        "matching",
+                        LogStatus::Success,
+                        format!("{query}: matched {}", hits[0].id),
+                    );
                     trail.matched_by = Some(query);
                     return Ok(hits.into_iter().next());
                 }
@@ -346,10 +483,32 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 outcome: Outcome::Matched,
                 updated_at: self.clock.now(),
             };
-            let change = if ctx.mode == Mode::Apply { StateChange::Put(st) } else { StateChange::None };
-            return self.finish(ctx, trail, Action::Link { target_id: found.id.clone() }, change, None, Some(&found.id));
+            let change = if ctx.mode == Mode::Apply {
+                StateChange::Put(st)
+            } else {
+                StateChange::None
+            };
+            return self.finish(
+                ctx,
+                trail,
+                Action::Link {
+                    target_id: found.id.clone(),
+                },
+                change,
+                None,
+                Some(&found.id),
+            );
         }
-        self.send_update(ctx, trail, found.id, found.attrs, changes, hash, Outcome::Matched).await
+        self.send_update(
+            ctx,
+            trail,
+            found.id,
+            found.attrs,
+            changes,
+            hash,
+            Outcome::Matched,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -363,9 +522,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         hash: String,
         outcome: Outcome,
     ) -> Result<Processed, StoreError> {
-        let action = Action::Update { target_id: target_id.clone(), changes: changes.clone() };
+        let action = Action::Update {
+            target_id: target_id.clone(),
+            changes: changes.clone(),
+        };
         if ctx.mode == Mode::Preview {
-            return self.finish(ctx, trail, action, StateChange::None, Some(&confirmed), Some(&target_id));
+            return self.finish(
+                ctx,
+                trail,
+                action,
+                StateChange::None,
+                Some(&confirmed),
+                Some(&target_id),
+            );
         }
         if let Err(e) = self.target.update_user(&target_id, &changes).await {
             return self.fail(ctx, trail, (e.code, e.detail), Some(&target_id));
@@ -383,7 +552,14 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             outcome,
             updated_at: self.clock.now(),
         };
-        self.finish(ctx, trail, action, StateChange::Put(st), Some(&confirmed), Some(&target_id))
+        self.finish(
+            ctx,
+            trail,
+            action,
+            StateChange::Put(st),
+            Some(&confirmed),
+            Some(&target_id),
+        )
     }
 
     async fn leave_scope(
@@ -397,10 +573,23 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             return Ok(Processed::Unchanged);
         }
         if decision.is_assignment_loss() && self.job.skip_out_of_scope_deletions {
-            let action = Action::Skip { reason: "left scope; SkipOutOfScopeDeletions is set, so it stays active".into() };
-            return self.finish(ctx, trail, action, StateChange::None, None, Some(&st.target_id));
+            let action = Action::Skip {
+                reason: "left scope; SkipOutOfScopeDeletions is set, so it stays active".into(),
+            };
+            return self.finish(
+                ctx,
+                trail,
+                action,
+                StateChange::None,
+                None,
+                Some(&st.target_id),
+            );
         }
-        let outcome = if decision.is_assignment_loss() { Outcome::OutOfScope } else { Outcome::Disabled };
+        let outcome = if decision.is_assignment_loss() {
+            Outcome::OutOfScope
+        } else {
+            Outcome::Disabled
+        };
         self.disable(ctx, trail, st, outcome).await
     }
 
@@ -411,11 +600,24 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         st: &ObjectState,
         outcome: Outcome,
     ) -> Result<Processed, StoreError> {
-        let action = Action::Disable { target_id: st.target_id.clone() };
+        let action = Action::Disable {
+            target_id: st.target_id.clone(),
+        };
         if ctx.mode == Mode::Preview {
-            return self.finish(ctx, trail, action, StateChange::None, Some(&st.confirmed), Some(&st.target_id));
+            return self.finish(
+                ctx,
+                trail,
+                action,
+                StateChange::None,
+                Some(&st.confirmed),
+                Some(&st.target_id),
+            );
         }
-        if let Err(e) = self.target.update_user(&st.target_id, &action.changes()).await {
+        if let Err(e) = self
+            .target
+            .update_user(&st.target_id, &action.changes())
+            .await
+        {
             return self.fail(ctx, trail, (e.code, e.detail), Some(&st.target_id));
         }
         let mut next = st.clone();
@@ -423,45 +625,95 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         next.confirmed.insert("active".into(), Value::Bool(false));
         next.outcome = outcome;
         next.updated_at = self.clock.now();
-        self.finish(ctx, trail, action, StateChange::Put(next), Some(&st.confirmed), Some(&st.target_id))
+        self.finish(
+            ctx,
+            trail,
+            action,
+            StateChange::Put(next),
+            Some(&st.confirmed),
+            Some(&st.target_id),
+        )
     }
 
     /// A linked object that is no longer among the source's users: soft- or hard-deleted.
-    async fn process_gone(&self, ctx: &Ctx, st: &ObjectState, soft_deleted: bool) -> Result<Processed, StoreError> {
-        let display = st.confirmed.get("userName").and_then(Value::as_str).unwrap_or(&st.source_id).to_string();
+    async fn process_gone(
+        &self,
+        ctx: &Ctx,
+        st: &ObjectState,
+        soft_deleted: bool,
+    ) -> Result<Processed, StoreError> {
+        let display = st
+            .confirmed
+            .get("userName")
+            .and_then(Value::as_str)
+            .unwrap_or(&st.source_id)
+            .to_string();
         let mut trail = Trail::new(&st.source_id, &display);
         if soft_deleted {
             trail.scope = "soft-deleted in the source".into();
-            trail.step("Import", "import", LogStatus::Success, "the user is in the source's deleted items");
+            trail.step(
+                "Import",
+                "import",
+                LogStatus::Success,
+                "the user is in the source's deleted items",
+            );
             if !st.active {
                 return Ok(Processed::Unchanged);
             }
             return self.disable(ctx, trail, st, Outcome::Disabled).await;
         }
         trail.scope = "hard-deleted in the source".into();
-        trail.step("Import", "import", LogStatus::Success, "the user no longer exists in the source");
-        let remove = StateChange::Remove { source_id: st.source_id.clone() };
+        trail.step(
+            "Import",
+            "import",
+            LogStatus::Success,
+            "the user no longer exists in the source",
+        );
+        let remove = StateChange::Remove {
+            source_id: st.source_id.clone(),
+        };
         if st.outcome == Outcome::OutOfScope {
             let action = Action::Skip {
                 reason: "left management when it left scope; no DELETE is sent (as Entra)".into(),
             };
-            let change = if ctx.mode == Mode::Apply { remove } else { StateChange::None };
+            let change = if ctx.mode == Mode::Apply {
+                remove
+            } else {
+                StateChange::None
+            };
             return self.finish(ctx, trail, action, change, None, Some(&st.target_id));
         }
         if !self.job.actions.delete {
-            let action = Action::Skip { reason: "the Delete target action is off".into() };
-            let change = if ctx.mode == Mode::Apply { remove } else { StateChange::None };
+            let action = Action::Skip {
+                reason: "the Delete target action is off".into(),
+            };
+            let change = if ctx.mode == Mode::Apply {
+                remove
+            } else {
+                StateChange::None
+            };
             return self.finish(ctx, trail, action, change, None, Some(&st.target_id));
         }
-        let action = Action::Delete { target_id: st.target_id.clone() };
+        let action = Action::Delete {
+            target_id: st.target_id.clone(),
+        };
         if ctx.mode == Mode::Preview {
-            return self.finish(ctx, trail, action, StateChange::None, None, Some(&st.target_id));
+            return self.finish(
+                ctx,
+                trail,
+                action,
+                StateChange::None,
+                None,
+                Some(&st.target_id),
+            );
         }
         match self.target.delete_user(&st.target_id).await {
             // Already gone from the target: the delete's goal holds.
-            Ok(()) | Err(TargetError { code: ErrorCode::InvalidAnchor, .. }) => {
-                self.finish(ctx, trail, action, remove, None, Some(&st.target_id))
-            }
+            Ok(())
+            | Err(TargetError {
+                code: ErrorCode::InvalidAnchor,
+                ..
+            }) => self.finish(ctx, trail, action, remove, None, Some(&st.target_id)),
             Err(e) => self.fail(ctx, trail, (e.code, e.detail), Some(&st.target_id)),
         }
     }
@@ -474,7 +726,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         target_id: Option<&str>,
     ) -> Result<Processed, StoreError> {
         tracing::warn!(job = %self.job.name, object = %trail.display, code = %code, "{message}");
-        self.record(ctx, trail, Action::NoChange, LogStatus::Failure, Some((code, message)), StateChange::None, None, target_id)
+        self.record(
+            ctx,
+            trail,
+            Action::NoChange,
+            LogStatus::Failure,
+            Some((code, message)),
+            StateChange::None,
+            None,
+            target_id,
+        )
     }
 
     fn finish(
@@ -486,7 +747,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         old: Option<&Attrs>,
         target_id: Option<&str>,
     ) -> Result<Processed, StoreError> {
-        let status = if matches!(action, Action::Skip { .. }) { LogStatus::Skipped } else { LogStatus::Success };
+        let status = if matches!(action, Action::Skip { .. }) {
+            LogStatus::Skipped
+        } else {
+            LogStatus::Success
+        };
         self.record(ctx, trail, action, status, None, change, old, target_id)
     }
 
@@ -511,7 +776,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             (Action::Link { .. }, _) => "linked; target already up to date".to_string(),
             (Action::NoChange, _) => "no change".to_string(),
         };
-        let verb = if ctx.mode == Mode::Preview { "Would provision" } else { "Provision" };
+        let verb = if ctx.mode == Mode::Preview {
+            "Would provision"
+        } else {
+            "Provision"
+        };
         trail.step(verb, "export", status, description);
 
         let modified = modified_properties(&action, old);
@@ -556,9 +825,11 @@ fn modified_properties(action: &Action, old: Option<&Attrs>) -> Vec<ModifiedProp
     };
     let pairs: Vec<(String, Value)> = match action {
         Action::Create { attrs } => attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Action::Update { .. } | Action::Disable { .. } => {
-            action.changes().into_iter().map(|c| (c.path, c.value)).collect()
-        }
+        Action::Update { .. } | Action::Disable { .. } => action
+            .changes()
+            .into_iter()
+            .map(|c| (c.path, c.value))
+            .collect(),
         _ => Vec::new(),
     };
     pairs

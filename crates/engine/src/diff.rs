@@ -15,7 +15,11 @@ pub fn diff(confirmed: &Attrs, desired: &Attrs) -> Vec<Change> {
         .iter()
         .filter(|(path, value)| confirmed.get(*path) != Some(*value))
         .map(|(path, value)| Change {
-            op: if exists(confirmed, path) { ChangeOp::Replace } else { ChangeOp::Add },
+            op: if exists(confirmed, path) {
+                ChangeOp::Replace
+            } else {
+                ChangeOp::Add
+            },
             path: path.clone(),
             value: value.clone(),
         })
@@ -41,7 +45,10 @@ mod tests {
     use serde_json::json;
 
     fn attrs(pairs: &[(&str, serde_json::Value)]) -> Attrs {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -53,22 +60,40 @@ mod tests {
     #[test]
     fn changed_value_is_a_replace_and_new_value_an_add() {
         let old = attrs(&[("userName", json!("a")), ("title", json!("Dev"))]);
-        let new = attrs(&[("userName", json!("a")), ("title", json!("Lead")), ("nickName", json!("Babs"))]);
+        let new = attrs(&[
+            ("userName", json!("a")),
+            ("title", json!("Lead")),
+            ("nickName", json!("Babs")),
+        ]);
         let d = diff(&old, &new);
         assert_eq!(
             d,
             vec![
-                Change { op: ChangeOp::Add, path: "nickName".into(), value: json!("Babs") },
-                Change { op: ChangeOp::Replace, path: "title".into(), value: json!("Lead") },
+                Change {
+                    op: ChangeOp::Add,
+                    path: "nickName".into(),
+                    value: json!("Babs")
+                },
+                Change {
+                    op: ChangeOp::Replace,
+                    path: "title".into(),
+                    value: json!("Lead")
+                },
             ]
         );
     }
 
     #[test]
     fn a_new_sub_attribute_of_a_known_typed_entry_is_a_replace() {
-        let old = attrs(&[("addresses[type eq \"work\"].streetAddress", json!("1 Main St"))]);
+        let old = attrs(&[(
+            "addresses[type eq \"work\"].streetAddress",
+            json!("1 Main St"),
+        )]);
         let new = attrs(&[
-            ("addresses[type eq \"work\"].streetAddress", json!("1 Main St")),
+            (
+                "addresses[type eq \"work\"].streetAddress",
+                json!("1 Main St"),
+            ),
             ("addresses[type eq \"work\"].postalCode", json!("12345")),
             ("addresses[type eq \"other\"].formatted", json!("x")),
         ]);

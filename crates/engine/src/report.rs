@@ -28,7 +28,10 @@ pub enum Action {
     /// POST a new user.
     Create { attrs: Attrs },
     /// PATCH an existing user (also after linking to a matched one).
-    Update { target_id: String, changes: Vec<Change> },
+    Update {
+        target_id: String,
+        changes: Vec<Change>,
+    },
     /// PATCH `active` to false.
     Disable { target_id: String },
     /// DELETE the user.
@@ -46,7 +49,11 @@ impl Action {
     pub fn changes(&self) -> Vec<Change> {
         match self {
             Action::Update { changes, .. } => changes.clone(),
-            Action::Disable { .. } => vec![Change { op: ChangeOp::Replace, path: "active".into(), value: json!(false) }],
+            Action::Disable { .. } => vec![Change {
+                op: ChangeOp::Replace,
+                path: "active".into(),
+                value: json!(false),
+            }],
             _ => Vec::new(),
         }
     }
@@ -63,7 +70,13 @@ impl Action {
 
     /// Whether this action writes to the target.
     pub fn is_write(&self) -> bool {
-        matches!(self, Action::Create { .. } | Action::Update { .. } | Action::Disable { .. } | Action::Delete { .. })
+        matches!(
+            self,
+            Action::Create { .. }
+                | Action::Update { .. }
+                | Action::Disable { .. }
+                | Action::Delete { .. }
+        )
     }
 }
 

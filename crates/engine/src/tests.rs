@@ -3,7 +3,8 @@
 use crate::{Action, CycleKind, Engine, JobSpec, Mode};
 use scimsync_config::{Apply, Mapping, MappingValue, TargetActions};
 use scimsync_core::{
-    ChangeOp, ErrorCode, LogAction, LogStatus, ManualClock, SourceUser, StateStore, TargetError, UserScope,
+    ChangeOp, ErrorCode, LogAction, LogStatus, ManualClock, SourceUser, StateStore, TargetError,
+    UserScope,
 };
 use scimsync_store::MemoryStore;
 use scimsync_testkit::doubles::{MemorySource, MemoryTarget, Write};
@@ -12,7 +13,9 @@ use serde_json::{Value, json};
 fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
     Mapping {
         target: target.into(),
-        value: MappingValue::Direct { source: source.into() },
+        value: MappingValue::Direct {
+            source: source.into(),
+        },
         matching,
         apply: Apply::Always,
         default: None,
@@ -31,14 +34,21 @@ fn job() -> JobSpec {
             mapping("emails[type eq \"work\"].value", "mail", None),
         ],
         skip_out_of_scope_deletions: false,
-        actions: TargetActions { create: true, update: true, delete: true },
+        actions: TargetActions {
+            create: true,
+            update: true,
+            delete: true,
+        },
         concurrency: 4,
     }
 }
 
 fn user(id: &str, upn: &str, title: &str) -> SourceUser {
     let attrs = json!({"userPrincipalName": upn, "jobTitle": title, "accountEnabled": true});
-    SourceUser { id: id.into(), attrs: attrs.as_object().unwrap().clone().into_iter().collect() }
+    SourceUser {
+        id: id.into(),
+        attrs: attrs.as_object().unwrap().clone().into_iter().collect(),
+    }
 }
 
 struct World {
@@ -56,12 +66,25 @@ impl World {
             source: MemorySource::new(users),
             target: MemoryTarget::new(),
             store: MemoryStore::new(),
-            clock: ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().into()),
+            clock: ManualClock::new(
+                chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                    .unwrap()
+                    .into(),
+            ),
         }
     }
 
     async fn cycle(&self, mode: Mode) -> crate::CycleReport {
-        Engine::new(&self.job, &self.source, &self.target, &self.store, &self.clock).run(mode).await.unwrap()
+        Engine::new(
+            &self.job,
+            &self.source,
+            &self.target,
+            &self.store,
+            &self.clock,
+        )
+        .run(mode)
+        .await
+        .unwrap()
     }
 
     fn set(&self, id: &str, key: &str, value: Value) {
@@ -79,8 +102,17 @@ async fn initial_cycle_creates_and_second_cycle_sends_nothing() {
     assert_eq!(r.kind, CycleKind::Initial);
     assert_eq!(r.tally.created, 2);
     assert_eq!(w.target.users().len(), 2);
-    let created = w.target.users().into_values().find(|a| a["userName"] == "a@x").unwrap();
-    assert_eq!(created["active"], json!(true), "the engine owns `active` when no mapping sets it");
+    let created = w
+        .target
+        .users()
+        .into_values()
+        .find(|a| a["userName"] == "a@x")
+        .unwrap();
+    assert_eq!(
+        created["active"],
+        json!(true),
+        "the engine owns `active` when no mapping sets it"
+    );
 
     w.target.clear_log();
     let r = w.cycle(Mode::Apply).await;
@@ -99,7 +131,9 @@ async fn changed_attribute_is_one_patch_with_only_that_attribute() {
     w.cycle(Mode::Apply).await;
     let writes = w.target.writes();
     assert_eq!(writes.len(), 1);
-    let Write::Update(_, changes) = &writes[0] else { panic!("expected a PATCH, got {writes:?}") };
+    let Write::Update(_, changes) = &writes[0] else {
+        panic!("expected a PATCH, got {writes:?}")
+    };
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].path, "title");
     assert_eq!(changes[0].op, ChangeOp::Replace);
@@ -113,7 +147,9 @@ async fn a_new_value_for_a_path_never_sent_is_an_add() {
     w.target.clear_log();
     w.set("1", "mail", json!("a@x.example"));
     w.cycle(Mode::Apply).await;
-    let Write::Update(_, changes) = &w.target.writes()[0] else { panic!() };
+    let Write::Update(_, changes) = &w.target.writes()[0] else {
+        panic!()
+    };
     assert_eq!(changes[0].op, ChangeOp::Add);
     assert_eq!(changes[0].path, "emails[type eq \"work\"].value");
 }
@@ -130,30 +166,47 @@ async fn disabled_user_is_disabled_and_a_disabled_newcomer_never_created() {
     assert_eq!(r.tally.disabled, 1);
     let writes = w.target.writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
-    let Write::Update(_, changes) = &writes[0] else { panic!() };
-    assert_eq!((changes[0].path.as_str(), &changes[0].value), ("active", &json!(false)));
+    let Write::Update(_, changes) = &writes[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (changes[0].path.as_str(), &changes[0].value),
+        ("active", &json!(false))
+    );
     assert!(w.target.users().values().all(|a| a["userName"] != "b@x"));
 
     // Re-enabled: active goes back to true.
     w.set("1", "accountEnabled", json!(true));
     w.target.clear_log();
     w.cycle(Mode::Apply).await;
-    let Write::Update(_, changes) = &w.target.writes()[0] else { panic!() };
-    assert_eq!((changes[0].path.as_str(), &changes[0].value), ("active", &json!(true)));
+    let Write::Update(_, changes) = &w.target.writes()[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (changes[0].path.as_str(), &changes[0].value),
+        ("active", &json!(true))
+    );
 }
 
 #[tokio::test]
 async fn user_already_in_target_is_matched_not_duplicated() {
     let w = World::new(vec![user("1", "A@X", "Dev")]);
     let existing = w.target.seed(
-        [("userName".to_string(), json!("a@x")), ("title".to_string(), json!("Old")), ("active".to_string(), json!(true))]
-            .into(),
+        [
+            ("userName".to_string(), json!("a@x")),
+            ("title".to_string(), json!("Old")),
+            ("active".to_string(), json!(true)),
+        ]
+        .into(),
     );
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.tally.created, 0);
     assert_eq!(w.target.users().len(), 1);
     let writes = w.target.writes();
-    assert!(matches!(&writes[..], [Write::Update(id, _)] if *id == existing), "{writes:?}");
+    assert!(
+        matches!(&writes[..], [Write::Update(id, _)] if *id == existing),
+        "{writes:?}"
+    );
     assert_eq!(w.store.get("t", "1").unwrap().unwrap().target_id, existing);
 }
 
@@ -163,8 +216,12 @@ async fn conflict_on_create_matches_again_and_links() {
     // The first matching query misses (a replica lag), the create answers 409, the second
     // query finds the user created meanwhile.
     let existing = w.target.seed(
-        [("userName".to_string(), json!("a@x")), ("title".to_string(), json!("Dev")), ("active".to_string(), json!(true))]
-            .into(),
+        [
+            ("userName".to_string(), json!("a@x")),
+            ("title".to_string(), json!("Dev")),
+            ("active".to_string(), json!(true)),
+        ]
+        .into(),
     );
     w.target.hide_from_next_finds(1);
     let r = w.cycle(Mode::Apply).await;
@@ -176,7 +233,10 @@ async fn conflict_on_create_matches_again_and_links() {
 #[tokio::test]
 async fn failures_are_logged_with_codes_and_leave_no_state() {
     let w = World::new(vec![user("1", "a@x", "Dev")]);
-    w.target.fail_next(vec![TargetError { status: Some(500), ..TargetError::new(ErrorCode::InternalServerError, "boom") }]);
+    w.target.fail_next(vec![TargetError {
+        status: Some(500),
+        ..TargetError::new(ErrorCode::InternalServerError, "boom")
+    }]);
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.tally.failed, 1);
     assert!(w.store.get("t", "1").unwrap().is_none());
@@ -191,14 +251,31 @@ async fn failures_are_logged_with_codes_and_leave_no_state() {
 
 #[tokio::test]
 async fn every_touched_object_has_exactly_one_log_entry_per_cycle() {
-    let w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops"), user("3", "c@x", "QA")]);
+    let w = World::new(vec![
+        user("1", "a@x", "Dev"),
+        user("2", "b@x", "Ops"),
+        user("3", "c@x", "QA"),
+    ]);
     let r = w.cycle(Mode::Apply).await;
     let logs = w.store.logs("t", Some(&r.cycle_id)).unwrap();
     assert_eq!(logs.len(), 3);
-    assert!(logs.iter().all(|l| l.provisioning_action == LogAction::Create && l.status == LogStatus::Success));
+    assert!(
+        logs.iter()
+            .all(|l| l.provisioning_action == LogAction::Create && l.status == LogStatus::Success)
+    );
     let created = logs.iter().find(|l| l.source_id == "1").unwrap();
-    assert!(created.modified_properties.iter().any(|p| p.display_name == "title" && p.new_value.as_deref() == Some("Dev")));
-    assert!(created.provisioning_steps.iter().any(|s| s.provisioning_step_type == "matching"));
+    assert!(
+        created
+            .modified_properties
+            .iter()
+            .any(|p| p.display_name == "title" && p.new_value.as_deref() == Some("Dev"))
+    );
+    assert!(
+        created
+            .provisioning_steps
+            .iter()
+            .any(|s| s.provisioning_step_type == "matching")
+    );
 }
 
 #[tokio::test]
@@ -212,7 +289,11 @@ async fn preview_sends_and_records_nothing_and_apply_does_what_it_showed() {
     assert_eq!(preview.kind, CycleKind::Initial);
 
     let applied = w.cycle(Mode::Apply).await;
-    assert_eq!(applied.kind, CycleKind::Initial, "a preview does not count as a cycle");
+    assert_eq!(
+        applied.kind,
+        CycleKind::Initial,
+        "a preview does not count as a cycle"
+    );
     let planned: Vec<_> = preview.objects.iter().map(|o| o.action.clone()).collect();
     let done: Vec<_> = applied.objects.iter().map(|o| o.action.clone()).collect();
     assert_eq!(planned, done);
@@ -221,10 +302,14 @@ async fn preview_sends_and_records_nothing_and_apply_does_what_it_showed() {
 #[tokio::test]
 async fn unassigned_is_disabled_unless_skip_out_of_scope_deletions() {
     let mut w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
-    w.job.scope = UserScope::Assigned { service_principal_id: "sp".into() };
-    w.source.edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
+    w.job.scope = UserScope::Assigned {
+        service_principal_id: "sp".into(),
+    };
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
     w.cycle(Mode::Apply).await;
-    w.source.edit(|s| s.assigned = Some(["1".to_string()].into()));
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string()].into()));
     w.job.skip_out_of_scope_deletions = true;
     w.target.clear_log();
     let r = w.cycle(Mode::Apply).await;
@@ -256,15 +341,24 @@ async fn soft_delete_disables_and_hard_delete_deletes() {
 #[tokio::test]
 async fn unassigned_then_deleted_sends_no_delete() {
     let mut w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
-    w.job.scope = UserScope::Assigned { service_principal_id: "sp".into() };
-    w.source.edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
+    w.job.scope = UserScope::Assigned {
+        service_principal_id: "sp".into(),
+    };
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
     w.cycle(Mode::Apply).await;
-    w.source.edit(|s| s.assigned = Some(["2".to_string()].into()));
+    w.source
+        .edit(|s| s.assigned = Some(["2".to_string()].into()));
     w.cycle(Mode::Apply).await;
     w.source.edit(|s| s.users.retain(|u| u.id != "1"));
     w.target.clear_log();
     w.cycle(Mode::Apply).await;
-    assert!(!w.target.writes().iter().any(|x| matches!(x, Write::Delete(_))));
+    assert!(
+        !w.target
+            .writes()
+            .iter()
+            .any(|x| matches!(x, Write::Delete(_)))
+    );
 }
 
 #[tokio::test]
@@ -283,8 +377,15 @@ async fn losing_the_state_never_duplicates() {
     let w = World::new(vec![user("1", "a@x", "Dev")]);
     w.cycle(Mode::Apply).await;
     let fresh = MemoryStore::new();
-    let r = Engine::new(&w.job, &w.source, &w.target, &fresh, &w.clock).run(Mode::Apply).await.unwrap();
+    let r = Engine::new(&w.job, &w.source, &w.target, &fresh, &w.clock)
+        .run(Mode::Apply)
+        .await
+        .unwrap();
     assert_eq!(r.tally.created, 0);
-    assert!(matches!(r.objects[0].action, Action::Link { .. }), "{:?}", r.objects);
+    assert!(
+        matches!(r.objects[0].action, Action::Link { .. }),
+        "{:?}",
+        r.objects
+    );
     assert_eq!(w.target.users().len(), 1);
 }

@@ -18,19 +18,28 @@ pub struct MapError {
 
 /// The target attributes for `user`. With `on_create`, create-only mappings and defaults
 /// apply too.
-pub fn map_user(user: &SourceUser, mappings: &[Mapping], on_create: bool) -> Result<Attrs, MapError> {
+pub fn map_user(
+    user: &SourceUser,
+    mappings: &[Mapping],
+    on_create: bool,
+) -> Result<Attrs, MapError> {
     let mut out = Attrs::new();
     for m in mappings {
         if m.apply == Apply::CreateOnly && !on_create {
             continue;
         }
         let value = match &m.value {
-            MappingValue::Direct { source } => user.attrs.get(source).filter(|v| !is_empty(v)).cloned(),
+            MappingValue::Direct { source } => {
+                user.attrs.get(source).filter(|v| !is_empty(v)).cloned()
+            }
             MappingValue::Constant { value } => Some(Value::String(value.clone())),
             MappingValue::Expression { .. } => {
                 return Err(MapError {
                     code: ErrorCode::ConfigInvalid,
-                    message: format!("mapping for {}: expressions are not supported yet", m.target),
+                    message: format!(
+                        "mapping for {}: expressions are not supported yet",
+                        m.target
+                    ),
                 });
             }
             MappingValue::None => None,
@@ -47,7 +56,11 @@ pub fn map_user(user: &SourceUser, mappings: &[Mapping], on_create: bool) -> Res
             None if m.required && on_create => {
                 return Err(MapError {
                     code: ErrorCode::MandatoryFieldsMissing,
-                    message: format!("required attribute {} has no value for {}", m.target, user.display()),
+                    message: format!(
+                        "required attribute {} has no value for {}",
+                        m.target,
+                        user.display()
+                    ),
                 });
             }
             None => {}
@@ -89,8 +102,10 @@ fn is_empty(v: &Value) -> bool {
 /// Matching attributes with their values, in precedence order (1 first). Paths without a
 /// value for this object are left out.
 pub fn matching_keys(mappings: &[Mapping], attrs: &Attrs) -> Vec<(String, String)> {
-    let mut keyed: Vec<(u32, &Mapping)> =
-        mappings.iter().filter_map(|m| m.matching.map(|p| (p, m))).collect();
+    let mut keyed: Vec<(u32, &Mapping)> = mappings
+        .iter()
+        .filter_map(|m| m.matching.map(|p| (p, m)))
+        .collect();
     keyed.sort_by_key(|(p, _)| *p);
     keyed
         .into_iter()
@@ -144,12 +159,20 @@ mod tests {
     }
 
     fn direct(target: &str, source: &str) -> Mapping {
-        m(target, MappingValue::Direct { source: source.into() })
+        m(
+            target,
+            MappingValue::Direct {
+                source: source.into(),
+            },
+        )
     }
 
     fn user(attrs: serde_json::Value) -> SourceUser {
         let attrs = attrs.as_object().unwrap().clone().into_iter().collect();
-        SourceUser { id: "u1".into(), attrs }
+        SourceUser {
+            id: "u1".into(),
+            attrs,
+        }
     }
 
     #[test]
@@ -157,7 +180,12 @@ mod tests {
         let maps = vec![
             direct("userName", "userPrincipalName"),
             direct("title", "jobTitle"),
-            m("preferredLanguage", MappingValue::Constant { value: "en-US".into() }),
+            m(
+                "preferredLanguage",
+                MappingValue::Constant {
+                    value: "en-US".into(),
+                },
+            ),
         ];
         let u = user(json!({"userPrincipalName": "a@x", "jobTitle": null}));
         let out = map_user(&u, &maps, true).unwrap();
@@ -168,11 +196,19 @@ mod tests {
 
     #[test]
     fn default_applies_on_create_only() {
-        let mut dept = direct("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department");
+        let mut dept = direct(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "department",
+        );
         dept.default = Some("Unknown".into());
         let u = user(json!({}));
         let key = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
-        assert_eq!(map_user(&u, std::slice::from_ref(&dept), true).unwrap().get(key), Some(&json!("Unknown")));
+        assert_eq!(
+            map_user(&u, std::slice::from_ref(&dept), true)
+                .unwrap()
+                .get(key),
+            Some(&json!("Unknown"))
+        );
         assert_eq!(map_user(&u, &[dept], false).unwrap().get(key), None);
     }
 
@@ -181,7 +217,11 @@ mod tests {
         let mut title = direct("title", "jobTitle");
         title.apply = Apply::CreateOnly;
         let u = user(json!({"jobTitle": "Engineer"}));
-        assert!(map_user(&u, std::slice::from_ref(&title), true).unwrap().contains_key("title"));
+        assert!(
+            map_user(&u, std::slice::from_ref(&title), true)
+                .unwrap()
+                .contains_key("title")
+        );
         assert!(!map_user(&u, &[title], false).unwrap().contains_key("title"));
     }
 
@@ -198,10 +238,23 @@ mod tests {
     fn multi_valued_source_gives_its_first_value_and_active_is_boolean() {
         let maps = vec![
             direct("phoneNumbers[type eq \"work\"].value", "businessPhones"),
-            m("active", MappingValue::Constant { value: "True".into() }),
+            m(
+                "active",
+                MappingValue::Constant {
+                    value: "True".into(),
+                },
+            ),
         ];
-        let out = map_user(&user(json!({"businessPhones": ["+1 555", "+2"]})), &maps, true).unwrap();
-        assert_eq!(out.get("phoneNumbers[type eq \"work\"].value"), Some(&json!("+1 555")));
+        let out = map_user(
+            &user(json!({"businessPhones": ["+1 555", "+2"]})),
+            &maps,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            out.get("phoneNumbers[type eq \"work\"].value"),
+            Some(&json!("+1 555"))
+        );
         assert_eq!(out.get("active"), Some(&json!(true)));
     }
 
@@ -213,10 +266,17 @@ mod tests {
         b.matching = Some(1);
         let mut c = direct("emails[type eq \"work\"].value", "mail");
         c.matching = Some(3);
-        let attrs: Attrs = [("userName".to_string(), json!("u@x")), ("externalId".to_string(), json!("u"))].into();
+        let attrs: Attrs = [
+            ("userName".to_string(), json!("u@x")),
+            ("externalId".to_string(), json!("u")),
+        ]
+        .into();
         assert_eq!(
             matching_keys(&[a, b, c], &attrs),
-            vec![("externalId".to_string(), "u".to_string()), ("userName".to_string(), "u@x".to_string())]
+            vec![
+                ("externalId".to_string(), "u".to_string()),
+                ("userName".to_string(), "u@x".to_string())
+            ]
         );
     }
 

@@ -20,7 +20,9 @@ impl ScopeDecision {
         match self {
             ScopeDecision::InScope => "in scope: active in source system and entitled",
             ScopeDecision::NotAssigned => "out of scope: not assigned to the application",
-            ScopeDecision::DisabledAtSource => "out of scope: not active in source system (accountEnabled is false)",
+            ScopeDecision::DisabledAtSource => {
+                "out of scope: not active in source system (accountEnabled is false)"
+            }
         }
     }
 
@@ -50,23 +52,44 @@ mod tests {
     use serde_json::json;
 
     fn user(id: &str, enabled: bool) -> SourceUser {
-        let mut u = SourceUser { id: id.into(), attrs: Default::default() };
+        let mut u = SourceUser {
+            id: id.into(),
+            attrs: Default::default(),
+        };
         u.attrs.insert("accountEnabled".into(), json!(enabled));
         u
     }
 
     #[test]
     fn sync_all_takes_every_enabled_user() {
-        assert_eq!(evaluate_scope(&user("a", true), None), ScopeDecision::InScope);
-        assert_eq!(evaluate_scope(&user("a", false), None), ScopeDecision::DisabledAtSource);
+        assert_eq!(
+            evaluate_scope(&user("a", true), None),
+            ScopeDecision::InScope
+        );
+        assert_eq!(
+            evaluate_scope(&user("a", false), None),
+            ScopeDecision::DisabledAtSource
+        );
     }
 
     #[test]
     fn assigned_scope_leaves_out_unassigned_users_first() {
         let set: BTreeSet<String> = ["a".to_string()].into();
-        assert_eq!(evaluate_scope(&user("a", true), Some(&set)), ScopeDecision::InScope);
-        assert_eq!(evaluate_scope(&user("b", true), Some(&set)), ScopeDecision::NotAssigned);
-        assert_eq!(evaluate_scope(&user("b", false), Some(&set)), ScopeDecision::NotAssigned);
-        assert_eq!(evaluate_scope(&user("a", false), Some(&set)), ScopeDecision::DisabledAtSource);
+        assert_eq!(
+            evaluate_scope(&user("a", true), Some(&set)),
+            ScopeDecision::InScope
+        );
+        assert_eq!(
+            evaluate_scope(&user("b", true), Some(&set)),
+            ScopeDecision::NotAssigned
+        );
+        assert_eq!(
+            evaluate_scope(&user("b", false), Some(&set)),
+            ScopeDecision::NotAssigned
+        );
+        assert_eq!(
+            evaluate_scope(&user("a", false), Some(&set)),
+            ScopeDecision::DisabledAtSource
+        );
     }
 }

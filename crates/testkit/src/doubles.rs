@@ -2,8 +2,8 @@
 //! unit tests. They speak the core types, not HTTP: the HTTP emulators live beside them.
 
 use scimsync_core::{
-    Attrs, Change, ErrorCode, Source, SourceError, SourceSnapshot, SourceUser, Target, TargetError, TargetUser,
-    UserQuery,
+    Attrs, Change, ErrorCode, Source, SourceError, SourceSnapshot, SourceUser, Target, TargetError,
+    TargetUser, UserQuery,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -19,7 +19,10 @@ pub struct MemorySource {
 impl MemorySource {
     pub fn new(users: Vec<SourceUser>) -> Self {
         MemorySource {
-            snapshot: Mutex::new(SourceSnapshot { users, ..Default::default() }),
+            snapshot: Mutex::new(SourceSnapshot {
+                users,
+                ..Default::default()
+            }),
             fail_next: Mutex::new(None),
         }
     }
@@ -36,10 +39,19 @@ impl MemorySource {
 
 impl Source for MemorySource {
     async fn read_users(&self, _query: &UserQuery) -> Result<SourceSnapshot, SourceError> {
-        if let Some(e) = self.fail_next.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(e) = self
+            .fail_next
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             return Err(e);
         }
-        Ok(self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        Ok(self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
     }
 }
 
@@ -115,7 +127,11 @@ impl MemoryTarget {
     }
 
     fn injected(g: &mut TargetInner) -> Result<(), TargetError> {
-        if g.fail_next.is_empty() { Ok(()) } else { Err(g.fail_next.remove(0)) }
+        if g.fail_next.is_empty() {
+            Ok(())
+        } else {
+            Err(g.fail_next.remove(0))
+        }
     }
 }
 
@@ -139,7 +155,10 @@ impl Target for MemoryTarget {
         Ok(g.users
             .iter()
             .filter(|(_, a)| a.get(path).is_some_and(|v| same(path, v, value)))
-            .map(|(id, a)| TargetUser { id: id.clone(), attrs: a.clone() })
+            .map(|(id, a)| TargetUser {
+                id: id.clone(),
+                attrs: a.clone(),
+            })
             .collect())
     }
 
@@ -147,7 +166,9 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         Self::injected(&mut g)?;
         if let Some(Value::String(name)) = attrs.get("userName")
-            && g.users.values().any(|a| a.get("userName").is_some_and(|v| same("userName", v, name)))
+            && g.users
+                .values()
+                .any(|a| a.get("userName").is_some_and(|v| same("userName", v, name)))
         {
             return Err(TargetError {
                 code: ErrorCode::EntryConflict,
@@ -161,13 +182,17 @@ impl Target for MemoryTarget {
         g.next_id += 1;
         let id = format!("t{}", g.next_id);
         g.users.insert(id.clone(), attrs.clone());
-        Ok(TargetUser { id, attrs: attrs.clone() })
+        Ok(TargetUser {
+            id,
+            attrs: attrs.clone(),
+        })
     }
 
     async fn update_user(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
-        g.writes.push(Write::Update(id.to_string(), changes.to_vec()));
+        g.writes
+            .push(Write::Update(id.to_string(), changes.to_vec()));
         let user = g.users.get_mut(id).ok_or_else(|| TargetError {
             status: Some(404),
             ..TargetError::new(ErrorCode::InvalidAnchor, format!("no user {id}"))

@@ -4,6 +4,6 @@
 //! - [`graph`]: Microsoft Graph v1.0 + the Entra token endpoint (the source side).
 //! - [`scim`]: an in-memory SCIM 2.0 service provider (the target side).
 
-pub mod graph;
 pub mod doubles;
+pub mod graph;
 pub mod scim;

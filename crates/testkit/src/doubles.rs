@@ -139,7 +139,7 @@ fn same(path: &str, a: &Value, b: &str) -> bool {
     match a {
         Value::String(s) if path == "userName" => s.eq_ignore_ascii_case(b),
         Value::String(s) => s == b,
-        other => other.to_string() == b,
+        other => b == other.to_string().as_str(),
     }
 }
 

@@ -19,6 +19,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::ErrorCode;
 pub use log::{LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty};
 pub use secret::{Secret, SecretError};
-pub use source::{Source, SourceError, SourceSnapshot, SourceUser, UserQuery, UserScope};
+pub use source::{
+    AppRoleAssignment, Assignments, GroupQuery, GroupRead, MemberKind, Source, SourceError,
+    SourceGroup, SourceSnapshot, SourceUser, UserQuery, UserRead, UserScope,
+};
 pub use state::{ObjectState, Outcome, StateChange, StateStore, StoreError};
-pub use target::{Target, TargetError, TargetUser};
+pub use target::{Target, TargetError, TargetGroup, TargetUser};

@@ -80,10 +80,171 @@ pub struct SourceError {
     pub request_id: Option<String>,
 }
 
+/// One app role assignment of a principal to the job's enterprise app.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignment {
+    /// The app role's id; the all-zero GUID is the "Default Access" role.
+    pub app_role_id: String,
+    /// `User` or `Group`: how the user got it (directly or through a group).
+    pub principal_type: String,
+    /// The assigned principal (the user, or the group it came through).
+    pub principal_id: String,
+}
+
+/// The app's assignments (`servicePrincipals/{id}/appRoleAssignedTo`), not expanded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// Users assigned directly, with their roles.
+    pub users: BTreeMap<String, Vec<AppRoleAssignment>>,
+    /// Groups assigned, with their roles (their direct user members are in scope).
+    pub groups: BTreeMap<String, Vec<AppRoleAssignment>>,
+}
+
+/// A group as read from the source, attributes keyed by Entra's names (`displayName`,
+/// `objectId`, `mailNickname`, `description`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceGroup {
+    pub id: String,
+    pub attrs: BTreeMap<String, Value>,
+}
+
+/// A change of one group's direct membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+/// What one read of users returned: everything, or only what changed since a watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserRead {
+    /// Every user in the directory (initial round, or the watermark was rejected). A known user
+    /// absent here and absent from `soft_deleted` was hard-deleted.
+    Full {
+        users: Vec<SourceUser>,
+        soft_deleted: BTreeSet<String>,
+        /// Why a full read happened although a watermark was given (e.g. expired delta token).
+        fallback_reason: Option<String>,
+        /// The watermark to resume from (Graph's `@odata.deltaLink`), when the source has one.
+        watermark: Option<String>,
+    },
+    /// Only changes since the watermark. A user may appear more than once; the last wins.
+    Changes {
+        upserts: Vec<SourceUser>,
+        /// `@removed` with reason `changed`: soft-deleted (restorable).
+        soft_deleted: Vec<String>,
+        /// `@removed` with reason `deleted`: gone for good.
+        hard_deleted: Vec<String>,
+        watermark: String,
+    },
+}
+
+/// What one read of groups returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupRead {
+    /// Every group with its complete direct membership.
+    Full {
+        groups: Vec<SourceGroup>,
+        /// Direct members per group id: (member id, kind).
+        members: BTreeMap<String, Vec<(String, MemberKind)>>,
+        fallback_reason: Option<String>,
+        watermark: Option<String>,
+    },
+    /// Changes since the watermark: groups whose properties changed (or that are new), groups
+    /// deleted, and membership added/removed (`members@delta`).
+    Changes {
+        upserts: Vec<SourceGroup>,
+        deleted: Vec<String>,
+        members_added: BTreeMap<String, Vec<(String, MemberKind)>>,
+        members_removed: BTreeMap<String, Vec<(String, MemberKind)>>,
+        watermark: String,
+    },
+}
+
+/// What the engine asks for when it reads groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupQuery {
+    /// Entra source attribute names the group mappings read.
+    pub attributes: Vec<String>,
+}
+
 /// The identity source. Implemented by the graph crate and by test doubles.
 pub trait Source: Send + Sync {
+    /// A complete read of users with the scope information (used by preview, provision on
+    /// demand and sources without change tracking).
     fn read_users(
         &self,
         query: &UserQuery,
     ) -> impl Future<Output = Result<SourceSnapshot, SourceError>> + Send;
+
+    /// Users changed since `watermark` (Graph delta query); `None` starts a new round, which
+    /// returns every user. An expired or rejected watermark falls back to a full read and says
+    /// why in `fallback_reason`. The default, for sources without change tracking, is a full
+    /// read every time.
+    fn read_user_changes(
+        &self,
+        query: &UserQuery,
+        _watermark: Option<&str>,
+    ) -> impl Future<Output = Result<UserRead, SourceError>> + Send {
+        async move {
+            let s = self.read_users(query).await?;
+            Ok(UserRead::Full {
+                users: s.users,
+                soft_deleted: s.soft_deleted,
+                fallback_reason: None,
+                watermark: None,
+            })
+        }
+    }
+
+    /// Specific users by id (for users that became assigned without changing themselves).
+    /// Ids that do not exist are left out.
+    fn read_users_by_id(
+        &self,
+        ids: &[String],
+        query: &UserQuery,
+    ) -> impl Future<Output = Result<Vec<SourceUser>, SourceError>> + Send {
+        async move {
+            let wanted: BTreeSet<&String> = ids.iter().collect();
+            let s = self.read_users(query).await?;
+            Ok(s.users
+                .into_iter()
+                .filter(|u| wanted.contains(&u.id))
+                .collect())
+        }
+    }
+
+    /// The app's assignments (read every cycle: they have no delta query).
+    fn read_assignments(
+        &self,
+        service_principal_id: &str,
+    ) -> impl Future<Output = Result<Assignments, SourceError>> + Send {
+        let _ = service_principal_id;
+        async move {
+            Err(SourceError {
+                code: crate::ErrorCode::GraphRequestFailed,
+                message: "this source cannot read app role assignments".into(),
+                request_id: None,
+            })
+        }
+    }
+
+    /// Groups and their direct memberships, complete (`watermark` `None`) or changed since it.
+    /// The default is a source without groups.
+    fn read_groups(
+        &self,
+        _query: &GroupQuery,
+        _watermark: Option<&str>,
+    ) -> impl Future<Output = Result<GroupRead, SourceError>> + Send {
+        async move {
+            Ok(GroupRead::Full {
+                groups: Vec::new(),
+                members: BTreeMap::new(),
+                fallback_reason: None,
+                watermark: None,
+            })
+        }
+    }
 }

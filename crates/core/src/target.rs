@@ -11,6 +11,13 @@ pub struct TargetUser {
     pub attrs: Attrs,
 }
 
+/// A group as the target holds it (members excluded: reads never carry them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroup {
+    pub id: String,
+    pub attrs: Attrs,
+}
+
 /// A failed target request, classified.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {detail}")]
@@ -62,4 +69,74 @@ pub trait Target: Send + Sync {
         changes: &[Change],
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
     fn delete_user(&self, id: &str) -> impl Future<Output = Result<(), TargetError>> + Send;
+
+    /// Groups whose `path` equals `value` (`GET /Groups?filter=…&excludedAttributes=members`).
+    fn find_groups(
+        &self,
+        path: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<TargetGroup>, TargetError>> + Send {
+        let _ = (path, value);
+        async { Err(groups_unsupported()) }
+    }
+
+    /// Create a group, empty: members follow with [`Target::add_members`].
+    fn create_group(
+        &self,
+        attrs: &Attrs,
+    ) -> impl Future<Output = Result<TargetGroup, TargetError>> + Send {
+        let _ = attrs;
+        async { Err(groups_unsupported()) }
+    }
+
+    /// Change a group's attributes (not its members).
+    fn update_group(
+        &self,
+        id: &str,
+        changes: &[Change],
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        let _ = (id, changes);
+        async { Err(groups_unsupported()) }
+    }
+
+    /// Add these members (target user or group ids) in one PATCH.
+    fn add_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        let _ = (group_id, member_ids);
+        async { Err(groups_unsupported()) }
+    }
+
+    /// Remove these members in one PATCH (shape per dialect).
+    fn remove_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        let _ = (group_id, member_ids);
+        async { Err(groups_unsupported()) }
+    }
+
+    /// The group's current member ids, for the reconcile cycle (`GET /Groups/{id}?attributes=members`).
+    fn group_members(
+        &self,
+        group_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, TargetError>> + Send {
+        let _ = group_id;
+        async { Err(groups_unsupported()) }
+    }
+
+    fn delete_group(&self, id: &str) -> impl Future<Output = Result<(), TargetError>> + Send {
+        let _ = id;
+        async { Err(groups_unsupported()) }
+    }
+}
+
+fn groups_unsupported() -> TargetError {
+    TargetError::new(
+        ErrorCode::NotImplemented,
+        "this target does not provision groups",
+    )
 }

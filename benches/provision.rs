@@ -5,7 +5,7 @@
 //! The emulator and the SCIM app run in this process, so the figures include their cost: they
 //! are an end-to-end throughput on this machine, not the engine alone.
 
-use scimsync_config::{Apply, Mapping, MappingValue, TargetActions};
+use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{Secret, SystemClock, UserScope};
 use scimsync_engine::{Engine, JobSpec, Mode};
 use scimsync_graph::{GraphClient, GraphConfig};
@@ -77,10 +77,10 @@ async fn main() {
     let scim = ScimClient::new(sc).expect("scim client");
     let (store, _) = SledStore::open(&dir.path().join("state")).expect("store");
 
-    let job = JobSpec {
-        name: "bench".into(),
-        scope: UserScope::All,
-        mappings: vec![
+    let mut job = JobSpec::new(
+        "bench",
+        UserScope::All,
+        vec![
             direct("userName", "userPrincipalName", Some(1)),
             direct("externalId", "mailNickname", None),
             direct("displayName", "displayName", None),
@@ -100,14 +100,8 @@ async fn main() {
                 None,
             ),
         ],
-        skip_out_of_scope_deletions: false,
-        actions: TargetActions {
-            create: true,
-            update: true,
-            delete: true,
-        },
-        concurrency,
-    };
+    );
+    job.concurrency = concurrency;
     let engine = Engine::new(&job, &source, &scim, &store, &SystemClock);
 
     let t = Instant::now();

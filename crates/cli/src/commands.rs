@@ -105,11 +105,11 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
     };
     match result {
         Ok(report) => {
-            let dialect = wiring::dialect(&cfg);
+            let shapes = wiring::shapes(&cfg);
             if json {
-                println!("{}", render::preview_json(&report, dialect));
+                println!("{}", render::preview_json(&report, shapes));
             } else {
-                print!("{}", render::preview_table(&report, dialect));
+                print!("{}", render::preview_table(&report, shapes));
             }
             0
         }

@@ -189,7 +189,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     let preview = engine.run(Mode::Preview).await?;
     print!(
         "{}",
-        crate::render::preview_table(&preview, wiring::dialect(&cfg))
+        crate::render::preview_table(&preview, wiring::shapes(&cfg))
     );
     println!();
 

@@ -1,24 +1,56 @@
 //! Turn engine decisions into the exact SCIM requests and into text for admins.
 
-use scimsync_engine::{Action, CycleReport, ObjectReport};
-use scimsync_scim::{Dialect, PlannedRequest};
+use scimsync_engine::{Action, CycleReport, ObjectReport, ObjectType};
+use scimsync_scim::{Dialect, MemberRemoval, PlannedRequest};
 use serde_json::{Value, json};
 
-/// The requests the target receives for an action (or would receive, in a preview), built by
-/// the same code the SCIM client sends with.
-pub fn requests(action: &Action, dialect: Dialect) -> Vec<PlannedRequest> {
-    match action {
-        Action::Create { attrs } => vec![PlannedRequest::create(attrs, true)],
-        Action::Update { target_id, .. } | Action::Disable { target_id } => {
-            vec![PlannedRequest::update(
-                target_id,
-                &action.changes(),
-                dialect,
-            )]
+/// How requests are rendered for a job: the same choices the SCIM client makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shapes {
+    pub dialect: Dialect,
+    pub removal: MemberRemoval,
+    pub batch: usize,
+}
+
+/// The requests the target receives for one object (or would receive, in a preview), built
+/// by the same code the SCIM client sends with.
+pub fn requests(o: &ObjectReport, shapes: Shapes) -> Vec<PlannedRequest> {
+    let d = shapes.dialect;
+    let mut out = match (&o.object_type, &o.action) {
+        (ObjectType::User, Action::Create { attrs }) => vec![PlannedRequest::create(attrs, true)],
+        (ObjectType::User, Action::Update { target_id, .. } | Action::Disable { target_id }) => {
+            vec![PlannedRequest::update(target_id, &o.action.changes(), d)]
         }
-        Action::Delete { target_id } => vec![PlannedRequest::delete(target_id)],
-        Action::Link { .. } | Action::NoChange | Action::Skip { .. } => Vec::new(),
+        (ObjectType::User, Action::Delete { target_id }) => vec![PlannedRequest::delete(target_id)],
+        (ObjectType::Group, Action::Create { attrs }) => {
+            vec![PlannedRequest::create_group(attrs, true)]
+        }
+        (ObjectType::Group, Action::Update { target_id, changes }) if !changes.is_empty() => {
+            vec![PlannedRequest::update_group(target_id, changes, d)]
+        }
+        (ObjectType::Group, Action::Delete { target_id }) => {
+            vec![PlannedRequest::delete_group(target_id)]
+        }
+        _ => Vec::new(),
+    };
+    if o.object_type == ObjectType::Group {
+        let id = match &o.action {
+            Action::Update { target_id, .. } | Action::Link { target_id } => target_id.clone(),
+            _ => "{new group}".to_string(),
+        };
+        for chunk in o.members_added.chunks(shapes.batch.max(1)) {
+            out.push(PlannedRequest::add_members(&id, chunk, d));
+        }
+        for chunk in o.members_removed.chunks(shapes.batch.max(1)) {
+            out.push(PlannedRequest::remove_members(
+                &id,
+                chunk,
+                d,
+                shapes.removal,
+            ));
+        }
     }
+    out
 }
 
 fn action_word(o: &ObjectReport) -> &'static str {
@@ -33,6 +65,7 @@ fn action_word(o: &ObjectReport) -> &'static str {
         Action::Link { .. } => "link",
         Action::NoChange => "none",
         Action::Skip { .. } => "skip",
+        Action::StagedDelete { .. } => "staged",
     }
 }
 
@@ -46,7 +79,7 @@ pub fn summary_line(r: &CycleReport) -> String {
 
 /// The preview as a table: one line per request (or per skip/failure), with the body below
 /// each PATCH so an admin sees exactly what changes.
-pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
+pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "Preview of job {} ({:?} cycle, {} source users): {}\n",
@@ -60,7 +93,7 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
         "ACTION", "OBJECT", "REQUEST / REASON"
     ));
     for o in &r.objects {
-        let reqs = requests(&o.action, dialect);
+        let reqs = requests(o, shapes);
         let word = action_word(o);
         if let Some(err) = &o.error {
             let code = o.error_code.map(|c| c.to_string()).unwrap_or_default();
@@ -71,6 +104,9 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
             let why = match &o.action {
                 Action::Skip { reason } => reason.clone(),
                 Action::Link { target_id } => format!("matched {target_id}; already up to date"),
+                Action::StagedDelete { held, .. } => {
+                    format!("{held} held back by the deletion threshold")
+                }
                 _ => String::new(),
             };
             out.push_str(&format!("{word:<8} {:<40} {why}\n", o.display_name));
@@ -97,12 +133,12 @@ pub fn preview_table(r: &CycleReport, dialect: Dialect) -> String {
     out
 }
 
-pub fn preview_json(r: &CycleReport, dialect: Dialect) -> Value {
+pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
     let objects: Vec<Value> = r
         .objects
         .iter()
         .map(|o| {
-            let reqs: Vec<Value> = requests(&o.action, dialect)
+            let reqs: Vec<Value> = requests(o, shapes)
                 .into_iter()
                 .map(|q| json!({"method": q.method, "path": q.path, "body": q.body}))
                 .collect();

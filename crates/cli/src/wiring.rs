@@ -1,8 +1,10 @@
 //! Build the engine's parts from a job file: the Graph source, the SCIM target, the store.
 
 use anyhow::{Context, Result, anyhow};
-use scimsync_config::{DialectSetting, JobConfig};
-use scimsync_graph::{GraphClient, GraphConfig};
+use scimsync_config::{
+    AssertionAlgorithm, DialectSetting, JobConfig, ManagerFormat, MembersRemoval,
+};
+use scimsync_graph::{CertificateAlgorithm, GraphClient, GraphConfig};
 use scimsync_scim::{Dialect, ScimClient, ScimClientConfig};
 use scimsync_store::SledStore;
 use std::path::Path;
@@ -32,16 +34,59 @@ pub fn dialect(cfg: &JobConfig) -> Dialect {
     }
 }
 
+/// The request shapes this job's target gets, for rendering previews.
+pub fn shapes(cfg: &JobConfig) -> crate::render::Shapes {
+    crate::render::Shapes {
+        dialect: dialect(cfg),
+        removal: member_removal(cfg),
+        batch: cfg.target.membership_batch_size,
+    }
+}
+
+pub fn member_removal(cfg: &JobConfig) -> scimsync_scim::MemberRemoval {
+    match cfg.target.group_members_removal {
+        MembersRemoval::Rfc => scimsync_scim::MemberRemoval::Filter,
+        MembersRemoval::ValueList => scimsync_scim::MemberRemoval::ValueList,
+    }
+}
+
 pub fn graph(cfg: &JobConfig) -> Result<GraphClient> {
-    let secret = cfg
-        .source
-        .client_secret
-        .resolve()
-        .map_err(|e| anyhow!("source.client_secret: {e}"))?;
-    let mut gc = GraphConfig::new(&cfg.source.tenant_id, &cfg.source.client_id, secret);
-    gc.graph_url = cfg.source.graph_url.clone();
-    gc.login_url = cfg.source.login_url.clone();
-    gc.page_size = cfg.source.page_size;
+    let src = &cfg.source;
+    let mut gc = match (&src.client_secret, &src.certificate, &src.private_key) {
+        (Some(secret), _, _) => {
+            let secret = secret
+                .resolve()
+                .map_err(|e| anyhow!("source.client_secret: {e}"))?;
+            GraphConfig::new(&src.tenant_id, &src.client_id, secret)
+        }
+        (None, Some(cert), Some(key)) => {
+            let cert = cert
+                .resolve()
+                .map_err(|e| anyhow!("source.certificate: {e}"))?;
+            let key = key
+                .resolve()
+                .map_err(|e| anyhow!("source.private_key: {e}"))?;
+            let algorithm = match src.assertion_algorithm {
+                AssertionAlgorithm::Ps256 => CertificateAlgorithm::Ps256,
+                AssertionAlgorithm::Rs256 => CertificateAlgorithm::Rs256,
+            };
+            GraphConfig::with_certificate(
+                &src.tenant_id,
+                &src.client_id,
+                cert.expose(),
+                key,
+                algorithm,
+            )
+        }
+        _ => {
+            return Err(anyhow!(
+                "source: give client_secret, or certificate and private_key"
+            ));
+        }
+    };
+    gc.graph_url = src.graph_url.clone();
+    gc.login_url = src.login_url.clone();
+    gc.page_size = src.page_size;
     GraphClient::new(gc).map_err(|e| anyhow!("{e}"))
 }
 
@@ -55,6 +100,11 @@ pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
     sc.dialect = dialect(cfg);
     sc.max_concurrency = cfg.target.max_concurrency;
     sc.timeout = cfg.target.timeout;
+    sc.member_removal = Some(member_removal(cfg));
+    sc.manager_format = match cfg.target.manager_format {
+        ManagerFormat::Complex => scimsync_scim::ManagerFormat::Complex,
+        ManagerFormat::String => scimsync_scim::ManagerFormat::String,
+    };
     ScimClient::new(sc).map_err(|e| anyhow!("{e}"))
 }
 

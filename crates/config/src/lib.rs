@@ -13,19 +13,30 @@
 //!   `ID` is as forbidden as `id`, and `userName`/`username` are duplicates.
 //! - `matching` is refused on constant and None mappings: every user would match one object.
 //! - `default` on a constant mapping is a warning (it can never apply), not an error.
+//! - `deletion_threshold` defaults to 500 (Entra's portal offers the check with 500; §2.6).
+//! - `group_members_removal` follows the dialect unless set: `rfc` → `members[value eq "id"]`
+//!   paths, `entra` → Entra's `members` path with a value list.
+//! - `[admin]` lives in the service file `scimsync.toml`, not in job files: it is one per
+//!   config directory, and [`load_dir`] skips that file.
 
+mod dir;
 mod error;
+mod fingerprint;
+mod operator;
 mod raw;
 mod schedule;
 mod schema;
 mod secret_ref;
 mod validate;
 
+pub use dir::{SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
+pub use operator::Operator;
 pub use schedule::{DEFAULT_INTERVAL, Schedule};
 pub use secret_ref::SecretRef;
 
 use scimsync_core::UserScope;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,6 +46,14 @@ pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_PAGE_SIZE: u32 = 999;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Entra's accidental-deletions threshold as the portal suggests it.
+pub const DEFAULT_DELETION_THRESHOLD: u32 = 500;
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+pub const DEFAULT_MEMBERSHIP_BATCH_SIZE: usize = 100;
+pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:8787";
+
+const HOUR: u64 = 3_600;
+const DAY: u64 = 24 * HOUR;
 
 /// One provisioning job, validated, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,10 +64,20 @@ pub struct JobConfig {
     pub name: String,
     pub schedule: Schedule,
     /// Entra's `SkipOutOfScopeDeletions`: users leaving scope are left alone, not disabled.
+    /// The effective value, whether written at the top level or in `[users]`.
     pub skip_out_of_scope_deletions: bool,
+    /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable or
+    /// delete before it holds them all back and quarantines the job. `0` turns the check off.
+    pub deletion_threshold: u32,
+    /// How long provisioning log entries are kept, in days (1..=3650).
+    pub log_retention_days: u32,
     pub source: SourceConfig,
     pub target: TargetConfig,
+    pub escrow: Escrow,
+    pub quarantine: Quarantine,
+    pub notifications: Notifications,
     pub users: UsersConfig,
+    pub groups: GroupsConfig,
 }
 
 /// Microsoft Graph, the identity source.
@@ -56,10 +85,20 @@ pub struct JobConfig {
 pub struct SourceConfig {
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: SecretRef,
+    /// Exactly one of `client_secret` and `certificate` is set (validation enforces it).
+    pub client_secret: Option<SecretRef>,
+    /// Client certificate (PEM) for a signed client assertion; `private_key` is then set too.
+    /// Held as a reference for convenience; a certificate is not secret.
+    pub certificate: Option<SecretRef>,
+    /// PKCS#8 PEM private key of `certificate`.
+    pub private_key: Option<SecretRef>,
+    pub assertion_algorithm: AssertionAlgorithm,
     /// The enterprise app's service principal object id; always set when `scope` is `Assigned`.
     pub service_principal_id: Option<String>,
     pub scope: ScopeSetting,
+    /// Skip users and groups whose only assignments use the Default Access role (CybSafe's
+    /// tutorial: such users are "not effectively entitled").
+    pub exclude_default_access: bool,
     /// Without a trailing `/`.
     pub graph_url: String,
     /// Without a trailing `/`.
@@ -78,6 +117,15 @@ impl SourceConfig {
             },
         }
     }
+}
+
+/// The JWS algorithm of the client assertion signed with `certificate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssertionAlgorithm {
+    /// RSASSA-PSS with SHA-256: what Microsoft recommends.
+    #[default]
+    Ps256,
+    Rs256,
 }
 
 /// Entra's "Scope": all users, or only those assigned to the app.
@@ -99,7 +147,33 @@ pub struct TargetConfig {
     /// 1..=64.
     pub max_concurrency: usize,
     pub timeout: Duration,
+    /// Members per group PATCH, 1..=1000.
+    pub membership_batch_size: usize,
+    pub group_members_removal: MembersRemoval,
+    pub manager_format: ManagerFormat,
+    /// Opt-in beyond Entra (which never sends nulls): clear a target value when the source
+    /// value is cleared.
+    pub clear_on_null: bool,
     pub actions: TargetActions,
+}
+
+/// How members are removed from a group in a PATCH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembersRemoval {
+    /// `"path": "members[value eq \"id\"]"`, one operation per member (RFC 7644).
+    Rfc,
+    /// `"path": "members"` with a `value` list of `{"value": id}` (Entra's default dialect).
+    ValueList,
+}
+
+/// How `manager` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManagerFormat {
+    /// `{"value": "<id>"}` (the enterprise extension's complex attribute).
+    #[default]
+    Complex,
+    /// The id as a plain string (apps that typed it as a string).
+    String,
 }
 
 /// Which SCIM PATCH dialect to speak.
@@ -131,9 +205,193 @@ impl Default for TargetActions {
     }
 }
 
+/// Retries of a failed per-object write (Entra's escrow, reference §2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escrow {
+    /// The first retries' delays, in order.
+    pub retry_delays: Vec<Duration>,
+    /// The delay between retries once `retry_delays` are used up.
+    pub daily_after: Duration,
+    /// After this long since the first failure the escrow is dropped.
+    pub give_up_after: Duration,
+}
+
+impl Default for Escrow {
+    fn default() -> Self {
+        Escrow {
+            retry_delays: [6, 12, 24].map(|h| Duration::from_secs(h * HOUR)).to_vec(),
+            daily_after: Duration::from_secs(DAY),
+            give_up_after: Duration::from_secs(28 * DAY),
+        }
+    }
+}
+
+/// When a job is quarantined for failing writes, and what quarantine does (reference §2.4).
+/// Thresholds are evaluated only once `threshold_min_failures` failures have been seen.
 #[derive(Debug, Clone, PartialEq)]
+pub struct Quarantine {
+    pub threshold_min_failures: u64,
+    /// Failed / attempted, 0..=1; quarantine when exceeded.
+    pub threshold_ratio: f64,
+    /// Failures not counting manager/member reference failures.
+    pub threshold_non_reference: u64,
+    /// All failures, references included.
+    pub threshold_total: u64,
+    /// The longest wait between cycles while quarantined (Entra: once a day).
+    pub backoff_max: Duration,
+    /// A job quarantined this long is disabled.
+    pub disable_after: Duration,
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine {
+            threshold_min_failures: 5_000,
+            threshold_ratio: 0.4,
+            threshold_non_reference: 40_000,
+            threshold_total: 60_000,
+            backoff_max: Duration::from_secs(DAY),
+            disable_after: Duration::from_secs(28 * DAY),
+        }
+    }
+}
+
+/// Where quarantine and deletion-threshold notices go (Entra's Notification Email).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notifications {
+    /// POSTed a JSON body; https, or http to a loopback host. Without a trailing `/`.
+    pub webhook_url: Option<String>,
+    /// Sent as `Authorization: Bearer`; only set together with `webhook_url`.
+    pub webhook_token: Option<SecretRef>,
+    pub smtp: Option<Smtp>,
+}
+
+/// Mail delivery for notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    /// Default 587.
+    pub port: u16,
+    /// Default true: upgrade the connection before authenticating.
+    pub starttls: bool,
+    /// Set together with `password`.
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    pub from: String,
+    /// At least one address.
+    pub to: Vec<String>,
+}
+
+/// `[users]`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct UsersConfig {
     pub mappings: Vec<Mapping>,
+    /// Entra's scoping filters: clauses AND'ed within a filter, filters OR'ed; none = all in.
+    pub scoping: Vec<ScopingFilter>,
+    /// Same as [`JobConfig::skip_out_of_scope_deletions`].
+    pub skip_out_of_scope_deletions: bool,
+    pub deprovision: Deprovision,
+}
+
+/// What happens in the target to a user who is unassigned or leaves scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deprovision {
+    /// `PATCH active=false`: Entra's behaviour for custom SCIM apps.
+    #[default]
+    Disable,
+    /// `DELETE`, as some gallery apps do.
+    Delete,
+}
+
+/// `[groups]`: group provisioning (Atmos, Klaxoon, CybSafe provision groups).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupsConfig {
+    pub enabled: bool,
+    pub nested: Nested,
+    pub out_of_scope: GroupOutOfScope,
+    pub reconcile: Reconcile,
+    /// Same shape as user mappings; with `enabled`, at least one sets `matching`.
+    pub mappings: Vec<Mapping>,
+    pub scoping: Vec<ScopingFilter>,
+}
+
+/// Members that are themselves groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nested {
+    /// Entra: only direct user members are provisioned.
+    #[default]
+    Ignore,
+    /// Nested groups are sent as members and provisioned as groups themselves.
+    Include,
+}
+
+/// What happens to a group that leaves scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupOutOfScope {
+    /// `DELETE` (Entra's default).
+    #[default]
+    Delete,
+    /// Leave it in the target.
+    Skip,
+}
+
+/// Reading the target's groups back to repair drift (Entra never does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reconcile {
+    #[default]
+    Off,
+    Daily,
+    EveryCycle,
+}
+
+/// One scoping filter (`[[users.scoping]]`): true when all its clauses are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopingFilter {
+    pub name: Option<String>,
+    /// At least one.
+    pub clauses: Vec<Clause>,
+    /// 1-based line of the entry.
+    pub line: usize,
+}
+
+/// One clause: `attribute operator value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clause {
+    /// The source attribute name, case-sensitive (directory extensions are).
+    pub attribute: String,
+    pub operator: Operator,
+    /// `None` exactly for the unary operators (IS TRUE/FALSE/NULL/NOT NULL). An integer for
+    /// `Greater_Than*`; a pattern that compiles for the regex operators; a comma-separated
+    /// list for `&`/`!&`.
+    pub value: Option<String>,
+    /// 1-based line of the clause.
+    pub line: usize,
+}
+
+/// The service file (`scimsync.toml` in the config directory), used by `serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub path: PathBuf,
+    pub admin: AdminConfig,
+    /// E.g. a literal admin token.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// `[admin]`: the admin HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub bind: SocketAddr,
+    /// Bearer token the API requires. Optional only on a loopback `bind`.
+    pub token: Option<SecretRef>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            token: None,
+        }
+    }
 }
 
 /// One attribute mapping (`[[users.mappings]]`).

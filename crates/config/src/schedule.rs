@@ -61,11 +61,27 @@ impl std::str::FromStr for Schedule {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "expected an interval like \"40m\" or \"1h30m\" (units d, h, m, s) or \"cron: <6 or 7 fields>\", found {s:?}"
-        )
-    };
+    parse_units(s).map_err(|e| {
+        e.unwrap_or_else(|| {
+            format!(
+                "expected an interval like \"40m\" or \"1h30m\" (units d, h, m, s) or \"cron: <6 or 7 fields>\", found {s:?}"
+            )
+        })
+    })
+}
+
+/// A duration key of the job file (`"6h"`, `"28d"`, `"1h30m"`): an interval without cron.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_units(s).map_err(|e| {
+        e.unwrap_or_else(|| {
+            format!("expected a duration like \"6h\", \"28d\" or \"1h30m\" (units d, h, m, s), found {s:?}")
+        })
+    })
+}
+
+/// `Err(None)` is a syntax error the caller words; `Err(Some(_))` is already worded.
+fn parse_units(s: &str) -> Result<Duration, Option<String>> {
+    let bad = || None;
     if s.is_empty() {
         return Err(bad());
     }
@@ -81,7 +97,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits]
             .parse()
-            .map_err(|_| "interval is too long".to_string())?;
+            .map_err(|_| Some("is too long".to_string()))?;
         let unit = rest[digits..].chars().next().ok_or_else(bad)?;
         let pos = units[next_unit..]
             .iter()
@@ -92,11 +108,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         total = n
             .checked_mul(size)
             .and_then(|v| v.checked_add(total))
-            .ok_or_else(|| "interval is too long".to_string())?;
+            .ok_or_else(|| Some("is too long".to_string()))?;
         rest = &rest[digits + unit.len_utf8()..];
     }
     if total == 0 {
-        return Err("the interval must be longer than zero".into());
+        return Err(Some("must be longer than zero".into()));
     }
     Ok(Duration::from_secs(total))
 }

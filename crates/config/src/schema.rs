@@ -16,7 +16,11 @@ pub(crate) enum Kind {
     /// A string holding a secret reference (only the type message differs).
     Secret,
     Int,
+    /// A number: a float, or an integer standing for one (`threshold_ratio = 1`).
+    Float,
     Bool,
+    /// An array of strings.
+    Strs,
     Table(&'static [Field]),
     /// An array of tables (`[[users.mappings]]`, or an inline array of inline tables).
     Tables(&'static [Field]),
@@ -41,7 +45,26 @@ const MAPPING: &[Field] = &[
     f("default", Kind::Str),
     f("required", Kind::Bool),
 ];
-const USERS: &[Field] = &[f("mappings", Kind::Tables(MAPPING))];
+const CLAUSE: &[Field] = &[
+    f("attribute", Kind::Str),
+    f("operator", Kind::Str),
+    f("value", Kind::Str),
+];
+const FILTER: &[Field] = &[f("name", Kind::Str), f("clauses", Kind::Tables(CLAUSE))];
+const USERS: &[Field] = &[
+    f("mappings", Kind::Tables(MAPPING)),
+    f("scoping", Kind::Tables(FILTER)),
+    f("skip_out_of_scope_deletions", Kind::Bool),
+    f("deprovision", Kind::Str),
+];
+const GROUPS: &[Field] = &[
+    f("enabled", Kind::Bool),
+    f("nested", Kind::Str),
+    f("out_of_scope", Kind::Str),
+    f("reconcile", Kind::Str),
+    f("mappings", Kind::Tables(MAPPING)),
+    f("scoping", Kind::Tables(FILTER)),
+];
 const ACTIONS: &[Field] = &[
     f("create", Kind::Bool),
     f("update", Kind::Bool),
@@ -53,26 +76,79 @@ const TARGET: &[Field] = &[
     f("dialect", Kind::Str),
     f("max_concurrency", Kind::Int),
     f("timeout_secs", Kind::Int),
+    f("membership_batch_size", Kind::Int),
+    f("group_members_removal", Kind::Str),
+    f("manager_format", Kind::Str),
+    f("clear_on_null", Kind::Bool),
     f("actions", Kind::Table(ACTIONS)),
 ];
 const SOURCE: &[Field] = &[
     f("tenant_id", Kind::Str),
     f("client_id", Kind::Str),
     f("client_secret", Kind::Secret),
+    f("certificate", Kind::Secret),
+    f("private_key", Kind::Secret),
+    f("assertion_algorithm", Kind::Str),
     f("service_principal_id", Kind::Str),
     f("scope", Kind::Str),
+    f("exclude_default_access", Kind::Bool),
     f("graph_url", Kind::Str),
     f("login_url", Kind::Str),
     f("page_size", Kind::Int),
+];
+const ESCROW: &[Field] = &[
+    f("retry_delays", Kind::Strs),
+    f("daily_after", Kind::Str),
+    f("give_up_after", Kind::Str),
+];
+const QUARANTINE: &[Field] = &[
+    f("threshold_min_failures", Kind::Int),
+    f("threshold_ratio", Kind::Float),
+    f("threshold_non_reference", Kind::Int),
+    f("threshold_total", Kind::Int),
+    f("backoff_max", Kind::Str),
+    f("disable_after", Kind::Str),
+];
+const SMTP: &[Field] = &[
+    f("host", Kind::Str),
+    f("port", Kind::Int),
+    f("starttls", Kind::Bool),
+    f("username", Kind::Str),
+    f("password", Kind::Secret),
+    f("from", Kind::Str),
+    f("to", Kind::Strs),
+];
+const NOTIFICATIONS: &[Field] = &[
+    f("webhook_url", Kind::Str),
+    f("webhook_token", Kind::Secret),
+    f("smtp", Kind::Table(SMTP)),
 ];
 pub(crate) const JOB: &[Field] = &[
     f("name", Kind::Str),
     f("schedule", Kind::Str),
     f("skip_out_of_scope_deletions", Kind::Bool),
+    f("deletion_threshold", Kind::Int),
+    f("log_retention_days", Kind::Int),
     f("source", Kind::Table(SOURCE)),
     f("target", Kind::Table(TARGET)),
+    f("escrow", Kind::Table(ESCROW)),
+    f("quarantine", Kind::Table(QUARANTINE)),
+    f("notifications", Kind::Table(NOTIFICATIONS)),
     f("users", Kind::Table(USERS)),
+    f("groups", Kind::Table(GROUPS)),
 ];
+const ADMIN: &[Field] = &[f("bind", Kind::Str), f("token", Kind::Secret)];
+/// The service file, `scimsync.toml`.
+pub(crate) const SERVICE: &[Field] = &[f("admin", Kind::Table(ADMIN))];
+
+/// Keys holding secrets: a serde message about them must not be shown (it may quote the value).
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    matches!(
+        last,
+        "client_secret" | "private_key" | "certificate" | "token" | "webhook_token" | "password"
+    )
+}
 
 /// A problem found on the tree, located by byte span.
 pub(crate) struct Issue {
@@ -120,7 +196,25 @@ pub(crate) fn check(
         let ok = match (field.kind, v.get_mut()) {
             (Kind::Str | Kind::Secret, DeValue::String(_))
             | (Kind::Int, DeValue::Integer(_))
+            | (Kind::Float, DeValue::Float(_) | DeValue::Integer(_))
             | (Kind::Bool, DeValue::Boolean(_)) => true,
+            (Kind::Strs, DeValue::Array(items)) => {
+                let mut all_strings = true;
+                for (i, item) in items.iter().enumerate() {
+                    if !matches!(item.get_ref(), DeValue::String(_)) {
+                        issues.push(Issue {
+                            span: item.span(),
+                            key: format!("{key}[{i}]"),
+                            message: format!(
+                                "expected a string, found {}",
+                                a(item.get_ref().type_str())
+                            ),
+                        });
+                        all_strings = false;
+                    }
+                }
+                all_strings
+            }
             (Kind::Table(sub), DeValue::Table(t)) => {
                 check(t, sub, &key, issues, pruned);
                 true
@@ -168,6 +262,8 @@ fn expected(kind: Kind) -> &'static str {
         Kind::Str => "a string",
         Kind::Secret => "a string (env:NAME, file:PATH or the secret itself)",
         Kind::Int => "an integer",
+        Kind::Float => "a number",
+        Kind::Strs => "an array of strings",
         Kind::Bool => "true or false",
         Kind::Table(_) => "a table",
         Kind::Tables(_) => "an array of tables ([[...]] entries)",
@@ -332,12 +428,18 @@ mod tests {
             name = "n"
             schedule = "1h"
             skip_out_of_scope_deletions = true
+            deletion_threshold = 10
+            log_retention_days = 7
             [source]
             tenant_id = "t"
             client_id = "c"
             client_secret = "env:S"
+            certificate = "file:c.pem"
+            private_key = "file:c.key"
+            assertion_algorithm = "RS256"
             service_principal_id = "sp"
             scope = "all"
+            exclude_default_access = true
             graph_url = "https://graph.microsoft.com"
             login_url = "https://login.microsoftonline.com"
             page_size = 10
@@ -347,10 +449,39 @@ mod tests {
             dialect = "entra"
             max_concurrency = 2
             timeout_secs = 5
+            membership_batch_size = 50
+            group_members_removal = "rfc"
+            manager_format = "string"
+            clear_on_null = true
             [target.actions]
             create = false
             update = false
             delete = false
+            [escrow]
+            retry_delays = ["1h"]
+            daily_after = "1d"
+            give_up_after = "2d"
+            [quarantine]
+            threshold_min_failures = 1
+            threshold_ratio = 0.5
+            threshold_non_reference = 2
+            threshold_total = 3
+            backoff_max = "1h"
+            disable_after = "1d"
+            [notifications]
+            webhook_url = "https://h.example"
+            webhook_token = "env:H"
+            [notifications.smtp]
+            host = "smtp.example"
+            port = 25
+            starttls = false
+            username = "u"
+            password = "env:P"
+            from = "a@example"
+            to = ["b@example"]
+            [users]
+            skip_out_of_scope_deletions = true
+            deprovision = "delete"
             [[users.mappings]]
             target = "userName"
             source = "userPrincipalName"
@@ -360,6 +491,21 @@ mod tests {
             apply = "create"
             default = "d"
             required = true
+            [[users.scoping]]
+            name = "f"
+            [[users.scoping.clauses]]
+            attribute = "a"
+            operator = "EQUALS"
+            value = "v"
+            [groups]
+            enabled = true
+            nested = "include"
+            out_of_scope = "skip"
+            reconcile = "daily"
+            [[groups.mappings]]
+            target = "displayName"
+            [[groups.scoping]]
+            clauses = [{ attribute = "a", operator = "IS NULL" }]
         "#;
         let mut root = DeTable::parse(text).unwrap();
         let mut issues = Vec::new();
@@ -369,5 +515,42 @@ mod tests {
         let raw: Result<crate::raw::RawJob, _> =
             serde::Deserialize::deserialize(toml::de::Deserializer::from(root));
         assert!(raw.is_ok(), "{:?}", raw.err());
+    }
+
+    #[test]
+    fn every_service_key_is_known_to_both_passes() {
+        let text = "[admin]\nbind = \"127.0.0.1:1\"\ntoken = \"env:T\"\n";
+        let mut root = DeTable::parse(text).unwrap();
+        let mut issues = Vec::new();
+        check(
+            root.get_mut(),
+            SERVICE,
+            "",
+            &mut issues,
+            &mut HashSet::new(),
+        );
+        assert!(issues.is_empty());
+        let raw: Result<crate::raw::RawService, _> =
+            serde::Deserialize::deserialize(toml::de::Deserializer::from(root));
+        assert!(raw.is_ok(), "{:?}", raw.err());
+    }
+
+    #[test]
+    fn arrays_of_strings_and_numbers_are_typed() {
+        let text = "[escrow]\nretry_delays = [\"1h\", 6]\n[quarantine]\nthreshold_ratio = 1\n";
+        let mut root = DeTable::parse(text).unwrap();
+        let mut issues = Vec::new();
+        check(root.get_mut(), JOB, "", &mut issues, &mut HashSet::new());
+        let got: Vec<_> = issues
+            .iter()
+            .map(|i| (i.key.as_str(), i.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                "escrow.retry_delays[1]",
+                "expected a string, found an integer"
+            )]
+        );
     }
 }

@@ -2,15 +2,23 @@
 //! every error on the way instead of stopping at the first.
 
 use crate::error::LineIndex;
-use crate::raw::{RawActions, RawJob, RawMapping, RawSource, RawTarget, RawUsers};
-use crate::schema::{self, Issue};
+use crate::raw::{
+    RawActions, RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping,
+    RawNotifications, RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
+};
+use crate::schema::{self, Field, Issue};
 use crate::{
-    Apply, ConfigError, DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT, DialectSetting, JobConfig, Loaded, Mapping, MappingValue,
-    Schedule, ScopeSetting, SecretRef, SourceConfig, TargetActions, TargetConfig, UsersConfig,
+    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_THRESHOLD,
+    DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT, Deprovision, DialectSetting,
+    Escrow, GroupOutOfScope, GroupsConfig, JobConfig, Loaded, ManagerFormat, Mapping, MappingValue,
+    MembersRemoval, Nested, Notifications, Operator, Quarantine, Reconcile, Schedule, ScopeSetting,
+    ScopingFilter, SecretRef, ServiceConfig, Smtp, SourceConfig, TargetActions, TargetConfig,
+    UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +26,46 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>> {
+    let (mut cx, raw) = prepare::<RawJob>(path, text, schema::JOB)?;
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    let job = cx.job(raw, base_dir);
+    if cx.errors.is_empty() {
+        sort(&mut cx.warnings);
+        Ok(Loaded {
+            job,
+            warnings: cx.warnings,
+        })
+    } else {
+        Err(cx.finish_errors())
+    }
+}
+
+pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Vec<ConfigError>> {
+    let (mut cx, raw) = prepare::<RawService>(path, text, schema::SERVICE)?;
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    let admin = match raw.admin {
+        None => AdminConfig::default(),
+        Some(a) => cx.admin(a, base_dir),
+    };
+    if cx.errors.is_empty() {
+        sort(&mut cx.warnings);
+        Ok(ServiceConfig {
+            path: path.to_path_buf(),
+            admin,
+            warnings: cx.warnings,
+        })
+    } else {
+        Err(cx.finish_errors())
+    }
+}
+
+/// Syntax and shape: on success the typed tree and a context holding any shape errors, so the
+/// semantic pass can add its own before everything is reported together.
+fn prepare<'a, R: for<'de> Deserialize<'de>>(
+    path: &'a Path,
+    text: &'a str,
+    fields: &'static [Field],
+) -> Result<(Cx<'a>, R), Vec<ConfigError>> {
     let mut cx = Cx {
         file: path,
         lines: LineIndex::new(text),
@@ -38,38 +86,26 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>>
     }
 
     let mut issues = Vec::new();
-    schema::check(root.get_mut(), schema::JOB, "", &mut issues, &mut cx.pruned);
+    schema::check(root.get_mut(), fields, "", &mut issues, &mut cx.pruned);
     for Issue { span, key, message } in issues {
         cx.error(span, key, message);
     }
 
-    let raw = match RawJob::deserialize(toml::de::Deserializer::from(root.clone())) {
-        Ok(raw) => raw,
+    match R::deserialize(toml::de::Deserializer::from(root.clone())) {
+        Ok(raw) => Ok((cx, raw)),
         Err(e) => {
             // The shape pass should have caught everything serde can object to; this is the
             // backstop, so keep its message but never let it carry a secret's value.
             let at = e.span().unwrap_or(0..0);
             let key = schema::locate(root.get_ref(), at.start, "");
-            let message = if key.ends_with("client_secret") || key.ends_with("token") {
+            let message = if schema::is_secret_key(&key) {
                 "invalid secret reference".to_string()
             } else {
                 e.message().to_string()
             };
             cx.error(at, key, message);
-            return Err(cx.finish_errors());
+            Err(cx.finish_errors())
         }
-    };
-
-    let base_dir = path.parent().unwrap_or(Path::new(""));
-    let job = cx.job(raw, base_dir);
-    if cx.errors.is_empty() {
-        sort(&mut cx.warnings);
-        Ok(Loaded {
-            job,
-            warnings: cx.warnings,
-        })
-    } else {
-        Err(cx.finish_errors())
     }
 }
 
@@ -196,16 +232,44 @@ impl Cx<'_> {
                 }
             },
         };
+        let deletion_threshold = self.int_in(
+            raw.deletion_threshold,
+            "deletion_threshold",
+            0,
+            i64::from(u32::MAX),
+            i64::from(DEFAULT_DELETION_THRESHOLD),
+        );
+        let log_retention_days = self.int_in(
+            raw.log_retention_days,
+            "log_retention_days",
+            1,
+            3650,
+            i64::from(DEFAULT_LOG_RETENTION_DAYS),
+        );
+        let top_skip = raw.skip_out_of_scope_deletions;
+        let source = self.source(raw.source, base_dir);
+        let target = self.target(raw.target, base_dir);
+        let escrow = self.escrow(raw.escrow);
+        let quarantine = self.quarantine(raw.quarantine);
+        let notifications = self.notifications(raw.notifications, base_dir);
+        let users = self.users(raw.users, top_skip);
+        let groups = self.groups(raw.groups);
         JobConfig {
             path: self.file.to_path_buf(),
             name,
             schedule,
-            skip_out_of_scope_deletions: raw
-                .skip_out_of_scope_deletions
-                .is_some_and(Spanned::into_inner),
-            source: self.source(raw.source, base_dir),
-            target: self.target(raw.target, base_dir),
-            users: self.users(raw.users),
+            skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
+            deletion_threshold: u32::try_from(deletion_threshold)
+                .unwrap_or(DEFAULT_DELETION_THRESHOLD),
+            log_retention_days: u32::try_from(log_retention_days)
+                .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
+            source,
+            target,
+            escrow,
+            quarantine,
+            notifications,
+            users,
+            groups,
         }
     }
 
@@ -221,7 +285,7 @@ impl Cx<'_> {
                     );
                 }
                 self.pruned.insert("source".into());
-                (NOWHERE, RawSource::empty())
+                (NOWHERE, RawSource::default())
             }
         };
         let tenant_id = self.required(
@@ -236,7 +300,31 @@ impl Cx<'_> {
             "source.client_id",
             "the app registration's client id",
         );
-        let client_secret = self.secret(raw.client_secret, &at, "source.client_secret", base_dir);
+        let (client_secret, certificate, private_key) = self.credentials(
+            [raw.client_secret, raw.certificate, raw.private_key],
+            &at,
+            base_dir,
+        );
+        let assertion_algorithm = match raw.assertion_algorithm {
+            Some(alg) if certificate.is_none() && client_secret.is_some() => {
+                self.warn(
+                    alg.span(),
+                    "source.assertion_algorithm",
+                    "only used with `certificate`; ignored with client_secret",
+                );
+                AssertionAlgorithm::default()
+            }
+            alg => self
+                .choice(
+                    alg,
+                    "source.assertion_algorithm",
+                    &[
+                        ("PS256", AssertionAlgorithm::Ps256),
+                        ("RS256", AssertionAlgorithm::Rs256),
+                    ],
+                )
+                .unwrap_or_default(),
+        };
         let scope = self
             .choice(
                 raw.scope,
@@ -266,6 +354,17 @@ impl Cx<'_> {
             }
             None => None,
         };
+        let exclude_default_access = match raw.exclude_default_access {
+            Some(v) if *v.get_ref() && scope == ScopeSetting::All => {
+                self.warn(
+                    v.span(),
+                    "source.exclude_default_access",
+                    "has no effect with scope = \"all\": every user is in scope regardless of roles",
+                );
+                true
+            }
+            v => v.is_some_and(Spanned::into_inner),
+        };
         let graph_url = self.url(raw.graph_url, "source.graph_url", DEFAULT_GRAPH_URL);
         let login_url = self.url(raw.login_url, "source.login_url", DEFAULT_LOGIN_URL);
         let page_size = self.int_in(
@@ -279,12 +378,71 @@ impl Cx<'_> {
             tenant_id,
             client_id,
             client_secret,
+            certificate,
+            private_key,
+            assertion_algorithm,
             service_principal_id,
             scope,
+            exclude_default_access,
             graph_url,
             login_url,
             page_size: u32::try_from(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
         }
+    }
+
+    /// Exactly one of client_secret and certificate (+ private_key).
+    fn credentials(
+        &mut self,
+        [secret, cert, key]: [Option<Spanned<String>>; 3],
+        at: &Range<usize>,
+        base_dir: &Path,
+    ) -> (Option<SecretRef>, Option<SecretRef>, Option<SecretRef>) {
+        let spans = (
+            secret.as_ref().map(Spanned::span),
+            cert.as_ref().map(Spanned::span),
+            key.as_ref().map(Spanned::span),
+        );
+        let secret = self.optional_secret(secret, "source.client_secret", base_dir, true);
+        // A certificate is public: written inline it is no leak, so no warning.
+        let certificate = self.optional_secret(cert, "source.certificate", base_dir, false);
+        let private_key = self.optional_secret(key, "source.private_key", base_dir, true);
+        match spans {
+            (None, None, None) => {
+                let suppressed = ["client_secret", "certificate", "private_key"]
+                    .iter()
+                    .any(|k| self.suppressed(&format!("source.{k}")));
+                if !suppressed {
+                    self.missing(
+                        at,
+                        "source.client_secret",
+                        "a secret reference such as env:NAME or file:PATH (or certificate + \
+                         private_key instead)",
+                    );
+                }
+            }
+            (Some(_), Some(c), _) => self.error(
+                c,
+                "source.certificate",
+                "client_secret is already set: use exactly one of client_secret or certificate",
+            ),
+            (Some(_), None, Some(k)) => self.error(
+                k,
+                "source.private_key",
+                "private_key belongs to certificate, but client_secret is set",
+            ),
+            (None, Some(_), None) => self.missing(
+                at,
+                "source.private_key",
+                "the certificate's PKCS#8 PEM private key, e.g. file:app.key",
+            ),
+            (None, None, Some(k)) => self.error(
+                k,
+                "source.private_key",
+                "needs `certificate` (the client certificate PEM) next to it",
+            ),
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+        }
+        (secret, certificate, private_key)
     }
 
     fn target(&mut self, raw: Option<Spanned<RawTarget>>, base_dir: &Path) -> TargetConfig {
@@ -299,7 +457,7 @@ impl Cx<'_> {
                     );
                 }
                 self.pruned.insert("target".into());
-                (NOWHERE, RawTarget::empty())
+                (NOWHERE, RawTarget::default())
             }
         };
         let url = match raw.url {
@@ -350,6 +508,36 @@ impl Cx<'_> {
             3600,
             timeout_default,
         );
+        let membership_batch_size = self.int_in(
+            raw.membership_batch_size,
+            "target.membership_batch_size",
+            1,
+            1000,
+            DEFAULT_MEMBERSHIP_BATCH_SIZE as i64,
+        );
+        let group_members_removal = self
+            .choice(
+                raw.group_members_removal,
+                "target.group_members_removal",
+                &[
+                    ("rfc", MembersRemoval::Rfc),
+                    ("value-list", MembersRemoval::ValueList),
+                ],
+            )
+            .unwrap_or(match dialect {
+                DialectSetting::Rfc => MembersRemoval::Rfc,
+                DialectSetting::Entra => MembersRemoval::ValueList,
+            });
+        let manager_format = self
+            .choice(
+                raw.manager_format,
+                "target.manager_format",
+                &[
+                    ("complex", ManagerFormat::Complex),
+                    ("string", ManagerFormat::String),
+                ],
+            )
+            .unwrap_or_default();
         let actions = match raw.actions {
             None => TargetActions::default(),
             Some(a) => {
@@ -372,18 +560,366 @@ impl Cx<'_> {
             dialect,
             max_concurrency: usize::try_from(max_concurrency).unwrap_or(DEFAULT_MAX_CONCURRENCY),
             timeout: Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(30)),
+            membership_batch_size: usize::try_from(membership_batch_size)
+                .unwrap_or(DEFAULT_MEMBERSHIP_BATCH_SIZE),
+            group_members_removal,
+            manager_format,
+            clear_on_null: raw.clear_on_null.is_some_and(Spanned::into_inner),
             actions,
         }
     }
 
-    fn users(&mut self, raw: Option<Spanned<RawUsers>>) -> UsersConfig {
-        let (mut at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner().mappings.unwrap_or_default()),
-            None => (NOWHERE, Vec::new()),
+    fn escrow(&mut self, raw: Option<Spanned<RawEscrow>>) -> Escrow {
+        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+        let d = Escrow::default();
+        let retry_delays = match raw.retry_delays {
+            None => d.retry_delays,
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let key = format!("escrow.retry_delays[{i}]");
+                    self.duration(Some(v), &key, None)
+                })
+                .collect(),
         };
+        let daily_after = self
+            .duration(raw.daily_after, "escrow.daily_after", Some(d.daily_after))
+            .unwrap_or(d.daily_after);
+        let give_up_after = match raw.give_up_after {
+            Some(v) => {
+                let span = v.span();
+                let g = self
+                    .duration(Some(v), "escrow.give_up_after", None)
+                    .unwrap_or(d.give_up_after);
+                let first: Duration = retry_delays.first().copied().unwrap_or(daily_after);
+                if g < first {
+                    self.error(
+                        span,
+                        "escrow.give_up_after",
+                        "is shorter than the first retry delay: failed writes would never be retried",
+                    );
+                }
+                g
+            }
+            None => d.give_up_after,
+        };
+        Escrow {
+            retry_delays,
+            daily_after,
+            give_up_after,
+        }
+    }
+
+    fn quarantine(&mut self, raw: Option<Spanned<RawQuarantine>>) -> Quarantine {
+        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+        let d = Quarantine::default();
+        let count = |cx: &mut Self, v: Option<Spanned<i64>>, key: &str, default: u64| {
+            let n = cx.int_in(v, key, 1, i64::MAX, default as i64);
+            u64::try_from(n).unwrap_or(default)
+        };
+        let threshold_min_failures = count(
+            self,
+            raw.threshold_min_failures,
+            "quarantine.threshold_min_failures",
+            d.threshold_min_failures,
+        );
+        let threshold_non_reference = count(
+            self,
+            raw.threshold_non_reference,
+            "quarantine.threshold_non_reference",
+            d.threshold_non_reference,
+        );
+        let threshold_total = count(
+            self,
+            raw.threshold_total,
+            "quarantine.threshold_total",
+            d.threshold_total,
+        );
+        let threshold_ratio = match raw.threshold_ratio {
+            None => d.threshold_ratio,
+            Some(r) if (0.0..=1.0).contains(r.get_ref()) => *r.get_ref(),
+            Some(r) => {
+                self.error(
+                    r.span(),
+                    "quarantine.threshold_ratio",
+                    format!(
+                        "must be between 0 and 1 (a share of failed writes, e.g. 0.4), found {}",
+                        r.get_ref()
+                    ),
+                );
+                d.threshold_ratio
+            }
+        };
+        let backoff_max = self
+            .duration(
+                raw.backoff_max,
+                "quarantine.backoff_max",
+                Some(d.backoff_max),
+            )
+            .unwrap_or(d.backoff_max);
+        let disable_after = self
+            .duration(
+                raw.disable_after,
+                "quarantine.disable_after",
+                Some(d.disable_after),
+            )
+            .unwrap_or(d.disable_after);
+        Quarantine {
+            threshold_min_failures,
+            threshold_ratio,
+            threshold_non_reference,
+            threshold_total,
+            backoff_max,
+            disable_after,
+        }
+    }
+
+    fn notifications(
+        &mut self,
+        raw: Option<Spanned<RawNotifications>>,
+        base_dir: &Path,
+    ) -> Notifications {
+        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+        let webhook_url = raw
+            .webhook_url
+            .map(|u| self.url(Some(u), "notifications.webhook_url", ""));
+        let token_span = raw.webhook_token.as_ref().map(Spanned::span);
+        let webhook_token = self.optional_secret(
+            raw.webhook_token,
+            "notifications.webhook_token",
+            base_dir,
+            true,
+        );
+        if let Some(span) = token_span
+            && webhook_url.is_none()
+            && !self.suppressed("notifications.webhook_url")
+        {
+            self.error(
+                span,
+                "notifications.webhook_token",
+                "needs `webhook_url`: there is no webhook to send it to",
+            );
+        }
+        let smtp = raw.smtp.map(|s| self.smtp(s, base_dir));
+        Notifications {
+            webhook_url,
+            webhook_token,
+            smtp,
+        }
+    }
+
+    fn smtp(&mut self, raw: Spanned<RawSmtp>, base_dir: &Path) -> Smtp {
+        let at = raw.span();
+        let raw = raw.into_inner();
+        let host = match raw.host {
+            Some(h) if h.get_ref().contains("://") || h.get_ref().contains(':') => {
+                self.error(
+                    h.span(),
+                    "notifications.smtp.host",
+                    "expected a host name only; set the port with `port`",
+                );
+                h.into_inner()
+            }
+            h => self.required(
+                h,
+                &at,
+                "notifications.smtp.host",
+                "the mail server's host name",
+            ),
+        };
+        let port = self.int_in(raw.port, "notifications.smtp.port", 1, 65535, 587);
+        let username = match raw.username {
+            Some(u) if u.get_ref().trim().is_empty() => {
+                self.error(u.span(), "notifications.smtp.username", "must not be empty");
+                None
+            }
+            u => u.map(Spanned::into_inner),
+        };
+        let password_span = raw.password.as_ref().map(Spanned::span);
+        let password =
+            self.optional_secret(raw.password, "notifications.smtp.password", base_dir, true);
+        match (&username, password_span) {
+            (Some(_), None) if !self.suppressed("notifications.smtp.password") => self.missing(
+                &at,
+                "notifications.smtp.password",
+                "the SMTP password (a secret reference), as `username` is set",
+            ),
+            (None, Some(span)) if !self.suppressed("notifications.smtp.username") => self.error(
+                span,
+                "notifications.smtp.password",
+                "needs `username` next to it",
+            ),
+            _ => {}
+        }
+        let from = match raw.from {
+            Some(f) => {
+                self.address(&f, "notifications.smtp.from");
+                f.into_inner()
+            }
+            None => {
+                self.missing(
+                    &at,
+                    "notifications.smtp.from",
+                    "the sender address, e.g. scimsync@example.com",
+                );
+                String::new()
+            }
+        };
+        let to = match raw.to {
+            Some(list) if list.is_empty() => {
+                self.error(
+                    at.clone(),
+                    "notifications.smtp.to",
+                    "must list at least one recipient",
+                );
+                Vec::new()
+            }
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    self.address(&a, &format!("notifications.smtp.to[{i}]"));
+                    a.into_inner()
+                })
+                .collect(),
+            None => {
+                self.missing(
+                    &at,
+                    "notifications.smtp.to",
+                    "the recipients, e.g. to = [\"idadmins@example.com\"]",
+                );
+                Vec::new()
+            }
+        };
+        Smtp {
+            host,
+            port: u16::try_from(port).unwrap_or(587),
+            starttls: raw.starttls.is_none_or(Spanned::into_inner),
+            username,
+            password,
+            from,
+            to,
+        }
+    }
+
+    /// A plausible mail address: `local@domain`, no spaces or angle brackets.
+    fn address(&mut self, v: &Spanned<String>, key: &str) {
+        let a = v.get_ref();
+        let ok = a.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        }) && !a.contains(|c: char| c.is_whitespace() || c == '<' || c == '>');
+        if !ok {
+            self.error(
+                v.span(),
+                key,
+                format!("expected a mail address like name@example.com, found {a:?}"),
+            );
+        }
+    }
+
+    fn users(
+        &mut self,
+        raw: Option<Spanned<RawUsers>>,
+        top_skip: Option<Spanned<bool>>,
+    ) -> UsersConfig {
+        let (at, raw) = match raw {
+            Some(r) => (r.span(), r.into_inner()),
+            None => (NOWHERE, RawUsers::default()),
+        };
+        let skip = match (top_skip, raw.skip_out_of_scope_deletions) {
+            (Some(top), Some(inner)) => {
+                let line = self.lines.line(top.span().start);
+                self.error(
+                    inner.span(),
+                    "users.skip_out_of_scope_deletions",
+                    format!("also set at the top level (line {line}): set it in one place only"),
+                );
+                *top.get_ref()
+            }
+            (Some(v), None) | (None, Some(v)) => v.into_inner(),
+            (None, None) => false,
+        };
+        let deprovision = self
+            .choice(
+                raw.deprovision,
+                "users.deprovision",
+                &[
+                    ("disable", Deprovision::Disable),
+                    ("delete", Deprovision::Delete),
+                ],
+            )
+            .unwrap_or_default();
+        let mappings = self.mappings(raw.mappings, at, "users", true);
+        let scoping = self.scoping(raw.scoping, "users");
+        UsersConfig {
+            mappings,
+            scoping,
+            skip_out_of_scope_deletions: skip,
+            deprovision,
+        }
+    }
+
+    fn groups(&mut self, raw: Option<Spanned<RawGroups>>) -> GroupsConfig {
+        let (at, raw) = match raw {
+            Some(r) => (r.span(), r.into_inner()),
+            None => (NOWHERE, RawGroups::default()),
+        };
+        let enabled = raw.enabled.is_some_and(Spanned::into_inner);
+        let nested = self
+            .choice(
+                raw.nested,
+                "groups.nested",
+                &[("ignore", Nested::Ignore), ("include", Nested::Include)],
+            )
+            .unwrap_or_default();
+        let out_of_scope = self
+            .choice(
+                raw.out_of_scope,
+                "groups.out_of_scope",
+                &[
+                    ("delete", GroupOutOfScope::Delete),
+                    ("skip", GroupOutOfScope::Skip),
+                ],
+            )
+            .unwrap_or_default();
+        let reconcile = self
+            .choice(
+                raw.reconcile,
+                "groups.reconcile",
+                &[
+                    ("off", Reconcile::Off),
+                    ("daily", Reconcile::Daily),
+                    ("every-cycle", Reconcile::EveryCycle),
+                ],
+            )
+            .unwrap_or_default();
+        // Disabled groups keep their mappings checked, but need no matching yet.
+        let mappings = self.mappings(raw.mappings, at, "groups", enabled);
+        let scoping = self.scoping(raw.scoping, "groups");
+        GroupsConfig {
+            enabled,
+            nested,
+            out_of_scope,
+            reconcile,
+            mappings,
+            scoping,
+        }
+    }
+
+    /// `[[<object>.mappings]]`; `require_matching` demands at least one matching attribute.
+    fn mappings(
+        &mut self,
+        raw: Option<Vec<Spanned<RawMapping>>>,
+        mut at: Range<usize>,
+        object: &str,
+        require_matching: bool,
+    ) -> Vec<Mapping> {
+        let raw = raw.unwrap_or_default();
         if let Some(first) = raw.first() {
             at = first.span();
         }
+        let list_key = format!("{object}.mappings");
         let mut mappings = Vec::with_capacity(raw.len());
         // Lower-cased target → (index, line); precedence → (index, line).
         let mut targets: HashMap<String, (usize, usize)> = HashMap::new();
@@ -392,7 +928,7 @@ impl Cx<'_> {
         for (i, entry) in raw.into_iter().enumerate() {
             let span = entry.span();
             let line = self.lines.line(span.start);
-            let key = format!("users.mappings[{i}]");
+            let key = format!("{list_key}[{i}]");
             let mut m = entry.into_inner();
             any_matching |= m.matching.is_some();
 
@@ -409,9 +945,8 @@ impl Cx<'_> {
                             "the target `id` is assigned by the app and must not be mapped",
                         );
                     } else if let Some((j, first)) = targets.get(&name.to_ascii_lowercase()) {
-                        let msg = format!(
-                            "`{name}` is already mapped by users.mappings[{j}] (line {first})"
-                        );
+                        let msg =
+                            format!("`{name}` is already mapped by {list_key}[{j}] (line {first})");
                         self.error(t.span(), tkey, msg);
                     } else {
                         targets.insert(name.to_ascii_lowercase(), (i, line));
@@ -445,11 +980,14 @@ impl Cx<'_> {
                         self.error(
                             p.span(),
                             pkey,
-                            "only a source or expression mapping can match: a constant would match every user to one object",
+                            format!(
+                                "only a source or expression mapping can match: a constant would match every {} to one object",
+                                singular(object)
+                            ),
                         );
                     } else if let Some((j, first)) = precedences.get(&n) {
                         let msg = format!(
-                            "precedence {n} is already used by users.mappings[{j}] (line {first})"
+                            "precedence {n} is already used by {list_key}[{j}] (line {first})"
                         );
                         self.error(p.span(), pkey, msg);
                     } else {
@@ -486,17 +1024,207 @@ impl Cx<'_> {
                 line,
             });
         }
-        if !any_matching && !self.suppressed("users.mappings") {
-            let message = if mappings.is_empty() {
-                "no mappings: add [[users.mappings]] entries, at least one with `matching`, e.g. \
-                 target = \"userName\", source = \"userPrincipalName\", matching = 1"
+        if require_matching && !any_matching && !self.suppressed(&list_key) {
+            let (what, example) = if object == "groups" {
+                (
+                    "groups",
+                    "target = \"displayName\", source = \"displayName\", matching = 1",
+                )
             } else {
-                "no mapping sets `matching`: at least one attribute must identify users in the app, \
-                 e.g. target = \"userName\", source = \"userPrincipalName\", matching = 1"
+                (
+                    "users",
+                    "target = \"userName\", source = \"userPrincipalName\", matching = 1",
+                )
             };
-            self.error(at, "users.mappings", message);
+            let message = if mappings.is_empty() {
+                format!(
+                    "no mappings: add [[{list_key}]] entries, at least one with `matching`, e.g. {example}"
+                )
+            } else {
+                format!(
+                    "no mapping sets `matching`: at least one attribute must identify {what} in the app, e.g. {example}"
+                )
+            };
+            self.error(at, list_key, message);
         }
-        UsersConfig { mappings }
+        mappings
+    }
+
+    /// `[[<object>.scoping]]` filters and their clauses.
+    fn scoping(
+        &mut self,
+        raw: Option<Vec<Spanned<RawFilter>>>,
+        object: &str,
+    ) -> Vec<ScopingFilter> {
+        let mut filters = Vec::new();
+        for (i, entry) in raw.unwrap_or_default().into_iter().enumerate() {
+            let span = entry.span();
+            let key = format!("{object}.scoping[{i}]");
+            let RawFilter { name, clauses } = entry.into_inner();
+            let name = match name {
+                Some(n) if n.get_ref().trim().is_empty() => {
+                    self.error(n.span(), format!("{key}.name"), "must not be empty");
+                    None
+                }
+                n => n.map(Spanned::into_inner),
+            };
+            let clauses = clauses.unwrap_or_default();
+            if clauses.is_empty() && !self.suppressed(&format!("{key}.clauses")) {
+                self.error(
+                    span.clone(),
+                    format!("{key}.clauses"),
+                    format!(
+                        "a scoping filter needs at least one clause: add [[{object}.scoping.clauses]] \
+                         with attribute, operator and value"
+                    ),
+                );
+            }
+            let clauses = clauses
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, c)| self.clause(c, &format!("{key}.clauses[{j}]")))
+                .collect();
+            filters.push(ScopingFilter {
+                name,
+                clauses,
+                line: self.lines.line(span.start),
+            });
+        }
+        filters
+    }
+
+    fn clause(&mut self, raw: Spanned<RawClause>, key: &str) -> Option<Clause> {
+        let span = raw.span();
+        let line = self.lines.line(span.start);
+        let RawClause {
+            attribute,
+            operator,
+            value,
+        } = raw.into_inner();
+        let attribute = self.required(
+            attribute,
+            &span,
+            &format!("{key}.attribute"),
+            "the source attribute to test, e.g. attribute = \"department\"",
+        );
+        let Some(operator) = operator else {
+            self.missing(
+                &span,
+                &format!("{key}.operator"),
+                "e.g. operator = \"EQUALS\" (Entra's spelling)",
+            );
+            return None;
+        };
+        let op = match Operator::parse(operator.get_ref()) {
+            Ok(op) => op,
+            Err(message) => {
+                self.error(operator.span(), format!("{key}.operator"), message);
+                return None;
+            }
+        };
+        let vkey = format!("{key}.value");
+        let value = match value {
+            Some(v) if op.is_unary() => {
+                self.error(
+                    v.span(),
+                    vkey,
+                    format!("`{op}` takes no value: remove `value`"),
+                );
+                None
+            }
+            None if op.is_unary() => None,
+            None => {
+                if !self.suppressed(&vkey) {
+                    self.error(
+                        span.clone(),
+                        vkey,
+                        format!("missing required key: value (`{op}` compares with it)"),
+                    );
+                }
+                None
+            }
+            Some(v) => {
+                self.clause_value(op, &v, &vkey, line);
+                Some(v.into_inner())
+            }
+        };
+        Some(Clause {
+            attribute,
+            operator: op,
+            value,
+            line,
+        })
+    }
+
+    fn clause_value(&mut self, op: Operator, v: &Spanned<String>, key: &str, line: usize) {
+        let text = v.get_ref();
+        let problem = match op {
+            Operator::GreaterThan | Operator::GreaterThanOrEquals
+                if text.trim().parse::<i64>().is_err() =>
+            {
+                Some(format!(
+                    "`{op}` compares integers: expected a whole number, found {text:?}"
+                ))
+            }
+            Operator::RegexMatch | Operator::NotRegexMatch => {
+                regex::Regex::new(text).err().map(|e| {
+                    // The regex crate's message spans several lines; keep the summary line.
+                    let detail = match &e {
+                        regex::Error::Syntax(s) => s
+                            .lines()
+                            .rev()
+                            .find(|l| l.starts_with("error:"))
+                            .unwrap_or("invalid syntax")
+                            .trim_start_matches("error:")
+                            .trim()
+                            .to_string(),
+                        other => other.to_string(),
+                    };
+                    format!(
+                        "the pattern of the clause on line {line} does not compile: {detail} \
+                         (Rust regex syntax: no lookaround or backreferences)"
+                    )
+                })
+            }
+            Operator::In | Operator::NotIn if text.split(',').all(|i| i.trim().is_empty()) => Some(
+                format!("`{op}` takes a comma-separated list of values, found none"),
+            ),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            self.error(v.span(), key, problem);
+        }
+    }
+
+    fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {
+        let RawAdmin { bind, token } = raw.into_inner();
+        let mut cfg = AdminConfig::default();
+        if let Some(b) = &bind {
+            match b.get_ref().trim().parse::<SocketAddr>() {
+                Ok(addr) => cfg.bind = addr,
+                Err(_) => self.error(
+                    b.span(),
+                    "admin.bind",
+                    format!(
+                        "expected an IP address and port like \"127.0.0.1:8787\", found {:?}",
+                        b.get_ref()
+                    ),
+                ),
+            }
+        }
+        cfg.token = self.optional_secret(token, "admin.token", base_dir, true);
+        if cfg.token.is_none()
+            && !cfg.bind.ip().is_loopback()
+            && !self.suppressed("admin.token")
+            && let Some(b) = &bind
+        {
+            self.error(
+                b.span(),
+                "admin.token",
+                "the admin API listens beyond loopback, so it needs a token: set token = \"env:NAME\"",
+            );
+        }
+        cfg
     }
 
     fn mapping_value(&mut self, m: &RawMapping, key: &str, span: &Range<usize>) -> MappingValue {
@@ -683,6 +1411,55 @@ impl Cx<'_> {
     }
 }
 
+impl Cx<'_> {
+    /// An optional secret reference; `warn_literal` for real secrets (not certificates).
+    fn optional_secret(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        base_dir: &Path,
+        warn_literal: bool,
+    ) -> Option<SecretRef> {
+        let v = v?;
+        match SecretRef::parse(v.get_ref()) {
+            Ok(r) => {
+                if warn_literal && r.is_literal() {
+                    self.warn(
+                        v.span(),
+                        key,
+                        "literal secret in the file; use env:NAME or file:PATH",
+                    );
+                }
+                Some(r.rebased(base_dir))
+            }
+            Err(message) => {
+                self.error(v.span(), key, message);
+                None
+            }
+        }
+    }
+
+    /// A duration like "6h", "28d", "30m", "45s" or "1h30m". `None` when invalid, or absent
+    /// without a default.
+    fn duration(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        default: Option<Duration>,
+    ) -> Option<Duration> {
+        let Some(v) = v else {
+            return default;
+        };
+        match crate::schedule::parse_duration(v.get_ref().trim()) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.error(v.span(), key, message);
+                None
+            }
+        }
+    }
+}
+
 fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
@@ -691,30 +1468,6 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
-impl RawSource {
-    fn empty() -> Self {
-        RawSource {
-            tenant_id: None,
-            client_id: None,
-            client_secret: None,
-            service_principal_id: None,
-            scope: None,
-            graph_url: None,
-            login_url: None,
-            page_size: None,
-        }
-    }
-}
-
-impl RawTarget {
-    fn empty() -> Self {
-        RawTarget {
-            url: None,
-            token: None,
-            dialect: None,
-            max_concurrency: None,
-            timeout_secs: None,
-            actions: None,
-        }
-    }
+fn singular(object: &str) -> &str {
+    object.strip_suffix('s').unwrap_or(object)
 }

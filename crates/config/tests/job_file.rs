@@ -95,12 +95,18 @@ constant = "en-US"                     # Constant
         name: "tribeloo".into(),
         schedule: Schedule::Interval(Duration::from_secs(40 * 60)),
         skip_out_of_scope_deletions: false,
+        deletion_threshold: 500,
+        log_retention_days: 30,
         source: SourceConfig {
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "00000000-0000-0000-0000-000000000001".into(),
-            client_secret: SecretRef::env("GRAPH_CLIENT_SECRET"),
+            client_secret: Some(SecretRef::env("GRAPH_CLIENT_SECRET")),
+            certificate: None,
+            private_key: None,
+            assertion_algorithm: AssertionAlgorithm::Ps256,
             service_principal_id: Some("11111111-1111-1111-1111-111111111111".into()),
             scope: ScopeSetting::Assigned,
+            exclude_default_access: false,
             graph_url: "https://graph.microsoft.com".into(),
             login_url: "https://login.microsoftonline.com".into(),
             page_size: 999,
@@ -111,12 +117,35 @@ constant = "en-US"                     # Constant
             dialect: DialectSetting::Rfc,
             max_concurrency: 4,
             timeout: Duration::from_secs(30),
+            membership_batch_size: 100,
+            group_members_removal: MembersRemoval::Rfc,
+            manager_format: ManagerFormat::Complex,
+            clear_on_null: false,
             actions: TargetActions {
                 create: true,
                 update: true,
                 delete: true,
             },
         },
+        escrow: Escrow {
+            retry_delays: vec![
+                Duration::from_secs(6 * 3600),
+                Duration::from_secs(12 * 3600),
+                Duration::from_secs(24 * 3600),
+            ],
+            daily_after: Duration::from_secs(24 * 3600),
+            give_up_after: Duration::from_secs(28 * 24 * 3600),
+        },
+        quarantine: Quarantine {
+            threshold_min_failures: 5000,
+            threshold_ratio: 0.4,
+            threshold_non_reference: 40_000,
+            threshold_total: 60_000,
+            backoff_max: Duration::from_secs(24 * 3600),
+            disable_after: Duration::from_secs(28 * 24 * 3600),
+        },
+        notifications: Notifications::default(),
+        groups: GroupsConfig::default(),
         users: UsersConfig {
             mappings: vec![
                 Mapping {
@@ -154,6 +183,9 @@ constant = "en-US"                     # Constant
                     line: 32,
                 },
             ],
+            scoping: vec![],
+            skip_out_of_scope_deletions: false,
+            deprovision: Deprovision::Disable,
         },
     };
     assert_eq!(loaded.job, expected);

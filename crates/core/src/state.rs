@@ -85,4 +85,33 @@ pub trait StateStore: Send + Sync {
     fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError>;
     /// Make everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Meta entries whose key starts with `prefix`, in key order.
+    fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+    fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Auxiliary records of a job by kind: the group mirror, confirmed member sets, escrows,
+    /// staged deletes, the last assignment snapshot. Stored as meta entries under
+    /// `rec/<kind>/<id>` so export/import carries them.
+    fn get_record(&self, job: &str, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.get_meta(job, &record_key(kind, id))
+    }
+    fn put_record(&self, job: &str, kind: &str, id: &str, value: &str) -> Result<(), StoreError> {
+        self.put_meta(job, &record_key(kind, id), value)
+    }
+    fn remove_record(&self, job: &str, kind: &str, id: &str) -> Result<(), StoreError> {
+        self.remove_meta(job, &record_key(kind, id))
+    }
+    /// Every record of a kind as (id, value), in id order.
+    fn list_records(&self, job: &str, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = record_key(kind, "");
+        Ok(self
+            .scan_meta(job, &prefix)?
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+            .collect())
+    }
+}
+
+fn record_key(kind: &str, id: &str) -> String {
+    format!("rec/{kind}/{id}")
 }

@@ -1,26 +1,31 @@
-//! The cycle itself: read the source once, decide each object, act, and commit state with its
-//! log entry after the target confirmed.
+//! The cycle: read the source once, decide every object that needs a decision, act, and
+//! commit state with each object's log entry after the target confirmed. Users first, then
+//! groups (their members are target ids of users).
 
-use crate::diff::diff;
-use crate::job::JobSpec;
-use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport};
+use crate::escrow::{ESCROW, Escrow};
+use crate::read::{
+    ASSIGNED, GroupView, META_FINGERPRINT, META_GROUPS_WATERMARK, META_USERS_WATERMARK, UserWork,
+    assigned_groups, assignment_changes, effective_assignments, roles_key,
+};
+use crate::report::{CycleKind, CycleReport, Mode, ObjectReport};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    Attrs, Change, Clock, ErrorCode, LogEntry, LogStatus, LogStep, ModifiedProperty, ObjectState,
-    Outcome, Source, SourceError, SourceUser, StateChange, StateStore, StoreError, Target,
-    TargetError, TargetUser, UserQuery,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, LogStatus, LogStep, ObjectState, Source,
+    SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
 };
-use scimsync_mapping::{
-    ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys, source_attributes,
-};
-use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use scimsync_mapping::{ScopeDecision, evaluate_scope, source_attributes};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 /// Meta key: how many apply cycles completed. Zero (or absent) means the next one is initial.
 pub const META_CYCLES: &str = "cycles_completed";
 /// Meta key: the JSON summary of the last completed cycle.
 pub const META_LAST_CYCLE: &str = "last_cycle";
+/// Meta key: set by `approve-deletions`; the next cycle sends the held disables and deletes.
+pub const META_DELETIONS_APPROVED: &str = "deletions_approved";
+/// State ids of groups are prefixed, so users and groups share one object tree.
+pub const GROUP_PREFIX: &str = "group:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -45,40 +50,63 @@ impl CycleError {
 
 /// Runs cycles of one job against a source, a target and a store.
 pub struct Engine<'a, S, T, St> {
-    job: &'a JobSpec,
-    source: &'a S,
-    target: &'a T,
-    store: &'a St,
-    clock: &'a dyn Clock,
+    pub(crate) job: &'a crate::JobSpec,
+    pub(crate) source: &'a S,
+    pub(crate) target: &'a T,
+    pub(crate) store: &'a St,
+    pub(crate) clock: &'a dyn Clock,
 }
 
 /// What one object's processing produced.
-enum Processed {
+pub(crate) enum Processed {
     Reported(ObjectReport),
     Unchanged,
     /// Out of scope and never provisioned: counted, logged only in the initial cycle.
     SilentSkip,
+    /// Waiting in escrow for its next retry.
+    Escrowed,
 }
 
-struct Ctx {
-    cycle_id: String,
-    mode: Mode,
-    kind: CycleKind,
-    assigned: Option<BTreeSet<String>>,
+/// One user to decide.
+pub(crate) enum UserItem<'a> {
+    Present(&'a SourceUser, Option<&'a ObjectState>),
+    /// Known to the job, no longer among the source's users; `true` when soft-deleted.
+    Gone(&'a ObjectState, bool),
+}
+
+impl UserItem<'_> {
+    pub(crate) fn source_id(&self) -> &str {
+        match self {
+            UserItem::Present(u, _) => &u.id,
+            UserItem::Gone(s, _) => &s.source_id,
+        }
+    }
+}
+
+pub(crate) struct Ctx {
+    pub(crate) cycle_id: String,
+    pub(crate) mode: Mode,
+    pub(crate) kind: CycleKind,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
+    /// Effective assignments per user under "Sync only assigned"; `None` under "Sync all".
+    pub(crate) assigned: Option<BTreeMap<String, Vec<AppRoleAssignment>>>,
+    /// Objects whose disable or delete is held back by the deletion threshold.
+    pub(crate) held: BTreeSet<String>,
+    pub(crate) escrows: BTreeMap<String, Escrow>,
 }
 
 /// Everything known about one object while it is processed, for its report and log entry.
-struct Trail {
-    started: Instant,
-    source_id: String,
-    display: String,
-    scope: String,
-    steps: Vec<LogStep>,
-    matched_by: Option<String>,
+pub(crate) struct Trail {
+    pub(crate) started: Instant,
+    pub(crate) source_id: String,
+    pub(crate) display: String,
+    pub(crate) scope: String,
+    pub(crate) steps: Vec<LogStep>,
+    pub(crate) matched_by: Option<String>,
 }
 
 impl Trail {
-    fn new(source_id: &str, display: &str) -> Self {
+    pub(crate) fn new(source_id: &str, display: &str) -> Self {
         Trail {
             started: Instant::now(),
             source_id: source_id.to_string(),
@@ -89,7 +117,13 @@ impl Trail {
         }
     }
 
-    fn step(&mut self, name: &str, kind: &str, status: LogStatus, description: impl Into<String>) {
+    pub(crate) fn step(
+        &mut self,
+        name: &str,
+        kind: &str,
+        status: LogStatus,
+        description: impl Into<String>,
+    ) {
         self.steps.push(LogStep {
             name: name.into(),
             provisioning_step_type: kind.into(),
@@ -101,7 +135,7 @@ impl Trail {
 
 impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     pub fn new(
-        job: &'a JobSpec,
+        job: &'a crate::JobSpec,
         source: &'a S,
         target: &'a T,
         store: &'a St,
@@ -118,11 +152,12 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
 
     /// Run one cycle. In [`Mode::Preview`] nothing is written to the target or the store.
     pub async fn run(&self, mode: Mode) -> Result<CycleReport, CycleError> {
+        let job = &self.job.name;
         let started = self.clock.now();
         let cycle_id = uuid::Uuid::now_v7().to_string();
         let completed: u64 = self
             .store
-            .get_meta(&self.job.name, META_CYCLES)?
+            .get_meta(job, META_CYCLES)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let kind = if completed == 0 {
@@ -130,70 +165,254 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         } else {
             CycleKind::Incremental
         };
+        let mut notes = Vec::new();
+        let fingerprint_changed = completed > 0
+            && !self.job.fingerprint.is_empty()
+            && self.store.get_meta(job, META_FINGERPRINT)?.as_deref()
+                != Some(self.job.fingerprint.as_str());
+        if fingerprint_changed {
+            notes
+                .push("the mappings or scope changed: every object is evaluated again".to_string());
+        }
+        let use_watermarks = kind == CycleKind::Incremental && !fingerprint_changed;
 
-        let query = UserQuery {
-            attributes: source_attributes(&self.job.mappings),
-            scope: self.job.scope.clone(),
-        };
-        let snapshot = self.source.read_users(&query).await?;
-        let states: HashMap<String, ObjectState> = self
+        let (states, group_states): (Vec<ObjectState>, Vec<ObjectState>) = self
             .store
-            .list(&self.job.name)?
+            .list(job)?
+            .into_iter()
+            .partition(|s| !s.source_id.starts_with(GROUP_PREFIX));
+        let states: HashMap<String, ObjectState> = states
             .into_iter()
             .map(|s| (s.source_id.clone(), s))
             .collect();
 
+        // Groups: needed to expand assigned groups, and to provision groups.
+        let needs_groups =
+            self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
+        let groups = if needs_groups {
+            let watermark = if use_watermarks {
+                self.store.get_meta(job, META_GROUPS_WATERMARK)?
+            } else {
+                None
+            };
+            let query = GroupQuery {
+                attributes: self
+                    .job
+                    .groups
+                    .as_ref()
+                    .map(|g| source_attributes(&g.mappings))
+                    .unwrap_or_default(),
+            };
+            let read = self
+                .source
+                .read_groups(&query, watermark.as_deref())
+                .await?;
+            let view = GroupView::apply(GroupView::load(self.store, job)?, read);
+            if let Some(n) = &view.note {
+                notes.push(format!("groups read in full: {n}"));
+            }
+            view
+        } else {
+            GroupView::default()
+        };
+
+        // Assignments: no delta query, so read them each cycle and compare with the last.
+        let (assigned, groups_assigned, assignment_changed, previous_assigned) =
+            match &self.job.scope {
+                UserScope::All => (None, None, BTreeSet::new(), BTreeMap::new()),
+                UserScope::Assigned {
+                    service_principal_id,
+                } => {
+                    let a = self.source.read_assignments(service_principal_id).await?;
+                    let effective =
+                        effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
+                    let previous: BTreeMap<String, String> = self
+                        .store
+                        .list_records(job, ASSIGNED)?
+                        .into_iter()
+                        .collect();
+                    let changed = assignment_changes(&previous, &effective);
+                    (
+                        Some(effective),
+                        Some(assigned_groups(&a, self.job.exclude_default_access)),
+                        changed,
+                        previous,
+                    )
+                }
+            };
+
+        // Users.
+        let query = UserQuery {
+            attributes: source_attributes(&self.job.mappings),
+            scope: self.job.scope.clone(),
+        };
+        let watermark = if use_watermarks {
+            self.store.get_meta(job, META_USERS_WATERMARK)?
+        } else {
+            None
+        };
+        let mut work: UserWork = self
+            .source
+            .read_user_changes(&query, watermark.as_deref())
+            .await?
+            .into();
+        if let Some(n) = &work.note {
+            notes.push(format!("users read in full: {n}"));
+        }
         let active_known = states.values().filter(|s| s.active).count();
-        if snapshot.users.is_empty() && active_known > 0 {
+        if work.full && work.users.is_empty() && active_known > 0 {
             return Err(CycleError::SourceSuspicious(format!(
                 "the source returned no users while {active_known} are provisioned and active; \
                  refusing to deprovision them (check the source permissions and scope)"
             )));
         }
+        let escrows: BTreeMap<String, Escrow> = self
+            .store
+            .list_records(job, ESCROW)?
+            .into_iter()
+            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|e| (id, e)))
+            .collect();
+        let now = self.clock.now();
+        if !work.full {
+            // Users that did not change themselves but need a decision: their assignment
+            // changed, or their escrow is due.
+            let present: BTreeSet<String> = work.users.iter().map(|u| u.id.clone()).collect();
+            let extra: Vec<String> = assignment_changed
+                .iter()
+                .chain(
+                    escrows
+                        .values()
+                        .filter(|e| e.next_retry <= now)
+                        .map(|e| &e.source_id),
+                )
+                .filter(|id| {
+                    !present.contains(*id)
+                        && !work.soft_deleted.contains(*id)
+                        && !work.hard_deleted.contains(*id)
+                })
+                .filter(|id| {
+                    states.contains_key(*id)
+                        || assigned.as_ref().is_none_or(|a| a.contains_key(*id))
+                })
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !extra.is_empty() {
+                work.users
+                    .extend(self.source.read_users_by_id(&extra, &query).await?);
+            }
+        }
 
-        let ctx = Ctx {
+        let present: BTreeSet<&str> = work.users.iter().map(|u| u.id.as_str()).collect();
+        let mut items: Vec<UserItem<'_>> = work
+            .users
+            .iter()
+            .map(|u| UserItem::Present(u, states.get(&u.id)))
+            .collect();
+        let mut gone: Vec<&ObjectState> = if work.full {
+            states
+                .values()
+                .filter(|s| !present.contains(s.source_id.as_str()))
+                .collect()
+        } else {
+            work.soft_deleted
+                .iter()
+                .chain(work.hard_deleted.iter())
+                .filter_map(|id| states.get(id))
+                .collect()
+        };
+        gone.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        items.extend(
+            gone.into_iter()
+                .map(|s| UserItem::Gone(s, work.soft_deleted.contains(&s.source_id))),
+        );
+
+        let mut ctx = Ctx {
             cycle_id: cycle_id.clone(),
             mode,
             kind,
-            assigned: snapshot.assigned.clone(),
+            now,
+            assigned,
+            held: BTreeSet::new(),
+            escrows,
         };
-        let present: BTreeSet<&str> = snapshot.users.iter().map(|u| u.id.as_str()).collect();
-        let mut gone: Vec<(&ObjectState, bool)> = states
-            .values()
-            .filter(|s| !present.contains(s.source_id.as_str()))
-            .map(|s| (s, snapshot.soft_deleted.contains(&s.source_id)))
-            .collect();
-        gone.sort_by(|a, b| a.0.source_id.cmp(&b.0.source_id));
 
-        let present_work = stream::iter(snapshot.users.iter())
-            .map(|u| self.process_present(&ctx, u, states.get(&u.id)))
-            .buffer_unordered(self.job.concurrency);
-        let gone_work = stream::iter(gone)
-            .map(|(s, soft)| self.process_gone(&ctx, s, soft))
-            .buffer_unordered(self.job.concurrency);
-        let results: Vec<Result<Processed, StoreError>> =
-            present_work.chain(gone_work).collect().await;
+        // Deletion threshold: count what this cycle would disable or delete before sending any.
+        let approved = self
+            .store
+            .get_meta(job, META_DELETIONS_APPROVED)?
+            .as_deref()
+            == Some("true");
+        let mut candidates: Vec<String> = items
+            .iter()
+            .filter(|i| self.would_deprovision(&ctx, i))
+            .map(|i| i.source_id().to_string())
+            .collect();
+        let group_plan = match &self.job.groups {
+            Some(_) => {
+                Some(self.plan_groups(&ctx, &groups, groups_assigned.as_ref(), &group_states))
+            }
+            None => None,
+        };
+        if let Some(plan) = &group_plan {
+            candidates.extend(plan.deprovision_candidates());
+        }
+        let threshold = self.job.deletion_threshold;
+        let deletions_held = threshold > 0 && candidates.len() > threshold && !approved;
+        if deletions_held {
+            notes.push(format!(
+                "{} disables and deletes exceed the deletion threshold of {threshold}: none was sent; \
+                 run `scimsync approve-deletions` to send them",
+                candidates.len()
+            ));
+            ctx.held = candidates.into_iter().collect();
+        }
+
+        let results: Vec<Result<Processed, StoreError>> = stream::iter(items)
+            .map(|item| self.process_user(&ctx, item))
+            .buffer_unordered(self.job.concurrency)
+            .collect()
+            .await;
 
         let mut report = CycleReport {
-            job: self.job.name.clone(),
+            job: job.clone(),
             cycle_id,
             kind,
             mode,
             started,
             finished: started,
-            source_users: snapshot.users.len(),
+            source_users: work.users.len(),
+            full_read: work.full,
+            notes,
+            deletions_held,
             out_of_scope_unlogged: 0,
             tally: Default::default(),
             objects: Vec::new(),
         };
-        let mut unchanged = 0;
+        let (mut unchanged, mut escrowed) = (0, 0);
         for r in results {
             match r? {
                 Processed::Reported(o) => report.objects.push(o),
                 Processed::Unchanged => unchanged += 1,
                 Processed::SilentSkip => report.out_of_scope_unlogged += 1,
+                Processed::Escrowed => escrowed += 1,
             }
         }
+
+        if let Some(plan) = group_plan {
+            let touched: BTreeSet<String> =
+                report.objects.iter().map(|o| o.source_id.clone()).collect();
+            for r in self.sync_groups(&ctx, &groups, plan, &touched).await? {
+                match r {
+                    Processed::Reported(o) => report.objects.push(o),
+                    Processed::Unchanged => unchanged += 1,
+                    Processed::SilentSkip => report.out_of_scope_unlogged += 1,
+                    Processed::Escrowed => escrowed += 1,
+                }
+            }
+        }
+
         report.objects.sort_by(|a, b| {
             a.display_name
                 .cmp(&b.display_name)
@@ -201,643 +420,76 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         });
         report.count();
         report.tally.unchanged += unchanged;
+        report.tally.escrowed += escrowed;
         report.finished = self.clock.now();
 
         if mode == Mode::Apply {
+            // Held deletions keep the old watermarks, so the changes behind them come back in
+            // the next cycle; everything else they carried is already in state and is a no-op.
+            if !deletions_held {
+                if let Some(w) = &work.watermark {
+                    self.store.put_meta(job, META_USERS_WATERMARK, w)?;
+                }
+                if needs_groups {
+                    groups.save(self.store, job)?;
+                    if let Some(w) = &groups.watermark {
+                        self.store.put_meta(job, META_GROUPS_WATERMARK, w)?;
+                    }
+                }
+                if let Some(effective) = &ctx.assigned {
+                    for id in &assignment_changed {
+                        match effective.get(id) {
+                            Some(roles) => {
+                                self.store
+                                    .put_record(job, ASSIGNED, id, &roles_key(roles))?
+                            }
+                            None if previous_assigned.contains_key(id) => {
+                                self.store.remove_record(job, ASSIGNED, id)?
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                self.store
+                    .put_meta(job, META_FINGERPRINT, &self.job.fingerprint)?;
+            }
+            if approved {
+                self.store.remove_meta(job, META_DELETIONS_APPROVED)?;
+            }
             self.store
-                .put_meta(&self.job.name, META_CYCLES, &(completed + 1).to_string())?;
+                .put_meta(job, META_CYCLES, &(completed + 1).to_string())?;
             let summary = json!({
                 "cycleId": report.cycle_id, "kind": report.kind, "started": report.started,
                 "finished": report.finished, "tally": report.tally, "sourceUsers": report.source_users,
+                "fullRead": report.full_read, "deletionsHeld": report.deletions_held, "notes": report.notes,
             });
             self.store
-                .put_meta(&self.job.name, META_LAST_CYCLE, &summary.to_string())?;
+                .put_meta(job, META_LAST_CYCLE, &summary.to_string())?;
             self.store.flush()?;
         }
         Ok(report)
     }
 
-    /// The representation kept up to date on every cycle (create-only mappings and defaults
-    /// excluded), with `active` when the engine owns it.
-    fn desired(&self, user: &SourceUser, on_create: bool) -> Result<Attrs, (ErrorCode, String)> {
-        let mut attrs =
-            map_user(user, &self.job.mappings, on_create).map_err(|e| (e.code, e.message))?;
-        if !self.job.maps_active() {
-            attrs.insert("active".into(), Value::Bool(true));
-        }
-        Ok(attrs)
-    }
-
-    async fn process_present(
-        &self,
-        ctx: &Ctx,
-        user: &SourceUser,
-        state: Option<&ObjectState>,
-    ) -> Result<Processed, StoreError> {
-        let mut trail = Trail::new(&user.id, user.display());
-        trail.step(
-            "Import",
-            "import",
-            LogStatus::Success,
-            format!("Retrieved {} from the source", user.display()),
-        );
-        let decision = evaluate_scope(user, ctx.assigned.as_ref());
-        trail.scope = decision.describe().to_string();
-        let scope_status = if decision == ScopeDecision::InScope {
-            LogStatus::Success
-        } else {
-            LogStatus::Skipped
-        };
-        trail.step("Scope", "scoping", scope_status, decision.describe());
-
-        match (decision, state) {
-            (ScopeDecision::InScope, Some(st)) => self.update_linked(ctx, trail, user, st).await,
-            (ScopeDecision::InScope, None) => self.match_and_create(ctx, trail, user).await,
-            (out, Some(st)) => self.leave_scope(ctx, trail, st, out).await,
-            (out, None) => {
-                if ctx.kind == CycleKind::Incremental {
-                    return Ok(Processed::SilentSkip);
-                }
-                let reason = match out {
-                    ScopeDecision::DisabledAtSource => {
-                        "disabled in the source: a disabled user is never created"
-                    }
-                    _ => "not in scope: nothing to provision",
-                };
-                self.finish(
-                    ctx,
-                    trail,
-                    Action::Skip {
-                        reason: reason.into(),
-                    },
-                    StateChange::None,
-                    None,
-                    None,
+    /// Whether deciding this user would disable or delete it (for the deletion threshold).
+    /// Mirrors the decisions of the user processing, without I/O.
+    fn would_deprovision(&self, ctx: &Ctx, item: &UserItem<'_>) -> bool {
+        match item {
+            UserItem::Present(user, Some(st)) => {
+                let decision = evaluate_scope(
+                    user,
+                    ctx.assigned.as_ref().map(|a| a.contains_key(&user.id)),
+                    &self.job.scoping,
                 )
+                .decision;
+                st.active
+                    && decision != ScopeDecision::InScope
+                    && !(decision.is_scope_loss() && self.job.skip_out_of_scope_deletions)
+            }
+            UserItem::Present(_, None) => false,
+            UserItem::Gone(st, true) => st.active,
+            UserItem::Gone(st, false) => {
+                st.outcome != scimsync_core::Outcome::OutOfScope && self.job.actions.delete
             }
         }
     }
-
-    async fn update_linked(
-        &self,
-        ctx: &Ctx,
-        mut trail: Trail,
-        user: &SourceUser,
-        st: &ObjectState,
-    ) -> Result<Processed, StoreError> {
-        let desired = match self.desired(user, false) {
-            Ok(d) => d,
-            Err(e) => return self.fail(ctx, trail, e, Some(&st.target_id)),
-        };
-        let hash = hash_attrs(&desired);
-        if st.active && st.hash == hash {
-            return Ok(Processed::Unchanged);
-        }
-        let changes = diff(&st.confirmed, &desired);
-        if changes.is_empty() {
-            return Ok(Processed::Unchanged);
-        }
-        if !self.job.actions.update {
-            let action = Action::Skip {
-                reason: "the Update target action is off".into(),
-            };
-            return self.finish(
-                ctx,
-                trail,
-                action,
-                StateChange::None,
-                None,
-                Some(&st.target_id),
-            );
-        }
-        trail.step(
-            "Match",
-            "matching",
-            LogStatus::Success,
-            format!("linked to target object {}", st.target_id),
-        );
-        let outcome = if st.active {
-            Outcome::Updated
-        } else {
-            Outcome::Enabled
-        };
-        self.send_update(
-            ctx,
-            trail,
-            st.target_id.clone(),
-            st.confirmed.clone(),
-            changes,
-            hash,
-            outcome,
-        )
-        .await
-    }
-
-    async fn match_and_create(
-        &self,
-        ctx: &Ctx,
-        mut trail: Trail,
-        user: &SourceUser,
-    ) -> Result<Processed, StoreError> {
-        let create_attrs = match self.desired(user, true) {
-            Ok(d) => d,
-            Err(e) => return self.fail(ctx, trail, e, None),
-        };
-        let keys = matching_keys(&self.job.mappings, &create_attrs);
-        if keys.is_empty() {
-            let e = (
-                ErrorCode::ImportSkipped,
-                "no matching attribute has a value for this user".to_string(),
-            );
-            return self.fail(ctx, trail, e, None);
-        }
-        match self.find(&keys, &mut trail).await {
-            Err(e) => self.fail(ctx, trail, e, None),
-            Ok(Some(found)) => self.link(ctx, trail, user, found).await,
-            Ok(None) if !self.job.actions.create => {
-                let action = Action::Skip {
-                    reason: "no match and the Create target action is off".into(),
-                };
-                self.finish(ctx, trail, action, StateChange::None, None, None)
-            }
-            Ok(None) if ctx.mode == Mode::Preview => self.finish(
-                ctx,
-                trail,
-                Action::Create {
-                    attrs: create_attrs,
-                },
-                StateChange::None,
-                None,
-                None,
-            ),
-            Ok(None) => match self.target.create_user(&create_attrs).await {
-                Ok(created) => {
-                    let hash = match self.desired(user, false) {
-                        Ok(d) => hash_attrs(&d),
-                        Err(e) => return self.fail(ctx, trail, e, Some(&created.id)),
-                    };
-                    let st = ObjectState {
-                        source_id: user.id.clone(),
-                        target_id: created.id.clone(),
-                        hash,
-                        confirmed: create_attrs.clone(),
-                        active: true,
-                        outcome: Outcome::Created,
-                        updated_at: self.clock.now(),
-                    };
-                    let target_id = created.id.clone();
-                    let action = Action::Create {
-                        attrs: create_attrs,
-                    };
-                    self.finish(
-                        ctx,
-                        trail,
-                        action,
-                        StateChange::Put(st),
-                        None,
-                        Some(&target_id),
-                    )
-                }
-                Err(e) if e.is_conflict() => {
-                    // The object exists after all (created meanwhile, or our state was lost
-                    // after a create): match again and update instead of failing.
-                    trail.step(
-                        "Create",
-                        "export",
-                        LogStatus::Warning,
-                        "409 Conflict: matching again",
-                    );
-                    match self.find(&keys, &mut trail).await {
-                        Ok(Some(found)) => self.link(ctx, trail, user, found).await,
-                        Ok(None) => {
-                            self.fail(ctx, trail, (ErrorCode::EntryConflict, e.detail), None)
-                        }
-                        Err(e) => self.fail(ctx, trail, e, None),
-                    }
-                }
-                Err(e) => self.fail(ctx, trail, (e.code, e.detail), None),
-            },
-        }
-    }
-
-    /// Query each matching attribute in precedence order until one finds the object.
-    async fn find(
-        &self,
-        keys: &[(String, String)],
-        trail: &mut Trail,
-    ) -> Result<Option<TargetUser>, (ErrorCode, String)> {
-        for (path, value) in keys {
-            let query = format!("{path} eq \"{value}\"");
-            let hits = self
-                .target
-                .find_users(path, value)
-                .await
-                .map_err(|e: TargetError| (e.code, e.detail))?;
-            match hits.len() {
-                0 => trail.step(
-                    "Match",
-                    "matching",
-                    LogStatus::Success,
-                    format!("{query}: no match"),
-                ),
-                1 => {
-                    trail.step(
-                        "Match",
-                        "matching",
-                        LogStatus::Success,
-                        format!("{query}: matched {}", hits[0].id),
-                    );
-                    trail.matched_by = Some(query);
-                    return Ok(hits.into_iter().next());
-                }
-                n => {
-                    let msg = format!("{query} matched {n} target objects");
-                    trail.step("Match", "matching", LogStatus::Failure, msg.clone());
-                    return Err((ErrorCode::DuplicateTargetEntries, msg));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    async fn link(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        user: &SourceUser,
-        found: TargetUser,
-    ) -> Result<Processed, StoreError> {
-        let desired = match self.desired(user, false) {
-            Ok(d) => d,
-            Err(e) => return self.fail(ctx, trail, e, Some(&found.id)),
-        };
-        let hash = hash_attrs(&desired);
-        let changes = diff(&found.attrs, &desired);
-        if changes.is_empty() || !self.job.actions.update {
-            let st = ObjectState {
-                source_id: user.id.clone(),
-                target_id: found.id.clone(),
-                hash,
-                active: found.attrs.get("active") != Some(&Value::Bool(false)),
-                confirmed: found.attrs,
-                outcome: Outcome::Matched,
-                updated_at: self.clock.now(),
-            };
-            let change = if ctx.mode == Mode::Apply {
-                StateChange::Put(st)
-            } else {
-                StateChange::None
-            };
-            return self.finish(
-                ctx,
-                trail,
-                Action::Link {
-                    target_id: found.id.clone(),
-                },
-                change,
-                None,
-                Some(&found.id),
-            );
-        }
-        self.send_update(
-            ctx,
-            trail,
-            found.id,
-            found.attrs,
-            changes,
-            hash,
-            Outcome::Matched,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn send_update(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        target_id: String,
-        confirmed: Attrs,
-        changes: Vec<Change>,
-        hash: String,
-        outcome: Outcome,
-    ) -> Result<Processed, StoreError> {
-        let action = Action::Update {
-            target_id: target_id.clone(),
-            changes: changes.clone(),
-        };
-        if ctx.mode == Mode::Preview {
-            return self.finish(
-                ctx,
-                trail,
-                action,
-                StateChange::None,
-                Some(&confirmed),
-                Some(&target_id),
-            );
-        }
-        if let Err(e) = self.target.update_user(&target_id, &changes).await {
-            return self.fail(ctx, trail, (e.code, e.detail), Some(&target_id));
-        }
-        let mut now_confirmed = confirmed.clone();
-        for c in &changes {
-            now_confirmed.insert(c.path.clone(), c.value.clone());
-        }
-        let st = ObjectState {
-            source_id: trail.source_id.clone(),
-            target_id: target_id.clone(),
-            hash,
-            active: now_confirmed.get("active") != Some(&Value::Bool(false)),
-            confirmed: now_confirmed,
-            outcome,
-            updated_at: self.clock.now(),
-        };
-        self.finish(
-            ctx,
-            trail,
-            action,
-            StateChange::Put(st),
-            Some(&confirmed),
-            Some(&target_id),
-        )
-    }
-
-    async fn leave_scope(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        st: &ObjectState,
-        decision: ScopeDecision,
-    ) -> Result<Processed, StoreError> {
-        if !st.active {
-            return Ok(Processed::Unchanged);
-        }
-        if decision.is_assignment_loss() && self.job.skip_out_of_scope_deletions {
-            let action = Action::Skip {
-                reason: "left scope; SkipOutOfScopeDeletions is set, so it stays active".into(),
-            };
-            return self.finish(
-                ctx,
-                trail,
-                action,
-                StateChange::None,
-                None,
-                Some(&st.target_id),
-            );
-        }
-        let outcome = if decision.is_assignment_loss() {
-            Outcome::OutOfScope
-        } else {
-            Outcome::Disabled
-        };
-        self.disable(ctx, trail, st, outcome).await
-    }
-
-    async fn disable(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        st: &ObjectState,
-        outcome: Outcome,
-    ) -> Result<Processed, StoreError> {
-        let action = Action::Disable {
-            target_id: st.target_id.clone(),
-        };
-        if ctx.mode == Mode::Preview {
-            return self.finish(
-                ctx,
-                trail,
-                action,
-                StateChange::None,
-                Some(&st.confirmed),
-                Some(&st.target_id),
-            );
-        }
-        if let Err(e) = self
-            .target
-            .update_user(&st.target_id, &action.changes())
-            .await
-        {
-            return self.fail(ctx, trail, (e.code, e.detail), Some(&st.target_id));
-        }
-        let mut next = st.clone();
-        next.active = false;
-        next.confirmed.insert("active".into(), Value::Bool(false));
-        next.outcome = outcome;
-        next.updated_at = self.clock.now();
-        self.finish(
-            ctx,
-            trail,
-            action,
-            StateChange::Put(next),
-            Some(&st.confirmed),
-            Some(&st.target_id),
-        )
-    }
-
-    /// A linked object that is no longer among the source's users: soft- or hard-deleted.
-    async fn process_gone(
-        &self,
-        ctx: &Ctx,
-        st: &ObjectState,
-        soft_deleted: bool,
-    ) -> Result<Processed, StoreError> {
-        let display = st
-            .confirmed
-            .get("userName")
-            .and_then(Value::as_str)
-            .unwrap_or(&st.source_id)
-            .to_string();
-        let mut trail = Trail::new(&st.source_id, &display);
-        if soft_deleted {
-            trail.scope = "soft-deleted in the source".into();
-            trail.step(
-                "Import",
-                "import",
-                LogStatus::Success,
-                "the user is in the source's deleted items",
-            );
-            if !st.active {
-                return Ok(Processed::Unchanged);
-            }
-            return self.disable(ctx, trail, st, Outcome::Disabled).await;
-        }
-        trail.scope = "hard-deleted in the source".into();
-        trail.step(
-            "Import",
-            "import",
-            LogStatus::Success,
-            "the user no longer exists in the source",
-        );
-        let remove = StateChange::Remove {
-            source_id: st.source_id.clone(),
-        };
-        if st.outcome == Outcome::OutOfScope {
-            let action = Action::Skip {
-                reason: "left management when it left scope; no DELETE is sent (as Entra)".into(),
-            };
-            let change = if ctx.mode == Mode::Apply {
-                remove
-            } else {
-                StateChange::None
-            };
-            return self.finish(ctx, trail, action, change, None, Some(&st.target_id));
-        }
-        if !self.job.actions.delete {
-            let action = Action::Skip {
-                reason: "the Delete target action is off".into(),
-            };
-            let change = if ctx.mode == Mode::Apply {
-                remove
-            } else {
-                StateChange::None
-            };
-            return self.finish(ctx, trail, action, change, None, Some(&st.target_id));
-        }
-        let action = Action::Delete {
-            target_id: st.target_id.clone(),
-        };
-        if ctx.mode == Mode::Preview {
-            return self.finish(
-                ctx,
-                trail,
-                action,
-                StateChange::None,
-                None,
-                Some(&st.target_id),
-            );
-        }
-        match self.target.delete_user(&st.target_id).await {
-            // Already gone from the target: the delete's goal holds.
-            Ok(())
-            | Err(TargetError {
-                code: ErrorCode::InvalidAnchor,
-                ..
-            }) => self.finish(ctx, trail, action, remove, None, Some(&st.target_id)),
-            Err(e) => self.fail(ctx, trail, (e.code, e.detail), Some(&st.target_id)),
-        }
-    }
-
-    fn fail(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        (code, message): (ErrorCode, String),
-        target_id: Option<&str>,
-    ) -> Result<Processed, StoreError> {
-        tracing::warn!(job = %self.job.name, object = %trail.display, code = %code, "{message}");
-        self.record(
-            ctx,
-            trail,
-            Action::NoChange,
-            LogStatus::Failure,
-            Some((code, message)),
-            StateChange::None,
-            None,
-            target_id,
-        )
-    }
-
-    fn finish(
-        &self,
-        ctx: &Ctx,
-        trail: Trail,
-        action: Action,
-        change: StateChange,
-        old: Option<&Attrs>,
-        target_id: Option<&str>,
-    ) -> Result<Processed, StoreError> {
-        let status = if matches!(action, Action::Skip { .. }) {
-            LogStatus::Skipped
-        } else {
-            LogStatus::Success
-        };
-        self.record(ctx, trail, action, status, None, change, old, target_id)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        ctx: &Ctx,
-        mut trail: Trail,
-        action: Action,
-        status: LogStatus,
-        error: Option<(ErrorCode, String)>,
-        change: StateChange,
-        old: Option<&Attrs>,
-        target_id: Option<&str>,
-    ) -> Result<Processed, StoreError> {
-        let description = match (&action, &error) {
-            (_, Some((code, msg))) => format!("{code}: {msg}"),
-            (Action::Create { .. }, _) => "POST /Users".to_string(),
-            (Action::Update { .. } | Action::Disable { .. }, _) => "PATCH /Users/{id}".to_string(),
-            (Action::Delete { .. }, _) => "DELETE /Users/{id}".to_string(),
-            (Action::Skip { reason }, _) => reason.clone(),
-            (Action::Link { .. }, _) => "linked; target already up to date".to_string(),
-            (Action::NoChange, _) => "no change".to_string(),
-        };
-        let verb = if ctx.mode == Mode::Preview {
-            "Would provision"
-        } else {
-            "Provision"
-        };
-        trail.step(verb, "export", status, description);
-
-        let modified = modified_properties(&action, old);
-        let report = ObjectReport {
-            source_id: trail.source_id.clone(),
-            display_name: trail.display.clone(),
-            scope: trail.scope.clone(),
-            matched_by: trail.matched_by.clone(),
-            action: action.clone(),
-            status,
-            error_code: error.as_ref().map(|e| e.0),
-            error: error.as_ref().map(|e| e.1.clone()),
-        };
-        if ctx.mode == Mode::Apply {
-            let entry = LogEntry {
-                id: uuid::Uuid::now_v7().to_string(),
-                activity_date_time: self.clock.now(),
-                job_id: self.job.name.clone(),
-                cycle_id: ctx.cycle_id.clone(),
-                change_id: uuid::Uuid::new_v4().to_string(),
-                provisioning_action: action.log_action(),
-                status,
-                error_code: report.error_code,
-                reason: report.error.clone(),
-                source_id: trail.source_id,
-                source_display_name: trail.display,
-                target_id: target_id.map(str::to_string),
-                provisioning_steps: trail.steps,
-                modified_properties: modified,
-                duration_in_milliseconds: trail.started.elapsed().as_millis() as u64,
-            };
-            self.store.commit(&self.job.name, &change, &entry)?;
-        }
-        Ok(Processed::Reported(report))
-    }
-}
-
-fn modified_properties(action: &Action, old: Option<&Attrs>) -> Vec<ModifiedProperty> {
-    let show = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let pairs: Vec<(String, Value)> = match action {
-        Action::Create { attrs } => attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Action::Update { .. } | Action::Disable { .. } => action
-            .changes()
-            .into_iter()
-            .map(|c| (c.path, c.value))
-            .collect(),
-        _ => Vec::new(),
-    };
-    pairs
-        .into_iter()
-        .map(|(path, new)| ModifiedProperty {
-            old_value: old.and_then(|o| o.get(&path)).map(show),
-            new_value: Some(show(&new)),
-            display_name: path,
-        })
-        .collect()
 }

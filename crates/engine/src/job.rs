@@ -1,17 +1,46 @@
 //! What the engine needs to know about a job, independent of the file it came from.
 
-use scimsync_config::{JobConfig, Mapping, ScopeSetting, TargetActions};
+use crate::escrow::EscrowPolicy;
+use scimsync_config::{
+    Deprovision, GroupOutOfScope, JobConfig, Mapping, Nested, ScopeSetting, ScopingFilter,
+    TargetActions,
+};
 use scimsync_core::UserScope;
+
+/// Group provisioning settings.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub mappings: Vec<Mapping>,
+    pub scoping: Vec<ScopingFilter>,
+    /// Send nested groups as members (and provision them); Entra only sends direct user members.
+    pub include_nested: bool,
+    /// Delete a group that leaves scope (Entra's default); otherwise leave it alone.
+    pub delete_out_of_scope: bool,
+    /// Members per PATCH.
+    pub batch_size: usize,
+}
 
 #[derive(Debug, Clone)]
 pub struct JobSpec {
     pub name: String,
     pub scope: UserScope,
     pub mappings: Vec<Mapping>,
+    /// Entra scoping filters: OR of filters, AND of clauses.
+    pub scoping: Vec<ScopingFilter>,
     pub skip_out_of_scope_deletions: bool,
+    /// Users that leave scope are deleted instead of disabled (some gallery apps).
+    pub deprovision_delete: bool,
     pub actions: TargetActions,
     /// Objects processed at once; the SCIM client bounds requests separately.
     pub concurrency: usize,
+    /// Skip assignments to the Default Access role (an app that requires a real role).
+    pub exclude_default_access: bool,
+    /// More disables and deletes than this in one cycle are held for approval; 0 = no limit.
+    pub deletion_threshold: usize,
+    pub escrow: EscrowPolicy,
+    pub groups: Option<GroupSpec>,
+    /// Changes when mappings or scope change; a new value forces a full re-evaluation.
+    pub fingerprint: String,
 }
 
 impl JobSpec {
@@ -22,13 +51,56 @@ impl JobSpec {
                 service_principal_id: cfg.source.service_principal_id.clone().unwrap_or_default(),
             },
         };
+        let chrono =
+            |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let groups = cfg.groups.enabled.then(|| GroupSpec {
+            mappings: cfg.groups.mappings.clone(),
+            scoping: cfg.groups.scoping.clone(),
+            include_nested: cfg.groups.nested == Nested::Include,
+            delete_out_of_scope: cfg.groups.out_of_scope == GroupOutOfScope::Delete,
+            batch_size: cfg.target.membership_batch_size.max(1),
+        });
         JobSpec {
             name: cfg.name.clone(),
             scope,
             mappings: cfg.users.mappings.clone(),
+            scoping: cfg.users.scoping.clone(),
             skip_out_of_scope_deletions: cfg.skip_out_of_scope_deletions,
+            deprovision_delete: cfg.users.deprovision == Deprovision::Delete,
             actions: cfg.target.actions.clone(),
             concurrency: cfg.target.max_concurrency.max(1),
+            exclude_default_access: cfg.source.exclude_default_access,
+            deletion_threshold: cfg.deletion_threshold as usize,
+            escrow: EscrowPolicy {
+                delays: cfg.escrow.retry_delays.iter().map(|d| chrono(*d)).collect(),
+                then_every: chrono(cfg.escrow.daily_after),
+                give_up_after: chrono(cfg.escrow.give_up_after),
+            },
+            groups,
+            fingerprint: cfg.fingerprint(),
+        }
+    }
+
+    /// A job with Entra's defaults, for tests and embedding.
+    pub fn new(name: &str, scope: UserScope, mappings: Vec<Mapping>) -> Self {
+        JobSpec {
+            name: name.to_string(),
+            scope,
+            mappings,
+            scoping: Vec::new(),
+            skip_out_of_scope_deletions: false,
+            deprovision_delete: false,
+            actions: TargetActions {
+                create: true,
+                update: true,
+                delete: true,
+            },
+            concurrency: 4,
+            exclude_default_access: false,
+            deletion_threshold: 500,
+            escrow: EscrowPolicy::default(),
+            groups: None,
+            fingerprint: String::new(),
         }
     }
 

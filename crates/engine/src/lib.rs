@@ -8,13 +8,18 @@
 
 mod cycle;
 mod diff;
+mod escrow;
+mod groups;
 mod job;
+mod read;
 mod report;
+mod users;
 
 pub use cycle::{CycleError, Engine};
 pub use diff::diff;
-pub use job::JobSpec;
-pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, Tally};
+pub use escrow::{Escrow, EscrowPolicy};
+pub use job::{GroupSpec, JobSpec};
+pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Tally};
 
 #[cfg(test)]
 mod tests;

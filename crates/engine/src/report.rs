@@ -42,6 +42,9 @@ pub enum Action {
     NoChange,
     /// Left alone on purpose, with the reason.
     Skip { reason: String },
+    /// A disable or delete held back by the deletion threshold (Entra's `StagedDelete`):
+    /// nothing is sent until an admin approves.
+    StagedDelete { target_id: String, held: String },
 }
 
 impl Action {
@@ -58,12 +61,21 @@ impl Action {
         }
     }
 
+    /// Whether this action disables or deletes (what the deletion threshold counts).
+    pub fn is_deprovision(&self) -> bool {
+        matches!(
+            self,
+            Action::Disable { .. } | Action::Delete { .. } | Action::StagedDelete { .. }
+        )
+    }
+
     pub fn log_action(&self) -> LogAction {
         match self {
             Action::Create { .. } => LogAction::Create,
             Action::Update { .. } => LogAction::Update,
             Action::Disable { .. } => LogAction::Disable,
             Action::Delete { .. } => LogAction::Delete,
+            Action::StagedDelete { .. } => LogAction::StagedDelete,
             Action::Link { .. } | Action::NoChange | Action::Skip { .. } => LogAction::Other,
         }
     }
@@ -80,9 +92,17 @@ impl Action {
     }
 }
 
+/// Users and groups go through the same pipeline; the report says which one it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ObjectType {
+    User,
+    Group,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReport {
+    pub object_type: ObjectType,
     pub source_id: String,
     pub display_name: String,
     /// Why the object is in or out of scope.
@@ -93,6 +113,15 @@ pub struct ObjectReport {
     pub status: LogStatus,
     pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
+    /// Groups: member target ids added and removed (sent in batches).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members_added: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members_removed: Vec<String>,
+    /// Groups: members left out because their user is not provisioned (never sent as
+    /// dangling references).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members_left_out: Vec<String>,
 }
 
 /// Counts by outcome.
@@ -106,6 +135,12 @@ pub struct Tally {
     pub unchanged: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Disables and deletes held back by the deletion threshold.
+    pub staged_deletes: usize,
+    /// Objects waiting in escrow for their next retry.
+    pub escrowed: usize,
+    pub members_added: usize,
+    pub members_removed: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +153,14 @@ pub struct CycleReport {
     pub started: chrono::DateTime<chrono::Utc>,
     pub finished: chrono::DateTime<chrono::Utc>,
     pub source_users: usize,
+    /// A full read (initial cycle, restart, changed mappings or scope, or a rejected watermark)
+    /// rather than changes since the watermark.
+    pub full_read: bool,
+    /// Why the source was read in full although a watermark existed.
+    pub notes: Vec<String>,
+    /// The cycle would have disabled or deleted more objects than the threshold allows; they
+    /// were held (`StagedDelete`) and the job waits for `approve-deletions`.
+    pub deletions_held: bool,
     /// Out-of-scope users never provisioned, not logged one by one after the initial cycle.
     pub out_of_scope_unlogged: usize,
     pub tally: Tally,
@@ -141,7 +184,10 @@ impl CycleReport {
                 Action::Link { .. } => t.linked += 1,
                 Action::NoChange => t.unchanged += 1,
                 Action::Skip { .. } => t.skipped += 1,
+                Action::StagedDelete { .. } => t.staged_deletes += 1,
             }
+            t.members_added += o.members_added.len();
+            t.members_removed += o.members_removed.len();
         }
         self.tally = t;
     }

@@ -1,7 +1,7 @@
 //! Engine behaviour over the shared in-memory doubles: what an admin would notice.
 
 use crate::{Action, CycleKind, Engine, JobSpec, Mode};
-use scimsync_config::{Apply, Mapping, MappingValue, TargetActions};
+use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{
     ChangeOp, ErrorCode, LogAction, LogStatus, ManualClock, SourceUser, StateStore, TargetError,
     UserScope,
@@ -25,22 +25,15 @@ fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
 }
 
 fn job() -> JobSpec {
-    JobSpec {
-        name: "t".into(),
-        scope: UserScope::All,
-        mappings: vec![
+    JobSpec::new(
+        "t",
+        UserScope::All,
+        vec![
             mapping("userName", "userPrincipalName", Some(1)),
             mapping("title", "jobTitle", None),
             mapping("emails[type eq \"work\"].value", "mail", None),
         ],
-        skip_out_of_scope_deletions: false,
-        actions: TargetActions {
-            create: true,
-            update: true,
-            delete: true,
-        },
-        concurrency: 4,
-    }
+    )
 }
 
 fn user(id: &str, upn: &str, title: &str) -> SourceUser {
@@ -117,7 +110,9 @@ async fn initial_cycle_creates_and_second_cycle_sends_nothing() {
     w.target.clear_log();
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.kind, CycleKind::Incremental);
-    assert_eq!(r.tally.unchanged, 2);
+    assert!(!r.full_read, "an incremental cycle reads only changes");
+    assert_eq!(w.source.reads().last().map(String::as_str), Some("changes"));
+    assert_eq!(r.source_users, 0, "nothing changed, nothing to decide");
     assert!(w.target.writes().is_empty());
     assert_eq!(w.target.reads(), 0, "no change costs no request at all");
 }
@@ -244,9 +239,25 @@ async fn failures_are_logged_with_codes_and_leave_no_state() {
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].status, LogStatus::Failure);
     assert_eq!(logs[0].error_code, Some(ErrorCode::InternalServerError));
-    // Next cycle retries and succeeds.
+    // In escrow: the next cycle leaves it alone, the one after Entra's first delay retries.
+    w.target.clear_log();
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.created, 0);
+    assert_eq!(
+        w.target.reads() + w.target.writes().len(),
+        0,
+        "not retried before its time"
+    );
+    let escrow = w.store.list_records("t", "escrow").unwrap();
+    assert_eq!(escrow.len(), 1);
+    assert!(escrow[0].1.contains("\"attempts\":1"), "{escrow:?}");
+    w.clock.advance(chrono::Duration::hours(6));
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.tally.created, 1);
+    assert!(
+        w.store.list_records("t", "escrow").unwrap().is_empty(),
+        "out of escrow after success"
+    );
 }
 
 #[tokio::test]
@@ -315,8 +326,11 @@ async fn unassigned_is_disabled_unless_skip_out_of_scope_deletions() {
     let r = w.cycle(Mode::Apply).await;
     assert!(w.target.writes().is_empty());
     assert_eq!(r.tally.skipped, 1);
+    // Changing the setting changes the job's fingerprint: everything is evaluated again.
     w.job.skip_out_of_scope_deletions = false;
+    w.job.fingerprint = "settings-v2".into();
     let r = w.cycle(Mode::Apply).await;
+    assert!(r.full_read);
     assert_eq!(r.tally.disabled, 1);
 }
 
@@ -362,14 +376,97 @@ async fn unassigned_then_deleted_sends_no_delete() {
 }
 
 #[tokio::test]
-async fn an_empty_source_read_never_deprovisions_everyone() {
+async fn an_empty_full_read_never_deprovisions_everyone() {
     let w = World::new(vec![user("1", "a@x", "Dev")]);
     w.cycle(Mode::Apply).await;
+    w.source.reject_next_watermark();
     w.source.edit(|s| s.users.clear());
     w.target.clear_log();
     let engine = Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock);
     assert!(engine.run(Mode::Apply).await.is_err());
     assert!(w.target.writes().is_empty());
+}
+
+#[tokio::test]
+async fn mass_deletion_is_held_until_approved() {
+    let mut w = World::new(
+        (0..6)
+            .map(|i| user(&i.to_string(), &format!("u{i}@x"), "Dev"))
+            .collect(),
+    );
+    w.job.deletion_threshold = 3;
+    w.cycle(Mode::Apply).await;
+    w.source.edit(|s| s.users.truncate(1));
+    w.target.clear_log();
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.deletions_held);
+    assert_eq!(r.tally.staged_deletes, 5);
+    assert!(w.target.writes().is_empty(), "nothing deleted while held");
+    let logs = w.store.logs("t", Some(&r.cycle_id)).unwrap();
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l.provisioning_action == LogAction::StagedDelete)
+            .count(),
+        5
+    );
+
+    // Still held on the next cycle: the changes behind them come back.
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.deletions_held);
+    assert!(w.target.writes().is_empty());
+
+    w.store
+        .put_meta("t", crate::cycle::META_DELETIONS_APPROVED, "true")
+        .unwrap();
+    let r = w.cycle(Mode::Apply).await;
+    assert!(!r.deletions_held);
+    assert_eq!(r.tally.deleted, 5);
+    assert_eq!(w.target.users().len(), 1);
+    assert!(
+        w.store
+            .get_meta("t", crate::cycle::META_DELETIONS_APPROVED)
+            .unwrap()
+            .is_none(),
+        "approval is used once"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_watermark_falls_back_to_a_full_read_without_duplicates() {
+    let w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
+    w.cycle(Mode::Apply).await;
+    w.source.reject_next_watermark();
+    w.target.clear_log();
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.full_read);
+    assert!(
+        r.notes.iter().any(|n| n.contains("expired")),
+        "{:?}",
+        r.notes
+    );
+    assert!(w.target.writes().is_empty());
+    assert_eq!(r.tally.unchanged, 2);
+}
+
+#[tokio::test]
+async fn a_newly_assigned_user_is_fetched_and_provisioned() {
+    let mut w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
+    w.job.scope = UserScope::Assigned {
+        service_principal_id: "sp".into(),
+    };
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string()].into()));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.created, 1);
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.created, 1);
+    assert!(
+        w.source.reads().contains(&"by-id:1".to_string()),
+        "{:?}",
+        w.source.reads()
+    );
 }
 
 #[tokio::test]

@@ -175,6 +175,33 @@ pub fn graph_property(entra_name: &str) -> Option<GraphProperty> {
     None
 }
 
+/// Entra source attribute names of **groups** → Graph `group` properties.
+const GROUP_PLAIN: &[(&str, &str)] = &[
+    ("objectId", "id"),
+    ("displayName", "displayName"),
+    ("mailNickname", "mailNickname"),
+    ("description", "description"),
+    ("mail", "mail"),
+    ("securityEnabled", "securityEnabled"),
+    ("mailEnabled", "mailEnabled"),
+    ("groupTypes", "groupTypes"),
+    ("proxyAddresses", "proxyAddresses"),
+    (
+        "onPremisesSecurityIdentifier",
+        "onPremisesSecurityIdentifier",
+    ),
+    ("onPremisesSamAccountName", "onPremisesSamAccountName"),
+];
+
+/// The Graph property behind an Entra source attribute name of a group, or `None` for names
+/// groups do not have. Matching is ASCII case-insensitive.
+pub fn graph_group_property(entra_name: &str) -> Option<GraphProperty> {
+    GROUP_PLAIN
+        .iter()
+        .find(|(entra, _)| entra.eq_ignore_ascii_case(entra_name))
+        .map(|(_, graph)| GraphProperty::Property((*graph).to_string()))
+}
+
 fn member(property: &'static str, member: &str) -> GraphProperty {
     GraphProperty::Member {
         property,
@@ -254,6 +281,16 @@ mod tests {
         }
         assert!(is_computed_attribute("isSoftDeleted"));
         assert!(!is_computed_attribute("manager"));
+    }
+
+    #[test]
+    fn group_attributes_translate() {
+        assert_eq!(graph_group_property("objectId").unwrap().select(), "id");
+        assert_eq!(
+            graph_group_property("SecurityEnabled").unwrap().select(),
+            "securityEnabled"
+        );
+        assert_eq!(graph_group_property("surname"), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The Graph HTTP client: configuration, authenticated GETs with retries, error envelopes and
 //! `@odata.nextLink` paging.
 
+use crate::credential::{AssertionSigner, CertificateAlgorithm, Credential};
 use crate::retry::{backoff_delay, retry_after};
-use crate::token::{TokenCache, TokenSettings, error_chain};
+use crate::token::{Auth, TokenCache, TokenSettings, error_chain};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
 use scimsync_core::{ErrorCode, Secret, SourceError};
@@ -29,7 +30,8 @@ pub struct GraphConfig {
     pub tenant_id: String,
     /// The app registration's application (client) id.
     pub client_id: String,
-    pub client_secret: Secret,
+    /// A client secret or a certificate.
+    pub credential: Credential,
     /// Graph base URL, default [`DEFAULT_GRAPH_URL`]; the token scope is `{graph_url}/.default`.
     pub graph_url: String,
     /// Login base URL, default [`DEFAULT_LOGIN_URL`].
@@ -43,16 +45,47 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
-    /// A configuration for the public cloud with default limits.
+    /// A configuration for the public cloud with default limits, signing in with a client
+    /// secret.
     pub fn new(
         tenant_id: impl Into<String>,
         client_id: impl Into<String>,
         client_secret: Secret,
     ) -> Self {
+        Self::with_credential(tenant_id, client_id, Credential::Secret(client_secret))
+    }
+
+    /// Like [`GraphConfig::new`], signing in with a certificate: `cert_pem` is the certificate
+    /// registered on the app (`-----BEGIN CERTIFICATE-----`), `key_pem` its private key
+    /// (PKCS#8 `-----BEGIN PRIVATE KEY-----`, or PKCS#1 `-----BEGIN RSA PRIVATE KEY-----`).
+    pub fn with_certificate(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        cert_pem: impl Into<String>,
+        key_pem: Secret,
+        algorithm: CertificateAlgorithm,
+    ) -> Self {
+        Self::with_credential(
+            tenant_id,
+            client_id,
+            Credential::Certificate {
+                cert_pem: cert_pem.into(),
+                key_pem,
+                algorithm,
+            },
+        )
+    }
+
+    /// A configuration for the public cloud with default limits and the given credential.
+    pub fn with_credential(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+    ) -> Self {
         GraphConfig {
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
-            client_secret,
+            credential,
             graph_url: DEFAULT_GRAPH_URL.into(),
             login_url: DEFAULT_LOGIN_URL.into(),
             page_size: DEFAULT_PAGE_SIZE,
@@ -74,8 +107,8 @@ pub(crate) struct Inner {
     tokens: TokenCache,
     pub(crate) graph_url: Url,
     pub(crate) page_size: u32,
-    max_retries: u32,
-    retry_base: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_base: Duration,
     pub(crate) max_concurrency: usize,
     permits: Semaphore,
     requests: Arc<AtomicU64>,
@@ -167,6 +200,16 @@ impl GraphClient {
             })?;
         let requests = Arc::new(AtomicU64::new(0));
         let graph_base = graph_url.as_str().trim_end_matches('/');
+        let auth = match cfg.credential {
+            Credential::Secret(secret) => Auth::Secret(secret),
+            Credential::Certificate {
+                cert_pem,
+                key_pem,
+                algorithm,
+            } => Auth::Assertion(Box::new(
+                AssertionSigner::new(&cert_pem, &key_pem, algorithm).map_err(config_error)?,
+            )),
+        };
         let tokens = TokenCache::new(
             TokenSettings {
                 token_url: format!(
@@ -176,7 +219,7 @@ impl GraphClient {
                 scope: format!("{graph_base}/.default"),
                 tenant_id: tenant.to_string(),
                 client_id: client_id.to_string(),
-                secret: cfg.client_secret,
+                auth,
                 max_retries: cfg.max_retries,
                 retry_base,
             },
@@ -226,6 +269,25 @@ impl GraphClient {
     /// transport errors, one token refresh on 401. `permission` names the application
     /// permission the call needs, for the 403 message.
     pub(crate) async fn get(&self, url: &Url, permission: &str) -> Result<Value, Failure> {
+        self.call(url, None, permission).await
+    }
+
+    /// POST a JSON body (used for `$batch`), with the same retries as [`GraphClient::get`].
+    pub(crate) async fn post(
+        &self,
+        url: &Url,
+        body: &Value,
+        permission: &str,
+    ) -> Result<Value, Failure> {
+        self.call(url, Some(body), permission).await
+    }
+
+    async fn call(
+        &self,
+        url: &Url,
+        json_body: Option<&Value>,
+        permission: &str,
+    ) -> Result<Value, Failure> {
         let inner = &self.inner;
         let mut attempt = 0u32;
         let mut refreshed = false;
@@ -237,9 +299,11 @@ impl GraphClient {
                     Failure::other(request_failed("the client is shut down".into(), None))
                 })?;
                 inner.requests.fetch_add(1, Ordering::Relaxed);
-                let response = inner
-                    .http
-                    .get(url.clone())
+                let request = match json_body {
+                    Some(b) => inner.http.post(url.clone()).json(b),
+                    None => inner.http.get(url.clone()),
+                };
+                let response = request
                     .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                     .header(ACCEPT, "application/json")
                     .header("client-request-id", &client_request_id)
@@ -254,7 +318,7 @@ impl GraphClient {
                     Err(e) => Err(e),
                 }
             };
-            let what = describe_url(url);
+            let what = describe(json_body.is_some(), url);
             let (status, headers, body) = match sent {
                 Ok(parts) => parts,
                 Err(e) => {
@@ -343,6 +407,7 @@ impl GraphClient {
             ));
             return Err(Failure {
                 status: Some(status),
+                code: envelope.code.clone(),
                 error: SourceError {
                     code: error_code,
                     message,
@@ -354,76 +419,136 @@ impl GraphClient {
 
     /// GET every page of a collection, handing each page's `value` to `each`.
     /// `@odata.nextLink` is followed unchanged, but only on the Graph host: it gets our token.
+    ///
+    /// A `$skiptoken` can expire while a large collection is paged (400
+    /// `Directory_ExpiredPageToken`, e.g. when paging is slowed by throttling). The read then
+    /// starts over once from the first page: `each` gets [`PageEvent::Restart`] and must drop
+    /// what it collected, because resuming from a stale position could skip or repeat objects.
     pub(crate) async fn get_pages(
         &self,
         first: Url,
         permission: &str,
-        mut each: impl FnMut(Vec<Value>) + Send,
+        mut each: impl FnMut(PageEvent) + Send,
     ) -> Result<(), SourceError> {
-        let mut url = first;
+        let mut url = first.clone();
+        let mut restarted = false;
         loop {
-            let page = self.get(&url, permission).await.map_err(|f| f.error)?;
-            let Value::Object(mut page) = page else {
-                return Err(request_failed(
-                    format!(
-                        "{}: Graph answered with a JSON value that is not an object",
-                        describe_url(&url)
-                    ),
-                    None,
-                ));
-            };
-            match page.remove("value") {
-                Some(Value::Array(values)) => each(values),
-                _ => {
-                    return Err(request_failed(
-                        format!(
-                            "{}: Graph's answer has no \"value\" array",
-                            describe_url(&url)
-                        ),
-                        None,
-                    ));
+            let page = match self.get(&url, permission).await {
+                Ok(page) => page,
+                Err(f)
+                    if f.has_code("Directory_ExpiredPageToken") && !restarted && url != first =>
+                {
+                    tracing::warn!(request = %describe_url(&first),
+                        "Graph expired the page token mid-read; reading the collection again from the start");
+                    restarted = true;
+                    each(PageEvent::Restart);
+                    url = first.clone();
+                    continue;
                 }
-            }
-            let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) else {
+                Err(f) => return Err(f.error),
+            };
+            let (values, links) = split_page(&url, page)?;
+            each(PageEvent::Page(values));
+            let Some(next) = links.next else {
                 return Ok(());
             };
-            let next = Url::parse(next).map_err(|e| {
-                request_failed(
-                    format!(
-                        "{}: unusable @odata.nextLink {next:?}: {e}",
-                        describe_url(&url)
-                    ),
-                    None,
-                )
-            })?;
-            if next.origin() != self.inner.graph_url.origin() {
-                return Err(request_failed(
-                    format!(
-                        "{}: @odata.nextLink points to another host ({}); refusing to send the token there",
-                        describe_url(&url),
-                        next.origin().ascii_serialization()
-                    ),
-                    None,
-                ));
-            }
-            if next == url {
-                return Err(request_failed(
-                    format!(
-                        "{}: @odata.nextLink repeats the current page",
-                        describe_url(&url)
-                    ),
-                    None,
-                ));
-            }
-            url = next;
+            url = self.next_url(&url, &next)?;
         }
     }
+
+    /// Validate an `@odata.nextLink` / `@odata.deltaLink` before our token is sent to it.
+    pub(crate) fn next_url(&self, current: &Url, next: &str) -> Result<Url, SourceError> {
+        let parsed = Url::parse(next).map_err(|e| {
+            request_failed(
+                format!(
+                    "{}: unusable link {next:?} from Graph: {e}",
+                    describe_url(current)
+                ),
+                None,
+            )
+        })?;
+        if parsed.origin() != self.inner.graph_url.origin() {
+            return Err(request_failed(
+                format!(
+                    "{}: @odata.nextLink points to another host ({}); refusing to send the token there",
+                    describe_url(current),
+                    parsed.origin().ascii_serialization()
+                ),
+                None,
+            ));
+        }
+        if parsed == *current {
+            return Err(request_failed(
+                format!(
+                    "{}: @odata.nextLink repeats the current page",
+                    describe_url(current)
+                ),
+                None,
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// `/users/x?$select=…` for a `$batch` item: the part of [`GraphClient::url`] after `/v1.0`.
+    pub(crate) fn relative_url(&self, path_segments: &[&str], query: &str) -> String {
+        let full = self.url(path_segments, query);
+        let root = self.url(&[], "");
+        full.as_str()
+            .strip_prefix(root.as_str().trim_end_matches('/'))
+            .unwrap_or(full.path())
+            .to_string()
+    }
+}
+
+/// What [`GraphClient::get_pages`] hands its callback.
+pub(crate) enum PageEvent {
+    Page(Vec<Value>),
+    /// The read starts over from the first page: forget what was collected.
+    Restart,
+}
+
+/// The links at the end of a page.
+pub(crate) struct Links {
+    pub next: Option<String>,
+    pub delta: Option<String>,
+}
+
+/// A page's `value` array and its `@odata.nextLink` / `@odata.deltaLink`.
+pub(crate) fn split_page(url: &Url, page: Value) -> Result<(Vec<Value>, Links), SourceError> {
+    let Value::Object(mut page) = page else {
+        return Err(request_failed(
+            format!(
+                "{}: Graph answered with a JSON value that is not an object",
+                describe_url(url)
+            ),
+            None,
+        ));
+    };
+    let Some(Value::Array(values)) = page.remove("value") else {
+        return Err(request_failed(
+            format!(
+                "{}: Graph's answer has no \"value\" array",
+                describe_url(url)
+            ),
+            None,
+        ));
+    };
+    let link = |k: &str| page.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok((
+        values,
+        Links {
+            next: link("@odata.nextLink"),
+            delta: link("@odata.deltaLink"),
+        },
+    ))
 }
 
 /// A failed GET, with the HTTP status when Graph answered (so callers can treat 404 apart).
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub status: Option<StatusCode>,
+    /// Graph's `error.code`, when it answered with the error envelope.
+    pub code: Option<String>,
     pub error: SourceError,
 }
 
@@ -431,8 +556,16 @@ impl Failure {
     fn other(error: SourceError) -> Self {
         Failure {
             status: None,
+            code: None,
             error,
         }
+    }
+
+    /// Graph's `error.code` equals `code`, ignoring case (casing varies across workloads).
+    pub(crate) fn has_code(&self, code: &str) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(code))
     }
 }
 
@@ -457,8 +590,12 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// "GET /v1.0/users" for messages: the path without the (long, opaque) query.
-fn describe_url(url: &Url) -> String {
-    format!("GET {}", url.path())
+pub(crate) fn describe_url(url: &Url) -> String {
+    describe(false, url)
+}
+
+fn describe(post: bool, url: &Url) -> String {
+    format!("{} {}", if post { "POST" } else { "GET" }, url.path())
 }
 
 /// Graph's `{"error":{"code","message","innerError":{"request-id","client-request-id"}}}`.

@@ -7,17 +7,34 @@
 //! directory's deleted items are reported as soft-deleted. Throttling (429) and unavailability
 //! (5xx) are retried, honouring `Retry-After`.
 //!
-//! Attributes come back under Entra's source attribute names; [`graph_property`] holds the one
-//! translation table between those names and Graph's properties.
+//! Change tracking: [`Source::read_user_changes`](scimsync_core::Source::read_user_changes) and
+//! [`Source::read_groups`](scimsync_core::Source::read_groups) use Graph delta queries
+//! (`/users/delta`, `/groups/delta` with `members@delta`) and keep the `@odata.deltaLink` as the
+//! watermark; an expired or rejected one falls back to a full round. Changed users and groups
+//! are re-read whole through `$batch`, because delta items omit unchanged properties.
+//!
+//! Credentials: a client secret, or a certificate whose key signs a `client_assertion`
+//! ([`Credential`]).
+//!
+//! Attributes come back under Entra's source attribute names; [`graph_property`] and
+//! [`graph_group_property`] hold the one translation table between those names and Graph's
+//! properties.
 
 mod attributes;
+mod batch;
 mod client;
+mod credential;
+mod delta;
+mod groups;
 mod read;
 mod retry;
 mod token;
 
-pub use attributes::{COMPUTED_ATTRIBUTES, GraphProperty, graph_property, is_computed_attribute};
+pub use attributes::{
+    COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property, is_computed_attribute,
+};
 pub use client::{
     DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES,
     DEFAULT_PAGE_SIZE, DEFAULT_RETRY_BASE, GraphClient, GraphConfig,
 };
+pub use credential::{CertificateAlgorithm, Credential};

@@ -1,29 +1,34 @@
-//! Reading users, app-role assignments and soft-deleted users: the [`Source`] implementation.
+//! Reading users, app-role assignments and soft-deleted users, and the [`Source`]
+//! implementation (delta reads live in `delta.rs`, groups in `groups.rs`).
 
 use crate::attributes::{GraphProperty, graph_property, is_computed_attribute};
-use crate::client::GraphClient;
+use crate::batch::Fetched;
+use crate::client::{GraphClient, PageEvent};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
-use scimsync_core::{Source, SourceError, SourceSnapshot, SourceUser, UserQuery, UserScope};
+use scimsync_core::{
+    AppRoleAssignment, Assignments, GroupQuery, GroupRead, Source, SourceError, SourceSnapshot,
+    SourceUser, UserQuery, UserRead, UserScope,
+};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
-const USER_READ: &str = "User.Read.All";
-const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
+pub(crate) const USER_READ: &str = "User.Read.All";
+pub(crate) const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
 const APPLICATION_READ: &str = "Application.Read.All";
 
 /// Attributes the engine always needs, whatever the mappings read.
 const ALWAYS: [&str; 3] = ["objectId", "userPrincipalName", "accountEnabled"];
 
 /// The requested attributes resolved to Graph properties, plus the `$select` they need.
-struct Projection {
+pub(crate) struct Projection {
     /// (name as requested, where it lives on Graph)
     attrs: Vec<(String, GraphProperty)>,
-    select: String,
+    pub(crate) select: String,
 }
 
 impl Projection {
-    fn new(requested: &[String]) -> Self {
+    pub(crate) fn new(requested: &[String]) -> Self {
         let mut attrs: Vec<(String, GraphProperty)> = Vec::new();
         let mut select: Vec<String> = vec!["id".into()];
         let names = ALWAYS
@@ -59,7 +64,7 @@ impl Projection {
     }
 
     /// A Graph user object as a [`SourceUser`] keyed by Entra names; `None` without an id.
-    fn user(&self, graph: &Value) -> Option<SourceUser> {
+    pub(crate) fn user(&self, graph: &Value) -> Option<SourceUser> {
         let obj: &Map<String, Value> = graph.as_object()?;
         let id = obj.get("id")?.as_str()?.to_string();
         let attrs = self
@@ -73,7 +78,7 @@ impl Projection {
 
 /// What `appRoleAssignedTo` and the group expansion yield.
 #[derive(Default)]
-struct Assignments {
+struct Expanded {
     assigned: BTreeSet<String>,
     /// user id → (appRoleId, principalType) pairs.
     roles: BTreeMap<String, BTreeSet<(String, String)>>,
@@ -107,29 +112,33 @@ impl GraphClient {
             ),
         );
         let mut users = Vec::new();
-        self.get_pages(url, USER_READ, |page| {
-            for u in page {
-                match projection.user(&u) {
-                    Some(user) => users.push(user),
-                    None => tracing::warn!("Graph listed a user without an id; skipped"),
+        self.get_pages(url, USER_READ, |event| match event {
+            PageEvent::Page(page) => {
+                for u in page {
+                    match projection.user(&u) {
+                        Some(user) => users.push(user),
+                        None => tracing::warn!("Graph listed a user without an id; skipped"),
+                    }
                 }
             }
+            PageEvent::Restart => users.clear(),
         })
         .await?;
         Ok(users)
     }
 
-    async fn soft_deleted(&self) -> Result<BTreeSet<String>, SourceError> {
+    pub(crate) async fn soft_deleted(&self) -> Result<BTreeSet<String>, SourceError> {
         let url = self.url(
             &["directory", "deletedItems", "microsoft.graph.user"],
             &format!("$select=id&$top={}", self.inner.page_size),
         );
         let mut ids = BTreeSet::new();
-        self.get_pages(url, USER_READ, |page| {
-            ids.extend(
+        self.get_pages(url, USER_READ, |event| match event {
+            PageEvent::Page(page) => ids.extend(
                 page.iter()
                     .filter_map(|u| u.get("id")?.as_str().map(str::to_string)),
-            );
+            ),
+            PageEvent::Restart => ids.clear(),
         })
         .await?;
         Ok(ids)
@@ -142,7 +151,14 @@ impl GraphClient {
             &format!("$select=id&$top={}", self.inner.page_size),
         );
         let mut users = Vec::new();
-        self.get_pages(url, GROUP_MEMBER_READ, |page| {
+        self.get_pages(url, GROUP_MEMBER_READ, |event| {
+            let page = match event {
+                PageEvent::Page(page) => page,
+                PageEvent::Restart => {
+                    users.clear();
+                    return;
+                }
+            };
             for m in page {
                 let Some(id) = m.get("id").and_then(Value::as_str) else {
                     continue;
@@ -163,7 +179,11 @@ impl GraphClient {
         Ok(users)
     }
 
-    async fn assignments(&self, service_principal_id: &str) -> Result<Assignments, SourceError> {
+    /// `appRoleAssignedTo` of the app, paged, split into user and group principals.
+    async fn app_role_assigned_to(
+        &self,
+        service_principal_id: &str,
+    ) -> Result<Assignments, SourceError> {
         let url = self.url(
             &[
                 "servicePrincipals",
@@ -173,9 +193,14 @@ impl GraphClient {
             "",
         );
         let mut out = Assignments::default();
-        // group id → appRoleIds assigned to it
-        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        self.get_pages(url, APPLICATION_READ, |page| {
+        self.get_pages(url, APPLICATION_READ, |event| {
+            let page = match event {
+                PageEvent::Page(page) => page,
+                PageEvent::Restart => {
+                    out = Assignments::default();
+                    return;
+                }
+            };
             for a in page {
                 let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
                 let (Some(principal), Some(kind)) = (text("principalId"), text("principalType"))
@@ -183,20 +208,51 @@ impl GraphClient {
                     continue;
                 };
                 let role = text("appRoleId").unwrap_or_else(|| uuid::Uuid::nil().to_string());
-                if kind.eq_ignore_ascii_case("User") {
-                    out.assigned.insert(principal.clone());
-                    out.roles
-                        .entry(principal)
-                        .or_default()
-                        .insert((role, "User".into()));
+                let target = if kind.eq_ignore_ascii_case("User") {
+                    &mut out.users
                 } else if kind.eq_ignore_ascii_case("Group") {
-                    groups.entry(principal).or_default().insert(role);
+                    &mut out.groups
+                } else {
+                    tracing::info!(principal = %principal, principal_type = %kind,
+                        "app role assignment to a non-user, non-group principal ignored");
+                    continue;
+                };
+                let principal_type = if kind.eq_ignore_ascii_case("User") {
+                    "User"
+                } else {
+                    "Group"
+                };
+                let list = target.entry(principal.clone()).or_default();
+                let assignment = AppRoleAssignment {
+                    app_role_id: role,
+                    principal_type: principal_type.into(),
+                    principal_id: principal,
+                };
+                if !list.contains(&assignment) {
+                    list.push(assignment);
                 }
             }
         })
         .await?;
+        Ok(out)
+    }
+
+    /// The assignments with assigned groups expanded to their direct user members.
+    async fn expanded_assignments(
+        &self,
+        service_principal_id: &str,
+    ) -> Result<Expanded, SourceError> {
+        let assignments = self.app_role_assigned_to(service_principal_id).await?;
+        let mut out = Expanded::default();
+        for (user, list) in &assignments.users {
+            out.assigned.insert(user.clone());
+            let roles = out.roles.entry(user.clone()).or_default();
+            for a in list {
+                roles.insert((a.app_role_id.clone(), "User".into()));
+            }
+        }
         let expanded: Vec<(String, Vec<String>)> =
-            futures::stream::iter(groups.keys().cloned().map(|g| async move {
+            futures::stream::iter(assignments.groups.keys().cloned().map(|g| async move {
                 let members = self.group_user_members(&g).await?;
                 Ok::<_, SourceError>((g, members))
             }))
@@ -204,16 +260,48 @@ impl GraphClient {
             .try_collect()
             .await?;
         for (group, members) in expanded {
-            let group_roles = &groups[&group];
+            let group_roles = &assignments.groups[&group];
             for user in members {
                 out.assigned.insert(user.clone());
                 let roles = out.roles.entry(user).or_default();
                 for role in group_roles {
-                    roles.insert((role.clone(), "Group".into()));
+                    roles.insert((role.app_role_id.clone(), "Group".into()));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Users by object id through `$batch`, complete under `projection`; unknown ids are left
+    /// out. The answer keeps the order of `ids` (without repeats).
+    pub(crate) async fn users_by_id(
+        &self,
+        ids: &[String],
+        projection: &Projection,
+    ) -> Result<Vec<SourceUser>, SourceError> {
+        let mut seen = BTreeSet::new();
+        let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
+        let query = format!("$select={}", projection.select);
+        let urls: Vec<String> = unique
+            .iter()
+            .map(|id| self.relative_url(&["users", id], &query))
+            .collect();
+        let fetched = self.batch_get(&urls, USER_READ).await?;
+        let mut users = Vec::with_capacity(fetched.len());
+        for (id, f) in unique.into_iter().zip(fetched) {
+            match f {
+                Fetched::Found(body) => match projection.user(&body) {
+                    Some(u) => users.push(u),
+                    None => {
+                        tracing::warn!(user = %id, "Graph returned a user without an id; skipped")
+                    }
+                },
+                Fetched::NotFound => {
+                    tracing::debug!(user = %id, "user not found (deleted meanwhile?); left out")
+                }
+            }
+        }
+        Ok(users)
     }
 }
 
@@ -225,7 +313,10 @@ impl Source for GraphClient {
                 UserScope::All => Ok(None),
                 UserScope::Assigned {
                     service_principal_id,
-                } => self.assignments(service_principal_id).await.map(Some),
+                } => self
+                    .expanded_assignments(service_principal_id)
+                    .await
+                    .map(Some),
             }
         };
         let (mut users, soft_deleted, assignments) = futures::try_join!(
@@ -258,6 +349,39 @@ impl Source for GraphClient {
             assigned,
             soft_deleted,
         })
+    }
+
+    async fn read_user_changes(
+        &self,
+        query: &UserQuery,
+        watermark: Option<&str>,
+    ) -> Result<UserRead, SourceError> {
+        self.user_changes(&Projection::new(&query.attributes), watermark)
+            .await
+    }
+
+    async fn read_users_by_id(
+        &self,
+        ids: &[String],
+        query: &UserQuery,
+    ) -> Result<Vec<SourceUser>, SourceError> {
+        self.users_by_id(ids, &Projection::new(&query.attributes))
+            .await
+    }
+
+    async fn read_assignments(
+        &self,
+        service_principal_id: &str,
+    ) -> Result<Assignments, SourceError> {
+        self.app_role_assigned_to(service_principal_id).await
+    }
+
+    async fn read_groups(
+        &self,
+        query: &GroupQuery,
+        watermark: Option<&str>,
+    ) -> Result<GroupRead, SourceError> {
+        self.group_changes(query, watermark).await
     }
 }
 

@@ -11,8 +11,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// `Retry-After` in (possibly fractional, e.g. `2.128`) seconds, as Graph sends it.
 /// An HTTP-date or garbage yields `None`, and the caller backs off on its own.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = text.parse().ok()?;
+    retry_after_text(headers.get(RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// A `Retry-After` value as text (also how `$batch` items carry it in their inner headers).
+pub(crate) fn retry_after_text(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
     if !secs.is_finite() || secs < 0.0 {
         return None;
     }

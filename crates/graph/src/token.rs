@@ -3,8 +3,10 @@
 //! The `oauth2` crate builds the request and parses the answer; it runs over our own reqwest
 //! 0.13 client through a small adapter (its bundled client is reqwest 0.12). oauth2 does not
 //! cache, so [`TokenCache`] keeps the token and refreshes it ahead of expiry, one refresh at a
-//! time. Token endpoint errors are turned into one message that names the likely cause.
+//! time. With a certificate credential each request carries a freshly signed
+//! `client_assertion` instead of `client_secret`. Token endpoint errors are turned into one message that names the likely cause.
 
+use crate::credential::AssertionSigner;
 use crate::retry::{backoff_delay, retry_after};
 use oauth2::basic::{
     BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenResponse,
@@ -92,6 +94,14 @@ fn explain(code: u64) -> Option<&'static str> {
         65001 => {
             "consent missing: an administrator must grant admin consent for the application permissions"
         }
+        700027 => {
+            "client assertion refused: its signature does not match a certificate registered on the app registration (upload the certificate under Certificates & secrets, and check that the key file belongs to that certificate)"
+        }
+        700024 => "client assertion outside its validity period (check the system clock)",
+        5002738 => {
+            "client assertion signature algorithm not accepted (try the other algorithm: PS256 or RS256)"
+        }
+        7000218 => "no credential sent: configure a client secret or a certificate",
         _ => return None,
     })
 }
@@ -138,6 +148,15 @@ async fn send(
     Ok(builder.body(body.to_vec())?)
 }
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How token requests authenticate the app.
+pub(crate) enum Auth {
+    Secret(Secret),
+    /// Boxed: an RSA key is large next to a secret.
+    Assertion(Box<AssertionSigner>),
+}
+
 type OAuthClient = Client<
     AadError,
     BasicTokenResponse,
@@ -163,7 +182,8 @@ pub(crate) struct TokenCache {
     http: reqwest::Client,
     counter: Arc<AtomicU64>,
     scope: String,
-    secret: Secret,
+    token_url: String,
+    auth: Auth,
     tenant_id: String,
     client_id: String,
     max_retries: u32,
@@ -176,7 +196,7 @@ pub(crate) struct TokenSettings {
     pub scope: String,
     pub tenant_id: String,
     pub client_id: String,
-    pub secret: Secret,
+    pub auth: Auth,
     pub max_retries: u32,
     pub retry_base: Duration,
 }
@@ -189,17 +209,21 @@ impl TokenCache {
     ) -> Result<Self, String> {
         let token_url = TokenUrl::new(s.token_url.clone())
             .map_err(|e| format!("invalid token URL {}: {e}", s.token_url))?;
-        let oauth = Client::new(ClientId::new(s.client_id.clone()))
-            .set_client_secret(ClientSecret::new(s.secret.expose().to_string()))
+        let mut oauth = Client::new(ClientId::new(s.client_id.clone()))
             .set_token_uri(token_url)
-            // Entra accepts Basic too, but the documented form is the request body.
+            // Entra accepts Basic too, but the documented form is the request body; without a
+            // secret, oauth2 then sends just `client_id` in the body, as assertions need.
             .set_auth_type(AuthType::RequestBody);
+        if let Auth::Secret(secret) = &s.auth {
+            oauth = oauth.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+        }
         Ok(TokenCache {
             oauth,
             http,
             counter,
             scope: s.scope,
-            secret: s.secret,
+            token_url: s.token_url,
+            auth: s.auth,
             tenant_id: s.tenant_id,
             client_id: s.client_id,
             max_retries: s.max_retries,
@@ -239,12 +263,24 @@ impl TokenCache {
             let http = self.http.clone();
             let counter = self.counter.clone();
             let adapter = move |req: HttpRequest| send(http.clone(), counter.clone(), req);
-            let result = self
+            let mut request = self
                 .oauth
                 .exchange_client_credentials()
-                .add_scope(Scope::new(self.scope.clone()))
-                .request_async(&adapter)
-                .await;
+                .add_scope(Scope::new(self.scope.clone()));
+            if let Auth::Assertion(signer) = &self.auth {
+                let jwt =
+                    signer
+                        .sign(&self.token_url, &self.client_id)
+                        .map_err(|e| SourceError {
+                            code: ErrorCode::GraphAuthenticationFailed,
+                            message: e,
+                            request_id: None,
+                        })?;
+                request = request
+                    .add_extra_param("client_assertion_type", JWT_BEARER)
+                    .add_extra_param("client_assertion", jwt);
+            }
+            let result = request.request_async(&adapter).await;
             let failure = match result {
                 Ok(response) => {
                     // Entra always sends expires_in; an hour is its usual value if one doesn't.
@@ -361,7 +397,10 @@ impl TokenCache {
 
     /// Belt and braces: no path should echo the secret, but never let one reach a message.
     fn redact(&self, text: &str) -> String {
-        let secret = self.secret.expose();
+        let Auth::Secret(secret) = &self.auth else {
+            return text.to_string();
+        };
+        let secret = secret.expose();
         if secret.len() >= 4 {
             text.replace(secret, "[REDACTED]")
         } else {

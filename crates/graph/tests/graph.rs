@@ -703,3 +703,79 @@ fn invalid_configuration_is_reported_before_any_request() {
         assert!(err.message.contains(needle), "{}", err.message);
     }
 }
+
+#[tokio::test]
+async fn an_expired_page_token_restarts_the_read_once_from_the_start() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1").await;
+    mount_no_deleted(&server).await;
+    let base = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param_is_missing("$skiptoken"))
+        .respond_with(page(
+            json!([{"id": "u1"}, {"id": "u2"}]),
+            Some(format!("{base}/v1.0/users?$skiptoken=p2")),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    // The first attempt at page 2 finds the token expired (paging was slowed down).
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "p2"))
+        .respond_with(graph_error(
+            400,
+            "Directory_ExpiredPageToken",
+            "The specified page token value has expired and can no longer be included in your request.",
+            "rid-1",
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "p2"))
+        .respond_with(page(json!([{"id": "u3"}]), None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let snap = client(&server).read_users(&all(&[])).await.unwrap();
+    assert_eq!(ids(&snap.users), ["u1", "u2", "u3"], "nothing read twice");
+}
+
+#[tokio::test]
+async fn a_second_expired_page_token_is_an_error() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1").await;
+    mount_no_deleted(&server).await;
+    let base = server.uri();
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param_is_missing("$skiptoken"))
+        .respond_with(page(
+            json!([{"id": "u1"}]),
+            Some(format!("{base}/v1.0/users?$skiptoken=p2")),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "p2"))
+        .respond_with(graph_error(
+            400,
+            "directory_expiredpagetoken",
+            "expired",
+            "rid-2",
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = client(&server).read_users(&all(&[])).await.unwrap_err();
+    assert!(
+        err.message.contains("ExpiredPageToken") || err.message.contains("expiredpagetoken"),
+        "{}",
+        err.message
+    );
+}

@@ -3,8 +3,10 @@
 //!
 //! Architecture invariant: this crate does no I/O and never reads the clock.
 
+mod filter;
 mod map;
 mod scope;
 
+pub use filter::{FilterVerdict, evaluate_filters};
 pub use map::{MapError, hash_attrs, map_user, matching_keys, source_attributes};
-pub use scope::{ScopeDecision, evaluate_scope};
+pub use scope::{Scope, ScopeDecision, evaluate_scope};

@@ -4,19 +4,25 @@
 //! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
 //! preview printed from the same plan is byte-for-byte what goes on the wire.
 
-use crate::patch::{Dialect, patch_body};
+use crate::members::{MemberRemoval, add_members_body, remove_members_body};
+use crate::patch::{Dialect, patch_body, patch_body_with_manager};
 use crate::path::{ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, match_filter};
-use crate::resource::{flatten_user, user_resource_with};
+use crate::resource::{
+    ManagerFormat, flatten_group, flatten_user, group_resource_with, is_members_path,
+    user_resource_with_manager,
+};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
 };
 use reqwest::{Method, redirect};
-use scimsync_core::{Attrs, Change, ErrorCode, Secret, Target, TargetError, TargetUser};
+use scimsync_core::{
+    Attrs, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use url::Url;
@@ -51,21 +57,117 @@ impl PlannedRequest {
         }
     }
 
-    /// `POST /Users`.
+    /// `POST /Users`, manager complex.
     pub fn create(attrs: &Attrs, list_custom_schemas: bool) -> PlannedRequest {
+        PlannedRequest::create_with_manager(attrs, list_custom_schemas, ManagerFormat::Complex)
+    }
+
+    /// `POST /Users`, enterprise `manager` rendered as `manager`.
+    pub fn create_with_manager(
+        attrs: &Attrs,
+        list_custom_schemas: bool,
+        manager: ManagerFormat,
+    ) -> PlannedRequest {
         PlannedRequest {
             method: "POST",
             path: "/Users".into(),
-            body: Some(user_resource_with(attrs, list_custom_schemas)),
+            body: Some(user_resource_with_manager(
+                attrs,
+                list_custom_schemas,
+                manager,
+            )),
         }
     }
 
-    /// `PATCH /Users/{id}`.
+    /// `PATCH /Users/{id}`, manager complex.
     pub fn update(id: &str, changes: &[Change], dialect: Dialect) -> PlannedRequest {
+        PlannedRequest::update_with_manager(id, changes, dialect, ManagerFormat::Complex)
+    }
+
+    /// `PATCH /Users/{id}`, enterprise `manager` rendered as `manager`.
+    pub fn update_with_manager(
+        id: &str,
+        changes: &[Change],
+        dialect: Dialect,
+        manager: ManagerFormat,
+    ) -> PlannedRequest {
         PlannedRequest {
             method: "PATCH",
             path: format!("/Users/{}", encode_segment(id)),
+            body: Some(patch_body_with_manager(changes, dialect, manager)),
+        }
+    }
+
+    /// `GET /Groups?filter=…&excludedAttributes=members` looking a group up by a matching
+    /// attribute (`displayName` by default, or `externalId`, …).
+    pub fn find_groups(path: &str, value: &str) -> PlannedRequest {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", &match_filter(path, value))
+            .append_pair("excludedAttributes", "members")
+            .finish();
+        PlannedRequest {
+            method: "GET",
+            path: format!("/Groups?{query}"),
+            body: None,
+        }
+    }
+
+    /// `POST /Groups`: the group, empty (see [`crate::group_resource_with`]).
+    pub fn create_group(attrs: &Attrs, list_custom_schemas: bool) -> PlannedRequest {
+        PlannedRequest {
+            method: "POST",
+            path: "/Groups".into(),
+            body: Some(group_resource_with(attrs, list_custom_schemas)),
+        }
+    }
+
+    /// `PATCH /Groups/{id}` changing attributes (a rename is one op), as for users.
+    pub fn update_group(id: &str, changes: &[Change], dialect: Dialect) -> PlannedRequest {
+        PlannedRequest {
+            method: "PATCH",
+            path: group_path(id),
             body: Some(patch_body(changes, dialect)),
+        }
+    }
+
+    /// `PATCH /Groups/{id}` adding all `member_ids` in one op.
+    pub fn add_members(group_id: &str, member_ids: &[String], dialect: Dialect) -> PlannedRequest {
+        PlannedRequest {
+            method: "PATCH",
+            path: group_path(group_id),
+            body: Some(add_members_body(member_ids, dialect)),
+        }
+    }
+
+    /// `PATCH /Groups/{id}` removing all `member_ids` in one request, in the `removal` form.
+    pub fn remove_members(
+        group_id: &str,
+        member_ids: &[String],
+        dialect: Dialect,
+        removal: MemberRemoval,
+    ) -> PlannedRequest {
+        PlannedRequest {
+            method: "PATCH",
+            path: group_path(group_id),
+            body: Some(remove_members_body(member_ids, dialect, removal)),
+        }
+    }
+
+    /// `GET /Groups/{id}?attributes=members`: the only read that asks for members.
+    pub fn group_members(group_id: &str) -> PlannedRequest {
+        PlannedRequest {
+            method: "GET",
+            path: format!("{}?attributes=members", group_path(group_id)),
+            body: None,
+        }
+    }
+
+    /// `DELETE /Groups/{id}`.
+    pub fn delete_group(id: &str) -> PlannedRequest {
+        PlannedRequest {
+            method: "DELETE",
+            path: group_path(id),
+            body: None,
         }
     }
 
@@ -103,6 +205,11 @@ pub struct ScimClientConfig {
     /// First backoff delay when a retryable answer has no `Retry-After`; doubles per retry
     /// (capped at 30 s) with jitter. Default 250 ms.
     pub retry_base_delay: Duration,
+    /// How member removal is written; `None` (the default) follows the dialect
+    /// ([`MemberRemoval::for_dialect`]: `Rfc` → `Filter`, `EntraDefault` → `ValueList`).
+    pub member_removal: Option<MemberRemoval>,
+    /// How enterprise `manager` is written in POST and PATCH. Default `Complex`.
+    pub manager_format: ManagerFormat,
 }
 
 impl ScimClientConfig {
@@ -117,6 +224,8 @@ impl ScimClientConfig {
             max_retries: 5,
             list_custom_schemas: true,
             retry_base_delay: Duration::from_millis(250),
+            member_removal: None,
+            manager_format: ManagerFormat::Complex,
         }
     }
 }
@@ -136,6 +245,10 @@ struct Inner {
     auth: HeaderValue,
     dialect: Dialect,
     list_custom_schemas: bool,
+    member_removal: MemberRemoval,
+    manager_format: ManagerFormat,
+    /// A group read carried `members` although we excluded them; warned about once.
+    warned_members: AtomicBool,
     max_retries: u32,
     retry_base_delay: Duration,
     max_concurrency: usize,
@@ -161,18 +274,20 @@ enum Addressing {
     Filter,
     /// `POST /Users`: the collection itself is missing.
     Collection,
-    /// `/Users/{id}`: the object we cached is gone.
+    /// `/Users/{id}`, `/Groups/{id}?attributes=members`: the object we cached is gone.
     ById,
 }
 
 impl Addressing {
     fn of(path: &str) -> Addressing {
-        if path.contains('?') {
-            Addressing::Filter
-        } else if path == "/Users" {
-            Addressing::Collection
-        } else {
-            Addressing::ById
+        let (resource, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        match (resource, query) {
+            ("/Users" | "/Groups", Some(_)) => Addressing::Filter,
+            ("/Users" | "/Groups", None) => Addressing::Collection,
+            _ => Addressing::ById,
         }
     }
 }
@@ -230,6 +345,11 @@ impl ScimClient {
                 auth,
                 dialect: cfg.dialect,
                 list_custom_schemas: cfg.list_custom_schemas,
+                member_removal: cfg
+                    .member_removal
+                    .unwrap_or_else(|| MemberRemoval::for_dialect(cfg.dialect)),
+                manager_format: cfg.manager_format,
+                warned_members: AtomicBool::new(false),
                 max_retries: cfg.max_retries,
                 retry_base_delay: cfg.retry_base_delay,
                 max_concurrency,
@@ -269,12 +389,70 @@ impl ScimClient {
 
     /// The `POST /Users` this client would send for `attrs`.
     pub fn plan_create(&self, attrs: &Attrs) -> PlannedRequest {
-        PlannedRequest::create(attrs, self.inner.list_custom_schemas)
+        PlannedRequest::create_with_manager(
+            attrs,
+            self.inner.list_custom_schemas,
+            self.inner.manager_format,
+        )
     }
 
     /// The `PATCH /Users/{id}` this client would send for `changes`.
     pub fn plan_update(&self, id: &str, changes: &[Change]) -> PlannedRequest {
-        PlannedRequest::update(id, changes, self.inner.dialect)
+        PlannedRequest::update_with_manager(
+            id,
+            changes,
+            self.inner.dialect,
+            self.inner.manager_format,
+        )
+    }
+
+    /// The `POST /Groups` this client would send for `attrs`.
+    pub fn plan_create_group(&self, attrs: &Attrs) -> PlannedRequest {
+        PlannedRequest::create_group(attrs, self.inner.list_custom_schemas)
+    }
+
+    /// The `PATCH /Groups/{id}` this client would send for `changes`.
+    pub fn plan_update_group(&self, id: &str, changes: &[Change]) -> PlannedRequest {
+        PlannedRequest::update_group(id, changes, self.inner.dialect)
+    }
+
+    /// The `PATCH /Groups/{id}` this client would send to add `member_ids`.
+    pub fn plan_add_members(&self, group_id: &str, member_ids: &[String]) -> PlannedRequest {
+        PlannedRequest::add_members(group_id, member_ids, self.inner.dialect)
+    }
+
+    /// The `PATCH /Groups/{id}` this client would send to remove `member_ids`.
+    pub fn plan_remove_members(&self, group_id: &str, member_ids: &[String]) -> PlannedRequest {
+        PlannedRequest::remove_members(
+            group_id,
+            member_ids,
+            self.inner.dialect,
+            self.inner.member_removal,
+        )
+    }
+
+    /// The member removal form in use (configured, or derived from the dialect).
+    pub fn member_removal(&self) -> MemberRemoval {
+        self.inner.member_removal
+    }
+
+    /// A group read that should not have carried members did: tolerated, logged once.
+    fn note_unwanted_members(&self, req: &PlannedRequest, resource: &Value) {
+        let carries = match resource.get("members") {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        if carries && !self.inner.warned_members.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                method = req.method,
+                path = %req.path,
+                "the SCIM target returned group members although they were excluded; they are \
+                 ignored (Entra fails such answers with \
+                 SystemForCrossDomainIdentityManagementMultipleEntriesInResponse, scimsync is \
+                 more lenient). Large groups will make these reads slow"
+            );
+        }
     }
 
     fn url_for(&self, planned_path: &str) -> Url {
@@ -397,15 +575,25 @@ impl Target for ScimClient {
     async fn find_users(&self, path: &str, value: &str) -> Result<Vec<TargetUser>, TargetError> {
         let req = PlannedRequest::find(path, value);
         let body = self.send(&req).await?;
-        Ok(parse_list_response(&body, &req)?.1)
+        parse_list_response(&body, &req)?
+            .1
+            .iter()
+            .map(|r| {
+                let (id, attrs) = flatten_user(r);
+                if id.is_empty() {
+                    Err(incompatible(&req, "a returned user has no `id`".into()))
+                } else {
+                    Ok(TargetUser { id, attrs })
+                }
+            })
+            .collect()
     }
 
     /// `POST /Users`; the answer must carry the new `id`.
     async fn create_user(&self, attrs: &Attrs) -> Result<TargetUser, TargetError> {
         let req = self.plan_create(attrs);
         let body = self.send(&req).await?;
-        let resource: Value = serde_json::from_slice(&body)
-            .map_err(|e| incompatible(&req, format!("the created user is not JSON: {e}")))?;
+        let resource = parse_resource(&body, &req, "user")?;
         let (id, attrs) = flatten_user(&resource);
         if id.is_empty() {
             return Err(incompatible(&req, "the created user has no `id`".into()));
@@ -425,13 +613,128 @@ impl Target for ScimClient {
     async fn delete_user(&self, id: &str) -> Result<(), TargetError> {
         self.send(&PlannedRequest::delete(id)).await.map(drop)
     }
+
+    /// `GET /Groups?filter=…&excludedAttributes=members`. Members sent anyway are ignored
+    /// (with one warning per client) where Entra fails the read.
+    async fn find_groups(&self, path: &str, value: &str) -> Result<Vec<TargetGroup>, TargetError> {
+        let req = PlannedRequest::find_groups(path, value);
+        let body = self.send(&req).await?;
+        parse_list_response(&body, &req)?
+            .1
+            .iter()
+            .map(|r| {
+                self.note_unwanted_members(&req, r);
+                let (id, attrs) = flatten_group(r);
+                if id.is_empty() {
+                    Err(incompatible(&req, "a returned group has no `id`".into()))
+                } else {
+                    Ok(TargetGroup { id, attrs })
+                }
+            })
+            .collect()
+    }
+
+    /// `POST /Groups`, empty; the answer must carry the new `id`.
+    async fn create_group(&self, attrs: &Attrs) -> Result<TargetGroup, TargetError> {
+        let req = self.plan_create_group(attrs);
+        let body = self.send(&req).await?;
+        let resource = parse_resource(&body, &req, "group")?;
+        let (id, attrs) = flatten_group(&resource);
+        if id.is_empty() {
+            return Err(incompatible(&req, "the created group has no `id`".into()));
+        }
+        Ok(TargetGroup { id, attrs })
+    }
+
+    /// `PATCH /Groups/{id}`; 204 or 200. No changes, no request. Members are not attributes
+    /// here: a change to `members` is refused (use add/remove_members).
+    async fn update_group(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
+        if let Some(c) = changes.iter().find(|c| is_members_path(&c.path)) {
+            return Err(TargetError::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "group attribute change on `{}`: members are changed with add/remove \
+                     member requests, never through a group attribute mapping",
+                    c.path
+                ),
+            ));
+        }
+        if changes.iter().all(|c| c.value.is_null()) {
+            return Ok(());
+        }
+        self.send(&self.plan_update_group(id, changes))
+            .await
+            .map(drop)
+    }
+
+    /// One `PATCH /Groups/{id}` adding every id; none, no request.
+    async fn add_members(&self, group_id: &str, member_ids: &[String]) -> Result<(), TargetError> {
+        if member_ids.is_empty() {
+            return Ok(());
+        }
+        self.send(&self.plan_add_members(group_id, member_ids))
+            .await
+            .map(drop)
+    }
+
+    /// One `PATCH /Groups/{id}` removing every id, in the configured form; none, no request.
+    async fn remove_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<(), TargetError> {
+        if member_ids.is_empty() {
+            return Ok(());
+        }
+        self.send(&self.plan_remove_members(group_id, member_ids))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /Groups/{id}?attributes=members` → member ids (entries without a `value` skipped).
+    async fn group_members(&self, group_id: &str) -> Result<Vec<String>, TargetError> {
+        let req = PlannedRequest::group_members(group_id);
+        let body = self.send(&req).await?;
+        let resource = parse_resource(&body, &req, "group")?;
+        let members = match resource.get("members") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(incompatible(&req, "`members` is not an array".into())),
+        };
+        Ok(members
+            .iter()
+            .filter_map(|m| match m.get("value") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// `DELETE /Groups/{id}`; 204 (or any 2xx); 404 is `InvalidAnchor`.
+    async fn delete_group(&self, id: &str) -> Result<(), TargetError> {
+        self.send(&PlannedRequest::delete_group(id)).await.map(drop)
+    }
 }
 
-/// `totalResults` and the users of a ListResponse; anything else is `ServiceIncompatible`.
+/// A single resource answer (a JSON object), or `ServiceIncompatible`.
+fn parse_resource(body: &[u8], req: &PlannedRequest, what: &str) -> Result<Value, TargetError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| incompatible(req, format!("the {what} answered is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(incompatible(
+            req,
+            format!("the {what} answered is not a JSON object"),
+        ));
+    }
+    Ok(v)
+}
+
+/// `totalResults` and the resources of a ListResponse; anything else is `ServiceIncompatible`.
 fn parse_list_response(
     body: &[u8],
     req: &PlannedRequest,
-) -> Result<(u64, Vec<TargetUser>), TargetError> {
+) -> Result<(u64, Vec<Value>), TargetError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| incompatible(req, format!("the answer is not JSON: {e}")))?;
     let obj = v
@@ -460,18 +763,7 @@ fn parse_list_response(
             format!("totalResults is {total} but no resources were returned"),
         ));
     }
-    let users = resources
-        .iter()
-        .map(|r| {
-            let (id, attrs) = flatten_user(r);
-            if id.is_empty() {
-                Err(incompatible(req, "a returned user has no `id`".into()))
-            } else {
-                Ok(TargetUser { id, attrs })
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, users))
+    Ok((total, resources.to_vec()))
 }
 
 fn incompatible(req: &PlannedRequest, what: String) -> TargetError {
@@ -628,6 +920,10 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
         .saturating_mul(1u32 << attempt.min(16))
         .min(MAX_BACKOFF);
     step.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+fn group_path(id: &str) -> String {
+    format!("/Groups/{}", encode_segment(id))
 }
 
 /// Percent-encodes an id for use as one path segment.

@@ -1,7 +1,7 @@
 //! `[Change]` → SCIM PatchOp JSON, in the two forms Entra sends (reference §1.5–1.6).
 
 use crate::path::{AttrPath, PATCH_OP_SCHEMA};
-use crate::resource::{is_primary_entry, selector_value, wire_value};
+use crate::resource::{ManagerFormat, is_primary_entry, selector_value, wire_value};
 use scimsync_core::{Change, ChangeOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -36,8 +36,17 @@ pub enum Dialect {
 ///
 /// In both, enterprise `manager` is sent as `{"value": id}` (see the crate docs).
 pub fn patch_body(changes: &[Change], dialect: Dialect) -> Value {
+    patch_body_with_manager(changes, dialect, ManagerFormat::Complex)
+}
+
+/// [`patch_body`], with enterprise `manager` rendered as `manager`.
+pub fn patch_body_with_manager(
+    changes: &[Change],
+    dialect: Dialect,
+    manager: ManagerFormat,
+) -> Value {
     let ops = match dialect {
-        Dialect::Rfc => rfc_ops(changes),
+        Dialect::Rfc => rfc_ops(changes, manager),
         Dialect::EntraDefault => changes
             .iter()
             .filter(|c| !c.value.is_null()) // nulls are never sent
@@ -46,14 +55,14 @@ pub fn patch_body(changes: &[Change], dialect: Dialect) -> Value {
                     ChangeOp::Add => "Add",
                     ChangeOp::Replace => "Replace",
                 };
-                json!({"op": op, "path": c.path, "value": wire_value(&c.path, &c.value, true)})
+                json!({"op": op, "path": c.path, "value": wire_value(&c.path, &c.value, true, manager)})
             })
             .collect(),
     };
     json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops})
 }
 
-fn rfc_ops(changes: &[Change]) -> Vec<Value> {
+fn rfc_ops(changes: &[Change], manager: ManagerFormat) -> Vec<Value> {
     // Entries (attr, filter attr, filter value) that this change set replaces into: they exist.
     let replaced: Vec<(&str, &str, String)> = changes
         .iter()
@@ -78,7 +87,7 @@ fn rfc_ops(changes: &[Change]) -> Vec<Value> {
         if c.value.is_null() {
             continue; // nulls are never sent
         }
-        let value = wire_value(&c.path, &c.value, false);
+        let value = wire_value(&c.path, &c.value, false, manager);
         let parsed = AttrPath::parse(&c.path);
         match (c.op, parsed) {
             (

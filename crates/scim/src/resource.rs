@@ -1,11 +1,25 @@
-//! Flat attributes ⇄ SCIM User resource JSON: the POST body and its inverse.
+//! Flat attributes ⇄ SCIM User and Group resource JSON: the POST bodies and their inverses.
 //!
-//! The two functions round-trip: `flatten_user(&user_resource(a)).1 == a` for every path shape
-//! the mappings use. What a server adds (`meta`, `groups`, untyped entries) is dropped.
+//! The pairs round-trip: `flatten_user(&user_resource(a)).1 == a` for every path shape the
+//! mappings use, and likewise `flatten_group(&group_resource(a)).1 == a`. What a server adds
+//! (`meta`, `groups`, a group's `members`, untyped entries) is dropped.
 
-use crate::path::{AttrPath, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, escape};
+use crate::path::{AttrPath, CORE_GROUP_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, escape};
 use scimsync_core::Attrs;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+/// How enterprise `manager` goes on the wire in POST and PATCH bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagerFormat {
+    /// `{"value": "<id>"}`, as RFC 7643 defines it; strict servers (scim2-server) need it.
+    #[default]
+    Complex,
+    /// The bare id string, as server authors report the live Entra client sends it; for
+    /// targets built against that.
+    String,
+}
 
 /// The `POST /Users` body for `attrs`, listing custom extension URNs in `schemas` (the
 /// [`crate::ScimClientConfig`] default). See [`user_resource_with`].
@@ -24,6 +38,59 @@ pub fn user_resource(attrs: &Attrs) -> Value {
 /// set; the work email is `primary`. `active` is always a JSON boolean, enterprise `manager`
 /// the complex `{"value": id}`, and nulls are never sent.
 pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
+    user_resource_with_manager(attrs, list_custom_schemas, ManagerFormat::Complex)
+}
+
+/// [`user_resource_with`], with enterprise `manager` rendered as `manager`.
+pub fn user_resource_with_manager(
+    attrs: &Attrs,
+    list_custom_schemas: bool,
+    manager: ManagerFormat,
+) -> Value {
+    let mut body = build_resource(CORE_USER_SCHEMA, attrs.iter(), list_custom_schemas, manager);
+    if let Value::Object(m) = &mut body {
+        mark_primary_work_email(m);
+    }
+    body
+}
+
+/// The `POST /Groups` body for `attrs`, listing custom extension URNs in `schemas` (the
+/// [`crate::ScimClientConfig`] default). See [`group_resource_with`].
+pub fn group_resource(attrs: &Attrs) -> Value {
+    group_resource_with(attrs, true)
+}
+
+/// The `POST /Groups` body for `attrs`: `schemas` (core Group, plus custom extension URNs with
+/// `list_custom_schemas`), `displayName`, `externalId`, and extension attributes under their
+/// URN key (`{"urn:ietf:params:scim:schemas:extension:klaxoon:2.0:Group": {"license": …}}`).
+///
+/// A group is always created empty (reference §1.7): `members` paths are never sent, members
+/// follow with an `add` PATCH. Entra also lists Microsoft's
+/// `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group` URN; it is left
+/// out because it carries no attributes and strict servers reject unregistered URNs.
+pub fn group_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
+    build_resource(
+        CORE_GROUP_SCHEMA,
+        attrs.iter().filter(|(path, _)| !is_members_path(path)),
+        list_custom_schemas,
+        ManagerFormat::Complex,
+    )
+}
+
+/// `members`, `members.value`, `members[value eq "x"]`: what groups never carry in a POST.
+pub(crate) fn is_members_path(path: &str) -> bool {
+    let name = path.split(['.', '[']).next().unwrap_or_default();
+    name.eq_ignore_ascii_case("members")
+}
+
+/// A resource body for `attrs` under the `core` schema. The enterprise User URN is listed
+/// whenever used; other extension URNs only with `list_custom_schemas`.
+fn build_resource<'a>(
+    core: &str,
+    attrs: impl Iterator<Item = (&'a String, &'a Value)>,
+    list_custom_schemas: bool,
+    manager: ManagerFormat,
+) -> Value {
     let mut body = Map::new();
     let mut has_enterprise = false;
     let mut custom: Vec<&str> = Vec::new();
@@ -32,7 +99,7 @@ pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
         if value.is_null() {
             continue;
         }
-        let value = wire_value(path, value, false);
+        let value = wire_value(path, value, false, manager);
         match AttrPath::parse(path) {
             AttrPath::Core { attr, sub: None } => {
                 body.insert(attr.to_string(), value);
@@ -71,9 +138,8 @@ pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
             }
         }
     }
-    mark_primary_work_email(&mut body);
     // Core, enterprise, then custom URNs: the order Entra and RFC 7643 examples use.
-    let mut schemas = vec![Value::from(CORE_USER_SCHEMA)];
+    let mut schemas = vec![Value::from(core)];
     if has_enterprise {
         schemas.push(Value::from(ENTERPRISE_USER_SCHEMA));
     }
@@ -83,8 +149,14 @@ pub fn user_resource_with(attrs: &Attrs, list_custom_schemas: bool) -> Value {
 }
 
 /// Converts a value to what goes on the wire for `path`: `active` as a boolean (or Entra's
-/// `"True"`/`"False"` string with `entra_strings`), enterprise `manager` as `{"value": id}`.
-pub(crate) fn wire_value(path: &str, value: &Value, entra_strings: bool) -> Value {
+/// `"True"`/`"False"` string with `entra_strings`), enterprise `manager` as `{"value": id}`
+/// unless [`ManagerFormat::String`].
+pub(crate) fn wire_value(
+    path: &str,
+    value: &Value,
+    entra_strings: bool,
+    manager: ManagerFormat,
+) -> Value {
     if path.eq_ignore_ascii_case("active") {
         return match as_bool(value) {
             Some(b) if entra_strings => Value::from(if b { "True" } else { "False" }),
@@ -92,7 +164,7 @@ pub(crate) fn wire_value(path: &str, value: &Value, entra_strings: bool) -> Valu
             None => value.clone(),
         };
     }
-    if let (true, Value::String(id)) = (is_manager(path), value) {
+    if let (true, Value::String(id), ManagerFormat::Complex) = (is_manager(path), value, manager) {
         return json!({ "value": id });
     }
     value.clone()
@@ -236,6 +308,23 @@ pub fn flatten_user(resource: &Value) -> (String, Attrs) {
         }
     }
     (id, out)
+}
+
+/// A Group resource as flat paths, and its `id` (empty when the resource has none): the same
+/// rules as [`flatten_user`], with `members` dropped — a group read never carries them on
+/// purpose (see [`crate::ScimClient`] for what happens when a server sends them anyway).
+pub fn flatten_group(resource: &Value) -> (String, Attrs) {
+    match resource.as_object() {
+        Some(obj) if obj.keys().any(|k| k.eq_ignore_ascii_case("members")) => {
+            let without: Map<String, Value> = obj
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("members"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            flatten_user(&Value::Object(without))
+        }
+        _ => flatten_user(resource),
+    }
 }
 
 fn flatten_object(out: &mut Attrs, prefix: &str, m: &Map<String, Value>) {

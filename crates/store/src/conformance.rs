@@ -29,6 +29,7 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("list is in source id order", list_order),
         ("invalid job ids are refused", invalid_job_ids),
         ("concurrent commits all land", concurrent_commits),
+        ("records by kind", records_by_kind),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -505,4 +506,28 @@ fn import_rejects_bad_line<S: StoreAdmin>(s: &S) {
     let future = "{\"kind\":\"header\",\"format\":\"scimsync-state\",\"version\":99}\n";
     let err = import(s, None, future.as_bytes()).expect_err("unknown version");
     assert!(err.message.contains("version 99"), "{}", err.message);
+}
+
+fn records_by_kind<S: StateStore>(s: &S) {
+    s.put_record("a", "escrow", "u2", "two").unwrap();
+    s.put_record("a", "escrow", "u1", "one").unwrap();
+    s.put_record("a", "members", "u1", "m").unwrap();
+    s.put_record("ab", "escrow", "u9", "other job").unwrap();
+    assert_eq!(
+        s.get_record("a", "escrow", "u1").unwrap().as_deref(),
+        Some("one")
+    );
+    assert_eq!(
+        s.list_records("a", "escrow").unwrap(),
+        vec![
+            ("u1".to_string(), "one".to_string()),
+            ("u2".to_string(), "two".to_string())
+        ],
+        "records of one kind, in id order, without other kinds or jobs"
+    );
+    s.remove_record("a", "escrow", "u1").unwrap();
+    assert_eq!(s.get_record("a", "escrow", "u1").unwrap(), None);
+    assert_eq!(s.list_records("a", "escrow").unwrap().len(), 1);
+    assert_eq!(s.list_records("a", "members").unwrap().len(), 1);
+    assert_eq!(s.scan_meta("a", "rec/").unwrap().len(), 2);
 }

@@ -115,6 +115,29 @@ impl StateStore for MemoryStore {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        check_job(job)?;
+        Ok(self
+            .lock()
+            .meta
+            .get(job)
+            .map(|m| {
+                m.range(prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
+        check_job(job)?;
+        if let Some(m) = self.lock().meta.get_mut(job) {
+            m.remove(key);
+        }
+        Ok(())
+    }
 }
 
 impl StoreAdmin for MemoryStore {

@@ -268,6 +268,28 @@ impl StateStore for SledStore {
             .map(|_| ())
             .map_err(|e| self.err("flushing", e))
     }
+
+    fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        check_job(job)?;
+        let start = key(job, prefix.as_bytes());
+        let skip = prefix_len(job);
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(&start) {
+            let (k, v) = item.map_err(|e| self.err(&format!("scanning meta of job {job}"), e))?;
+            let name = String::from_utf8_lossy(&k[skip..]).to_string();
+            let value: String = self.decode(&format!("meta {name:?} of job {job}"), &v)?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    fn remove_meta(&self, job: &str, key_name: &str) -> Result<(), StoreError> {
+        check_job(job)?;
+        self.meta
+            .remove(key(job, key_name.as_bytes()))
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("removing meta {key_name:?} of job {job}"), e))
+    }
 }
 
 impl StoreAdmin for SledStore {
@@ -363,6 +385,10 @@ fn prefix(job: &str) -> Vec<u8> {
     p.extend_from_slice(job.as_bytes());
     p.push(0);
     p
+}
+
+fn prefix_len(job: &str) -> usize {
+    job.len() + 1
 }
 
 fn key(job: &str, rest: &[u8]) -> Vec<u8> {
@@ -570,6 +596,12 @@ mod tests {
         }
         fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
             self.store.put_meta(job, key, value)
+        }
+        fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+            self.store.scan_meta(job, prefix)
+        }
+        fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
+            self.store.remove_meta(job, key)
         }
         fn flush(&self) -> Result<(), StoreError> {
             self.store.flush()

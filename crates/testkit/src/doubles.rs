@@ -2,56 +2,244 @@
 //! unit tests. They speak the core types, not HTTP: the HTTP emulators live beside them.
 
 use scimsync_core::{
-    Attrs, Change, ErrorCode, Source, SourceError, SourceSnapshot, SourceUser, Target, TargetError,
-    TargetUser, UserQuery,
+    AppRoleAssignment, Assignments, Attrs, Change, ErrorCode, GroupQuery, GroupRead, MemberKind,
+    Source, SourceError, SourceGroup, SourceSnapshot, SourceUser, Target, TargetError, TargetUser,
+    UserQuery, UserRead,
 };
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-/// A source whose snapshot tests set directly.
+/// A source whose snapshot tests set directly. It tracks changes like Graph's delta query:
+/// every edit bumps the version of the users it changed, and a watermark is the version the
+/// last read saw, so incremental reads return only what changed since.
 #[derive(Default)]
 pub struct MemorySource {
-    snapshot: Mutex<SourceSnapshot>,
-    fail_next: Mutex<Option<SourceError>>,
+    inner: Mutex<SourceInner>,
+}
+
+#[derive(Default)]
+struct SourceInner {
+    snapshot: SourceSnapshot,
+    versions: BTreeMap<String, u64>,
+    /// (id, soft, version)
+    removals: Vec<(String, bool, u64)>,
+    seq: u64,
+    groups: Vec<SourceGroup>,
+    members: BTreeMap<String, Vec<(String, MemberKind)>>,
+    assigned_groups: BTreeSet<String>,
+    fail_next: Option<SourceError>,
+    reject_next_watermark: bool,
+    reads: Vec<String>,
 }
 
 impl MemorySource {
     pub fn new(users: Vec<SourceUser>) -> Self {
-        MemorySource {
-            snapshot: Mutex::new(SourceSnapshot {
-                users,
-                ..Default::default()
-            }),
-            fail_next: Mutex::new(None),
+        let s = MemorySource::default();
+        s.edit(|snap| snap.users = users);
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SourceInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the tenant; the users this changes get a new version.
+    pub fn edit(&self, f: impl FnOnce(&mut SourceSnapshot)) {
+        let mut g = self.lock();
+        let before: BTreeMap<String, SourceUser> = g
+            .snapshot
+            .users
+            .iter()
+            .map(|u| (u.id.clone(), u.clone()))
+            .collect();
+        f(&mut g.snapshot);
+        let after: BTreeMap<String, SourceUser> = g
+            .snapshot
+            .users
+            .iter()
+            .map(|u| (u.id.clone(), u.clone()))
+            .collect();
+        for (id, u) in &after {
+            if before.get(id) != Some(u) {
+                g.seq += 1;
+                let v = g.seq;
+                g.versions.insert(id.clone(), v);
+            }
+        }
+        for id in before.keys().filter(|id| !after.contains_key(*id)) {
+            g.seq += 1;
+            let (v, soft) = (g.seq, g.snapshot.soft_deleted.contains(id));
+            g.removals.push((id.clone(), soft, v));
+        }
+        // A soft-deleted user that is later purged is a hard delete.
+        let purged: Vec<String> = g
+            .removals
+            .iter()
+            .filter(|(id, soft, _)| {
+                *soft && !g.snapshot.soft_deleted.contains(id) && !after.contains_key(id)
+            })
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        for id in purged {
+            g.seq += 1;
+            let v = g.seq;
+            g.removals.retain(|(r, _, _)| *r != id);
+            g.removals.push((id, false, v));
         }
     }
 
-    /// Change the snapshot the next read returns.
-    pub fn edit(&self, f: impl FnOnce(&mut SourceSnapshot)) {
-        f(&mut self.snapshot.lock().unwrap_or_else(|e| e.into_inner()));
+    /// Groups with their direct members, and which of them are assigned to the app.
+    pub fn set_groups(
+        &self,
+        groups: Vec<SourceGroup>,
+        members: BTreeMap<String, Vec<(String, MemberKind)>>,
+        assigned: BTreeSet<String>,
+    ) {
+        let mut g = self.lock();
+        g.groups = groups;
+        g.members = members;
+        g.assigned_groups = assigned;
     }
 
     pub fn fail_next_read(&self, e: SourceError) {
-        *self.fail_next.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        self.lock().fail_next = Some(e);
+    }
+
+    /// The next incremental read finds its watermark expired, as Graph's delta tokens do.
+    pub fn reject_next_watermark(&self) {
+        self.lock().reject_next_watermark = true;
+    }
+
+    /// What was read, in order: `full`, `changes`, `by-id:N`, `assignments`, `groups`.
+    pub fn reads(&self) -> Vec<String> {
+        self.lock().reads.clone()
+    }
+
+    fn failed(g: &mut SourceInner) -> Result<(), SourceError> {
+        match g.fail_next.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
 impl Source for MemorySource {
     async fn read_users(&self, _query: &UserQuery) -> Result<SourceSnapshot, SourceError> {
-        if let Some(e) = self
-            .fail_next
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            return Err(e);
+        let mut g = self.lock();
+        Self::failed(&mut g)?;
+        g.reads.push("full".into());
+        Ok(g.snapshot.clone())
+    }
+
+    async fn read_user_changes(
+        &self,
+        _query: &UserQuery,
+        watermark: Option<&str>,
+    ) -> Result<UserRead, SourceError> {
+        let mut g = self.lock();
+        Self::failed(&mut g)?;
+        let since = match watermark.map(str::parse::<u64>) {
+            Some(Ok(v)) if !std::mem::take(&mut g.reject_next_watermark) => Some(v),
+            _ => None,
+        };
+        let mark = g.seq.to_string();
+        match since {
+            None => {
+                g.reads.push("full".into());
+                let reason = watermark.map(|_| "the delta token expired".to_string());
+                Ok(UserRead::Full {
+                    users: g.snapshot.users.clone(),
+                    soft_deleted: g.snapshot.soft_deleted.clone(),
+                    fallback_reason: reason,
+                    watermark: Some(mark),
+                })
+            }
+            Some(v) => {
+                g.reads.push("changes".into());
+                let upserts = g
+                    .snapshot
+                    .users
+                    .iter()
+                    .filter(|u| g.versions.get(&u.id).is_some_and(|x| *x > v))
+                    .cloned()
+                    .collect();
+                let removed = |soft: bool| -> Vec<String> {
+                    g.removals
+                        .iter()
+                        .filter(|(_, s, x)| *s == soft && *x > v)
+                        .map(|(id, _, _)| id.clone())
+                        .collect()
+                };
+                Ok(UserRead::Changes {
+                    upserts,
+                    soft_deleted: removed(true),
+                    hard_deleted: removed(false),
+                    watermark: mark,
+                })
+            }
         }
-        Ok(self
+    }
+
+    async fn read_users_by_id(
+        &self,
+        ids: &[String],
+        _query: &UserQuery,
+    ) -> Result<Vec<SourceUser>, SourceError> {
+        let mut g = self.lock();
+        Self::failed(&mut g)?;
+        g.reads.push(format!("by-id:{}", ids.len()));
+        Ok(g.snapshot
+            .users
+            .iter()
+            .filter(|u| ids.contains(&u.id))
+            .cloned()
+            .collect())
+    }
+
+    async fn read_assignments(&self, _sp: &str) -> Result<Assignments, SourceError> {
+        let mut g = self.lock();
+        Self::failed(&mut g)?;
+        g.reads.push("assignments".into());
+        let role = |kind: &str, id: &str| AppRoleAssignment {
+            app_role_id: "00000000-0000-0000-0000-000000000000".into(),
+            principal_type: kind.into(),
+            principal_id: id.into(),
+        };
+        let users = g
             .snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone())
+            .assigned
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| {
+                let r = vec![role("User", &id)];
+                (id, r)
+            });
+        let groups = g
+            .assigned_groups
+            .iter()
+            .map(|id| (id.clone(), vec![role("Group", id)]));
+        Ok(Assignments {
+            users: users.collect(),
+            groups: groups.collect(),
+        })
+    }
+
+    async fn read_groups(
+        &self,
+        _query: &GroupQuery,
+        _watermark: Option<&str>,
+    ) -> Result<GroupRead, SourceError> {
+        let mut g = self.lock();
+        Self::failed(&mut g)?;
+        g.reads.push("groups".into());
+        Ok(GroupRead::Full {
+            groups: g.groups.clone(),
+            members: g.members.clone(),
+            fallback_reason: None,
+            watermark: None,
+        })
     }
 }
 

@@ -1213,3 +1213,182 @@ async fn fixture_file_round_trip_serves_the_same_tenant() {
     let snap = g.snapshot();
     assert_eq!(snap.to_json(), json);
 }
+
+// ---- certificates, groups delta, $batch ----------------------------------------------------------
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::engine::general_purpose::STANDARD;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(b64).unwrap()
+}
+
+#[tokio::test]
+async fn registered_certificates_make_assertion_signatures_count() {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use scimsync_testkit::graph::test_only;
+    use sha2::Digest;
+
+    let mut t = Tenant::new("contoso.onmicrosoft.com");
+    t.register_certificate(test_only::CERT_A_PEM);
+    let g = GraphEmulator::start(t).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"aud": g.token_url(), "iss": g.client_id(), "sub": g.client_id(),
+                        "jti": "x", "nbf": now, "exp": now + 600});
+    let thumb = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(pem_der(test_only::CERT_A_PEM)));
+    let send = |assertion: String| {
+        let id = g.client_id().to_string();
+        let url = g.token_url();
+        async move {
+            let resp = client()
+                .post(url)
+                .form(&[
+                    ("client_id", id.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                    ("scope", GRAPH_SCOPE),
+                    ("grant_type", "client_credentials"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let sign = |key_pem: &str| {
+        let head = json!({"alg": "RS256", "typ": "JWT", "x5t#S256": thumb});
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(head.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem).unwrap();
+        let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_vec()))
+    };
+
+    let (s, body) = send(sign(test_only::KEY_A_PEM)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = send(sign(test_only::KEY_B_PEM)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_oauth_error(&body, "invalid_client", 700027);
+    // No thumbprint naming a registered certificate: "the key was not found".
+    let (s, body) = send(jwt(json!({"alg": "RS256"}), claims.clone())).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_oauth_error(&body, "invalid_client", 700027);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("The key was not found")
+    );
+}
+
+#[tokio::test]
+async fn groups_delta_sends_member_chunks_and_later_changes() {
+    let mut t = Tenant::new("contoso.onmicrosoft.com");
+    let users: Vec<String> = (0..5)
+        .map(|i| t.add_user(json!({"userPrincipalName": format!("u{i}@contoso.com")})))
+        .collect();
+    let big = t.add_group(json!({"displayName": "big", "members": users}));
+    let empty = t.add_group(json!({"displayName": "empty"}));
+    let g = GraphEmulator::start(t).await.unwrap();
+    g.set_group_member_chunk(2);
+    g.set_delta_quirks(false);
+    let tok = token(&g).await;
+    let pages = all_pages(
+        &format!("{}/v1.0/groups/delta?$select=displayName,members", g.url()),
+        &tok,
+    )
+    .await;
+    let items: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["value"].as_array().unwrap())
+        .collect();
+    let big_items: Vec<&&Value> = items.iter().filter(|i| i["id"] == big.as_str()).collect();
+    assert_eq!(big_items.len(), 3, "5 members in chunks of 2");
+    assert!(big_items.iter().all(|i| i["displayName"] == "big"));
+    let members: usize = big_items
+        .iter()
+        .map(|i| i["members@delta"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(members, 5);
+    let e = items.iter().find(|i| i["id"] == empty.as_str()).unwrap();
+    assert!(
+        e.get("members@delta").is_none(),
+        "no key for a group without members"
+    );
+    let delta = pages.last().unwrap()["@odata.deltaLink"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    g.remove_member(&big, &users[0]);
+    g.delete_group(&empty);
+    let (s, body) = get(&delta, &tok).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let value = body["value"].as_array().unwrap();
+    let b = value.iter().find(|i| i["id"] == big.as_str()).unwrap();
+    assert_eq!(
+        b["members@delta"],
+        json!([{"@odata.type": "#microsoft.graph.user", "id": users[0], "@removed": {"reason": "deleted"}}])
+    );
+    let gone = value.iter().find(|i| i["id"] == empty.as_str()).unwrap();
+    assert_eq!(gone["@removed"]["reason"], "deleted");
+}
+
+#[tokio::test]
+async fn batch_answers_items_with_their_own_status() {
+    let mut t = Tenant::new("contoso.onmicrosoft.com");
+    let id = t.add_user(json!({"userPrincipalName": "a@contoso.com", "displayName": "A"}));
+    let g = GraphEmulator::start(t).await.unwrap();
+    let tok = token(&g).await;
+    let post = |body: Value| {
+        let url = format!("{}/v1.0/$batch", g.url());
+        let tok = tok.clone();
+        async move {
+            let resp = client()
+                .post(url)
+                .bearer_auth(tok)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    g.throttle_batch_items(1, 2.5);
+    let (s, body) = post(json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("/users/{id}?$select=displayName")},
+        {"id": "2", "method": "GET", "url": format!("/users/{id}?$select=displayName")},
+        {"id": "3", "method": "GET", "url": "/users/00000000-0000-0000-0000-000000000000"},
+        {"id": "4", "method": "GET", "url": format!("{}/v1.0/users", g.url())},
+    ]}))
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let by_id = |k: &str| {
+        body["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == k)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("1")["status"], 429);
+    assert_eq!(by_id("1")["headers"]["Retry-After"], "2.5");
+    assert_eq!(by_id("2")["status"], 200);
+    assert_eq!(by_id("2")["body"]["displayName"], "A");
+    assert_eq!(by_id("3")["status"], 404);
+    assert_eq!(by_id("4")["status"], 400, "absolute URLs are refused");
+
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users"}))
+        .collect();
+    let (s, body) = post(json!({ "requests": many })).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_graph_error(&body, "BadRequest");
+}

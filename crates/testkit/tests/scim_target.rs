@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use scimsync_testkit::scim::{ScimTarget, ScimTargetOptions};
+use scimsync_testkit::scim::{ScimTarget, ScimTargetOptions, klaxoon_group_schema};
 use serde_json::{Value, json};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -855,4 +855,278 @@ async fn paging_projection_and_discovery() {
         .await;
     assert_eq!(r.body["totalResults"], 1);
     target.shutdown().await;
+}
+
+const KLAXOON: &str = "urn:ietf:params:scim:schemas:extension:klaxoon:2.0:Group";
+
+async fn start_with_schemas(extra: Vec<Value>) -> (ScimTarget, Client) {
+    let target = ScimTarget::start(ScimTargetOptions {
+        extra_schemas: extra,
+        ..ScimTargetOptions::default()
+    })
+    .await
+    .expect("start");
+    let client = Client::new(&target);
+    (target, client)
+}
+
+#[tokio::test]
+async fn klaxoon_group_extension_is_accepted_once_registered() {
+    // Without the schema, the attribute is a 400, as on scim2-server without `--schema`.
+    let (_plain, c) = start().await;
+    let klaxoon_group = json!({
+        "schemas": [CORE_GROUP, KLAXOON],
+        "displayName": "Sales",
+        "externalId": "ext-sales",
+        (KLAXOON): {"license": "true"},
+    });
+    assert_scim_error(
+        &c.post("/Groups", klaxoon_group.clone()).await,
+        400,
+        Some("invalidValue"),
+    );
+
+    let (target, c) = start_with_schemas(vec![klaxoon_group_schema()]).await;
+    let r = c.post("/Groups", klaxoon_group).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body[KLAXOON]["license"], "true");
+    assert_eq!(r.body["schemas"], json!([CORE_GROUP, KLAXOON]));
+    let gid = r.body["id"].as_str().expect("id").to_owned();
+    let path = format!("/Groups/{gid}");
+
+    // Entra leaves custom URNs out of `schemas`: still accepted.
+    let r = c
+        .post(
+            "/Groups",
+            json!({"schemas": [CORE_GROUP], "displayName": "Ops", (KLAXOON): {"license": "false"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Validated by type: `license` is a string; unknown attributes and URNs stay errors.
+    assert_scim_error(
+        &c.post(
+            "/Groups",
+            json!({"schemas": [CORE_GROUP, KLAXOON], "displayName": "B", (KLAXOON): {"license": true}}),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_scim_error(
+        &c.post(
+            "/Groups",
+            json!({"schemas": [CORE_GROUP, KLAXOON], "displayName": "B", (KLAXOON): {"seats": "3"}}),
+        )
+        .await,
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_scim_error(
+        &c.post(
+            "/Groups",
+            json!({"schemas": [CORE_GROUP], "displayName": "B", "urn:example:other:2.0:Group": {"x": "y"}}),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    // A Group extension does not apply to Users.
+    let mut user = entra_user("klax-user");
+    user[KLAXOON] = json!({"license": "true"});
+    assert_scim_error(&c.post("/Users", user).await, 400, Some("invalidValue"));
+
+    // PATCH in both dialects: a path through the URN, and a path-less replace keyed by it.
+    let license = format!("{KLAXOON}:license");
+    let r = c
+        .patch(
+            &path,
+            json!([{"op": "Replace", "path": license, "value": "false"}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        target.group(&gid).expect("group")[KLAXOON]["license"],
+        "false"
+    );
+    let r = c
+        .patch(
+            &path,
+            json!([{"op": "replace", "value": {"displayName": "Sales EMEA", (license.clone()): "true"}}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let g = target.group(&gid).expect("group");
+    assert_eq!(g["displayName"], "Sales EMEA");
+    assert_eq!(g[KLAXOON]["license"], "true");
+
+    // Filterable, and announced in discovery like any schema.
+    let r = c
+        .filter("/Groups", &format!(r#"{license} eq "TRUE""#))
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+    let r = c.get(&format!("/Schemas/{KLAXOON}"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["attributes"][0]["name"], "license");
+    assert_eq!(r.body["attributes"][0]["type"], "string");
+    let r = c.get("/ResourceTypes/Group", &[]).await;
+    assert_eq!(
+        r.body["schemaExtensions"],
+        json!([{"schema": KLAXOON, "required": false}])
+    );
+}
+
+#[tokio::test]
+async fn scim2_server_fixture_file_is_the_same_schema() {
+    let file: Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/klaxoon-schema.json"))
+            .expect("fixture is JSON");
+    let list = file
+        .as_array()
+        .expect("a list of schemas, as scim2-server wants");
+    let klaxoon = list
+        .iter()
+        .find(|s| s["id"] == KLAXOON)
+        .expect("the Klaxoon schema");
+    assert_eq!(*klaxoon, klaxoon_group_schema());
+    // The whole file (RFC 7643 defaults included) is accepted as extra schemas.
+    let (_target, c) = start_with_schemas(list.clone()).await;
+    let r = c
+        .post(
+            "/Groups",
+            json!({"schemas": [CORE_GROUP, KLAXOON], "displayName": "S", (KLAXOON): {"license": "true"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = c.get("/Schemas", &[]).await;
+    assert_eq!(r.body["totalResults"], 4, "defaults not served twice");
+
+    let types: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/klaxoon-resource-types.json"
+    ))
+    .expect("fixture is JSON");
+    let group = types
+        .as_array()
+        .and_then(|t| t.iter().find(|rt| rt["id"] == "Group"))
+        .expect("a Group resource type");
+    assert_eq!(
+        group["schemaExtensions"],
+        json!([{"schema": KLAXOON, "required": false}])
+    );
+}
+
+#[tokio::test]
+async fn custom_user_extension_is_typed() {
+    let urn = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+    let schema = json!({
+        "id": urn,
+        "name": "AcmeUser",
+        "attributes": [
+            {"name": "seats", "type": "integer"},
+            {"name": "badge", "type": "complex", "subAttributes": [{"name": "color", "type": "string"}]},
+        ],
+    });
+    let (_target, c) = start_with_schemas(vec![schema]).await;
+    let mut u = entra_user("acme");
+    u[urn] = json!({"seats": 3, "badge": {"color": "red"}});
+    let r = c.post("/Users", u).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body[urn]["seats"], 3);
+    let mut u = entra_user("acme2");
+    u[urn] = json!({"seats": "3"});
+    assert_scim_error(&c.post("/Users", u).await, 400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn invalid_extra_schemas_fail_to_start() {
+    for bad in [
+        json!({"id": "urn:example:2.0:Thing", "attributes": []}),
+        json!({"id": "urn:example:2.0:Group", "attributes": [{"name": "x", "type": "float"}]}),
+        json!({"id": "not-a-urn", "attributes": []}),
+        json!({"id": "urn:example:2.0:User", "attributes": [{"name": "c", "type": "complex"}]}),
+    ] {
+        let err = ScimTarget::start(ScimTargetOptions {
+            extra_schemas: vec![bad.clone()],
+            ..ScimTargetOptions::default()
+        })
+        .await
+        .expect_err("invalid schema");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn enterprise_department_and_division_need_no_extra_schema() {
+    // What the Atmos tutorial maps: enterprise department/division on users.
+    let (target, c) = start().await;
+    let mut u = entra_user("atmos");
+    u[ENTERPRISE] = json!({"department": "R&D", "division": "Cloud"});
+    let r = c.post("/Users", u).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let r = c
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "value": {format!("{ENTERPRISE}:division"): "Edge"}}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stored = target.user(&id).expect("user");
+    assert_eq!(stored[ENTERPRISE]["department"], "R&D");
+    assert_eq!(stored[ENTERPRISE]["division"], "Edge");
+}
+
+#[tokio::test]
+async fn membership_patches_report_what_each_patch_sent() {
+    let (target, c) = start().await;
+    let gid = target.insert_group(json!({"displayName": "G"}));
+    let path = format!("/Groups/{gid}");
+    c.patch(
+        &path,
+        json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u1"}]}]),
+    )
+    .await;
+    c.patch(
+        &path,
+        json!([{"op": "Replace", "path": "displayName", "value": "G2"}]),
+    )
+    .await;
+    c.patch(
+        &path,
+        json!([{"op": "add", "path": "members", "value": [{"value": "u2"}, {"value": "u3"}]}]),
+    )
+    .await;
+    c.patch(
+        &path,
+        json!([
+            {"op": "remove", "path": "members[value eq \"u1\"]"},
+            {"op": "remove", "path": "Members[Value EQ \"u2\"]"},
+        ]),
+    )
+    .await;
+    c.patch(
+        &path,
+        json!([{"op": "Remove", "path": "members", "value": [{"value": "u3"}]}]),
+    )
+    .await;
+    // A failed PATCH (unknown group) applied nothing: not reported.
+    let r = c
+        .patch(
+            "/Groups/nope",
+            json!([{"op": "add", "path": "members", "value": [{"value": "u9"}]}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        target.membership_patches(),
+        vec![
+            (gid.clone(), s(&["u1"]), s(&[])),
+            (gid.clone(), s(&["u2", "u3"]), s(&[])),
+            (gid.clone(), s(&[]), s(&["u1", "u2"])),
+            (gid.clone(), s(&[]), s(&["u3"])),
+        ]
+    );
+    assert!(target.group_member_ids(&gid).is_empty());
 }

@@ -28,7 +28,7 @@ use super::query::{Filter, QueryOptions, decode_token, encode_token};
 use super::schema::{Select, USER};
 use super::server::{Ctx, GraphError, Inner};
 
-const TOKEN_DAYS: i64 = 7;
+pub(crate) const TOKEN_DAYS: i64 = 7;
 
 /// What a round tracks; carried inside every delta token.
 #[derive(Clone, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ struct SkipToken {
     init: bool,
 }
 
-fn sync_state_not_found() -> GraphError {
+pub(crate) fn sync_state_not_found() -> GraphError {
     GraphError::new(
         StatusCode::BAD_REQUEST,
         "syncStateNotFound",
@@ -76,7 +76,7 @@ fn sync_state_not_found() -> GraphError {
     )
 }
 
-fn bad_token() -> GraphError {
+pub(crate) fn bad_token() -> GraphError {
     GraphError::bad_request("The delta or skip token is malformed.")
 }
 

@@ -357,6 +357,7 @@ pub(crate) fn generate(domain: &str, n: usize, groups: usize, seed: u64) -> Dire
         client_secret: secret(&mut rng),
         service_principal_id: rng.guid(),
         app_roles: Vec::new(),
+        certificates: Vec::new(),
     };
     let mut dir = Directory::new(domain, tenant_guid, app);
 

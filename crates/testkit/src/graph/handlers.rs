@@ -86,6 +86,9 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
         ["users", key, "manager"] => get_manager(d, ctx, key, &q),
         ["users", key, "memberOf"] => member_of(d, ctx, key, &q, epoch),
         ["groups"] => list_groups(d, ctx, &q, eventual, epoch),
+        ["groups", "delta" | "microsoft.graph.delta"] => {
+            super::group_delta::groups_delta(inner, ctx, &q)
+        }
         ["groups", id] => get_group(d, ctx, id, &q),
         ["groups", id, "members"] => list_members(d, ctx, id, &q, epoch),
         ["servicePrincipals"] => list_service_principals(d, ctx, &q),

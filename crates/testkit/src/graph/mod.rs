@@ -18,18 +18,24 @@
 //!
 //! Served endpoints (GET unless noted):
 //! - `POST /{tenant}/oauth2/v2.0/token` (tenant by domain or GUID; secret in the form or HTTP
-//!   Basic, or a `client_assertion` JWT whose signature is **not** verified).
+//!   Basic, or a `client_assertion` JWT, whose signature is verified when the app has a
+//!   certificate registered with `Tenant::register_certificate`; [`test_only`] has key pairs).
 //! - `/v1.0/users` (`$select`, `$top`, `$filter`, `$count` + `ConsistencyLevel`, `$expand=manager`),
 //!   `/v1.0/users/{id|upn}`, `/users/{id}/manager`, `/users/{id}/memberOf`, `/users/$count`,
 //!   `/v1.0/users/delta`.
-//! - `/v1.0/groups`, `/groups/{id}`, `/groups/{id}/members` (typed `directoryObject`s).
+//! - `/v1.0/groups`, `/groups/{id}`, `/groups/{id}/members` (typed `directoryObject`s),
+//!   `/v1.0/groups/delta` with `members@delta` in chunks.
+//! - `POST /v1.0/$batch`: up to 20 relative GETs, answers in random order, injectable inner 429s.
 //! - `/v1.0/servicePrincipals/{id}`, `/servicePrincipals?$filter=appId eq '…'`,
 //!   `/servicePrincipals(appId='…')`, `/servicePrincipals/{id}/appRoleAssignedTo`.
 //! - `/v1.0/directory/deletedItems/microsoft.graph.user`, `/directory/deletedItems/{id}`,
 //!   `/v1.0/organization`.
 
+mod batch;
+mod cert;
 mod delta;
 mod generate;
+mod group_delta;
 mod handlers;
 mod model;
 mod query;
@@ -38,6 +44,7 @@ mod server;
 mod tenant;
 mod token;
 
+pub use cert::test_only;
 pub use model::DEFAULT_ACCESS_ROLE;
 pub use server::{GraphEmulator, RecordedRequest};
 pub use tenant::{Tenant, TenantError};

@@ -69,9 +69,17 @@ impl UserRec {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GroupRec {
     pub props: Map<String, Value>,
+    /// Property name → sequence number of its last change (for `/groups/delta`).
+    pub prop_seq: HashMap<String, u64>,
     /// Direct members (user or group ids) in the order they were added.
     pub members: Vec<String>,
+    /// Member id → sequence number of when it was (last) added.
+    pub member_seq: HashMap<String, u64>,
+    /// Former members → (sequence number of the removal, `@odata.type`), for `members@delta`
+    /// removals. Re-adding a member drops its entry.
+    pub removed_members: HashMap<String, (u64, &'static str)>,
     pub seq: u64,
+    pub created_seq: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +100,9 @@ pub(crate) struct App {
     pub service_principal_id: String,
     /// Graph `appRole` objects (`id`, `value`, `displayName`, `allowedMemberTypes`, `isEnabled`…).
     pub app_roles: Vec<Value>,
+    /// DER of the certificates registered as credentials: when there is one, client
+    /// assertions must be signed by the key of one of them.
+    pub certificates: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for App {
@@ -356,9 +367,12 @@ impl Directory {
     }
 
     fn drop_references(&mut self, id: &str, seq: u64) {
+        let kind = self.odata_type(id);
         for g in self.groups.values_mut() {
             if let Some(pos) = g.members.iter().position(|m| m == id) {
                 g.members.remove(pos);
+                g.member_seq.remove(id);
+                g.removed_members.insert(id.to_string(), (seq, kind));
                 g.seq = seq;
             }
         }
@@ -412,12 +426,15 @@ impl Directory {
             .entry("createdDateTime")
             .or_insert_with(|| Value::String(iso(Utc::now())));
         let seq = self.bump();
+        let prop_seq = props.keys().map(|k| (k.clone(), seq)).collect();
         self.groups.insert(
             id.clone(),
             GroupRec {
                 props,
-                members: Vec::new(),
+                prop_seq,
                 seq,
+                created_seq: seq,
+                ..GroupRec::default()
             },
         );
         for m in members {
@@ -437,6 +454,10 @@ impl Directory {
         let seq = self.bump();
         if let Some(g) = self.groups.get_mut(id) {
             for (k, v) in props {
+                if g.props.get(&k) == Some(&v) {
+                    continue;
+                }
+                g.prop_seq.insert(k.clone(), seq);
                 g.props.insert(k, v);
             }
             g.seq = seq;
@@ -447,13 +468,24 @@ impl Directory {
     /// Security groups are never soft-deleted: this removes the group at once, with its
     /// memberships and assignments.
     pub fn delete_group(&mut self, id: &str) -> ModelResult<()> {
-        if self.groups.remove(id).is_none() {
+        if !self.groups.contains_key(id) {
             return Err(format!("no group with id '{id}'"));
         }
         let seq = self.bump();
-        self.group_tombstones.insert(id.to_string(), seq);
+        // Removed from the groups it belonged to first, while its type is still known.
         self.drop_references(id, seq);
+        self.groups.remove(id);
+        self.group_tombstones.insert(id.to_string(), seq);
         Ok(())
+    }
+
+    /// `#microsoft.graph.user` or `#microsoft.graph.group` for a member id.
+    pub fn odata_type(&self, id: &str) -> &'static str {
+        if self.groups.contains_key(id) {
+            "#microsoft.graph.group"
+        } else {
+            "#microsoft.graph.user"
+        }
     }
 
     pub fn add_member(&mut self, group: &str, member: &str) -> ModelResult<()> {
@@ -474,6 +506,8 @@ impl Directory {
         let seq = self.bump();
         if let Some(g) = self.groups.get_mut(group) {
             g.members.push(member.to_string());
+            g.member_seq.insert(member.to_string(), seq);
+            g.removed_members.remove(member);
             g.seq = seq;
         }
         if let Some(u) = self.users.get_mut(member) {
@@ -491,8 +525,11 @@ impl Directory {
             return Err(format!("'{member}' is not a member of group '{group}'"));
         };
         let seq = self.bump();
+        let kind = self.odata_type(member);
         if let Some(g) = self.groups.get_mut(group) {
             g.members.remove(pos);
+            g.member_seq.remove(member);
+            g.removed_members.insert(member.to_string(), (seq, kind));
             g.seq = seq;
         }
         if let Some(u) = self.users.get_mut(member) {
@@ -656,6 +693,7 @@ mod tests {
                 client_secret: "s".into(),
                 service_principal_id: new_guid(),
                 app_roles: vec![],
+                certificates: vec![],
             },
         )
     }

@@ -55,6 +55,10 @@ pub(crate) struct Inner {
     pub delta_quirks: bool,
     /// The next delta request that carries a token gets 410 Gone + Location.
     pub delta_reset_next: bool,
+    /// Members per `members@delta` chunk in `/groups/delta`.
+    pub group_member_chunk: usize,
+    /// `Retry-After` seconds of the next `$batch` items to answer 429.
+    pub batch_faults: VecDeque<f64>,
 }
 
 pub(crate) struct Shared {
@@ -69,7 +73,7 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn record(&self, method: &Method, path_and_query: &str, status: StatusCode) {
+    pub(crate) fn record(&self, method: &Method, path_and_query: &str, status: StatusCode) {
         self.lock().requests.push(RecordedRequest {
             method: method.to_string(),
             path_and_query: path_and_query.to_string(),
@@ -86,7 +90,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn new(headers: &HeaderMap, base: &str) -> Ctx {
+    pub(crate) fn new(headers: &HeaderMap, base: &str) -> Ctx {
         let request_id = uuid::Uuid::new_v4().to_string();
         let client_request_id = headers
             .get("client-request-id")
@@ -247,7 +251,18 @@ async fn graph_entry(State(shared): State<Arc<Shared>>, req: Request) -> Respons
     let method = req.method().clone();
     let uri = req.uri().clone();
     let ctx = Ctx::new(req.headers(), &shared.base);
-    let resp = graph_inner(&shared, &ctx, &method, &uri, req.headers());
+    let resp = if uri.path() == "/v1.0/$batch" {
+        let (parts, body) = req.into_parts();
+        match precheck(&shared, &ctx, &parts.headers) {
+            Some(refused) => refused,
+            None => match axum::body::to_bytes(body, 4 << 20).await {
+                Ok(bytes) => super::batch::handle(&shared, &ctx, &method, &bytes).await,
+                Err(_) => ctx.error(GraphError::bad_request("The batch body is too large.")),
+            },
+        }
+    } else {
+        graph_inner(&shared, &ctx, &method, &uri, req.headers())
+    };
     let pq = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     shared.record(&method, pq, resp.status());
     resp
@@ -260,19 +275,27 @@ fn graph_inner(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
 ) -> Response {
+    if let Some(refused) = precheck(shared, ctx, headers) {
+        return refused;
+    }
+    let mut inner = shared.lock();
+    super::handlers::dispatch(&mut inner, ctx, method, uri, headers)
+}
+
+/// Injected faults and the bearer token check, common to every Graph request.
+fn precheck(shared: &Shared, ctx: &Ctx, headers: &HeaderMap) -> Option<Response> {
     let mut inner = shared.lock();
     if let Some(fault) = inner.faults.pop_front() {
         let app_id = inner.dir.app.app_id.clone();
         let tenant = inner.dir.guid.clone();
-        return ctx.error(fault_error(fault, &app_id, &tenant));
+        return Some(ctx.error(fault_error(fault, &app_id, &tenant)));
     }
-    if let Err(e) = check_bearer(&mut inner, headers) {
-        return ctx.error(e);
-    }
-    super::handlers::dispatch(&mut inner, ctx, method, uri, headers)
+    check_bearer(&mut inner, headers)
+        .err()
+        .map(|e| ctx.error(e))
 }
 
-fn fault_error(fault: Fault, app_id: &str, tenant: &str) -> GraphError {
+pub(crate) fn fault_error(fault: Fault, app_id: &str, tenant: &str) -> GraphError {
     match fault {
         Fault::Throttle(secs) => {
             let mut e = GraphError::new(
@@ -426,6 +449,8 @@ impl GraphEmulator {
                 delta_page_size: 200,
                 delta_quirks: true,
                 delta_reset_next: false,
+                group_member_chunk: 100,
+                batch_faults: VecDeque::new(),
                 dir: dir.clone(),
             }),
         });
@@ -637,9 +662,33 @@ impl GraphEmulator {
     pub fn reset_delta_next(&self) {
         self.shared.lock().delta_reset_next = true;
     }
-    /// Objects per `/users/delta` page (default 200).
+    /// Objects per `/users/delta` and `/groups/delta` page (default 200).
     pub fn set_delta_page_size(&self, n: usize) {
         self.shared.lock().delta_page_size = n.max(1);
+    }
+    /// Members per `members@delta` chunk in `/groups/delta` (default 100): a group with more
+    /// members appears several times in a round.
+    pub fn set_group_member_chunk(&self, n: usize) {
+        self.shared.lock().group_member_chunk = n.max(1);
+    }
+    /// The next `n` requests inside `$batch` bodies answer 429 with an inner `Retry-After:
+    /// retry_after_secs` header; the batch itself still answers 200.
+    pub fn throttle_batch_items(&self, n: usize, retry_after_secs: f64) {
+        let mut inner = self.shared.lock();
+        inner
+            .batch_faults
+            .extend(std::iter::repeat_n(retry_after_secs, n));
+    }
+    /// Registers a certificate (PEM) as a credential of the app: client assertions must then be
+    /// signed with its key (see `Tenant::register_certificate`).
+    pub fn register_certificate(&self, cert_pem: &str) {
+        self.mutate("register_certificate", |d| {
+            let der = super::cert::certificate_der(cert_pem)?;
+            if !d.app.certificates.contains(&der) {
+                d.app.certificates.push(der);
+            }
+            Ok(())
+        })
     }
     /// Delta realism quirks (default on): a round ends with an empty page that carries the
     /// deltaLink, and the last object of a page is replayed at the top of the next one.

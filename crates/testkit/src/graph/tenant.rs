@@ -13,7 +13,8 @@
 //!     "clientSecret": "…",
 //!     "servicePrincipalId": "…",
 //!     "appRoles": [ { "id": "…", "value": "Admin", "displayName": "Admin",
-//!                     "allowedMemberTypes": ["User"], "isEnabled": true, "description": "…" } ]
+//!                     "allowedMemberTypes": ["User"], "isEnabled": true, "description": "…" } ],
+//!     "certificates": [ "-----BEGIN CERTIFICATE-----\n… (optional)" ]
 //!   },
 //!   "users": [
 //!     { "id": "…", "userPrincipalName": "adele.vance@contoso.onmicrosoft.com",
@@ -58,6 +59,9 @@ struct AppFile {
     service_principal_id: String,
     #[serde(default)]
     app_roles: Vec<Value>,
+    /// PEM certificates registered as credentials (client assertions must be signed by one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,6 +121,7 @@ impl Tenant {
                     client_secret: secret,
                     service_principal_id: guid(),
                     app_roles: Vec::new(),
+                    certificates: Vec::new(),
                 },
             ),
         }
@@ -198,6 +203,18 @@ impl Tenant {
         }));
         id
     }
+    /// Registers a certificate (PEM, `-----BEGIN CERTIFICATE-----`) as a credential of the app.
+    /// From then on a `client_assertion` must name it (`x5t#S256` or `x5t`) and be signed with
+    /// its key; otherwise the token endpoint answers 401 `AADSTS700027`. Secrets keep working.
+    pub fn register_certificate(&mut self, cert_pem: &str) {
+        let der = panic_on(
+            "register_certificate",
+            super::cert::certificate_der(cert_pem),
+        );
+        if !self.dir.app.certificates.contains(&der) {
+            self.dir.app.certificates.push(der);
+        }
+    }
     /// Assigns a user or group to the app with a declared role.
     pub fn assign_role(&mut self, principal: &str, app_role_id: &str) {
         panic_on(
@@ -235,6 +252,12 @@ impl Tenant {
                 client_secret: d.app.client_secret.clone(),
                 service_principal_id: d.app.service_principal_id.clone(),
                 app_roles: d.app.app_roles.clone(),
+                certificates: d
+                    .app
+                    .certificates
+                    .iter()
+                    .map(|der| super::cert::certificate_pem(der))
+                    .collect(),
             },
             users: users_json(d, true),
             groups: groups_json(d),
@@ -265,8 +288,14 @@ impl Tenant {
                 client_secret: file.app.client_secret,
                 service_principal_id: file.app.service_principal_id,
                 app_roles: file.app.app_roles,
+                certificates: Vec::new(),
             },
         );
+        for (i, pem) in file.app.certificates.iter().enumerate() {
+            let der = super::cert::certificate_der(pem)
+                .map_err(|m| TenantError(format!("app.certificates[{i}]: {m}")))?;
+            dir.app.certificates.push(der);
+        }
         let e = |ctx: &str, m: String| TenantError(format!("{ctx}: {m}"));
         // Managers and members may point forward in the file, so links go in a second pass.
         let mut managers = Vec::new();

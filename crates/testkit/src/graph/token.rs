@@ -3,8 +3,11 @@
 //! Errors use the flat OAuth body (`error`, `error_description` starting `AADSTSnnnn:`, numeric
 //! `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`), never the Graph envelope.
 //!
-//! Client assertions (certificate / federated credentials) are **decoded but their signature is
-//! not verified**: the emulator checks `alg` (RS256 or PS256), `iss` = `sub` = client id, `aud`
+//! Client assertions (certificate / federated credentials): when the app has a registered
+//! certificate (`Tenant::register_certificate`), the JWT header must name it by `x5t#S256` or
+//! `x5t` and the signature must verify with its key, else 401 `invalid_client` AADSTS700027.
+//! Without a registered certificate the signature is not checked. Either way the emulator checks
+//! `alg` (RS256 or PS256), `iss` = `sub` = client id, `aud`
 //! = this tenant's token URL (by domain or GUID, on the emulator or on login.microsoftonline.com,
 //! `/oauth2/v2.0/token` or the older `/v2.0`), and `exp`/`nbf` with 5 minutes of skew.
 //! The AADSTS codes for assertion problems other than 5002738 and 700027 are approximations.
@@ -180,7 +183,13 @@ fn issue(
                 ),
             ));
         }
-        check_assertion(assertion, &client_id, &shared.base, &dir.domain, &dir.guid)?;
+        check_assertion(
+            assertion,
+            &client_id,
+            &shared.base,
+            (&dir.domain, &dir.guid),
+            &dir.app.certificates,
+        )?;
     } else {
         let secret = form
             .get("client_secret")
@@ -257,8 +266,8 @@ fn check_assertion(
     jwt: &str,
     client_id: &str,
     base: &str,
-    domain: &str,
-    guid: &str,
+    (domain, guid): (&str, &str),
+    certificates: &[Vec<u8>],
 ) -> Result<(), TokenError> {
     let malformed = || {
         err(
@@ -284,6 +293,9 @@ fn check_assertion(
                 "Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256, PS256'"
             ),
         ));
+    }
+    if !certificates.is_empty() {
+        check_signature(&parts, &head, alg, client_id, certificates)?;
     }
     let claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
     if !claim("iss").eq_ignore_ascii_case(client_id)
@@ -329,6 +341,49 @@ fn check_assertion(
             "invalid_client",
             700024,
             "Client assertion is not within its valid time range.",
+        ));
+    }
+    Ok(())
+}
+
+/// The assertion must name a registered certificate and carry a signature made with its key.
+fn check_signature(
+    parts: &[&str],
+    head: &Value,
+    alg: &str,
+    client_id: &str,
+    certificates: &[Vec<u8>],
+) -> Result<(), TokenError> {
+    let invalid = |reason: String| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            format!(
+                "Client assertion contains an invalid signature. [Reason - {reason}, Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+            ),
+        )
+    };
+    let s256 = head.get("x5t#S256").and_then(Value::as_str);
+    let sha1 = head.get("x5t").and_then(Value::as_str);
+    let named = certificates.iter().find(|der| {
+        s256.is_some_and(|t| t == super::cert::x5t_s256(der))
+            || sha1.is_some_and(|t| t == super::cert::x5t(der))
+    });
+    let Some(der) = named else {
+        let thumb = s256.or(sha1).unwrap_or("");
+        return Err(invalid(format!(
+            "The key was not found., Thumbprint of key used by client: '{thumb}'"
+        )));
+    };
+    let key = super::cert::public_key(der).map_err(|e| invalid(e.to_string()))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(parts[2].trim_end_matches('='))
+        .map_err(|_| invalid("The signature is not base64url".into()))?;
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    if !super::cert::verify(&key, alg, signed.as_bytes(), &signature) {
+        return Err(invalid(
+            "The provided signature value did not match the expected signature value.".into(),
         ));
     }
     Ok(())

@@ -12,6 +12,9 @@
 //!   order and hit authenticated requests only.
 //! - Request bodies must be `application/scim+json` or `application/json` (else 415).
 //! - Unknown attributes and unknown schema URNs are rejected (400), so mapping mistakes surface.
+//!   Custom extensions are registered with [`ScimTargetOptions::extra_schemas`], as
+//!   scim2-server's `--schema` (e.g. [`klaxoon_group_schema`]); their attributes are then
+//!   validated by type.
 //! - Booleans: real JSON booleans; `"True"`/`"False"` strings are accepted and stored as
 //!   booleans unless [`ScimTargetOptions::strict_booleans`].
 //! - Lists default to `default_page_size` results per page (capped at `max_page_size`).
@@ -36,7 +39,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use error::ScimError;
-use schema::{GROUP, Rules, USER};
+use schema::Rules;
 use service::{Fault, Inner, Shared};
 
 /// How to start a [`ScimTarget`].
@@ -53,6 +56,12 @@ pub struct ScimTargetOptions {
     pub default_page_size: usize,
     /// Largest page served whatever `count` asks; default 1000.
     pub max_page_size: usize,
+    /// Extension schemas to serve besides the RFC 7643 ones, as RFC 7643 §7 schema resources
+    /// (what scim2-server's `--schema FILE` lists). Attributes under a registered URN are
+    /// accepted on Users or Groups — by the URN's last segment, `…:User` or `…:Group` — and
+    /// validated by type; unregistered URNs stay a 400. Schemas with a built-in id are skipped,
+    /// so a whole scim2-server schema file can be passed. Default none.
+    pub extra_schemas: Vec<Value>,
 }
 
 impl Default for ScimTargetOptions {
@@ -63,6 +72,7 @@ impl Default for ScimTargetOptions {
             strict_booleans: false,
             default_page_size: 100,
             max_page_size: 1000,
+            extra_schemas: Vec::new(),
         }
     }
 }
@@ -75,6 +85,7 @@ impl std::fmt::Debug for ScimTargetOptions {
             .field("strict_booleans", &self.strict_booleans)
             .field("default_page_size", &self.default_page_size)
             .field("max_page_size", &self.max_page_size)
+            .field("extra_schemas", &self.extra_schemas.len())
             .finish()
     }
 }
@@ -130,7 +141,14 @@ impl std::fmt::Debug for ScimTarget {
 
 impl ScimTarget {
     /// Bind 127.0.0.1 on a free port and serve until [`ScimTarget::shutdown`] or drop.
+    /// An invalid [`ScimTargetOptions::extra_schemas`] entry is an `InvalidInput` error.
     pub async fn start(opts: ScimTargetOptions) -> std::io::Result<ScimTarget> {
+        let catalog = schema::catalog(&opts.extra_schemas).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("extra_schemas: {e}"),
+            )
+        })?;
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let trimmed = opts.base_path.trim().trim_end_matches('/');
@@ -145,6 +163,7 @@ impl ScimTarget {
             rules: Rules {
                 strict_booleans: opts.strict_booleans,
             },
+            catalog,
             default_page_size: opts.default_page_size,
             max_page_size: opts.max_page_size.max(1),
             inner: Mutex::new(Inner {
@@ -255,7 +274,7 @@ impl ScimTarget {
     /// Seed a user as if a POST had created it (validation and uniqueness included); `schemas`
     /// defaults to the core User schema. Returns the new id.
     pub fn try_insert_user(&self, resource: Value) -> Result<String, ScimError> {
-        service::seed(&self.shared, &USER, resource)
+        service::seed(&self.shared, self.shared.catalog.user, resource)
     }
 
     /// [`ScimTarget::try_insert_user`] for tests.
@@ -269,7 +288,7 @@ impl ScimTarget {
 
     /// Seed a group as if a POST had created it. Returns the new id.
     pub fn try_insert_group(&self, resource: Value) -> Result<String, ScimError> {
-        service::seed(&self.shared, &GROUP, resource)
+        service::seed(&self.shared, self.shared.catalog.group, resource)
     }
 
     /// [`ScimTarget::try_insert_group`] for tests.
@@ -295,6 +314,27 @@ impl ScimTarget {
         self.requests()
             .into_iter()
             .filter(RecordedRequest::is_write)
+            .collect()
+    }
+
+    /// Membership changes of every successful (2xx) group PATCH, oldest first, as
+    /// `(group id, added member ids, removed member ids)`; PATCHes that touch no members (a
+    /// rename) are left out. Both removal shapes count: `members[value eq "id"]` paths and
+    /// Entra's `{"op":"Remove","path":"members","value":[…]}`; a pathless `add` of `members`
+    /// counts as added. Lets a test assert "one PATCH adding one member".
+    pub fn membership_patches(&self) -> Vec<(String, Vec<String>, Vec<String>)> {
+        let prefix = format!("{}/Groups/", self.shared.base_path);
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && (200..300).contains(&r.status))
+            .filter_map(|r| {
+                let raw_id = r.path().strip_prefix(&prefix)?;
+                let id = percent_encoding::percent_decode_str(raw_id)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                let (added, removed) = membership_ops(r.body.as_ref()?);
+                (!added.is_empty() || !removed.is_empty()).then_some((id, added, removed))
+            })
             .collect()
     }
 
@@ -377,6 +417,93 @@ impl ScimTarget {
             task.abort();
         }
     }
+}
+
+/// Member ids a PatchOp body adds and removes (see [`ScimTarget::membership_patches`]).
+fn membership_ops(body: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    let ids = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let ops = body
+        .get("Operations")
+        .or_else(|| body.get("operations"))
+        .and_then(Value::as_array);
+    for op in ops.into_iter().flatten() {
+        let name = op
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let path = op.get("path").and_then(Value::as_str).map(str::trim);
+        match (name.as_str(), path) {
+            ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
+                added.extend(ids(op.get("value")));
+            }
+            ("add", None) => {
+                let members = op.get("value").and_then(Value::as_object).and_then(|o| {
+                    o.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("members"))
+                        .map(|(_, v)| v)
+                });
+                added.extend(ids(members));
+            }
+            ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => {
+                removed.extend(ids(op.get("value")));
+            }
+            ("remove", Some(p)) => removed.extend(member_filter_id(p)),
+            _ => {}
+        }
+    }
+    (added, removed)
+}
+
+/// `"u1"` from `members[value eq "u1"]` (any case, `\"`/`\\` escapes honoured).
+fn member_filter_id(path: &str) -> Option<String> {
+    let inner = path
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("members["))
+        .and_then(|_| path[8..].strip_suffix(']'))?
+        .trim();
+    let (attr, rest) = inner.split_once(char::is_whitespace)?;
+    let (op, literal) = rest.trim_start().split_once(char::is_whitespace)?;
+    if !attr.eq_ignore_ascii_case("value") || !op.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    serde_json::from_str::<String>(literal.trim()).ok()
+}
+
+/// The Klaxoon group extension (RFC 7643 §7 schema resource) for
+/// [`ScimTargetOptions::extra_schemas`]: `urn:ietf:params:scim:schemas:extension:klaxoon:2.0:Group`
+/// with one attribute, `license`.
+///
+/// `license` is a **string** (`"true"`/`"false"`): the Klaxoon tutorial lists it as type
+/// String in Entra's attribute table, so Entra sends the text; scim2-server, given this schema,
+/// rejects a JSON boolean. The same schema, with scim2-server's defaults, is in
+/// `tests/fixtures/klaxoon-schema.json` (pass it with
+/// `--resource-type tests/fixtures/klaxoon-resource-types.json`).
+pub fn klaxoon_group_schema() -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": "urn:ietf:params:scim:schemas:extension:klaxoon:2.0:Group",
+        "name": "KlaxoonGroup",
+        "description": "Klaxoon group extension: license grants Klaxoon PRO to the group's members",
+        "attributes": [{
+            "name": "license",
+            "type": "string",
+            "multiValued": false,
+            "description": "\"true\" (or absent) gives the group's members a Klaxoon PRO license; \"false\" does not.",
+            "required": false,
+            "caseExact": false,
+            "mutability": "readWrite",
+            "returned": "default",
+            "uniqueness": "none"
+        }]
+    })
 }
 
 impl Drop for ScimTarget {

@@ -1,6 +1,10 @@
 //! The SCIM schemas the target serves (RFC 7643 §4 and §8.7): core User, enterprise User
-//! extension, core Group, plus the common attributes. One table drives input validation,
-//! filter/PATCH path resolution and the `/Schemas` discovery document, so they cannot drift.
+//! extension, core Group, plus the common attributes, and extension schemas registered at
+//! start ([`catalog`]). One table drives input validation, filter/PATCH path resolution and the
+//! `/Schemas` discovery document, so they cannot drift.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -22,11 +26,15 @@ pub(crate) enum AttrType {
     Reference,
     Complex,
     Binary,
+    Integer,
+    Decimal,
 }
 
 impl AttrType {
     fn as_str(self) -> &'static str {
         match self {
+            AttrType::Integer => "integer",
+            AttrType::Decimal => "decimal",
             AttrType::String => "string",
             AttrType::Boolean => "boolean",
             AttrType::DateTime => "dateTime",
@@ -574,6 +582,18 @@ fn normalize_single(
                 "'{label}' must be a JSON string, got {value}"
             ))),
         },
+        AttrType::Integer => match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => ok(value),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a JSON integer, got {value}"
+            ))),
+        },
+        AttrType::Decimal => match value {
+            Value::Number(_) => ok(value),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a JSON number, got {value}"
+            ))),
+        },
         AttrType::DateTime => match value.as_str() {
             Some(t) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => ok(value),
             _ => Err(ScimError::invalid_value(format!(
@@ -637,8 +657,196 @@ pub(crate) fn schema_json(schema: &SchemaDef, base_url: &str) -> Value {
     })
 }
 
-pub(crate) fn all_schemas() -> [&'static SchemaDef; 3] {
-    [&USER_SCHEMA, &ENTERPRISE_SCHEMA, &GROUP_SCHEMA]
+/// What one server serves: its two resource types and every schema (for `/Schemas`).
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    pub user: &'static ResourceType,
+    pub group: &'static ResourceType,
+    pub schemas: Vec<&'static SchemaDef>,
+}
+
+static BUILTIN: OnceLock<&'static Catalog> = OnceLock::new();
+/// Catalogs built from extra schemas, by their JSON text: the schema tables are `'static`
+/// (they are mostly consts), so a registered schema is leaked once per distinct set, not once
+/// per server start.
+static EXTENDED: OnceLock<Mutex<HashMap<String, &'static Catalog>>> = OnceLock::new();
+
+/// The catalog for these extra schema resources (RFC 7643 §7). Schemas with a built-in id
+/// (core User/Group, enterprise User) are skipped, so a scim2-server `--schema` file that
+/// repeats the defaults can be passed whole. An extension applies to Users or Groups by its
+/// URN's last segment (`…:2.0:Group`).
+pub(crate) fn catalog(extra: &[Value]) -> Result<&'static Catalog, String> {
+    if extra.is_empty() {
+        return Ok(BUILTIN.get_or_init(|| {
+            Box::leak(Box::new(Catalog {
+                user: &USER,
+                group: &GROUP,
+                schemas: vec![&USER_SCHEMA, &ENTERPRISE_SCHEMA, &GROUP_SCHEMA],
+            }))
+        }));
+    }
+    let key = serde_json::to_string(extra).map_err(|e| e.to_string())?;
+    let mut cache = EXTENDED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cache.get(&key) {
+        return Ok(c);
+    }
+    let built = build_catalog(extra)?;
+    let leaked: &'static Catalog = Box::leak(Box::new(built));
+    cache.insert(key, leaked);
+    Ok(leaked)
+}
+
+fn build_catalog(extra: &[Value]) -> Result<Catalog, String> {
+    let mut user_ext: Vec<&'static SchemaDef> = vec![&ENTERPRISE_SCHEMA];
+    let mut group_ext: Vec<&'static SchemaDef> = Vec::new();
+    let mut schemas: Vec<&'static SchemaDef> =
+        vec![&USER_SCHEMA, &ENTERPRISE_SCHEMA, &GROUP_SCHEMA];
+    for value in extra {
+        let id = value.get("id").and_then(Value::as_str).unwrap_or_default();
+        if schemas.iter().any(|s| s.id.eq_ignore_ascii_case(id)) {
+            if [CORE_USER, ENTERPRISE_USER, CORE_GROUP]
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(id))
+            {
+                continue;
+            }
+            return Err(format!("schema '{id}' is registered twice"));
+        }
+        let def: &'static SchemaDef = Box::leak(Box::new(parse_schema(value)?));
+        let kind = def.id.rsplit(':').next().unwrap_or_default();
+        if kind.eq_ignore_ascii_case("User") {
+            user_ext.push(def);
+        } else if kind.eq_ignore_ascii_case("Group") {
+            group_ext.push(def);
+        } else {
+            return Err(format!(
+                "cannot tell whether schema '{}' extends Users or Groups: its URN must end in \
+                 ':User' or ':Group'",
+                def.id
+            ));
+        }
+        schemas.push(def);
+    }
+    let rt = |base: &ResourceType, exts: Vec<&'static SchemaDef>| -> &'static ResourceType {
+        Box::leak(Box::new(ResourceType {
+            name: base.name,
+            endpoint: base.endpoint,
+            core: base.core,
+            extensions: Box::leak(exts.into_boxed_slice()),
+            tolerated: base.tolerated,
+        }))
+    };
+    Ok(Catalog {
+        user: rt(&USER, user_ext),
+        group: rt(&GROUP, group_ext),
+        schemas,
+    })
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+/// An RFC 7643 §7 schema resource as a [`SchemaDef`] (its strings leaked, see [`catalog`]).
+fn parse_schema(v: &Value) -> Result<SchemaDef, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("a schema must be a JSON object, got {v}"))?;
+    let id = o
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")))
+        .ok_or("a schema needs an 'id' that is a URN")?;
+    let attrs = o
+        .get("attributes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("schema '{id}' needs an 'attributes' array"))?;
+    let parsed = attrs
+        .iter()
+        .map(|a| parse_attr(a, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default();
+    Ok(SchemaDef {
+        id: leak(id),
+        name: leak(text("name")),
+        description: leak(text("description")),
+        attrs: Box::leak(parsed.into_boxed_slice()),
+    })
+}
+
+fn parse_attr(v: &Value, owner: &str) -> Result<AttrDef, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("an attribute of '{owner}' is not a JSON object"))?;
+    let name = o
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("an attribute of '{owner}' has no 'name'"))?;
+    let label = format!("{owner}:{name}");
+    let word = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+    };
+    let flag = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let ty = match word("type").as_deref() {
+        Some("string") => AttrType::String,
+        Some("boolean") => AttrType::Boolean,
+        Some("datetime") => AttrType::DateTime,
+        Some("reference") => AttrType::Reference,
+        Some("complex") => AttrType::Complex,
+        Some("binary") => AttrType::Binary,
+        Some("integer") => AttrType::Integer,
+        Some("decimal") => AttrType::Decimal,
+        other => return Err(format!("'{label}' has an unknown type {other:?}")),
+    };
+    let mutability = match word("mutability").as_deref() {
+        None | Some("readwrite") => Mutability::ReadWrite,
+        Some("readonly") => Mutability::ReadOnly,
+        Some("immutable") => Mutability::Immutable,
+        Some("writeonly") => Mutability::WriteOnly,
+        Some(m) => return Err(format!("'{label}' has an unknown mutability '{m}'")),
+    };
+    let returned = match word("returned").as_deref() {
+        None | Some("default") | Some("request") => Returned::Default,
+        Some("always") => Returned::Always,
+        Some("never") => Returned::Never,
+        Some(r) => return Err(format!("'{label}' has an unknown 'returned' '{r}'")),
+    };
+    let sub = match (ty, o.get("subAttributes").and_then(Value::as_array)) {
+        (AttrType::Complex, Some(subs)) => subs
+            .iter()
+            .map(|s| parse_attr(s, &label))
+            .collect::<Result<Vec<_>, _>>()?,
+        (AttrType::Complex, None) => {
+            return Err(format!("complex attribute '{label}' needs 'subAttributes'"));
+        }
+        _ => Vec::new(),
+    };
+    let ref_types: Vec<&'static str> = o
+        .get("referenceTypes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(leak)
+        .collect();
+    Ok(AttrDef {
+        name: leak(name),
+        ty,
+        multi: flag("multiValued"),
+        required: flag("required"),
+        case_exact: flag("caseExact"),
+        mutability,
+        returned,
+        unique_server: matches!(word("uniqueness").as_deref(), Some("server" | "global")),
+        sub: Box::leak(sub.into_boxed_slice()),
+        ref_types: Box::leak(ref_types.into_boxed_slice()),
+    })
 }
 
 /// The resource type resource for `/ResourceTypes` (RFC 7643 §6).

@@ -15,7 +15,7 @@ use super::RecordedRequest;
 use super::error::ScimError;
 use super::filter::{AttrRef, parse, resolve};
 use super::patch;
-use super::schema::{self, GROUP, ResourceType, Returned, Rules, USER};
+use super::schema::{self, Catalog, ResourceType, Returned, Rules};
 use super::store::{self, Row, Table};
 
 pub(crate) const SCIM_JSON: &str = "application/scim+json";
@@ -45,7 +45,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn table(&mut self, rt: &ResourceType) -> &mut Table {
-        if std::ptr::eq(rt, &USER) {
+        if rt.name == "User" {
             &mut self.users
         } else {
             &mut self.groups
@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub base_path: String,
     pub base_url: String,
     pub rules: Rules,
+    /// Resource types and schemas, built-in plus the extensions registered at start.
+    pub catalog: &'static Catalog,
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub inner: Mutex<Inner>,
@@ -315,8 +317,8 @@ fn route(
     let query = Query::parse(uri);
     let base = shared.base_url.as_str();
     let rt: &'static ResourceType = match segments.first().copied() {
-        Some("Users") => &USER,
-        Some("Groups") => &GROUP,
+        Some("Users") => shared.catalog.user,
+        Some("Groups") => shared.catalog.group,
         Some("ServiceProviderConfig") if segments.len() == 1 => {
             return match *method {
                 Method::GET => Ok(Reply::json(
@@ -328,7 +330,9 @@ fn route(
         }
         Some("Schemas") if *method != Method::GET => return Err(method_not_allowed(method)),
         Some("Schemas") => {
-            let all: Vec<Value> = schema::all_schemas()
+            let all: Vec<Value> = shared
+                .catalog
+                .schemas
                 .iter()
                 .map(|s| schema::schema_json(s, base))
                 .collect();
@@ -343,7 +347,7 @@ fn route(
         }
         Some("ResourceTypes") if *method != Method::GET => return Err(method_not_allowed(method)),
         Some("ResourceTypes") => {
-            let all: Vec<Value> = [&USER, &GROUP]
+            let all: Vec<Value> = [shared.catalog.user, shared.catalog.group]
                 .iter()
                 .map(|rt| schema::resource_type_json(rt, base))
                 .collect();
@@ -414,7 +418,7 @@ fn route(
                         schema::normalize(rt, &Value::Object(resource), shared.rules, false)?;
                     let row = store::update(rt, inner.table(rt), id, attrs)?;
                     // Entra expects 204 for groups (no member list back); users get the resource.
-                    if std::ptr::eq(rt, &GROUP) && !query.wants_body() {
+                    if rt.name == "Group" && !query.wants_body() {
                         Ok(Reply::empty(204).with(header::ETAG, row.etag()))
                     } else {
                         Ok(Reply::resource(

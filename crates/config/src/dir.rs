@@ -1,0 +1,120 @@
+//! A config directory: every `*.toml` job file in it, plus the service file `scimsync.toml`.
+
+use crate::{ConfigError, Loaded, ServiceConfig, validate};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The service file's name in a config directory; [`load_dir`] skips it.
+pub const SERVICE_FILE: &str = "scimsync.toml";
+
+fn unreadable(path: &Path, what: &str, e: std::io::Error) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the {what}: {e}"),
+    }
+}
+
+/// Read and validate the service file (normally `<config-dir>/scimsync.toml`).
+pub fn load_service(path: &Path) -> Result<ServiceConfig, Vec<ConfigError>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![unreadable(path, "service file", e)])?;
+    validate::parse_service(path, &text)
+}
+
+/// Load every job file (`*.toml` except [`SERVICE_FILE`] and hidden files) in `dir`, in file
+/// name order. Returns the valid jobs and the errors of the others; one bad file does not stop
+/// the rest. Two files with the same job `name` are both rejected: which one was meant cannot
+/// be guessed, and running either would let the other's edits silently do nothing.
+pub fn load_dir(dir: &Path) -> (Vec<Loaded>, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => return (Vec::new(), vec![unreadable(dir, "config directory", e)]),
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => {
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let is_job = path.extension().is_some_and(|x| x == "toml")
+                    && name != SERVICE_FILE
+                    && !name.starts_with('.')
+                    && path.is_file();
+                if is_job {
+                    paths.push(path);
+                }
+            }
+            Err(e) => errors.push(unreadable(dir, "config directory", e)),
+        }
+    }
+    paths.sort();
+
+    let mut loaded = Vec::new();
+    // Each valid job with the line:column of its `name` value.
+    let mut texts: Vec<(Loaded, (usize, usize))> = Vec::new();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(unreadable(&path, "job file", e));
+                continue;
+            }
+        };
+        match validate::parse(&path, &text) {
+            Ok(l) => {
+                let at = name_position(&text);
+                texts.push((l, at));
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (l, _)) in texts.iter().enumerate() {
+        by_name.entry(l.job.name.clone()).or_default().push(i);
+    }
+    for (i, (l, (line, column))) in texts.iter().enumerate() {
+        let same = &by_name[&l.job.name];
+        if same.len() > 1 {
+            let others: Vec<String> = same
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| texts[j].0.job.path.display().to_string())
+                .collect();
+            errors.push(ConfigError {
+                file: l.job.path.clone(),
+                line: *line,
+                column: *column,
+                key: "name".into(),
+                message: format!(
+                    "job name {:?} is also used by {}: job names must be unique in a config directory",
+                    l.job.name,
+                    others.join(", ")
+                ),
+            });
+        }
+    }
+    for (l, _) in texts {
+        if by_name[&l.job.name].len() == 1 {
+            loaded.push(l);
+        }
+    }
+    // File order, then position: what an admin reads top to bottom.
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    (loaded, errors)
+}
+
+/// Where the `name` value sits, for the duplicate-name error (the file parsed, so it exists).
+fn name_position(text: &str) -> (usize, usize) {
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return (0, 0);
+    };
+    match root.get_ref().get("name") {
+        Some(v) => crate::error::LineIndex::new(text).position(v.span().start),
+        None => (0, 0),
+    }
+}

@@ -1,0 +1,157 @@
+//! Escrow: objects whose write failed with a retryable error wait here and are retried on
+//! Entra's schedule (6 h, 12 h, 24 h after the first failure, then daily, dropped after 28
+//! days — reference §2.3). Pure: the engine passes `now`.
+
+use chrono::{DateTime, Duration, Utc};
+use scimsync_core::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+/// Record kind under which escrows are stored.
+pub const ESCROW: &str = "escrow";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowPolicy {
+    /// Retry delays counted from the first failure.
+    pub delays: Vec<Duration>,
+    /// After the listed delays, retry this often.
+    pub then_every: Duration,
+    /// Give up this long after the first failure.
+    pub give_up_after: Duration,
+}
+
+impl Default for EscrowPolicy {
+    fn default() -> Self {
+        EscrowPolicy {
+            delays: vec![Duration::hours(6), Duration::hours(12), Duration::hours(24)],
+            then_every: Duration::hours(24),
+            give_up_after: Duration::days(28),
+        }
+    }
+}
+
+/// One object in escrow, visible to admins with its attempts and last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Escrow {
+    pub source_id: String,
+    pub display_name: String,
+    pub attempts: u32,
+    pub first_failure: DateTime<Utc>,
+    pub last_failure: DateTime<Utc>,
+    pub next_retry: DateTime<Utc>,
+    pub error_code: ErrorCode,
+    pub error: String,
+}
+
+impl EscrowPolicy {
+    /// The escrow after one more failure at `now` (`previous` is `None` on the first).
+    /// `None` means the object has been failing for longer than the policy allows: drop it.
+    pub fn record(
+        &self,
+        previous: Option<&Escrow>,
+        source_id: &str,
+        display_name: &str,
+        code: ErrorCode,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Escrow> {
+        let first = previous.map(|p| p.first_failure).unwrap_or(now);
+        let attempts = previous.map(|p| p.attempts).unwrap_or(0) + 1;
+        if now - first >= self.give_up_after {
+            return None;
+        }
+        let n = attempts as usize;
+        let offset = match self.delays.get(n - 1) {
+            Some(d) => *d,
+            None => {
+                let last = self.delays.last().copied().unwrap_or_default();
+                last + self.then_every * (n - self.delays.len()) as i32
+            }
+        };
+        let mut next = first + offset;
+        if next <= now {
+            // A late cycle: never schedule into the past.
+            next = now
+                + self
+                    .then_every
+                    .min(self.delays.first().copied().unwrap_or(self.then_every));
+        }
+        Some(Escrow {
+            source_id: source_id.to_string(),
+            display_name: display_name.to_string(),
+            attempts,
+            first_failure: first,
+            last_failure: now,
+            next_retry: next,
+            error_code: code,
+            error: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn retries_follow_entra_schedule_then_daily_then_give_up() {
+        let p = EscrowPolicy::default();
+        let e1 = p
+            .record(None, "u", "U", ErrorCode::InternalServerError, "boom", t0())
+            .unwrap();
+        assert_eq!(e1.next_retry, t0() + Duration::hours(6));
+        let e2 = p
+            .record(
+                Some(&e1),
+                "u",
+                "U",
+                ErrorCode::InternalServerError,
+                "boom",
+                e1.next_retry,
+            )
+            .unwrap();
+        assert_eq!(e2.next_retry, t0() + Duration::hours(12));
+        let e3 = p
+            .record(
+                Some(&e2),
+                "u",
+                "U",
+                ErrorCode::InternalServerError,
+                "boom",
+                e2.next_retry,
+            )
+            .unwrap();
+        assert_eq!(e3.next_retry, t0() + Duration::hours(24));
+        let e4 = p
+            .record(
+                Some(&e3),
+                "u",
+                "U",
+                ErrorCode::InternalServerError,
+                "boom",
+                e3.next_retry,
+            )
+            .unwrap();
+        assert_eq!(e4.next_retry, t0() + Duration::hours(48));
+        assert_eq!(e4.attempts, 4);
+        assert_eq!(e4.first_failure, t0());
+        let late = t0() + Duration::days(28);
+        assert!(
+            p.record(
+                Some(&e4),
+                "u",
+                "U",
+                ErrorCode::InternalServerError,
+                "boom",
+                late
+            )
+            .is_none()
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Read: what the source says this cycle, and which objects need a decision.
+//!
+//! A full read (initial cycle, a restart, changed mappings or scope, a rejected watermark)
+//! decides every user; an incremental read decides only users that changed, whose assignment
+//! changed, or whose escrow is due. Assignments have no delta query, so they are read each
+//! cycle and compared with the snapshot kept from the last one.
+
+use scimsync_core::{
+    AppRoleAssignment, Assignments, GroupRead, MemberKind, SourceGroup, SourceUser, StateStore,
+    StoreError, UserRead,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Meta keys of the watermarks (Graph deltaLinks).
+pub const META_USERS_WATERMARK: &str = "watermark.users";
+pub const META_GROUPS_WATERMARK: &str = "watermark.groups";
+pub const META_FINGERPRINT: &str = "fingerprint";
+/// Record kinds.
+pub const ASSIGNED: &str = "assigned";
+pub const GROUP_MIRROR: &str = "group";
+
+/// The Default Access role's id.
+pub const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// One source group as remembered between cycles (Graph's group delta only says what changed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirroredGroup {
+    pub attrs: BTreeMap<String, serde_json::Value>,
+    pub users: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
+}
+
+/// The groups as of this cycle, and which of them changed.
+#[derive(Debug, Default)]
+pub struct GroupView {
+    pub groups: BTreeMap<String, MirroredGroup>,
+    pub changed: BTreeSet<String>,
+    pub deleted: BTreeSet<String>,
+    pub watermark: Option<String>,
+    pub note: Option<String>,
+}
+
+impl GroupView {
+    pub fn load<S: StateStore>(
+        store: &S,
+        job: &str,
+    ) -> Result<BTreeMap<String, MirroredGroup>, StoreError> {
+        Ok(store
+            .list_records(job, GROUP_MIRROR)?
+            .into_iter()
+            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|g| (id, g)))
+            .collect())
+    }
+
+    /// Apply one source read to the mirror loaded from the store.
+    pub fn apply(mut mirror: BTreeMap<String, MirroredGroup>, read: GroupRead) -> GroupView {
+        match read {
+            GroupRead::Full {
+                groups,
+                members,
+                fallback_reason,
+                watermark,
+            } => {
+                let fresh: BTreeMap<String, MirroredGroup> = groups
+                    .into_iter()
+                    .map(|g: SourceGroup| {
+                        let mut m = MirroredGroup {
+                            attrs: g.attrs,
+                            ..Default::default()
+                        };
+                        for (id, kind) in members.get(&g.id).into_iter().flatten() {
+                            match kind {
+                                MemberKind::User => m.users.insert(id.clone()),
+                                MemberKind::Group => m.groups.insert(id.clone()),
+                            };
+                        }
+                        (g.id, m)
+                    })
+                    .collect();
+                let deleted = mirror
+                    .keys()
+                    .filter(|id| !fresh.contains_key(*id))
+                    .cloned()
+                    .collect();
+                let changed = fresh.keys().cloned().collect();
+                GroupView {
+                    groups: fresh,
+                    changed,
+                    deleted,
+                    watermark,
+                    note: fallback_reason,
+                }
+            }
+            GroupRead::Changes {
+                upserts,
+                deleted,
+                members_added,
+                members_removed,
+                watermark,
+            } => {
+                let mut changed = BTreeSet::new();
+                for g in upserts {
+                    let entry = mirror.entry(g.id.clone()).or_default();
+                    entry.attrs = g.attrs;
+                    changed.insert(g.id);
+                }
+                for (gid, members) in members_added {
+                    let entry = mirror.entry(gid.clone()).or_default();
+                    for (id, kind) in members {
+                        match kind {
+                            MemberKind::User => entry.users.insert(id),
+                            MemberKind::Group => entry.groups.insert(id),
+                        };
+                    }
+                    changed.insert(gid);
+                }
+                for (gid, members) in members_removed {
+                    if let Some(entry) = mirror.get_mut(&gid) {
+                        for (id, _) in members {
+                            entry.users.remove(&id);
+                            entry.groups.remove(&id);
+                        }
+                    }
+                    changed.insert(gid);
+                }
+                let mut gone = BTreeSet::new();
+                for id in deleted {
+                    mirror.remove(&id);
+                    changed.remove(&id);
+                    gone.insert(id);
+                }
+                GroupView {
+                    groups: mirror,
+                    changed,
+                    deleted: gone,
+                    watermark: Some(watermark),
+                    note: None,
+                }
+            }
+        }
+    }
+
+    /// Persist the mirror: write changed groups, remove deleted ones.
+    pub fn save<S: StateStore>(&self, store: &S, job: &str) -> Result<(), StoreError> {
+        for id in &self.deleted {
+            store.remove_record(job, GROUP_MIRROR, id)?;
+        }
+        for id in &self.changed {
+            if let Some(g) = self.groups.get(id) {
+                let v = serde_json::to_string(g).map_err(|e| StoreError::new(e.to_string()))?;
+                store.put_record(job, GROUP_MIRROR, id, &v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Effective assignment per user: direct, plus direct membership of an assigned group
+/// (nested groups do not count, as in Entra).
+pub fn effective_assignments(
+    assignments: &Assignments,
+    groups: &BTreeMap<String, MirroredGroup>,
+    exclude_default_access: bool,
+) -> BTreeMap<String, Vec<AppRoleAssignment>> {
+    let keep =
+        |a: &&AppRoleAssignment| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE);
+    let mut out: BTreeMap<String, Vec<AppRoleAssignment>> = BTreeMap::new();
+    for (user, roles) in &assignments.users {
+        out.entry(user.clone())
+            .or_default()
+            .extend(roles.iter().filter(keep).cloned());
+    }
+    for (group, roles) in &assignments.groups {
+        let roles: Vec<AppRoleAssignment> = roles.iter().filter(keep).cloned().collect();
+        if let Some(g) = groups.get(group) {
+            for user in &g.users {
+                out.entry(user.clone())
+                    .or_default()
+                    .extend(roles.iter().cloned());
+            }
+        }
+    }
+    out.retain(|_, roles| {
+        roles.sort();
+        roles.dedup();
+        !roles.is_empty()
+    });
+    out
+}
+
+/// Groups in scope under "Sync only assigned": assigned groups (with a kept role).
+pub fn assigned_groups(
+    assignments: &Assignments,
+    exclude_default_access: bool,
+) -> BTreeSet<String> {
+    assignments
+        .groups
+        .iter()
+        .filter(|(_, roles)| {
+            roles
+                .iter()
+                .any(|a| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE))
+        })
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+/// Users whose effective assignment differs from the last cycle's snapshot.
+pub fn assignment_changes(
+    previous: &BTreeMap<String, String>,
+    now: &BTreeMap<String, Vec<AppRoleAssignment>>,
+) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    for (id, roles) in now {
+        if previous.get(id) != Some(&roles_key(roles)) {
+            changed.insert(id.clone());
+        }
+    }
+    for id in previous.keys() {
+        if !now.contains_key(id) {
+            changed.insert(id.clone());
+        }
+    }
+    changed
+}
+
+pub fn roles_key(roles: &[AppRoleAssignment]) -> String {
+    serde_json::to_string(roles).unwrap_or_default()
+}
+
+/// The users to decide this cycle.
+pub struct UserWork {
+    pub full: bool,
+    pub users: Vec<SourceUser>,
+    pub soft_deleted: BTreeSet<String>,
+    /// Incremental reads name hard deletes; a full read leaves them to be inferred.
+    pub hard_deleted: BTreeSet<String>,
+    pub watermark: Option<String>,
+    pub note: Option<String>,
+}
+
+impl From<UserRead> for UserWork {
+    fn from(read: UserRead) -> Self {
+        match read {
+            UserRead::Full {
+                users,
+                soft_deleted,
+                fallback_reason,
+                watermark,
+            } => UserWork {
+                full: true,
+                users,
+                soft_deleted,
+                hard_deleted: BTreeSet::new(),
+                watermark,
+                note: fallback_reason,
+            },
+            UserRead::Changes {
+                upserts,
+                soft_deleted,
+                hard_deleted,
+                watermark,
+            } => {
+                // A user may appear several times in a round; the last record wins.
+                let mut last: BTreeMap<String, SourceUser> = BTreeMap::new();
+                for u in upserts {
+                    last.insert(u.id.clone(), u);
+                }
+                let soft: BTreeSet<String> = soft_deleted.into_iter().collect();
+                let hard: BTreeSet<String> = hard_deleted.into_iter().collect();
+                // A removal after an upsert in the same round wins, and the other way round;
+                // Graph gives no order, so a present record beats a soft removal.
+                let users: Vec<SourceUser> = last
+                    .into_values()
+                    .filter(|u| !hard.contains(&u.id))
+                    .collect();
+                let present: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+                let soft = soft
+                    .into_iter()
+                    .filter(|id| !present.contains(id.as_str()))
+                    .collect();
+                UserWork {
+                    full: false,
+                    users,
+                    soft_deleted: soft,
+                    hard_deleted: hard,
+                    watermark: Some(watermark),
+                    note: None,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(id: &str, kind: &str, principal: &str) -> AppRoleAssignment {
+        AppRoleAssignment {
+            app_role_id: id.into(),
+            principal_type: kind.into(),
+            principal_id: principal.into(),
+        }
+    }
+
+    #[test]
+    fn assigned_groups_bring_their_direct_user_members_only() {
+        let mut a = Assignments::default();
+        a.users.insert("u1".into(), vec![role("r1", "User", "u1")]);
+        a.groups
+            .insert("g1".into(), vec![role("r2", "Group", "g1")]);
+        let mut groups = BTreeMap::new();
+        groups.insert(
+            "g1".to_string(),
+            MirroredGroup {
+                users: ["u2".to_string()].into(),
+                groups: ["g2".to_string()].into(),
+                ..Default::default()
+            },
+        );
+        groups.insert(
+            "g2".to_string(),
+            MirroredGroup {
+                users: ["u3".to_string()].into(),
+                ..Default::default()
+            },
+        );
+        let eff = effective_assignments(&a, &groups, false);
+        assert_eq!(
+            eff.keys().cloned().collect::<Vec<_>>(),
+            vec!["u1".to_string(), "u2".to_string()]
+        );
+    }
+
+    #[test]
+    fn default_access_can_be_excluded() {
+        let mut a = Assignments::default();
+        a.users
+            .insert("u1".into(), vec![role(DEFAULT_ACCESS_ROLE, "User", "u1")]);
+        a.users.insert(
+            "u2".into(),
+            vec![
+                role(DEFAULT_ACCESS_ROLE, "User", "u2"),
+                role("r", "User", "u2"),
+            ],
+        );
+        let eff = effective_assignments(&a, &BTreeMap::new(), true);
+        assert_eq!(
+            eff.keys().cloned().collect::<Vec<_>>(),
+            vec!["u2".to_string()]
+        );
+        assert_eq!(eff["u2"].len(), 1);
+        assert_eq!(effective_assignments(&a, &BTreeMap::new(), false).len(), 2);
+    }
+
+    #[test]
+    fn assignment_changes_see_added_removed_and_role_changes() {
+        let prev: BTreeMap<String, String> = [
+            ("u1".to_string(), roles_key(&[role("r", "User", "u1")])),
+            ("u2".to_string(), roles_key(&[role("r", "User", "u2")])),
+        ]
+        .into();
+        let now: BTreeMap<String, Vec<AppRoleAssignment>> = [
+            ("u1".to_string(), vec![role("r", "User", "u1")]),
+            ("u3".to_string(), vec![role("r", "User", "u3")]),
+        ]
+        .into();
+        assert_eq!(
+            assignment_changes(&prev, &now),
+            ["u2".to_string(), "u3".to_string()].into()
+        );
+    }
+}

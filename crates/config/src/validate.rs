@@ -1277,7 +1277,7 @@ impl Cx<'_> {
                         }
                     }
                     _ => {
-                        self.error(v.span(), vkey, "expressions are not supported yet");
+                        self.expression(v, &vkey);
                         MappingValue::Expression {
                             text: v.get_ref().clone(),
                         }
@@ -1299,6 +1299,29 @@ impl Cx<'_> {
                     _ => MappingValue::Expression { text },
                 }
             }
+        }
+    }
+
+    /// Parse and check an expression; each problem is reported at its own line and column in
+    /// the file (exact for literal strings, the usual way to write expressions; for basic
+    /// strings with escapes the column can be off by the escapes before it).
+    fn expression(&mut self, v: &Spanned<String>, key: &str) {
+        let text = v.get_ref();
+        let raw = self.lines.text().get(v.span()).unwrap_or_default();
+        let delimiter = if raw.starts_with("'''") || raw.starts_with("\"\"\"") {
+            let newline = raw[3..].starts_with('\n') as usize;
+            3 + newline
+        } else {
+            1
+        };
+        let errors = match scimsync_expr::parse(text) {
+            Err(e) => vec![e],
+            Ok(expr) => scimsync_expr::check(&expr, &|_| true),
+        };
+        for e in errors {
+            let offset = byte_offset(text, e.line, e.column);
+            let at = v.span().start + delimiter + offset;
+            self.error(at..at, key, format!("expression: {}", e.message));
         }
     }
 
@@ -1470,4 +1493,17 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 
 fn singular(object: &str) -> &str {
     object.strip_suffix('s').unwrap_or(object)
+}
+
+/// Byte offset of a 1-based line and column (in characters) within `text`.
+fn byte_offset(text: &str, line: u32, column: u32) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col = (column.max(1) - 1) as usize;
+            return offset + l.char_indices().nth(col).map(|(b, _)| b).unwrap_or(l.len());
+        }
+        offset += l.len();
+    }
+    text.len()
 }

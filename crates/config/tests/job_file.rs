@@ -584,18 +584,28 @@ fn a_mapping_takes_exactly_one_value_kind() {
 }
 
 #[test]
-fn expressions_are_reserved() {
-    let text = BASE.to_string()
+fn expressions_are_parsed_and_their_errors_point_into_the_file() {
+    let ok = BASE.to_string()
         + "[[users.mappings]]\ntarget = \"displayName\"\nexpression = 'Join(\" \", [givenName], [surname])'\n";
+    let loaded =
+        scimsync_config::parse(std::path::Path::new("jobs/tribeloo.toml"), &ok).expect("valid");
+    assert!(loaded.job.users.mappings.iter().any(|m| matches!(&m.value, scimsync_config::MappingValue::Expression { text } if text.starts_with("Join("))));
+
+    // `Jion` is at column 15 of line 16: 14 for `expression = '` plus one.
+    let bad = BASE.to_string()
+        + "[[users.mappings]]\ntarget = \"displayName\"\nexpression = 'Jion(\" \", [givenName], [surname])'\n";
+    let (line, col, key, msg) = one(&bad);
     assert_eq!(
-        one(&text),
-        (
-            16,
-            14,
-            "users.mappings[1].expression".into(),
-            "expressions are not supported yet".into()
-        )
+        (line, col, key.as_str()),
+        (16, 15, "users.mappings[1].expression")
     );
+    assert!(msg.contains("Jion"), "{msg}");
+
+    let arity = BASE.to_string()
+        + "[[users.mappings]]\ntarget = \"displayName\"\nexpression = 'Left([givenName])'\n";
+    let (line, _, _, msg) = one(&arity);
+    assert_eq!(line, 16);
+    assert!(msg.to_lowercase().contains("argument"), "{msg}");
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     ImportSkipped,
     /// A required target attribute has no value for this object.
     MandatoryFieldsMissing,
+    /// An attribute-mapping expression failed for this object (e.g. `IIF` on a null value).
+    ExpressionFailed,
 
     // --- source (Graph) failures ---
     /// The token endpoint refused our credentials (AADSTS…).
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::ScimComplianceIssue => "ScimComplianceIssue",
             ErrorCode::ImportSkipped => "ImportSkipped",
             ErrorCode::MandatoryFieldsMissing => "MandatoryFieldsMissing",
+            ErrorCode::ExpressionFailed => "ExpressionFailed",
             ErrorCode::GraphAuthenticationFailed => "GraphAuthenticationFailed",
             ErrorCode::GraphRequestFailed => "GraphRequestFailed",
             ErrorCode::ConfigInvalid => "ConfigInvalid",

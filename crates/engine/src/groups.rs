@@ -249,7 +249,8 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             "groups are not enabled".to_string(),
         ))?;
         let state_id = format!("{GROUP_PREFIX}{}", source.id);
-        let desired = map_user(source, &spec.mappings, false).map_err(|e| (e.code, e.message))?;
+        let desired = map_user(source, &spec.mappings, false, self.clock.now())
+            .map_err(|e| (e.code, e.message))?;
         let hash = hash_attrs(&desired);
         if let Some(st) = state {
             if st.hash == hash {
@@ -284,8 +285,8 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             return Ok(Some(st.target_id.clone()));
         }
 
-        let create_attrs =
-            map_user(source, &spec.mappings, true).map_err(|e| (e.code, e.message))?;
+        let create_attrs = map_user(source, &spec.mappings, true, self.clock.now())
+            .map_err(|e| (e.code, e.message))?;
         let keys = matching_keys(&spec.mappings, &create_attrs);
         if keys.is_empty() {
             return Err((

@@ -9,15 +9,17 @@ use scimsync_core::{
     Attrs, Change, ErrorCode, LogEntry, LogStatus, ModifiedProperty, ObjectState, Outcome, Source,
     SourceUser, StateChange, StateStore, StoreError, Target, TargetError, TargetUser,
 };
-use scimsync_mapping::{ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys};
+use scimsync_mapping::{
+    ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys, unique_candidates,
+};
 use serde_json::Value;
 
 impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// The representation kept up to date on every cycle (create-only mappings and defaults
     /// excluded), with `active` when the engine owns it.
     fn desired(&self, user: &SourceUser, on_create: bool) -> Result<Attrs, (ErrorCode, String)> {
-        let mut attrs =
-            map_user(user, &self.job.mappings, on_create).map_err(|e| (e.code, e.message))?;
+        let mut attrs = map_user(user, &self.job.mappings, on_create, self.clock.now())
+            .map_err(|e| (e.code, e.message))?;
         if !self.job.maps_active() {
             attrs.insert("active".into(), Value::Bool(true));
         }
@@ -214,26 +216,34 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             );
             return self.fail(ctx, trail, e, None);
         }
-        match self.find(&keys, &mut trail).await {
-            Err(e) => self.fail(ctx, trail, e, None),
-            Ok(Some(found)) => self.link(ctx, trail, user, found).await,
-            Ok(None) if !self.job.actions.create => {
-                let action = Action::Skip {
-                    reason: "no match and the Create target action is off".into(),
-                };
-                self.finish(ctx, trail, action, StateChange::None, None, None)
-            }
-            Ok(None) if ctx.mode == Mode::Preview => self.finish(
-                ctx,
-                trail,
-                Action::Create {
-                    attrs: create_attrs,
-                },
-                StateChange::None,
-                None,
-                None,
-            ),
-            Ok(None) => match self.target.create_user(&create_attrs).await {
+        let found = match self.find(&keys, &mut trail).await {
+            Err(e) => return self.fail(ctx, trail, e, None),
+            Ok(found) => found,
+        };
+        if let Some(found) = found {
+            return self.link(ctx, trail, user, found).await;
+        }
+        if !self.job.actions.create {
+            let action = Action::Skip {
+                reason: "no match and the Create target action is off".into(),
+            };
+            return self.finish(ctx, trail, action, StateChange::None, None, None);
+        }
+        let mut create_attrs = create_attrs;
+        if let Err(e) = self
+            .resolve_unique(user, &mut create_attrs, &mut trail)
+            .await
+        {
+            return self.fail(ctx, trail, e, None);
+        }
+        if ctx.mode == Mode::Preview {
+            let action = Action::Create {
+                attrs: create_attrs,
+            };
+            return self.finish(ctx, trail, action, StateChange::None, None, None);
+        }
+        {
+            match self.target.create_user(&create_attrs).await {
                 Ok(created) => {
                     let hash = match self.desired(user, false) {
                         Ok(d) => hash_attrs(&d),
@@ -279,8 +289,56 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     }
                 }
                 Err(e) => self.fail(ctx, trail, (e.code, e.detail), None),
-            },
+            }
         }
+    }
+
+    /// `SelectUniqueValue`: try each candidate against the target (a filter query) and keep
+    /// the first no object holds yet.
+    async fn resolve_unique(
+        &self,
+        user: &SourceUser,
+        attrs: &mut Attrs,
+        trail: &mut Trail,
+    ) -> Result<(), (ErrorCode, String)> {
+        for (path, candidates) in unique_candidates(user, &self.job.mappings, self.clock.now()) {
+            let mut chosen = None;
+            for c in &candidates {
+                let text = match c {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let hits = self
+                    .target
+                    .find_users(&path, &text)
+                    .await
+                    .map_err(|e| (e.code, e.detail))?;
+                if hits.is_empty() {
+                    chosen = Some(c.clone());
+                    break;
+                }
+            }
+            match chosen {
+                Some(v) => {
+                    trail.step(
+                        "Unique value",
+                        "processing",
+                        LogStatus::Success,
+                        format!("{path}: {v} is free in the target"),
+                    );
+                    attrs.insert(path, v);
+                }
+                None => {
+                    return Err((
+                        ErrorCode::EntryConflict,
+                        format!(
+                            "SelectUniqueValue for {path}: every candidate is taken in the target"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Query each matching attribute in precedence order until one finds the object.

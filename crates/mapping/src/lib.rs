@@ -8,5 +8,7 @@ mod map;
 mod scope;
 
 pub use filter::{FilterVerdict, evaluate_filters};
-pub use map::{MapError, hash_attrs, map_user, matching_keys, source_attributes};
+pub use map::{
+    MapError, hash_attrs, map_user, matching_keys, source_attributes, unique_candidates,
+};
 pub use scope::{Scope, ScopeDecision, evaluate_scope};

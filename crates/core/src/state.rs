@@ -85,6 +85,9 @@ pub trait StateStore: Send + Sync {
     fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError>;
     /// Make everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Forget every object of the job (a `full` restart: every object is matched again).
+    /// Returns how many were removed. Logs are kept.
+    fn remove_objects(&self, job: &str) -> Result<u64, StoreError>;
     /// Meta entries whose key starts with `prefix`, in key order.
     fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError>;

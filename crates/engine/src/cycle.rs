@@ -36,6 +36,9 @@ pub enum CycleError {
     /// The source answered with something that would deprovision everyone; we refuse.
     #[error("{0}")]
     SourceSuspicious(String),
+    /// Provision on demand: the object is not in the source (or not eligible).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl CycleError {
@@ -44,6 +47,7 @@ impl CycleError {
             CycleError::Source(e) => e.code,
             CycleError::Store(e) => e.code,
             CycleError::SourceSuspicious(_) => ErrorCode::GraphRequestFailed,
+            CycleError::NotFound(_) => ErrorCode::ImportSkipped,
         }
     }
 }

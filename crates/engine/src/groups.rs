@@ -628,6 +628,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             members_added: g.added.clone(),
             members_removed: g.removed.clone(),
             members_left_out: g.left_out.clone(),
+            steps: g.trail.steps.clone(),
         };
         if ctx.mode == Mode::Apply {
             let entry = LogEntry {

@@ -11,15 +11,19 @@ mod diff;
 mod escrow;
 mod groups;
 mod job;
+mod ondemand;
 mod read;
 mod report;
+mod restart;
 mod users;
 
-pub use cycle::{CycleError, Engine};
+pub use cycle::{CycleError, Engine, META_CYCLES, META_DELETIONS_APPROVED, META_LAST_CYCLE};
 pub use diff::diff;
 pub use escrow::{Escrow, EscrowPolicy};
 pub use job::{GroupSpec, JobSpec};
+pub use ondemand::ON_DEMAND_MAX_MEMBERS;
 pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Tally};
+pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 
 #[cfg(test)]
 mod tests;

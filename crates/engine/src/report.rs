@@ -122,6 +122,8 @@ pub struct ObjectReport {
     /// dangling references).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members_left_out: Vec<String>,
+    /// The steps Entra shows for an object: import, scoping, matching, processing/export.
+    pub steps: Vec<scimsync_core::LogStep>,
 }
 
 /// Counts by outcome.

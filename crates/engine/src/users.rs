@@ -771,6 +771,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             members_added: Vec::new(),
             members_removed: Vec::new(),
             members_left_out: Vec::new(),
+            steps: trail.steps.clone(),
         };
         if ctx.mode == Mode::Apply {
             let entry = LogEntry {

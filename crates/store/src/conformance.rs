@@ -30,6 +30,7 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("invalid job ids are refused", invalid_job_ids),
         ("concurrent commits all land", concurrent_commits),
         ("records by kind", records_by_kind),
+        ("remove_objects forgets one job's links", remove_objects),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -530,4 +531,22 @@ fn records_by_kind<S: StateStore>(s: &S) {
     assert_eq!(s.list_records("a", "escrow").unwrap().len(), 1);
     assert_eq!(s.list_records("a", "members").unwrap().len(), 1);
     assert_eq!(s.scan_meta("a", "rec/").unwrap().len(), 2);
+}
+
+fn remove_objects<S: StateStore>(s: &S) {
+    let log = log_entry("a", "c1", "u1");
+    s.commit("a", &StateChange::Put(object("u1", "t1")), &log)
+        .unwrap();
+    s.commit("a", &StateChange::Put(object("u2", "t2")), &log)
+        .unwrap();
+    s.commit(
+        "ab",
+        &StateChange::Put(object("u3", "t3")),
+        &log_entry("ab", "c1", "u3"),
+    )
+    .unwrap();
+    assert_eq!(s.remove_objects("a").unwrap(), 2);
+    assert!(s.list("a").unwrap().is_empty());
+    assert_eq!(s.list("ab").unwrap().len(), 1, "other jobs keep theirs");
+    assert_eq!(s.logs("a", None).unwrap().len(), 2, "logs are kept");
 }

@@ -116,6 +116,16 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
+        check_job(job)?;
+        Ok(self
+            .lock()
+            .objects
+            .remove(job)
+            .map(|m| m.len() as u64)
+            .unwrap_or(0))
+    }
+
     fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         check_job(job)?;
         Ok(self

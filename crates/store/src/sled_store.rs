@@ -269,6 +269,19 @@ impl StateStore for SledStore {
             .map_err(|e| self.err("flushing", e))
     }
 
+    fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
+        check_job(job)?;
+        let mut n = 0;
+        for k in self.objects.scan_prefix(prefix(job)).keys() {
+            let k = k.map_err(|e| self.err(&format!("reading objects of job {job}"), e))?;
+            self.objects
+                .remove(k)
+                .map_err(|e| self.err(&format!("removing an object of job {job}"), e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         check_job(job)?;
         let start = key(job, prefix.as_bytes());
@@ -596,6 +609,9 @@ mod tests {
         }
         fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
             self.store.put_meta(job, key, value)
+        }
+        fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
+            self.store.remove_objects(job)
         }
         fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
             self.store.scan_meta(job, prefix)

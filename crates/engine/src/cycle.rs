@@ -59,6 +59,23 @@ pub struct Engine<'a, S, T, St> {
     pub(crate) target: &'a T,
     pub(crate) store: &'a St,
     pub(crate) clock: &'a dyn Clock,
+    pub(crate) progress: Option<&'a dyn ProgressSink>,
+}
+
+/// Where a cycle stands, for progress bars and the admin API (Entra counts pages; we count
+/// objects, which is finer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// `"users"` or `"groups"`.
+    pub phase: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Receives progress while a cycle runs. Called from the cycle's tasks: keep it cheap.
+pub trait ProgressSink: Send + Sync {
+    fn progress(&self, p: Progress);
 }
 
 /// What one object's processing produced.
@@ -373,8 +390,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             ctx.held = candidates.into_iter().collect();
         }
 
+        let total = items.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        self.report_progress("users", 0, total);
         let results: Vec<Result<Processed, StoreError>> = stream::iter(items)
-            .map(|item| self.process_user(&ctx, item))
+            .map(|item| async {
+                let r = self.process_user(&ctx, item).await;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                self.report_progress("users", n, total);
+                r
+            })
             .buffer_unordered(self.job.concurrency)
             .collect()
             .await;

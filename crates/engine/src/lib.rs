@@ -17,7 +17,10 @@ mod report;
 mod restart;
 mod users;
 
-pub use cycle::{CycleError, Engine, META_CYCLES, META_DELETIONS_APPROVED, META_LAST_CYCLE};
+pub use cycle::{
+    CycleError, Engine, META_CYCLES, META_DELETIONS_APPROVED, META_LAST_CYCLE, Progress,
+    ProgressSink,
+};
 pub use diff::diff;
 pub use escrow::{Escrow, EscrowPolicy};
 pub use job::{GroupSpec, JobSpec};

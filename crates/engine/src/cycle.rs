@@ -168,6 +168,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             target,
             store,
             clock,
+            progress: None,
+        }
+    }
+
+    /// Report progress to `sink` while cycles run.
+    pub fn with_progress(mut self, sink: &'a dyn ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    fn report_progress(&self, phase: &'static str, done: usize, total: usize) {
+        if let Some(p) = self.progress {
+            p.progress(Progress { phase, done, total });
         }
     }
 

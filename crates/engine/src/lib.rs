@@ -30,3 +30,5 @@ pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_groups;

@@ -3,7 +3,7 @@
 
 use scimsync_core::{
     AppRoleAssignment, Assignments, Attrs, Change, ErrorCode, GroupQuery, GroupRead, MemberKind,
-    Source, SourceError, SourceGroup, SourceSnapshot, SourceUser, Target, TargetError, TargetUser,
+    Source, SourceError, SourceGroup, SourceSnapshot, SourceUser, Target, TargetError, TargetGroup, TargetUser,
     UserQuery, UserRead,
 };
 use serde_json::Value;
@@ -249,6 +249,11 @@ pub enum Write {
     Create(Attrs),
     Update(String, Vec<Change>),
     Delete(String),
+    CreateGroup(Attrs),
+    UpdateGroup(String, Vec<Change>),
+    AddMembers(String, Vec<String>),
+    RemoveMembers(String, Vec<String>),
+    DeleteGroup(String),
 }
 
 /// A target that keeps users as flat attributes. `userName` is unique ignoring case, as SCIM
@@ -266,6 +271,25 @@ struct TargetInner {
     reads: usize,
     fail_next: Vec<TargetError>,
     hidden_finds: usize,
+    groups: BTreeMap<String, (Attrs, BTreeSet<String>)>,
+    /// Lower-cased userName → id, so matching stays fast with thousands of users.
+    by_user_name: std::collections::HashMap<String, String>,
+    name_of: std::collections::HashMap<String, String>,
+    /// Fail member PATCHes after this many more succeed (a crash half way).
+    member_patches_before_failure: Option<usize>,
+}
+
+impl TargetInner {
+    /// Keep the userName index in step with user `id` after a change.
+    fn reindex(&mut self, id: &str) {
+        if let Some(old) = self.name_of.remove(id) {
+            self.by_user_name.remove(&old);
+        }
+        if let Some(Value::String(name)) = self.users.get(id).and_then(|a| a.get("userName")) {
+            self.by_user_name.insert(name.to_lowercase(), id.to_string());
+            self.name_of.insert(id.to_string(), name.to_lowercase());
+        }
+    }
 }
 
 impl MemoryTarget {
@@ -283,6 +307,7 @@ impl MemoryTarget {
         g.next_id += 1;
         let id = format!("t{}", g.next_id);
         g.users.insert(id.clone(), attrs);
+        g.reindex(&id);
         id
     }
 
@@ -307,6 +332,32 @@ impl MemoryTarget {
     /// The next requests (of any kind) fail with these errors, in order.
     pub fn fail_next(&self, errors: Vec<TargetError>) {
         self.lock().fail_next = errors;
+    }
+
+    /// Groups with their member ids.
+    pub fn groups(&self) -> BTreeMap<String, (Attrs, BTreeSet<String>)> {
+        self.lock().groups.clone()
+    }
+
+    /// After `n` more successful member PATCHes, the next one fails with a 500 (and the
+    /// failure stays until [`MemoryTarget::heal`]).
+    pub fn fail_member_patches_after(&self, n: usize) {
+        self.lock().member_patches_before_failure = Some(n);
+    }
+
+    pub fn heal(&self) {
+        self.lock().member_patches_before_failure = None;
+    }
+
+    fn member_patch_allowed(g: &mut TargetInner) -> Result<(), TargetError> {
+        match &mut g.member_patches_before_failure {
+            Some(0) => Err(TargetError { status: Some(500), ..TargetError::new(ErrorCode::InternalServerError, "injected") }),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// The next `n` matching queries find nothing, as a lagging replica would answer.
@@ -340,6 +391,13 @@ impl Target for MemoryTarget {
             g.hidden_finds -= 1;
             return Ok(Vec::new());
         }
+        if path == "userName" {
+            let id = g.by_user_name.get(&value.to_lowercase()).cloned();
+            return Ok(id
+                .and_then(|id| g.users.get(&id).map(|a| TargetUser { id, attrs: a.clone() }))
+                .into_iter()
+                .collect());
+        }
         Ok(g.users
             .iter()
             .filter(|(_, a)| a.get(path).is_some_and(|v| same(path, v, value)))
@@ -354,9 +412,7 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         Self::injected(&mut g)?;
         if let Some(Value::String(name)) = attrs.get("userName")
-            && g.users
-                .values()
-                .any(|a| a.get("userName").is_some_and(|v| same("userName", v, name)))
+            && g.by_user_name.contains_key(&name.to_lowercase())
         {
             return Err(TargetError {
                 code: ErrorCode::EntryConflict,
@@ -370,6 +426,7 @@ impl Target for MemoryTarget {
         g.next_id += 1;
         let id = format!("t{}", g.next_id);
         g.users.insert(id.clone(), attrs.clone());
+        g.reindex(&id);
         Ok(TargetUser {
             id,
             attrs: attrs.clone(),
@@ -388,6 +445,7 @@ impl Target for MemoryTarget {
         for c in changes {
             user.insert(c.path.clone(), c.value.clone());
         }
+        g.reindex(id);
         Ok(())
     }
 
@@ -396,11 +454,90 @@ impl Target for MemoryTarget {
         Self::injected(&mut g)?;
         g.writes.push(Write::Delete(id.to_string()));
         match g.users.remove(id) {
-            Some(_) => Ok(()),
+            Some(_) => {
+                g.reindex(id);
+                Ok(())
+            }
             None => Err(TargetError {
                 status: Some(404),
                 ..TargetError::new(ErrorCode::InvalidAnchor, format!("no user {id}"))
             }),
+        }
+    }
+
+    async fn find_groups(&self, path: &str, value: &str) -> Result<Vec<TargetGroup>, TargetError> {
+        let mut g = self.lock();
+        g.reads += 1;
+        Self::injected(&mut g)?;
+        Ok(g.groups
+            .iter()
+            .filter(|(_, (a, _))| a.get(path).is_some_and(|v| same(path, v, value)))
+            .map(|(id, (a, _))| TargetGroup { id: id.clone(), attrs: a.clone() })
+            .collect())
+    }
+
+    async fn create_group(&self, attrs: &Attrs) -> Result<TargetGroup, TargetError> {
+        let mut g = self.lock();
+        Self::injected(&mut g)?;
+        g.writes.push(Write::CreateGroup(attrs.clone()));
+        g.next_id += 1;
+        let id = format!("g{}", g.next_id);
+        g.groups.insert(id.clone(), (attrs.clone(), BTreeSet::new()));
+        Ok(TargetGroup { id, attrs: attrs.clone() })
+    }
+
+    async fn update_group(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
+        let mut g = self.lock();
+        Self::injected(&mut g)?;
+        g.writes.push(Write::UpdateGroup(id.to_string(), changes.to_vec()));
+        let (attrs, _) = g.groups.get_mut(id).ok_or_else(|| TargetError {
+            status: Some(404),
+            ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {id}"))
+        })?;
+        for c in changes {
+            attrs.insert(c.path.clone(), c.value.clone());
+        }
+        Ok(())
+    }
+
+    async fn add_members(&self, group_id: &str, member_ids: &[String]) -> Result<(), TargetError> {
+        let mut g = self.lock();
+        Self::injected(&mut g)?;
+        Self::member_patch_allowed(&mut g)?;
+        g.writes.push(Write::AddMembers(group_id.to_string(), member_ids.to_vec()));
+        let (_, members) = g.groups.get_mut(group_id).ok_or_else(|| TargetError {
+            status: Some(404),
+            ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {group_id}"))
+        })?;
+        members.extend(member_ids.iter().cloned());
+        Ok(())
+    }
+
+    async fn remove_members(&self, group_id: &str, member_ids: &[String]) -> Result<(), TargetError> {
+        let mut g = self.lock();
+        Self::injected(&mut g)?;
+        Self::member_patch_allowed(&mut g)?;
+        g.writes.push(Write::RemoveMembers(group_id.to_string(), member_ids.to_vec()));
+        if let Some((_, members)) = g.groups.get_mut(group_id) {
+            for m in member_ids {
+                members.remove(m);
+            }
+        }
+        Ok(())
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<String>, TargetError> {
+        let g = self.lock();
+        Ok(g.groups.get(group_id).map(|(_, m)| m.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<(), TargetError> {
+        let mut g = self.lock();
+        Self::injected(&mut g)?;
+        g.writes.push(Write::DeleteGroup(id.to_string()));
+        match g.groups.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(TargetError { status: Some(404), ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {id}")) }),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! is the expensive part on a 2-core machine.
 
 mod builtin;
+mod groups;
 mod scim2;
 mod support;
 mod tidy;

@@ -147,3 +147,112 @@ async fn test_connection_against_scim2_server() {
     let out = scimsync(&["test-connection", "--config", job.config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// Entra's default user mapping for a custom SCIM app, expressions included, against the
+/// strict server.
+const ENTRA_DEFAULT: &str = r#"
+[[users.mappings]]
+target = "userName"
+source = "userPrincipalName"
+matching = 1
+
+[[users.mappings]]
+target = "active"
+expression = 'Switch([IsSoftDeleted], , "False", "True", "True", "False")'
+
+[[users.mappings]]
+target = "displayName"
+source = "displayName"
+
+[[users.mappings]]
+target = "title"
+source = "jobTitle"
+
+[[users.mappings]]
+target = 'emails[type eq "work"].value'
+source = "mail"
+
+[[users.mappings]]
+target = "preferredLanguage"
+source = "preferredLanguage"
+
+[[users.mappings]]
+target = "name.givenName"
+source = "givenName"
+
+[[users.mappings]]
+target = "name.familyName"
+source = "surname"
+
+[[users.mappings]]
+target = "name.formatted"
+expression = 'Join(" ", [givenName], [surname])'
+
+[[users.mappings]]
+target = 'addresses[type eq "work"].locality'
+source = "city"
+
+[[users.mappings]]
+target = 'addresses[type eq "work"].country'
+source = "country"
+
+[[users.mappings]]
+target = 'phoneNumbers[type eq "mobile"].value'
+source = "mobile"
+
+[[users.mappings]]
+target = "externalId"
+source = "mailNickname"
+
+[[users.mappings]]
+target = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"
+source = "employeeId"
+
+[[users.mappings]]
+target = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+source = "department"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_default_mapping_with_expressions_against_scim2_server() {
+    let graph = tenant(12).await;
+    let server = Scim2Server::start();
+    let job = write_job(&graph, &server.base, &server.token, JobOptions { mappings: ENTRA_DEFAULT, ..Default::default() });
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "failed"), 0, "{report}");
+    for src in graph.users().into_iter().filter(|u| u["accountEnabled"] == json!(true)) {
+        let upn = src["userPrincipalName"].as_str().unwrap();
+        let u = server.user(upn).expect("provisioned");
+        assert_eq!(u["active"], json!(true), "Switch([IsSoftDeleted]…) gives a real boolean");
+        let formatted = [src["givenName"].as_str(), src["surname"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        assert_eq!(u["name"]["formatted"], formatted.as_str());
+        assert_eq!(u["name"]["familyName"], src["surname"]);
+        assert_eq!(u["externalId"], src["mailNickname"]);
+        if let Some(city) = src["city"].as_str() {
+            assert_eq!(u["addresses"][0]["locality"], city);
+            assert_eq!(u["addresses"][0]["type"], "work");
+        }
+        if let Some(mobile) = src["mobilePhone"].as_str() {
+            assert_eq!(u["phoneNumbers"][0]["value"], mobile);
+        }
+        if let Some(n) = src["employeeId"].as_str() {
+            assert_eq!(u[ENTERPRISE]["employeeNumber"], n);
+        }
+    }
+    // Disable and re-enable through the mapping-owned `active`.
+    let id = user_id(&graph, 0);
+    let upn = upn_of(&graph, &id);
+    graph.disable_user(&id);
+    run_once(&job);
+    assert_eq!(server.user(&upn).unwrap()["active"], json!(false));
+    graph.enable_user(&id);
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "failed"), 0, "{report}");
+    assert_eq!(server.user(&upn).unwrap()["active"], json!(true));
+    // A surname change flows into name.formatted too: one PATCH, both attributes.
+    graph.update_user(&id, json!({"surname": "Newname"}));
+    run_once(&job);
+    let u = server.user(&upn).unwrap();
+    assert_eq!(u["name"]["familyName"], "Newname");
+    assert!(u["name"]["formatted"].as_str().unwrap().ends_with("Newname"));
+}

@@ -498,3 +498,33 @@ fn validate_names_file_line_and_key() {
     assert!(s.contains("bad.toml:7:"), "unknown key with its line: {s}");
     assert!(s.contains("bogus"), "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_delta_token_falls_back_to_a_full_read_without_duplicate_writes() {
+    let graph = tenant(15).await;
+    let t = target().await;
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    run_once(&job);
+    graph.expire_delta_tokens();
+    t.clear_requests();
+    let report = run_once(&job);
+    assert_eq!(report["fullRead"], true, "{report}");
+    assert!(report["notes"].to_string().contains("full"), "the fallback is said: {report}");
+    assert!(t.writes().is_empty(), "a full re-read changes nothing: {:?}", t.writes());
+    assert_eq!(user_names(&t), enabled_upns(&graph));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_cycle_after_one_change_reads_one_delta_page_and_sends_one_patch() {
+    let graph = tenant(15).await;
+    let t = target().await;
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    run_once(&job);
+    graph.update_user(&user_id(&graph, 3), json!({"jobTitle": "Changed"}));
+    graph.clear_requests();
+    t.clear_requests();
+    run_once(&job);
+    let delta_pages = graph.requests().iter().filter(|r| r.path_and_query.contains("/users/delta")).count();
+    assert!(delta_pages <= 2, "one delta round (the emulator may end it with an empty page): {delta_pages}");
+    assert_eq!(t.writes().len(), 1, "{:?}", t.writes());
+}

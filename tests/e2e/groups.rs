@@ -161,3 +161,24 @@ async fn groups_against_scim2_server() {
     let left_id = server.user(&upn_of(&graph, &leaving)).unwrap()["id"].as_str().unwrap().to_string();
     assert!(!full["members"].as_array().into_iter().flatten().any(|m| m["value"] == left_id.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_to_an_assigned_group_is_provisioned() {
+    let graph = tenant_with_groups().await;
+    let t = ScimTarget::start(ScimTargetOptions::default()).await.unwrap();
+    // Users only: the group matters for assignment scope, not provisioned itself.
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions { scope: "assigned", ..Default::default() });
+    run_once(&job);
+    let (gid, _, _) = assigned_groups(&graph)[0].clone();
+    let newcomer = graph.add_user(json!({"userPrincipalName": "joined.group@contoso.onmicrosoft.com",
+        "displayName": "Joined Group", "accountEnabled": true, "mailNickname": "joined.group"}));
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "created"), 0, "not assigned yet: {report}");
+    graph.add_member(&gid, &newcomer);
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "created"), 1, "{report}");
+    assert!(t.user_by_username("joined.group@contoso.onmicrosoft.com").is_some());
+    graph.remove_member(&gid, &newcomer);
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "disabled"), 1, "left the assigned group: {report}");
+}

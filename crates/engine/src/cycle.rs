@@ -464,6 +464,9 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         report.tally.unchanged += unchanged;
         report.tally.escrowed += escrowed;
         report.finished = self.clock.now();
+        for note in &report.notes {
+            tracing::warn!(job = %job, cycle = %report.cycle_id, "{note}");
+        }
 
         if mode == Mode::Apply {
             // Held deletions keep the old watermarks, so the changes behind them come back in

@@ -19,6 +19,9 @@ pub enum ChangeOp {
     Add,
     /// The target had a value we sent or matched: the value is replaced.
     Replace,
+    /// Clear the target's value (only with the job's `clear_on_null` opt-in: Entra never
+    /// clears a target value). The change's `value` is `null`.
+    Remove,
 }
 
 /// One attribute to change on the target. Only the scim crate turns these into PatchOp JSON.

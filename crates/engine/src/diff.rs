@@ -26,6 +26,27 @@ pub fn diff(confirmed: &Attrs, desired: &Attrs) -> Vec<Change> {
         .collect()
 }
 
+/// [`diff`], plus a `Remove` for every clearable path the target holds but the source no
+/// longer gives (the job's `clear_on_null` opt-in; Entra cannot do this).
+pub fn diff_clearing(
+    confirmed: &Attrs,
+    desired: &Attrs,
+    clearable: &dyn Fn(&str) -> bool,
+) -> Vec<Change> {
+    let mut changes = diff(confirmed, desired);
+    changes.extend(
+        confirmed
+            .keys()
+            .filter(|path| !desired.contains_key(*path) && clearable(path))
+            .map(|path| Change {
+                op: ChangeOp::Remove,
+                path: path.clone(),
+                value: serde_json::Value::Null,
+            }),
+    );
+    changes
+}
+
 fn exists(confirmed: &Attrs, path: &str) -> bool {
     if confirmed.contains_key(path) {
         return true;
@@ -102,6 +123,20 @@ mod tests {
         assert_eq!(d[0].path, "addresses[type eq \"other\"].formatted");
         assert_eq!(d[0].op, ChangeOp::Add);
         assert_eq!(d[1].op, ChangeOp::Replace);
+    }
+
+    #[test]
+    fn with_the_opt_in_a_cleared_source_value_is_removed_from_the_target() {
+        let old = attrs(&[("title", json!("Dev")), ("nickName", json!("create-only"))]);
+        let d = diff_clearing(&old, &Attrs::new(), &|p| p == "title");
+        assert_eq!(
+            d,
+            vec![Change {
+                op: ChangeOp::Remove,
+                path: "title".into(),
+                value: serde_json::Value::Null
+            }]
+        );
     }
 
     #[test]

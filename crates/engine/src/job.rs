@@ -41,6 +41,8 @@ pub struct JobSpec {
     pub groups: Option<GroupSpec>,
     /// Changes when mappings or scope change; a new value forces a full re-evaluation.
     pub fingerprint: String,
+    /// Opt-in beyond Entra: clear a target value when its source value is cleared.
+    pub clear_on_null: bool,
 }
 
 impl JobSpec {
@@ -78,6 +80,7 @@ impl JobSpec {
             },
             groups,
             fingerprint: cfg.fingerprint(),
+            clear_on_null: cfg.target.clear_on_null,
         }
     }
 
@@ -101,7 +104,28 @@ impl JobSpec {
             escrow: EscrowPolicy::default(),
             groups: None,
             fingerprint: String::new(),
+            clear_on_null: false,
         }
+    }
+
+    /// The changes for a user: Entra's diff, plus clearing with the `clear_on_null` opt-in
+    /// (only attributes an "Always" mapping owns; `active` is never cleared).
+    pub(crate) fn user_diff(
+        &self,
+        confirmed: &scimsync_core::Attrs,
+        desired: &scimsync_core::Attrs,
+    ) -> Vec<scimsync_core::Change> {
+        if !self.clear_on_null {
+            return crate::diff::diff(confirmed, desired);
+        }
+        let clearable = |path: &str| {
+            path != "active"
+                && self
+                    .mappings
+                    .iter()
+                    .any(|m| m.target == path && m.apply == scimsync_config::Apply::Always)
+        };
+        crate::diff::diff_clearing(confirmed, desired, &clearable)
     }
 
     /// Whether a mapping sets `active` itself; otherwise the engine owns it.

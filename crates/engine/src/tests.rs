@@ -486,3 +486,46 @@ async fn losing_the_state_never_duplicates() {
     );
     assert_eq!(w.target.users().len(), 1);
 }
+
+#[tokio::test]
+async fn a_cleared_source_value_stays_unless_the_job_opts_in_to_clearing() {
+    let mut w = World::new(vec![user("1", "a@x", "Dev")]);
+    w.cycle(Mode::Apply).await;
+    w.source.edit(|s| {
+        s.users[0].attrs.remove("jobTitle");
+    });
+    w.target.clear_log();
+    w.cycle(Mode::Apply).await;
+    assert!(
+        w.target.writes().is_empty(),
+        "Entra never clears a target value"
+    );
+    let t = w.target.users().into_values().next().unwrap();
+    assert_eq!(t["title"], json!("Dev"));
+
+    w.job.clear_on_null = true;
+    w.source.edit(|s| {
+        s.users[0]
+            .attrs
+            .insert("displayName".into(), json!("touch"));
+    });
+    w.cycle(Mode::Apply).await;
+    let writes = w.target.writes();
+    let Write::Update(_, changes) = &writes[0] else {
+        panic!("{writes:?}")
+    };
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.op == ChangeOp::Remove && c.path == "title"),
+        "{changes:?}"
+    );
+    assert!(
+        !w.target
+            .users()
+            .into_values()
+            .next()
+            .unwrap()
+            .contains_key("title")
+    );
+}

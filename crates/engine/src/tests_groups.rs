@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
     Mapping {
         target: target.into(),
-        value: MappingValue::Direct { source: source.into() },
+        value: MappingValue::Direct {
+            source: source.into(),
+        },
         matching,
         apply: Apply::Always,
         default: None,
@@ -23,7 +25,10 @@ fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
 
 fn user(id: &str) -> SourceUser {
     let attrs = json!({"userPrincipalName": format!("{id}@x"), "accountEnabled": true});
-    SourceUser { id: id.into(), attrs: attrs.as_object().unwrap().clone().into_iter().collect() }
+    SourceUser {
+        id: id.into(),
+        attrs: attrs.as_object().unwrap().clone().into_iter().collect(),
+    }
 }
 
 struct World {
@@ -36,7 +41,10 @@ struct World {
 
 fn group(id: &str, name: &str) -> SourceGroup {
     let attrs = json!({"displayName": name});
-    SourceGroup { id: id.into(), attrs: attrs.as_object().unwrap().clone().into_iter().collect() }
+    SourceGroup {
+        id: id.into(),
+        attrs: attrs.as_object().unwrap().clone().into_iter().collect(),
+    }
 }
 
 impl World {
@@ -44,11 +52,16 @@ impl World {
     fn new(users: usize, members: usize, batch: usize) -> Self {
         let mut job = JobSpec::new(
             "t",
-            UserScope::Assigned { service_principal_id: "sp".into() },
+            UserScope::Assigned {
+                service_principal_id: "sp".into(),
+            },
             vec![mapping("userName", "userPrincipalName", Some(1))],
         );
         job.groups = Some(GroupSpec {
-            mappings: vec![mapping("displayName", "displayName", Some(1)), mapping("externalId", "objectId", None)],
+            mappings: vec![
+                mapping("displayName", "displayName", Some(1)),
+                mapping("externalId", "objectId", None),
+            ],
             scoping: Vec::new(),
             include_nested: false,
             delete_out_of_scope: true,
@@ -64,31 +77,65 @@ impl World {
             store: MemoryStore::new(),
             clock: scimsync_core::ManualClock::new(chrono::Utc::now()),
         };
-        w.set_members((0..members).map(|i| format!("u{i}")).collect(), "Team", true);
+        w.set_members(
+            (0..members).map(|i| format!("u{i}")).collect(),
+            "Team",
+            true,
+        );
         w
     }
 
     fn set_members(&self, members: Vec<String>, name: &str, assigned: bool) {
-        let m: BTreeMap<String, Vec<(String, MemberKind)>> =
-            [("g1".to_string(), members.into_iter().map(|u| (u, MemberKind::User)).collect())].into();
-        let assigned: BTreeSet<String> = if assigned { ["g1".to_string()].into() } else { BTreeSet::new() };
+        let m: BTreeMap<String, Vec<(String, MemberKind)>> = [(
+            "g1".to_string(),
+            members.into_iter().map(|u| (u, MemberKind::User)).collect(),
+        )]
+        .into();
+        let assigned: BTreeSet<String> = if assigned {
+            ["g1".to_string()].into()
+        } else {
+            BTreeSet::new()
+        };
         self.source.set_groups(vec![group("g1", name)], m, assigned);
     }
 
     async fn cycle(&self) -> crate::CycleReport {
-        crate::Engine::new(&self.job, &self.source, &self.target, &self.store, &self.clock).run(Mode::Apply).await.unwrap()
+        crate::Engine::new(
+            &self.job,
+            &self.source,
+            &self.target,
+            &self.store,
+            &self.clock,
+        )
+        .run(Mode::Apply)
+        .await
+        .unwrap()
     }
 
     fn member_writes(&self) -> Vec<Write> {
         self.target
             .writes()
             .into_iter()
-            .filter(|w| matches!(w, Write::AddMembers(..) | Write::RemoveMembers(..) | Write::CreateGroup(_) | Write::UpdateGroup(..) | Write::DeleteGroup(_)))
+            .filter(|w| {
+                matches!(
+                    w,
+                    Write::AddMembers(..)
+                        | Write::RemoveMembers(..)
+                        | Write::CreateGroup(_)
+                        | Write::UpdateGroup(..)
+                        | Write::DeleteGroup(_)
+                )
+            })
             .collect()
     }
 
     fn target_members(&self) -> BTreeSet<String> {
-        self.target.groups().values().next().map(|(_, m)| m.clone()).unwrap_or_default()
+        self.target
+            .groups()
+            .values()
+            .next()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 
     fn target_id_of(&self, user: &str) -> String {
@@ -102,11 +149,27 @@ async fn a_group_is_created_empty_then_filled_in_batches_and_a_second_cycle_send
     let r = w.cycle().await;
     assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
     let writes = w.member_writes();
-    assert!(matches!(&writes[0], Write::CreateGroup(a) if a["displayName"] == "Team" && !a.contains_key("members")));
-    let batches: Vec<usize> = writes.iter().filter_map(|x| match x { Write::AddMembers(_, ids) => Some(ids.len()), _ => None }).collect();
-    assert_eq!(batches, vec![2, 2, 1], "members in batches of the configured size");
+    assert!(
+        matches!(&writes[0], Write::CreateGroup(a) if a["displayName"] == "Team" && !a.contains_key("members"))
+    );
+    let batches: Vec<usize> = writes
+        .iter()
+        .filter_map(|x| match x {
+            Write::AddMembers(_, ids) => Some(ids.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        batches,
+        vec![2, 2, 1],
+        "members in batches of the configured size"
+    );
     assert_eq!(w.target_members().len(), 5);
-    let group_report = r.objects.iter().find(|o| o.object_type == crate::ObjectType::Group).unwrap();
+    let group_report = r
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .unwrap();
     assert_eq!(group_report.members_added.len(), 5);
 
     w.target.clear_log();
@@ -119,15 +182,28 @@ async fn one_member_added_or_removed_at_the_source_is_one_patch_with_one_value()
     let w = World::new(6, 3, 100);
     w.cycle().await;
     w.target.clear_log();
-    w.set_members(vec!["u0".into(), "u1".into(), "u2".into(), "u3".into()], "Team", true);
+    w.set_members(
+        vec!["u0".into(), "u1".into(), "u2".into(), "u3".into()],
+        "Team",
+        true,
+    );
     w.cycle().await;
-    assert_eq!(w.member_writes(), vec![Write::AddMembers(w.target.groups().keys().next().unwrap().clone(), vec![w.target_id_of("u3")])]);
+    assert_eq!(
+        w.member_writes(),
+        vec![Write::AddMembers(
+            w.target.groups().keys().next().unwrap().clone(),
+            vec![w.target_id_of("u3")]
+        )]
+    );
 
     w.target.clear_log();
     w.set_members(vec!["u0".into(), "u2".into(), "u3".into()], "Team", true);
     w.cycle().await;
     let gid = w.target.groups().keys().next().unwrap().clone();
-    assert_eq!(w.member_writes(), vec![Write::RemoveMembers(gid, vec![w.target_id_of("u1")])]);
+    assert_eq!(
+        w.member_writes(),
+        vec![Write::RemoveMembers(gid, vec![w.target_id_of("u1")])]
+    );
 }
 
 #[tokio::test]
@@ -139,8 +215,13 @@ async fn a_rename_is_one_patch_of_display_name() {
     w.cycle().await;
     let writes = w.member_writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
-    let Write::UpdateGroup(_, changes) = &writes[0] else { panic!("{writes:?}") };
-    assert_eq!((changes[0].path.as_str(), &changes[0].value), ("displayName", &json!("Team Renamed")));
+    let Write::UpdateGroup(_, changes) = &writes[0] else {
+        panic!("{writes:?}")
+    };
+    assert_eq!(
+        (changes[0].path.as_str(), &changes[0].value),
+        ("displayName", &json!("Team Renamed"))
+    );
 }
 
 #[tokio::test]
@@ -148,17 +229,33 @@ async fn a_member_out_of_user_scope_is_never_sent_and_joins_when_it_enters_scope
     let w = World::new(3, 3, 100);
     // u2 is a member of the group but disabled at the source (and so not provisioned).
     w.source.edit(|s| {
-        s.users[2].attrs.insert("accountEnabled".into(), json!(false));
+        s.users[2]
+            .attrs
+            .insert("accountEnabled".into(), json!(false));
     });
     let r = w.cycle().await;
-    assert_eq!(w.target_members().len(), 2, "only provisioned users are referenced");
-    let g = r.objects.iter().find(|o| o.object_type == crate::ObjectType::Group).unwrap();
+    assert_eq!(
+        w.target_members().len(),
+        2,
+        "only provisioned users are referenced"
+    );
+    let g = r
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .unwrap();
     assert_eq!(g.members_left_out, vec!["u2".to_string()]);
-    assert!(g.steps.iter().any(|s| s.provisioning_step_type == "referenceResolution"));
+    assert!(
+        g.steps
+            .iter()
+            .any(|s| s.provisioning_step_type == "referenceResolution")
+    );
 
     // Better than Entra: once u2 is enabled (and provisioned), it joins without a restart.
     w.source.edit(|s| {
-        s.users[2].attrs.insert("accountEnabled".into(), json!(true));
+        s.users[2]
+            .attrs
+            .insert("accountEnabled".into(), json!(true));
     });
     w.cycle().await;
     assert_eq!(w.target_members().len(), 3);
@@ -169,15 +266,23 @@ async fn a_disabled_user_leaves_and_a_re_enabled_user_gets_its_membership_back()
     let w = World::new(2, 2, 100);
     w.cycle().await;
     w.source.edit(|s| {
-        s.users[1].attrs.insert("accountEnabled".into(), json!(false));
+        s.users[1]
+            .attrs
+            .insert("accountEnabled".into(), json!(false));
     });
     w.cycle().await;
     assert_eq!(w.target_members().len(), 1);
     w.source.edit(|s| {
-        s.users[1].attrs.insert("accountEnabled".into(), json!(true));
+        s.users[1]
+            .attrs
+            .insert("accountEnabled".into(), json!(true));
     });
     w.cycle().await;
-    assert_eq!(w.target_members().len(), 2, "memberships restored, which Entra does not do");
+    assert_eq!(
+        w.target_members().len(),
+        2,
+        "memberships restored, which Entra does not do"
+    );
 }
 
 #[tokio::test]
@@ -208,9 +313,16 @@ async fn a_crash_half_way_resumes_without_re_adding_or_losing_members() {
     let added: Vec<String> = w
         .member_writes()
         .into_iter()
-        .flat_map(|x| match x { Write::AddMembers(_, ids) => ids, _ => Vec::new() })
+        .flat_map(|x| match x {
+            Write::AddMembers(_, ids) => ids,
+            _ => Vec::new(),
+        })
         .collect();
-    assert_eq!(added.len(), 6, "only the members not yet confirmed: {added:?}");
+    assert_eq!(
+        added.len(),
+        6,
+        "only the members not yet confirmed: {added:?}"
+    );
     assert_eq!(w.target_members().len(), 10);
 }
 
@@ -219,7 +331,11 @@ async fn ten_thousand_members_go_in_batches_and_a_second_cycle_sends_nothing() {
     let w = World::new(10_000, 10_000, 100);
     w.cycle().await;
     assert_eq!(w.target_members().len(), 10_000);
-    let batches = w.member_writes().iter().filter(|x| matches!(x, Write::AddMembers(..))).count();
+    let batches = w
+        .member_writes()
+        .iter()
+        .filter(|x| matches!(x, Write::AddMembers(..)))
+        .count();
     assert_eq!(batches, 100);
     w.target.clear_log();
     w.cycle().await;

@@ -2,7 +2,6 @@
 //! act, and commit state with its log entry.
 
 use crate::cycle::{Ctx, Engine, Processed, Trail, UserItem};
-use crate::diff::diff;
 use crate::escrow::{ESCROW, Escrow};
 use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
 use scimsync_core::{
@@ -158,7 +157,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if st.active && st.hash == hash {
             return Ok(Processed::Unchanged);
         }
-        let changes = diff(&st.confirmed, &desired);
+        let changes = self.job.user_diff(&st.confirmed, &desired);
         if changes.is_empty() {
             return Ok(Processed::Unchanged);
         }
@@ -393,7 +392,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             Err(e) => return self.fail(ctx, trail, e, Some(&found.id)),
         };
         let hash = hash_attrs(&desired);
-        let changes = diff(&found.attrs, &desired);
+        let changes = self.job.user_diff(&found.attrs, &desired);
         if changes.is_empty() || !self.job.actions.update {
             let st = ObjectState {
                 source_id: user.id.clone(),
@@ -462,7 +461,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         }
         let mut now_confirmed = confirmed.clone();
         for c in &changes {
-            now_confirmed.insert(c.path.clone(), c.value.clone());
+            match c.op {
+                scimsync_core::ChangeOp::Remove => now_confirmed.remove(&c.path),
+                _ => now_confirmed.insert(c.path.clone(), c.value.clone()),
+            };
         }
         let st = ObjectState {
             source_id: trail.source_id.clone(),

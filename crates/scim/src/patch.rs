@@ -49,11 +49,12 @@ pub fn patch_body_with_manager(
         Dialect::Rfc => rfc_ops(changes, manager),
         Dialect::EntraDefault => changes
             .iter()
-            .filter(|c| !c.value.is_null()) // nulls are never sent
+            .filter(|c| c.op == ChangeOp::Remove || !c.value.is_null()) // nulls are never sent
             .map(|c| {
                 let op = match c.op {
                     ChangeOp::Add => "Add",
                     ChangeOp::Replace => "Replace",
+                    ChangeOp::Remove => return json!({"op": "Remove", "path": c.path}),
                 };
                 json!({"op": op, "path": c.path, "value": wire_value(&c.path, &c.value, true, manager)})
             })
@@ -84,6 +85,10 @@ fn rfc_ops(changes: &[Change], manager: ManagerFormat) -> Vec<Value> {
     let mut pathless = Map::new();
 
     for c in changes {
+        if c.op == ChangeOp::Remove {
+            ops.push(json!({"op": "remove", "path": c.path}));
+            continue;
+        }
         if c.value.is_null() {
             continue; // nulls are never sent
         }
@@ -139,6 +144,7 @@ fn rfc_ops(changes: &[Change], manager: ManagerFormat) -> Vec<Value> {
             (ChangeOp::Replace, _) => {
                 pathless.insert(c.path.clone(), value);
             }
+            (ChangeOp::Remove, _) => {}
         }
     }
     if !pathless.is_empty() {

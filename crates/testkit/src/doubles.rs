@@ -443,7 +443,10 @@ impl Target for MemoryTarget {
             ..TargetError::new(ErrorCode::InvalidAnchor, format!("no user {id}"))
         })?;
         for c in changes {
-            user.insert(c.path.clone(), c.value.clone());
+            match c.op {
+                scimsync_core::ChangeOp::Remove => user.remove(&c.path),
+                _ => user.insert(c.path.clone(), c.value.clone()),
+            };
         }
         g.reindex(id);
         Ok(())

@@ -10,7 +10,9 @@
 
 use chrono::Utc;
 use scimsync_config::{Apply, Mapping, MappingValue};
-use scimsync_core::{MemberKind, Secret, Source, SourceGroup, SourceUser, SystemClock, UserQuery, UserScope};
+use scimsync_core::{
+    MemberKind, Secret, Source, SourceGroup, SourceUser, SystemClock, UserQuery, UserScope,
+};
 use scimsync_engine::{Engine, GroupSpec, JobSpec, Mode};
 use scimsync_graph::{GraphClient, GraphConfig};
 use scimsync_store::MemoryStore;
@@ -21,19 +23,41 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn mapping(target: &str, value: MappingValue, matching: Option<u32>) -> Mapping {
-    Mapping { target: target.into(), value, matching, apply: Apply::Always, default: None, required: false, line: 0 }
+    Mapping {
+        target: target.into(),
+        value,
+        matching,
+        apply: Apply::Always,
+        default: None,
+        required: false,
+        line: 0,
+    }
 }
 
 fn direct(target: &str, source: &str) -> Mapping {
-    mapping(target, MappingValue::Direct { source: source.into() }, None)
+    mapping(
+        target,
+        MappingValue::Direct {
+            source: source.into(),
+        },
+        None,
+    )
 }
 
 fn entra_default() -> Vec<Mapping> {
     vec![
-        mapping("userName", MappingValue::Direct { source: "userPrincipalName".into() }, Some(1)),
+        mapping(
+            "userName",
+            MappingValue::Direct {
+                source: "userPrincipalName".into(),
+            },
+            Some(1),
+        ),
         mapping(
             "active",
-            MappingValue::Expression { text: r#"Switch([IsSoftDeleted], , "False", "True", "True", "False")"#.into() },
+            MappingValue::Expression {
+                text: r#"Switch([IsSoftDeleted], , "False", "True", "True", "False")"#.into(),
+            },
             None,
         ),
         direct("displayName", "displayName"),
@@ -42,34 +66,63 @@ fn entra_default() -> Vec<Mapping> {
         direct("preferredLanguage", "preferredLanguage"),
         direct("name.givenName", "givenName"),
         direct("name.familyName", "surname"),
-        mapping("name.formatted", MappingValue::Expression { text: r#"Join(" ", [givenName], [surname])"#.into() }, None),
+        mapping(
+            "name.formatted",
+            MappingValue::Expression {
+                text: r#"Join(" ", [givenName], [surname])"#.into(),
+            },
+            None,
+        ),
         direct("addresses[type eq \"work\"].locality", "city"),
         direct("phoneNumbers[type eq \"mobile\"].value", "mobile"),
         direct("externalId", "mailNickname"),
-        direct("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department"),
+        direct(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "department",
+        ),
     ]
 }
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let users = args.first().copied().unwrap_or(100_000);
     let groups = args.get(1).copied().unwrap_or(1_000);
 
     // 1. Source over HTTP.
     let t = Instant::now();
-    let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, 10, 3)).await.expect("graph");
-    println!("tenant of {users} users generated in {:.1} s", t.elapsed().as_secs_f64());
-    let mut gc = GraphConfig::new(graph.tenant_id(), graph.client_id(), Secret::inline(graph.client_secret()));
+    let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, 10, 3))
+        .await
+        .expect("graph");
+    println!(
+        "tenant of {users} users generated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut gc = GraphConfig::new(
+        graph.tenant_id(),
+        graph.client_id(),
+        Secret::inline(graph.client_secret()),
+    );
     gc.graph_url = graph.url();
     gc.login_url = graph.url();
     let client = GraphClient::new(gc).expect("client");
@@ -78,22 +131,34 @@ async fn main() {
         scope: UserScope::All,
     };
     let t = Instant::now();
-    let first = client.read_user_changes(&query, None).await.expect("initial read");
+    let first = client
+        .read_user_changes(&query, None)
+        .await
+        .expect("initial read");
     let initial_s = t.elapsed().as_secs_f64();
     let (watermark, read_users) = match first {
-        scimsync_core::UserRead::Full { watermark, users, .. } => (watermark.expect("deltaLink"), users),
+        scimsync_core::UserRead::Full {
+            watermark, users, ..
+        } => (watermark.expect("deltaLink"), users),
         other => panic!("expected a full round, got {other:?}"),
     };
     let requests_before = client.requests_sent();
     let t = Instant::now();
-    let again = client.read_user_changes(&query, Some(&watermark)).await.expect("incremental read");
+    let again = client
+        .read_user_changes(&query, Some(&watermark))
+        .await
+        .expect("incremental read");
     let incr_s = t.elapsed().as_secs_f64();
     let changed = match again {
         scimsync_core::UserRead::Changes { upserts, .. } => upserts.len(),
         _ => usize::MAX,
     };
     println!("source (Graph emulator over loopback HTTP):");
-    println!("  initial delta read of {} users: {initial_s:.2} s ({:.0} users/s)", read_users.len(), read_users.len() as f64 / initial_s);
+    println!(
+        "  initial delta read of {} users: {initial_s:.2} s ({:.0} users/s)",
+        read_users.len(),
+        read_users.len() as f64 / initial_s
+    );
     println!(
         "  no-change incremental read: {:.3} s, {} request(s), {changed} users changed",
         incr_s,
@@ -111,7 +176,11 @@ async fn main() {
     let t = Instant::now();
     let r = engine.run(Mode::Apply).await.expect("initial cycle");
     println!("engine (in-memory target):");
-    println!("  initial cycle, {} created: {:.2} s", r.tally.created, t.elapsed().as_secs_f64());
+    println!(
+        "  initial cycle, {} created: {:.2} s",
+        r.tally.created,
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let r = engine.run(Mode::Apply).await.expect("no-change cycle");
     println!(
@@ -136,31 +205,65 @@ async fn main() {
             n += 1;
         }
     }
-    println!("mapping: {:.0} users/s with Entra's default SCIM mapping (2 expressions, 13 attributes)", n as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "mapping: {:.0} users/s with Entra's default SCIM mapping (2 expressions, 13 attributes)",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
 
     // 4. Groups.
     let members_total = 100_000usize.min(users * groups);
     let per_group = members_total / groups.max(1);
     let group_users = (per_group * 10).clamp(1, users);
-    let source = MemorySource::new((0..group_users).map(|i| {
-        let a = json!({"userPrincipalName": format!("u{i}@bench"), "accountEnabled": true});
-        SourceUser { id: format!("u{i}"), attrs: a.as_object().unwrap().clone().into_iter().collect() }
-    }).collect());
+    let source = MemorySource::new(
+        (0..group_users)
+            .map(|i| {
+                let a = json!({"userPrincipalName": format!("u{i}@bench"), "accountEnabled": true});
+                SourceUser {
+                    id: format!("u{i}"),
+                    attrs: a.as_object().unwrap().clone().into_iter().collect(),
+                }
+            })
+            .collect(),
+    );
     let mut gs = Vec::new();
     let mut members: BTreeMap<String, Vec<(String, MemberKind)>> = BTreeMap::new();
     for g in 0..groups {
         let id = format!("g{g}");
         let a = json!({"displayName": format!("Group {g}")});
-        gs.push(SourceGroup { id: id.clone(), attrs: a.as_object().unwrap().clone().into_iter().collect() });
-        members.insert(id, (0..per_group).map(|k| (format!("u{}", (g * 7 + k) % group_users), MemberKind::User)).collect());
+        gs.push(SourceGroup {
+            id: id.clone(),
+            attrs: a.as_object().unwrap().clone().into_iter().collect(),
+        });
+        members.insert(
+            id,
+            (0..per_group)
+                .map(|k| (format!("u{}", (g * 7 + k) % group_users), MemberKind::User))
+                .collect(),
+        );
     }
     source.set_groups(gs, members, Default::default());
     let target = MemoryTarget::new();
     let store = MemoryStore::new();
-    let mut job = JobSpec::new("groups", UserScope::All, vec![mapping("userName", MappingValue::Direct { source: "userPrincipalName".into() }, Some(1))]);
+    let mut job = JobSpec::new(
+        "groups",
+        UserScope::All,
+        vec![mapping(
+            "userName",
+            MappingValue::Direct {
+                source: "userPrincipalName".into(),
+            },
+            Some(1),
+        )],
+    );
     job.concurrency = 8;
     job.groups = Some(GroupSpec {
-        mappings: vec![mapping("displayName", MappingValue::Direct { source: "displayName".into() }, Some(1))],
+        mappings: vec![mapping(
+            "displayName",
+            MappingValue::Direct {
+                source: "displayName".into(),
+            },
+            Some(1),
+        )],
         scoping: Vec::new(),
         include_nested: false,
         delete_out_of_scope: true,
@@ -169,11 +272,32 @@ async fn main() {
     let engine = Engine::new(&job, &source, &target, &store, &SystemClock);
     let t = Instant::now();
     let r = engine.run(Mode::Apply).await.expect("group cycle");
-    println!("groups ({groups} groups, {} memberships over {group_users} users, in-memory target):", r.tally.members_added);
-    println!("  initial cycle: {:.2} s ({} PATCH requests for members)", t.elapsed().as_secs_f64(), target.writes().iter().filter(|w| matches!(w, scimsync_testkit::doubles::Write::AddMembers(..))).count());
+    println!(
+        "groups ({groups} groups, {} memberships over {group_users} users, in-memory target):",
+        r.tally.members_added
+    );
+    println!(
+        "  initial cycle: {:.2} s ({} PATCH requests for members)",
+        t.elapsed().as_secs_f64(),
+        target
+            .writes()
+            .iter()
+            .filter(|w| matches!(w, scimsync_testkit::doubles::Write::AddMembers(..)))
+            .count()
+    );
     target.clear_log();
     let t = Instant::now();
-    engine.run(Mode::Apply).await.expect("no-change group cycle");
-    println!("  no-change cycle: {:.2} s, {} writes", t.elapsed().as_secs_f64(), target.writes().len());
-    println!("peak memory (whole process, emulator included): {:.0} MiB", peak_rss_mib());
+    engine
+        .run(Mode::Apply)
+        .await
+        .expect("no-change group cycle");
+    println!(
+        "  no-change cycle: {:.2} s, {} writes",
+        t.elapsed().as_secs_f64(),
+        target.writes().len()
+    );
+    println!(
+        "peak memory (whole process, emulator included): {:.0} MiB",
+        peak_rss_mib()
+    );
 }

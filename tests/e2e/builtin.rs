@@ -509,8 +509,15 @@ async fn an_expired_delta_token_falls_back_to_a_full_read_without_duplicate_writ
     t.clear_requests();
     let report = run_once(&job);
     assert_eq!(report["fullRead"], true, "{report}");
-    assert!(report["notes"].to_string().contains("full"), "the fallback is said: {report}");
-    assert!(t.writes().is_empty(), "a full re-read changes nothing: {:?}", t.writes());
+    assert!(
+        report["notes"].to_string().contains("full"),
+        "the fallback is said: {report}"
+    );
+    assert!(
+        t.writes().is_empty(),
+        "a full re-read changes nothing: {:?}",
+        t.writes()
+    );
     assert_eq!(user_names(&t), enabled_upns(&graph));
 }
 
@@ -524,7 +531,42 @@ async fn an_incremental_cycle_after_one_change_reads_one_delta_page_and_sends_on
     graph.clear_requests();
     t.clear_requests();
     run_once(&job);
-    let delta_pages = graph.requests().iter().filter(|r| r.path_and_query.contains("/users/delta")).count();
-    assert!(delta_pages <= 2, "one delta round (the emulator may end it with an empty page): {delta_pages}");
+    let delta_pages = graph
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("/users/delta"))
+        .count();
+    assert!(
+        delta_pages <= 2,
+        "one delta round (the emulator may end it with an empty page): {delta_pages}"
+    );
     assert_eq!(t.writes().len(), 1, "{:?}", t.writes());
+}
+
+#[test]
+fn validate_reports_unknown_source_attributes_and_bad_expressions_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("job.toml");
+    let head = "name = \"x\"\n[source]\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"env:S\"\nscope = \"all\"\n[target]\nurl = \"http://127.0.0.1:1/scim\"\ntoken = \"env:T\"\n";
+    std::fs::write(
+        &p,
+        format!("{head}[[users.mappings]]\ntarget = \"userName\"\nsource = \"userPrincipalName\"\nmatching = 1\n[[users.mappings]]\ntarget = \"title\"\nsource = \"jobTitel\"\n"),
+    )
+    .unwrap();
+    let out = scimsync(&["validate", "--config", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(":14: users.mappings[1]") && text(&out).contains("jobTitel"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(
+        &p,
+        format!("{head}[[users.mappings]]\ntarget = \"userName\"\nsource = \"userPrincipalName\"\nmatching = 1\n[[users.mappings]]\ntarget = \"displayName\"\nexpression = 'Join(\" \", [givenName], [surname]'\n"),
+    )
+    .unwrap();
+    let out = scimsync(&["validate", "--config", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("job.toml:16:"), "{}", text(&out));
 }

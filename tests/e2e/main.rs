@@ -2,6 +2,7 @@
 //! SCIM app, (b) the real third-party `scim2-server` from PyPI. One test binary, as linking
 //! is the expensive part on a 2-core machine.
 
+mod apps;
 mod builtin;
 mod groups;
 mod scim2;

@@ -217,14 +217,34 @@ source = "department"
 async fn entra_default_mapping_with_expressions_against_scim2_server() {
     let graph = tenant(12).await;
     let server = Scim2Server::start();
-    let job = write_job(&graph, &server.base, &server.token, JobOptions { mappings: ENTRA_DEFAULT, ..Default::default() });
+    let job = write_job(
+        &graph,
+        &server.base,
+        &server.token,
+        JobOptions {
+            mappings: ENTRA_DEFAULT,
+            ..Default::default()
+        },
+    );
     let report = run_once(&job);
     assert_eq!(tally(&report, "failed"), 0, "{report}");
-    for src in graph.users().into_iter().filter(|u| u["accountEnabled"] == json!(true)) {
+    for src in graph
+        .users()
+        .into_iter()
+        .filter(|u| u["accountEnabled"] == json!(true))
+    {
         let upn = src["userPrincipalName"].as_str().unwrap();
         let u = server.user(upn).expect("provisioned");
-        assert_eq!(u["active"], json!(true), "Switch([IsSoftDeleted]…) gives a real boolean");
-        let formatted = [src["givenName"].as_str(), src["surname"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            u["active"],
+            json!(true),
+            "Switch([IsSoftDeleted]…) gives a real boolean"
+        );
+        let formatted = [src["givenName"].as_str(), src["surname"].as_str()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(u["name"]["formatted"], formatted.as_str());
         assert_eq!(u["name"]["familyName"], src["surname"]);
         assert_eq!(u["externalId"], src["mailNickname"]);
@@ -254,5 +274,10 @@ async fn entra_default_mapping_with_expressions_against_scim2_server() {
     run_once(&job);
     let u = server.user(&upn).unwrap();
     assert_eq!(u["name"]["familyName"], "Newname");
-    assert!(u["name"]["formatted"].as_str().unwrap().ends_with("Newname"));
+    assert!(
+        u["name"]["formatted"]
+            .as_str()
+            .unwrap()
+            .ends_with("Newname")
+    );
 }

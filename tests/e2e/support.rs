@@ -225,6 +225,12 @@ pub struct Scim2Server {
 
 impl Scim2Server {
     pub fn start() -> Scim2Server {
+        Scim2Server::start_with(&[])
+    }
+
+    /// Started with extra arguments, e.g. `--schema FILE --resource-type FILE` to serve an
+    /// app's own extension schema (Klaxoon's group licence).
+    pub fn start_with(extra: &[&str]) -> Scim2Server {
         let bin = scim2_server_binary();
         let token = format!("tok-{}", std::process::id());
         let child = Command::new(&bin)
@@ -236,6 +242,7 @@ impl Scim2Server {
                 "--bearer-token",
                 &token,
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

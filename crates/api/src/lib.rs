@@ -1,1 +1,272 @@
-//! placeholder
+//! The admin HTTP API of `scimsync serve` (axum 0.8).
+//!
+//! Every endpoint requires `Authorization: Bearer <token>`, compared in constant time; a
+//! request without it gets 401 with a JSON error. A router built without a token refuses
+//! everything (`serve` generates a token when none is configured). Bind it to loopback unless
+//! the service file says otherwise.
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/api/jobs` | every job's status |
+//! | GET | `/api/jobs/{name}` | one job's status |
+//! | POST | `/api/jobs/{name}/start` · `stop` · `pause` | provisioning on / off / paused |
+//! | POST | `/api/jobs/{name}/run` | a cycle now |
+//! | POST | `/api/jobs/{name}/restart` | `{"scopes":["watermark","escrows","quarantine","full"]}` (optional) |
+//! | POST | `/api/jobs/{name}/approve-deletions` | Entra's "Allow deletes" |
+//! | POST | `/api/jobs/{name}/provision` | `{"user":"id-or-upn"}` or `{"group":"id"}`, `"dryRun":bool` |
+//! | POST | `/api/jobs/{name}/preview` | the next cycle as a dry run |
+//! | GET | `/api/jobs/{name}/escrows` | objects waiting for a retry |
+//!
+//! Errors: `{"error":{"code":"…","message":"…"}}` with 400 (bad body), 401, 404 (unknown job
+//! or object), 502 (the source or target failed), 503 (shutting down), 500 (state store).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use scimsync_core::{ErrorCode, Secret};
+use scimsync_engine::ResetScope;
+use scimsync_service::{CommandError, ServiceHandle, Subject};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// What every handler can reach, including the ones in [`extra_routes`].
+#[derive(Clone)]
+pub struct ApiState {
+    pub handle: ServiceHandle,
+}
+
+/// The admin API. `token: None` refuses every request.
+pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
+    let auth = Arc::new(token.map(|t| Sha256::digest(t.expose().as_bytes()).to_vec()));
+    let api = Router::new()
+        .route("/api/jobs", get(list_jobs))
+        .route("/api/jobs/{name}", get(job_status))
+        .route("/api/jobs/{name}/start", post(start))
+        .route("/api/jobs/{name}/stop", post(stop))
+        .route("/api/jobs/{name}/pause", post(pause))
+        .route("/api/jobs/{name}/run", post(run_now))
+        .route("/api/jobs/{name}/restart", post(restart))
+        .route("/api/jobs/{name}/approve-deletions", post(approve))
+        .route("/api/jobs/{name}/provision", post(provision))
+        .route("/api/jobs/{name}/preview", post(preview))
+        .route("/api/jobs/{name}/escrows", get(escrows))
+        .merge(extra_routes())
+        .fallback(not_found);
+    api.layer(middleware::from_fn_with_state(auth, require_token))
+        .with_state(ApiState { handle })
+}
+
+// ---------------------------------------------------------------------------------------
+// EXTRA ROUTES: `/metrics`, `/api/jobs/{name}/logs` and the dashboard page live in their own
+// files (`dashboard.rs`, `metrics.rs`) and are merged here. They sit behind the same bearer
+// token as everything else. Add `mod dashboard;` at the top and `.merge(dashboard::routes())`
+// below.
+// ---------------------------------------------------------------------------------------
+/// Routes contributed by other modules, merged into [`router`] behind the same auth.
+fn extra_routes() -> Router<ApiState> {
+    Router::new()
+}
+
+/// A JSON error body.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+async fn require_token(
+    State(expected): State<Arc<Option<Vec<u8>>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| Sha256::digest(t.trim().as_bytes()).to_vec());
+    let ok = match (expected.as_ref(), given) {
+        // Hashes have the same length, so the comparison time does not depend on the token.
+        (Some(want), Some(got)) => bool::from(want.ct_eq(&got)),
+        _ => false,
+    };
+    if !ok {
+        let mut resp = error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "this API needs `Authorization: Bearer <admin token>`",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "NotFound", "no such endpoint")
+}
+
+fn command_error(e: CommandError) -> Response {
+    match &e {
+        CommandError::UnknownJob(_) => error(StatusCode::NOT_FOUND, "UnknownJob", e.to_string()),
+        CommandError::NotFound(_) => error(StatusCode::NOT_FOUND, "NotFound", e.to_string()),
+        CommandError::ShuttingDown(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ShuttingDown",
+            e.to_string(),
+        ),
+        CommandError::Failed { code, message } => {
+            let status = match code {
+                ErrorCode::StateStoreFailed | ErrorCode::ConfigInvalid => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            error(status, code.as_str(), message.clone())
+        }
+    }
+}
+
+fn ok(v: impl serde::Serialize) -> Response {
+    axum::Json(v).into_response()
+}
+
+fn respond<T: serde::Serialize>(r: Result<T, CommandError>) -> Response {
+    r.map_or_else(command_error, ok)
+}
+
+async fn list_jobs(State(s): State<ApiState>) -> Response {
+    ok(json!({"jobs": s.handle.jobs()}))
+}
+
+async fn job_status(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    respond(s.handle.status(&name))
+}
+
+async fn escrows(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    respond(s.handle.escrows(&name).map(|e| json!({"escrows": e})))
+}
+
+/// After a state change, answer with the job's new status.
+async fn then_status(s: &ApiState, name: &str, r: Result<(), CommandError>) -> Response {
+    respond(r.and_then(|_| s.handle.status(name)))
+}
+
+async fn start(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let r = s.handle.start(&name).await;
+    then_status(&s, &name, r).await
+}
+
+async fn stop(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let r = s.handle.stop(&name).await;
+    then_status(&s, &name, r).await
+}
+
+async fn pause(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let r = s.handle.pause(&name).await;
+    then_status(&s, &name, r).await
+}
+
+async fn run_now(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let r = s.handle.run_now(&name).await;
+    then_status(&s, &name, r).await
+}
+
+async fn approve(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    let r = s.handle.approve_deletions(&name).await;
+    then_status(&s, &name, r).await
+}
+
+/// An optional JSON body: empty means all defaults.
+fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> Result<T, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartBody {
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+async fn restart(State(s): State<ApiState>, Path(name): Path<String>, bytes: Bytes) -> Response {
+    let b: RestartBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut scopes = Vec::new();
+    for raw in &b.scopes {
+        match ResetScope::parse(raw) {
+            Some(sc) => scopes.push(sc),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("unknown scope {raw:?}: use watermark, escrows, quarantine or full"),
+                );
+            }
+        }
+    }
+    respond(s.handle.restart(&name, scopes).await)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProvisionBody {
+    user: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn provision(State(s): State<ApiState>, Path(name): Path<String>, bytes: Bytes) -> Response {
+    let b: ProvisionBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let subject = match (b.user, b.group) {
+        (Some(u), None) if !u.trim().is_empty() => Subject::User(u),
+        (None, Some(g)) if !g.trim().is_empty() => Subject::Group(g),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "give exactly one of \"user\" (object id or UPN) and \"group\" (object id)",
+            );
+        }
+    };
+    respond(
+        s.handle
+            .provision(&name, subject, b.dry_run)
+            .await
+            .map(|objects| json!({"dryRun": b.dry_run, "objects": objects})),
+    )
+}
+
+async fn preview(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    respond(s.handle.preview(&name).await.map(|v: Value| v))
+}

@@ -91,9 +91,9 @@ pub fn render(t: &AppTemplate, v: &InitValues) -> Result<Rendered, String> {
     let check = |flag: &str, value: &Option<String>| -> Result<(), String> {
         match value {
             Some(s) if s.trim().is_empty() => Err(format!("{flag}: must not be empty")),
-            Some(s) if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => Err(
-                format!("{flag}: must not contain quotes, backslashes or control characters"),
-            ),
+            Some(s) if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => Err(format!(
+                "{flag}: must not contain quotes, backslashes or control characters"
+            )),
             _ => Ok(()),
         }
     };
@@ -328,15 +328,24 @@ mod tests {
     fn every_template_with_placeholders_filled_is_a_valid_job() {
         for t in TEMPLATES {
             let r = render(t, &dummy()).unwrap();
-            assert!(r.placeholders.is_empty(), "{}: {:?}", t.name, r.placeholders);
+            assert!(
+                r.placeholders.is_empty(),
+                "{}: {:?}",
+                t.name,
+                r.placeholders
+            );
             assert!(!r.text.contains("{{"), "{}: a placeholder is left", t.name);
-            let loaded =
-                scimsync_config::parse(Path::new(&format!("{}.toml", t.name)), &r.text)
-                    .unwrap_or_else(|e| {
-                        let errs: Vec<String> = e.iter().map(|e| e.to_string()).collect();
-                        panic!("{}: {}", t.name, errs.join("\n"))
-                    });
-            assert!(loaded.warnings.is_empty(), "{}: {:?}", t.name, loaded.warnings);
+            let loaded = scimsync_config::parse(Path::new(&format!("{}.toml", t.name)), &r.text)
+                .unwrap_or_else(|e| {
+                    let errs: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+                    panic!("{}: {}", t.name, errs.join("\n"))
+                });
+            assert!(
+                loaded.warnings.is_empty(),
+                "{}: {:?}",
+                t.name,
+                loaded.warnings
+            );
             assert!(!loaded.job.users.mappings.is_empty());
             assert_eq!(loaded.job.target.url, "https://scim.example.com/scim/v2");
         }
@@ -425,7 +434,11 @@ mod tests {
         assert_eq!(init("chaos", Some(&path), false, &dummy()), 1);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
         assert_eq!(init("chaos", Some(&path), true, &dummy()), 0);
-        assert!(std::fs::read_to_string(&path).unwrap().contains("name = \"chaos\""));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("name = \"chaos\"")
+        );
         assert_eq!(init("nope", Some(&path), true, &dummy()), 2);
     }
 }

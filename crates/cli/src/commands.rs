@@ -174,17 +174,77 @@ pub async fn test_connection(config: &Path) -> u8 {
 }
 
 pub fn validate(config: &Path) -> u8 {
-    match wiring::load(config) {
-        Ok(cfg) => {
-            println!(
-                "{}: valid job {:?} ({} user mappings, scope {:?})",
-                config.display(),
-                cfg.name,
-                cfg.users.mappings.len(),
-                cfg.source.scope
-            );
-            0
-        }
-        Err(code) => code,
+    let cfg = match wiring::load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let unknown = unknown_attributes(&cfg);
+    for (line, key, name) in &unknown {
+        eprintln!(
+            "error: {}:{line}: {key}: unknown source attribute {name:?} (not an Entra attribute of Microsoft Graph, nor extension_<appId>_<name>)",
+            config.display()
+        );
     }
+    if !unknown.is_empty() {
+        return 2;
+    }
+    println!(
+        "{}: valid job {:?} ({} user mappings, {} group mappings, scope {:?})",
+        config.display(),
+        cfg.name,
+        cfg.users.mappings.len(),
+        cfg.groups.mappings.len(),
+        cfg.source.scope
+    );
+    0
+}
+
+/// Source attributes the mappings, expressions and scoping filters name that Graph does not
+/// have: (line, key, name).
+fn unknown_attributes(cfg: &scimsync_config::JobConfig) -> Vec<(usize, String, String)> {
+    use scimsync_config::MappingValue;
+    let user_ok = |n: &str| {
+        scimsync_graph::graph_property(n).is_some()
+            || scimsync_graph::is_computed_attribute(n)
+            || n.starts_with("extension_")
+    };
+    let group_ok =
+        |n: &str| scimsync_graph::graph_group_property(n).is_some() || n.starts_with("extension_");
+    let mut out = Vec::new();
+    let mut check = |kind: &str,
+                     mappings: &[scimsync_config::Mapping],
+                     filters: &[scimsync_config::ScopingFilter],
+                     ok: &dyn Fn(&str) -> bool| {
+        for (i, m) in mappings.iter().enumerate() {
+            let names = match &m.value {
+                MappingValue::Direct { source } => vec![source.clone()],
+                MappingValue::Expression { text } => scimsync_expr::parse(text)
+                    .map(|e| scimsync_expr::attributes(&e))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            for n in names.into_iter().filter(|n| !ok(n)) {
+                out.push((m.line, format!("{kind}.mappings[{i}]"), n));
+            }
+        }
+        for (i, f) in filters.iter().enumerate() {
+            for (j, c) in f.clauses.iter().enumerate() {
+                if !ok(&c.attribute) {
+                    out.push((
+                        c.line,
+                        format!("{kind}.scoping[{i}].clauses[{j}]"),
+                        c.attribute.clone(),
+                    ));
+                }
+            }
+        }
+    };
+    check("users", &cfg.users.mappings, &cfg.users.scoping, &user_ok);
+    check(
+        "groups",
+        &cfg.groups.mappings,
+        &cfg.groups.scoping,
+        &group_ok,
+    );
+    out
 }

@@ -3,9 +3,12 @@
 //! Exit codes: 0 success; 1 the cycle or command failed; 2 the configuration is invalid;
 //! 4 the cycle completed but some objects failed (see the provisioning log).
 
+mod apps;
 mod commands;
 mod demo;
+mod eval;
 mod render;
+mod serve;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -65,11 +68,96 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run every job in a config directory on its schedule, with the admin API.
+    Serve {
+        /// Directory of job files (`*.toml`) and the service file `scimsync.toml`.
+        #[arg(long)]
+        config_dir: PathBuf,
+    },
+    /// Restart a job with Entra's reset scopes (default: watermark, escrows, quarantine).
+    Restart {
+        #[arg(long)]
+        job: String,
+        /// Comma list of watermark, escrows, quarantine, full (`full` also forgets links).
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<String>,
+        #[arg(long)]
+        config_dir: PathBuf,
+    },
+    /// Entra's "Allow deletes": send the disables and deletes the deletion threshold held.
+    ApproveDeletions {
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        config_dir: PathBuf,
+    },
+    /// Provision one user or group now and print Entra's steps with the exact SCIM requests.
+    Provision {
+        #[arg(long)]
+        job: String,
+        /// Object id or user principal name.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        user: Option<String>,
+        /// Group object id (with its members, at most five).
+        #[arg(long)]
+        group: Option<String>,
+        /// Show the steps without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        config_dir: PathBuf,
+    },
     /// Run the built-in demo: an emulated tenant and a built-in SCIM app, both on loopback.
     Demo {
         /// Users in the demo tenant.
         #[arg(long, default_value_t = 300)]
         users: usize,
+    },
+    /// List the app templates `init` can start a job from.
+    Apps,
+    /// Write a job file from an app template and say what is left to fill in.
+    Init {
+        /// The template (see `scimsync apps`).
+        #[arg(long)]
+        app: String,
+        /// Where to write the job file (default: <app>.toml here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The Entra tenant id or domain.
+        #[arg(long)]
+        tenant_id: Option<String>,
+        /// The app registration's client id.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// The enterprise app's object id (service principal).
+        #[arg(long)]
+        service_principal_id: Option<String>,
+        /// The app's SCIM endpoint (Entra's "Tenant URL"); replaces a URL the template fixes.
+        #[arg(long)]
+        tenant_url: Option<String>,
+        /// Microsoft Graph endpoint (national clouds).
+        #[arg(long)]
+        graph_url: Option<String>,
+        /// Sign-in endpoint (national clouds).
+        #[arg(long)]
+        login_url: Option<String>,
+    },
+    /// Evaluate an expression, or the job's whole user mapping, for one user, step by step.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+        /// The user's object id or user principal name, read from Graph with the job's source.
+        #[arg(long, conflicts_with = "json", required_unless_present = "json")]
+        user: Option<String>,
+        /// A JSON file with the user's Entra source attributes instead of Graph.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The expression to evaluate (default: every user mapping of the job).
+        #[arg(long)]
+        expression: Option<String>,
     },
 }
 
@@ -94,7 +182,53 @@ pub fn main() -> ExitCode {
             Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
             Command::TestConnection { config } => commands::test_connection(&config).await,
             Command::Validate { config } => commands::validate(&config),
+            Command::Serve { config_dir } => serve::serve(&config_dir, &cli.state).await,
+            Command::Restart {
+                job,
+                scope,
+                config_dir,
+            } => serve::restart(&config_dir, &cli.state, &job, &scope).await,
+            Command::ApproveDeletions { job, config_dir } => {
+                serve::approve_deletions(&config_dir, &cli.state, &job).await
+            }
+            Command::Provision {
+                job,
+                user,
+                group,
+                dry_run,
+                config_dir,
+            } => serve::provision(&config_dir, &cli.state, &job, user, group, dry_run).await,
             Command::Demo { users } => demo::run(users, cli.verbose > 0).await,
+            Command::Apps => apps::list(),
+            Command::Init {
+                app,
+                out,
+                force,
+                tenant_id,
+                client_id,
+                service_principal_id,
+                tenant_url,
+                graph_url,
+                login_url,
+            } => apps::init(
+                &app,
+                out.as_deref(),
+                force,
+                &apps::InitValues {
+                    tenant_id,
+                    client_id,
+                    service_principal_id,
+                    tenant_url,
+                    graph_url,
+                    login_url,
+                },
+            ),
+            Command::Eval {
+                config,
+                user,
+                json,
+                expression,
+            } => eval::command(&config, user, json, expression.as_deref()).await,
         }
     });
     ExitCode::from(code)

@@ -10,6 +10,7 @@ mod cycle;
 mod diff;
 mod escrow;
 mod groups;
+mod history;
 mod job;
 mod ondemand;
 mod read;
@@ -23,6 +24,10 @@ pub use cycle::{
 };
 pub use diff::diff;
 pub use escrow::{Escrow, EscrowPolicy};
+pub use history::{
+    CycleSummary, CycleTotals, HISTORY_LEN, META_CYCLE_HISTORY, META_CYCLE_TOTALS, cycle_history,
+    cycle_totals, log_retention_cutoff, record_cycle_history,
+};
 pub use job::{GroupSpec, JobSpec};
 pub use ondemand::ON_DEMAND_MAX_MEMBERS;
 pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Tally};

@@ -75,7 +75,9 @@ impl World {
             source,
             target: MemoryTarget::new(),
             store: MemoryStore::new(),
-            clock: scimsync_core::ManualClock::new(chrono::Utc::now()),
+            clock: scimsync_core::ManualClock::new(
+                chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            ),
         };
         w.set_members(
             (0..members).map(|i| format!("u{i}")).collect(),

@@ -1,1 +1,27 @@
-//! placeholder
+//! The provisioning service behind `scimsync serve`: every job on its own schedule in its own
+//! task, Entra's quarantine with notifications, accidental-deletion holds that wait for an
+//! admin, and a handle the admin API steers jobs through.
+//!
+//! - [`schedule`]: interval slots and cron expressions, quarantine back-off (pure).
+//! - [`quarantine`]: Entra's triggers and reason names, entering and leaving (pure).
+//! - [`notify`]: webhook and SMTP notifications.
+//! - [`runner`]: the job tasks, [`Service`] and [`ServiceHandle`].
+//! - [`time`]: the [`Sleeper`] abstraction and [`ManualTime`] for tests.
+//!
+//! Several `serve` processes split jobs by config directory: give each process its own
+//! directory of job files. A job's state is locked by the process that opened it, so a second
+//! process configured with the same job fails at once with a message naming the lock.
+
+pub mod notify;
+pub mod quarantine;
+pub mod runner;
+pub mod schedule;
+pub mod time;
+
+pub use notify::{Notification, NotificationEvent, Notifier};
+pub use quarantine::{QuarantineReason, QuarantineState};
+pub use runner::{
+    CommandError, JobDef, JobState, JobStatus, PlainRender, Render, Service, ServiceHandle,
+    ServiceOptions, Subject,
+};
+pub use time::{ManualTime, Sleeper, SystemSleeper};

@@ -55,7 +55,10 @@ impl Notification {
                 format!("scimsync: job {} is in quarantine ({reason})", self.job)
             }
             NotificationEvent::ReasonChanged => {
-                format!("scimsync: job {} is still in quarantine, now {reason}", self.job)
+                format!(
+                    "scimsync: job {} is still in quarantine, now {reason}",
+                    self.job
+                )
             }
             NotificationEvent::Released => {
                 format!("scimsync: job {} left quarantine", self.job)
@@ -76,10 +79,16 @@ impl Notification {
         };
         line("Job", Some(self.job.clone()));
         line("Reason", self.reason.map(|r| r.to_string()));
-        line("Previous reason", self.previous_reason.map(|r| r.to_string()));
+        line(
+            "Previous reason",
+            self.previous_reason.map(|r| r.to_string()),
+        );
         line("Error code", self.error_code.map(|c| c.to_string()));
         line("Error", self.error.clone());
-        line("Quarantined since", self.series_began.map(|t| t.to_rfc3339()));
+        line(
+            "Quarantined since",
+            self.series_began.map(|t| t.to_rfc3339()),
+        );
         line("Next attempt", self.next_attempt.map(|t| t.to_rfc3339()));
         line("At", Some(self.at.to_rfc3339()));
         out
@@ -163,7 +172,11 @@ pub struct SmtpNotifier {
 }
 
 /// The mail for a notification (separate from sending, so it can be tested offline).
-pub fn build_message(n: &Notification, from: &Mailbox, to: &[Mailbox]) -> Result<Message, NotifyError> {
+pub fn build_message(
+    n: &Notification,
+    from: &Mailbox,
+    to: &[Mailbox],
+) -> Result<Message, NotifyError> {
     let mut b = Message::builder().from(from.clone()).subject(n.subject());
     for t in to {
         b = b.to(t.clone());
@@ -190,7 +203,9 @@ impl SmtpNotifier {
         } else {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
         };
-        builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(30)));
+        builder = builder
+            .port(smtp.port)
+            .timeout(Some(Duration::from_secs(30)));
         if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
             let password = password
                 .resolve()
@@ -203,7 +218,11 @@ impl SmtpNotifier {
         Ok(SmtpNotifier {
             transport: builder.build(),
             from: mailbox(&smtp.from)?,
-            to: smtp.to.iter().map(|t| mailbox(t)).collect::<Result<_, _>>()?,
+            to: smtp
+                .to
+                .iter()
+                .map(|t| mailbox(t))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

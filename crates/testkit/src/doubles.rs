@@ -3,8 +3,8 @@
 
 use scimsync_core::{
     AppRoleAssignment, Assignments, Attrs, Change, ErrorCode, GroupQuery, GroupRead, MemberKind,
-    Source, SourceError, SourceGroup, SourceSnapshot, SourceUser, Target, TargetError, TargetGroup, TargetUser,
-    UserQuery, UserRead,
+    Source, SourceError, SourceGroup, SourceSnapshot, SourceUser, Target, TargetError, TargetGroup,
+    TargetUser, UserQuery, UserRead,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -286,7 +286,8 @@ impl TargetInner {
             self.by_user_name.remove(&old);
         }
         if let Some(Value::String(name)) = self.users.get(id).and_then(|a| a.get("userName")) {
-            self.by_user_name.insert(name.to_lowercase(), id.to_string());
+            self.by_user_name
+                .insert(name.to_lowercase(), id.to_string());
             self.name_of.insert(id.to_string(), name.to_lowercase());
         }
     }
@@ -351,7 +352,10 @@ impl MemoryTarget {
 
     fn member_patch_allowed(g: &mut TargetInner) -> Result<(), TargetError> {
         match &mut g.member_patches_before_failure {
-            Some(0) => Err(TargetError { status: Some(500), ..TargetError::new(ErrorCode::InternalServerError, "injected") }),
+            Some(0) => Err(TargetError {
+                status: Some(500),
+                ..TargetError::new(ErrorCode::InternalServerError, "injected")
+            }),
             Some(n) => {
                 *n -= 1;
                 Ok(())
@@ -394,7 +398,12 @@ impl Target for MemoryTarget {
         if path == "userName" {
             let id = g.by_user_name.get(&value.to_lowercase()).cloned();
             return Ok(id
-                .and_then(|id| g.users.get(&id).map(|a| TargetUser { id, attrs: a.clone() }))
+                .and_then(|id| {
+                    g.users.get(&id).map(|a| TargetUser {
+                        id,
+                        attrs: a.clone(),
+                    })
+                })
                 .into_iter()
                 .collect());
         }
@@ -475,7 +484,10 @@ impl Target for MemoryTarget {
         Ok(g.groups
             .iter()
             .filter(|(_, (a, _))| a.get(path).is_some_and(|v| same(path, v, value)))
-            .map(|(id, (a, _))| TargetGroup { id: id.clone(), attrs: a.clone() })
+            .map(|(id, (a, _))| TargetGroup {
+                id: id.clone(),
+                attrs: a.clone(),
+            })
             .collect())
     }
 
@@ -485,14 +497,19 @@ impl Target for MemoryTarget {
         g.writes.push(Write::CreateGroup(attrs.clone()));
         g.next_id += 1;
         let id = format!("g{}", g.next_id);
-        g.groups.insert(id.clone(), (attrs.clone(), BTreeSet::new()));
-        Ok(TargetGroup { id, attrs: attrs.clone() })
+        g.groups
+            .insert(id.clone(), (attrs.clone(), BTreeSet::new()));
+        Ok(TargetGroup {
+            id,
+            attrs: attrs.clone(),
+        })
     }
 
     async fn update_group(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
-        g.writes.push(Write::UpdateGroup(id.to_string(), changes.to_vec()));
+        g.writes
+            .push(Write::UpdateGroup(id.to_string(), changes.to_vec()));
         let (attrs, _) = g.groups.get_mut(id).ok_or_else(|| TargetError {
             status: Some(404),
             ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {id}"))
@@ -507,7 +524,8 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         Self::injected(&mut g)?;
         Self::member_patch_allowed(&mut g)?;
-        g.writes.push(Write::AddMembers(group_id.to_string(), member_ids.to_vec()));
+        g.writes
+            .push(Write::AddMembers(group_id.to_string(), member_ids.to_vec()));
         let (_, members) = g.groups.get_mut(group_id).ok_or_else(|| TargetError {
             status: Some(404),
             ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {group_id}"))
@@ -516,11 +534,18 @@ impl Target for MemoryTarget {
         Ok(())
     }
 
-    async fn remove_members(&self, group_id: &str, member_ids: &[String]) -> Result<(), TargetError> {
+    async fn remove_members(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
         Self::member_patch_allowed(&mut g)?;
-        g.writes.push(Write::RemoveMembers(group_id.to_string(), member_ids.to_vec()));
+        g.writes.push(Write::RemoveMembers(
+            group_id.to_string(),
+            member_ids.to_vec(),
+        ));
         if let Some((_, members)) = g.groups.get_mut(group_id) {
             for m in member_ids {
                 members.remove(m);
@@ -531,7 +556,10 @@ impl Target for MemoryTarget {
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<String>, TargetError> {
         let g = self.lock();
-        Ok(g.groups.get(group_id).map(|(_, m)| m.iter().cloned().collect()).unwrap_or_default())
+        Ok(g.groups
+            .get(group_id)
+            .map(|(_, m)| m.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn delete_group(&self, id: &str) -> Result<(), TargetError> {
@@ -540,7 +568,10 @@ impl Target for MemoryTarget {
         g.writes.push(Write::DeleteGroup(id.to_string()));
         match g.groups.remove(id) {
             Some(_) => Ok(()),
-            None => Err(TargetError { status: Some(404), ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {id}")) }),
+            None => Err(TargetError {
+                status: Some(404),
+                ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {id}"))
+            }),
         }
     }
 }

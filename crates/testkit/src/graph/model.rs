@@ -197,7 +197,9 @@ impl Directory {
             return Some((id, u));
         }
         let id = self.upn_index.get(&key.to_lowercase())?;
-        self.users.get_key_value(id).filter(|(_, u)| u.deleted.is_none())
+        self.users
+            .get_key_value(id)
+            .filter(|(_, u)| u.deleted.is_none())
     }
 
     fn user_mut(&mut self, id: &str) -> ModelResult<&mut UserRec> {
@@ -207,7 +209,10 @@ impl Directory {
     }
 
     fn check_upn_free(&self, upn: &str, except: Option<&str>) -> ModelResult<()> {
-        let taken = self.upn_index.get(&upn.to_lowercase()).is_some_and(|owner| Some(owner.as_str()) != except);
+        let taken = self
+            .upn_index
+            .get(&upn.to_lowercase())
+            .is_some_and(|owner| Some(owner.as_str()) != except);
         if taken {
             Err(format!("userPrincipalName '{upn}' is already in use"))
         } else {

@@ -193,16 +193,16 @@ async fn approve(State(s): State<ApiState>, Path(name): Path<String>) -> Respons
 }
 
 /// An optional JSON body: empty means all defaults.
-fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> Result<T, Box<Response>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("invalid JSON body: {e}"),
-        )
+        ))
     })
 }
 
@@ -216,7 +216,7 @@ struct RestartBody {
 async fn restart(State(s): State<ApiState>, Path(name): Path<String>, bytes: Bytes) -> Response {
     let b: RestartBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut scopes = Vec::new();
     for raw in &b.scopes {
@@ -246,7 +246,7 @@ struct ProvisionBody {
 async fn provision(State(s): State<ApiState>, Path(name): Path<String>, bytes: Bytes) -> Response {
     let b: ProvisionBody = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let subject = match (b.user, b.group) {
         (Some(u), None) if !u.trim().is_empty() => Subject::User(u),

@@ -294,6 +294,7 @@ impl GraphClient {
         loop {
             let token = inner.tokens.get().await.map_err(Failure::other)?;
             let client_request_id = uuid::Uuid::new_v4().to_string();
+            let started = std::time::Instant::now();
             let sent = {
                 let _permit = inner.permits.acquire().await.map_err(|_| {
                     Failure::other(request_failed("the client is shut down".into(), None))
@@ -339,6 +340,12 @@ impl GraphClient {
                     )));
                 }
             };
+            // Metrics for the admin server's `/metrics` (a no-op without a recorder).
+            metrics::histogram!("scimsync_graph_request_duration_seconds", "method" => if json_body.is_some() { "POST" } else { "GET" }, "status" => status.as_u16().to_string())
+                .record(started.elapsed().as_secs_f64());
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                metrics::counter!("scimsync_throttled_total", "client" => "graph").increment(1);
+            }
             let request_id = header(&headers, "request-id");
             tracing::debug!(request = %what, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), "Graph answered");
             if status.is_success() {

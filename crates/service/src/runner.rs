@@ -532,6 +532,7 @@ impl Service {
         // job that blocks (sled, a slow target) cannot hold up another job's timers this way.
         let (done_tx, done_rx) = oneshot::channel();
         let name = runner.def.name.clone();
+        let job_name = name.clone();
         std::thread::Builder::new()
             .name(format!("job-{name}"))
             .spawn(move || {
@@ -546,7 +547,14 @@ impl Service {
                 }
                 let _ = done_tx.send(());
             })
-            .map_err(|e| format!("cannot start a thread for the job: {e}"))?;
+            .map_err(|e| {
+                self.handle
+                    .jobs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&job_name);
+                format!("cannot start a thread for the job: {e}")
+            })?;
         self.tasks.push(done_rx);
         Ok(())
     }
@@ -827,6 +835,7 @@ where
         let sink = Sink(Arc::clone(&self.shared));
         let mut deferred = Vec::new();
         let mut cancelled = false;
+        let mut channel_open = true;
         let outcome = {
             let engine = Engine::new(
                 &spec,
@@ -853,20 +862,30 @@ where
                             }
                         }
                     }
-                    cmd = self.rx.recv() => match cmd {
-                        Some(cmd) => {
-                            // Start/stop/pause/run-now answer at once; writers wait for the cycle.
-                            let deferred_cmd = match cmd {
-                                Cmd::Start(r) => { let _ = r.send(start_during(&self.shared, &*self.def.store)); None }
-                                Cmd::Stop(r) => { let _ = r.send(desired_during(&self.shared, &*self.def.store, Desired::Off)); None }
-                                Cmd::Pause(r) => { let _ = r.send(desired_during(&self.shared, &*self.def.store, Desired::Paused)); None }
-                                Cmd::RunNow(r) => { let _ = r.send(Ok(())); None }
-                                other => Some(other),
-                            };
-                            deferred.extend(deferred_cmd);
+                    cmd = self.rx.recv(), if channel_open => {
+                        let Some(cmd) = cmd else {
+                            // Every handle is gone; nobody can send again.
+                            channel_open = false;
+                            continue;
+                        };
+                        // Start/stop/pause/run-now answer at once; writers wait for the cycle.
+                        let store = &*self.def.store;
+                        match cmd {
+                            Cmd::Start(r) => {
+                                let _ = r.send(start_during(&self.shared, store));
+                            }
+                            Cmd::Stop(r) => {
+                                let _ = r.send(desired_during(&self.shared, store, Desired::Off));
+                            }
+                            Cmd::Pause(r) => {
+                                let _ = r.send(desired_during(&self.shared, store, Desired::Paused));
+                            }
+                            Cmd::RunNow(r) => {
+                                let _ = r.send(Ok(()));
+                            }
+                            other => deferred.push(other),
                         }
-                        None => {}
-                    },
+                    }
                 }
             }
         };

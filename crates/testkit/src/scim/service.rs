@@ -486,10 +486,18 @@ fn list(
         inner.stale_filters -= 1;
     }
     let table = inner.table(rt);
-    let hits: Vec<&Row> = table
-        .iter()
-        .filter(|r| !stale && filter.as_ref().is_none_or(|f| f.matches(&r.resource)))
-        .collect();
+    let hits: Vec<&Row> = match query.filter.as_deref().and_then(simple_user_name_eq) {
+        // The query every provisioning client sends most: answer it from the index.
+        Some(name) => table
+            .by_user_name(&name)
+            .into_iter()
+            .filter(|r| !stale && filter.as_ref().is_none_or(|f| f.matches(&r.resource)))
+            .collect(),
+        None => table
+            .iter()
+            .filter(|r| !stale && filter.as_ref().is_none_or(|f| f.matches(&r.resource)))
+            .collect(),
+    };
     if filter.is_some() && hits.is_empty() && filter_404 {
         return Err(ScimError::not_found(format!(
             "no {} matches the filter",
@@ -503,6 +511,17 @@ fn list(
         .map(|r| project(rt, &r.resource, query))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(list_response(hits.len(), start_index, page))
+}
+
+/// `userName eq "x"` with no escapes or other clauses: the value, else `None`.
+fn simple_user_name_eq(filter: &str) -> Option<String> {
+    let f = filter.trim();
+    let head = f.get(..13)?;
+    if !head.eq_ignore_ascii_case("userName eq \"") || !f.ends_with('"') || f.len() < 14 {
+        return None;
+    }
+    let value = &f[13..f.len() - 1];
+    (!value.contains(['"', '\\'])).then(|| value.to_string())
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3): the same query, carried in a body.

@@ -36,6 +36,12 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+pub mod dashboard;
+pub mod logs;
+pub mod metrics;
+
+pub use logs::{JobStore, JobStores, with_stores};
+
 /// What every handler can reach, including the ones in [`extra_routes`].
 #[derive(Clone)]
 pub struct ApiState {
@@ -61,6 +67,8 @@ pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
         .fallback(not_found);
     api.layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(ApiState { handle })
+        // The dashboard page carries no data; what it shows comes from the endpoints above.
+        .merge(dashboard::page())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -72,6 +80,9 @@ pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
 /// Routes contributed by other modules, merged into [`router`] behind the same auth.
 fn extra_routes() -> Router<ApiState> {
     Router::new()
+        .merge(logs::routes())
+        .merge(metrics::routes())
+        .merge(dashboard::routes())
 }
 
 /// A JSON error body.

@@ -302,10 +302,13 @@ pub struct LogQuery {
     pub limit: Option<usize>,
 }
 
+fn given(o: &Option<String>) -> Option<&str> {
+    o.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
 impl LogQuery {
     /// Empty parameters mean "any" (an HTML form sends them empty).
     pub fn filter(&self, now: DateTime<Utc>) -> Result<LogFilter, String> {
-        let given = |o: &Option<String>| o.as_deref().map(str::trim).filter(|s| !s.is_empty());
         Ok(LogFilter {
             cycle: given(&self.cycle).map(str::to_string),
             status: given(&self.status).map(parse_status).transpose()?,

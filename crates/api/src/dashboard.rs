@@ -1,0 +1,155 @@
+//! The dashboard: one self-contained HTML page at `GET /` (inline CSS and JS, no build step,
+//! nothing fetched from elsewhere) and the "Current status" endpoint it polls.
+//!
+//! The page itself holds no data, so it is served without the token; everything it shows
+//! comes from the JSON endpoints, which need the token like the rest of the API. The page
+//! asks for the token once and keeps it in `sessionStorage` (gone when the tab closes). For
+//! scripted use it also reads the URL fragment: `/#token=…&job=…&status=failure&entry=<id>`
+//! (a fragment is never sent to the server, so the token stays out of access logs).
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/` | the page (no token) |
+//! | GET | `/api/jobs/{name}/current` | Entra's "Current status": cycle type, percent complete, estimated completion, objects managed, statistics to date, last cycle, quarantine |
+
+use crate::logs::{JobStores, blocking, store_of};
+use crate::{ApiState, error};
+use axum::Router;
+use axum::extract::{Extension, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use scimsync_engine::CycleTotals;
+use scimsync_service::{CommandError, JobStatus};
+use serde_json::{Value, json};
+
+const PAGE: &str = include_str!("../assets/dashboard.html");
+
+/// `GET /`: the page, outside the token check (it carries no data).
+pub fn page() -> Router {
+    Router::new().route("/", get(serve_page))
+}
+
+async fn serve_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Everything is inline; nothing may be loaded from elsewhere.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new().route("/api/jobs/{name}/current", get(current))
+}
+
+async fn current(
+    State(s): State<ApiState>,
+    stores: Option<Extension<JobStores>>,
+    Path(name): Path<String>,
+) -> Response {
+    let status = match s.handle.status(&name) {
+        Ok(st) => st,
+        Err(CommandError::UnknownJob(_)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "UnknownJob",
+                format!("no job named {name:?}"),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "Failed", e.to_string()),
+    };
+    // Without the stores the page still shows what the service knows.
+    let (totals, managed) = match store_of(stores, &name) {
+        Ok(js) => {
+            let job = name.clone();
+            blocking(move || {
+                Ok((
+                    scimsync_engine::cycle_totals(&*js.store, &job)?,
+                    Some(js.store.list(&job)?.len()),
+                ))
+            })
+            .await
+            .unwrap_or_default()
+        }
+        Err(_) => (CycleTotals::default(), None),
+    };
+    axum::Json(current_status(&status, &totals, managed, Utc::now())).into_response()
+}
+
+/// What Entra's "Current status" shows, plus an estimated completion time for a running
+/// cycle (elapsed time scaled by the share of objects left).
+pub fn current_status(
+    s: &JobStatus,
+    totals: &CycleTotals,
+    objects_managed: Option<usize>,
+    now: DateTime<Utc>,
+) -> Value {
+    let last = s.last_cycle.as_ref();
+    let field = |k: &str| last.and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
+    let parse = |v: Value| serde_json::from_value::<DateTime<Utc>>(v).ok();
+    let last_duration_ms = match (parse(field("started")), parse(field("finished"))) {
+        (Some(a), Some(b)) => Some((b - a).num_milliseconds().max(0)),
+        _ => None,
+    };
+    let percent = s
+        .progress
+        .filter(|p| p.total > 0)
+        .map(|p| (p.done as f64 * 100.0 / p.total as f64).min(100.0));
+    let eta = match (s.running_since, s.progress) {
+        (Some(since), Some(p)) if p.done > 0 && p.total >= p.done => {
+            let elapsed = (now - since).num_milliseconds().max(0) as f64;
+            let left = elapsed * (p.total - p.done) as f64 / p.done as f64;
+            Some(now + chrono::Duration::milliseconds(left as i64))
+        }
+        _ => None,
+    };
+    // The engine decides the kind when the cycle starts; a job that never completed one
+    // runs its initial cycle.
+    let cycle_type = if last.is_none() {
+        "initial"
+    } else {
+        last.and_then(|c| c.get("kind"))
+            .and_then(Value::as_str)
+            .filter(|_| s.running_since.is_none())
+            .unwrap_or("incremental")
+    };
+    json!({
+        "job": s.name,
+        "state": s.state,
+        "running": s.running_since.is_some(),
+        "runningSince": s.running_since,
+        "cycleType": cycle_type,
+        "phase": s.progress.map(|p| p.phase),
+        "done": s.progress.map(|p| p.done),
+        "total": s.progress.map(|p| p.total),
+        "percentComplete": percent,
+        "estimatedCompletion": eta,
+        "nextRun": s.next_run,
+        "objectsManaged": objects_managed,
+        "statisticsToDate": totals,
+        "lastCycle": last.map(|_| json!({
+            "cycleId": field("cycleId"),
+            "kind": field("kind"),
+            "started": field("started"),
+            "finished": field("finished"),
+            "durationMs": last_duration_ms,
+            "tally": field("tally"),
+        })),
+        "lastError": s.last_error,
+        "escrowCount": s.escrow_count,
+        "deletionsHeld": s.deletions_held,
+        "quarantine": s.quarantine,
+    })
+}

@@ -5,6 +5,8 @@
 mod apps;
 mod builtin;
 mod groups;
+mod logs;
 mod scim2;
+mod serve;
 mod support;
 mod tidy;

@@ -153,3 +153,72 @@ pub fn current_status(
         "quarantine": s.quarantine,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimsync_engine::Progress;
+    use scimsync_service::JobState;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn status() -> JobStatus {
+        JobStatus {
+            name: "app".into(),
+            state: JobState::Running,
+            schedule: "40m".into(),
+            next_run: None,
+            running_since: Some(at("2026-03-02T09:00:00Z")),
+            progress: Some(Progress {
+                phase: "users",
+                done: 250,
+                total: 1000,
+            }),
+            last_cycle: Some(json!({
+                "cycleId": "c7", "kind": "incremental",
+                "started": "2026-03-02T08:20:00Z", "finished": "2026-03-02T08:20:30Z",
+                "tally": {"created": 1}
+            })),
+            last_error: None,
+            cycles_run: 7,
+            skipped_slots: 0,
+            concurrency: 4,
+            escrow_count: 2,
+            escrows: Vec::new(),
+            quarantine: None,
+            deletions_held: false,
+        }
+    }
+
+    #[test]
+    fn current_status_reports_percent_eta_and_last_cycle() {
+        let now = at("2026-03-02T09:01:00Z");
+        let v = current_status(&status(), &CycleTotals::default(), Some(40), now);
+        assert_eq!(v["percentComplete"], json!(25.0));
+        // A quarter took a minute: three more minutes to go.
+        assert_eq!(v["estimatedCompletion"], json!(at("2026-03-02T09:04:00Z")));
+        assert_eq!(v["cycleType"], "incremental");
+        assert_eq!(v["lastCycle"]["cycleId"], "c7");
+        assert_eq!(v["lastCycle"]["durationMs"], 30_000);
+        assert_eq!(v["objectsManaged"], 40);
+        assert_eq!(v["escrowCount"], 2);
+    }
+
+    #[test]
+    fn a_job_that_never_finished_a_cycle_runs_its_initial_one() {
+        let mut s = status();
+        s.last_cycle = None;
+        s.progress = None;
+        let v = current_status(
+            &s,
+            &CycleTotals::default(),
+            None,
+            at("2026-03-02T09:01:00Z"),
+        );
+        assert_eq!(v["cycleType"], "initial");
+        assert!(v["estimatedCompletion"].is_null());
+        assert!(v["lastCycle"].is_null());
+    }
+}

@@ -112,7 +112,12 @@ pub fn parse_status(s: &str) -> Result<LogStatus, String> {
 
 /// `create|update|delete|disable|stageddelete|other`, any case (Entra's names).
 pub fn parse_action(s: &str) -> Result<LogAction, String> {
-    match s.trim().to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+    match s
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "")
+        .as_str()
+    {
         "create" => Ok(LogAction::Create),
         "update" => Ok(LogAction::Update),
         "delete" => Ok(LogAction::Delete),
@@ -137,7 +142,11 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
     {
         return Ok(t.and_utc());
     }
-    let bad = || format!("invalid time {s:?}: use RFC 3339 (2026-03-02T09:00:00Z), a date, or an age such as 30m, 2h, 7d");
+    let bad = || {
+        format!(
+            "invalid time {s:?}: use RFC 3339 (2026-03-02T09:00:00Z), a date, or an age such as 30m, 2h, 7d"
+        )
+    };
     let unit = s.chars().last().ok_or_else(bad)?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
     let age = match unit {
@@ -332,6 +341,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 }
 
 /// The job's store, or the response that explains why there is none.
+// The error is the handler's answer, returned at once; boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
 pub(crate) fn store_of(
     stores: Option<Extension<JobStores>>,
     job: &str,

@@ -37,15 +37,14 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_duration_seconds".into()),
-                    BUCKETS,
-                )
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), BUCKETS)
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was installed already; /metrics shows job metrics only");
+                tracing::warn!(
+                    "a metrics recorder was installed already; /metrics shows job metrics only"
+                );
                 return None;
             }
             let upkeep = handle.clone();
@@ -80,7 +79,9 @@ async fn scrape(State(s): State<ApiState>, stores: Option<Extension<JobStores>>)
     };
     let statuses = s.handle.jobs();
     let stores = stores.map(|Extension(s)| s).unwrap_or_default();
-    let stored = blocking(move || read_stored(&stores)).await.unwrap_or_default();
+    let stored = blocking(move || read_stored(&stores))
+        .await
+        .unwrap_or_default();
     text.push_str(&job_metrics(&statuses, &stored));
     (
         [(
@@ -217,7 +218,11 @@ pub(crate) fn job_metrics(statuses: &[JobStatus], stored: &[Stored]) -> String {
         "Objects linked between source and target.",
     );
     for s in stored {
-        f.sample("scimsync_objects_managed", &[("job", &s.job)], s.objects as f64);
+        f.sample(
+            "scimsync_objects_managed",
+            &[("job", &s.job)],
+            s.objects as f64,
+        );
     }
     f.head(
         "scimsync_store_size_bytes",
@@ -236,7 +241,11 @@ pub(crate) fn job_metrics(statuses: &[JobStatus], stored: &[Stored]) -> String {
         "Objects waiting in escrow for a retry.",
     );
     for j in statuses {
-        f.sample("scimsync_escrow_size", &[("job", &j.name)], j.escrow_count as f64);
+        f.sample(
+            "scimsync_escrow_size",
+            &[("job", &j.name)],
+            j.escrow_count as f64,
+        );
     }
     f.head(
         "scimsync_quarantined",

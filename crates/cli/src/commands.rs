@@ -23,10 +23,14 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
         }
     };
     let job = JobSpec::from_config(&cfg);
-    let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock);
+    let progress = crate::progress::CliProgress::new("cycle");
+    let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock).with_progress(&progress);
     loop {
-        let code = match engine.run(Mode::Apply).await {
+        let outcome = engine.run(Mode::Apply).await;
+        progress.finish();
+        let code = match outcome {
             Ok(report) => {
+                crate::logs::after_cycle(&store, &cfg.name, cfg.log_retention_days, &report);
                 if json {
                     println!("{}", serde_json::to_string(&report).unwrap_or_default());
                 } else {
@@ -127,9 +131,13 @@ async fn preview_with<St: scimsync_core::StateStore>(
     store: &St,
 ) -> Result<CycleReport, scimsync_engine::CycleError> {
     let job = JobSpec::from_config(cfg);
-    Engine::new(&job, graph, scim, store, &SystemClock)
+    let progress = crate::progress::CliProgress::new("preview");
+    let report = Engine::new(&job, graph, scim, store, &SystemClock)
+        .with_progress(&progress)
         .run(Mode::Preview)
-        .await
+        .await;
+    progress.finish();
+    report
 }
 
 pub async fn test_connection(config: &Path) -> u8 {

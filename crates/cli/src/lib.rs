@@ -7,8 +7,11 @@ mod apps;
 mod commands;
 mod demo;
 mod eval;
+mod logs;
+mod progress;
 mod render;
 mod serve;
+mod status;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +70,20 @@ enum Command {
     Validate {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Show a job's provisioning log (one entry per object per cycle), filtered.
+    Logs(logs::LogsArgs),
+    /// Each job's last and current cycle, escrows, quarantine and held deletions.
+    Status {
+        /// The jobs of this config directory (and the admin API of its `serve`).
+        #[arg(long, conflicts_with = "config")]
+        config_dir: Option<PathBuf>,
+        /// One job file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Run every job in a config directory on its schedule, with the admin API.
     Serve {
@@ -182,6 +199,12 @@ pub fn main() -> ExitCode {
             Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
             Command::TestConnection { config } => commands::test_connection(&config).await,
             Command::Validate { config } => commands::validate(&config),
+            Command::Logs(args) => logs::command(&args, &cli.state).await,
+            Command::Status {
+                config_dir,
+                config,
+                json,
+            } => status::command(config_dir, config, &cli.state, json).await,
             Command::Serve { config_dir } => serve::serve(&config_dir, &cli.state).await,
             Command::Restart {
                 job,

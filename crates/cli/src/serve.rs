@@ -180,6 +180,7 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         Err(code) => return Ok(code),
     };
     let mut service = Service::new(ServiceOptions::system());
+    let mut stores = std::collections::BTreeMap::new();
     for cfg in &jobs {
         let graph = wiring::graph(cfg).with_context(|| format!("job {}", cfg.name))?;
         let scim = wiring::scim(cfg).with_context(|| format!("job {}", cfg.name))?;
@@ -187,7 +188,15 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         let store = wiring::store(state, &cfg.name).with_context(|| format!("job {}", cfg.name))?;
         let notifier = scimsync_service::notify::from_config(&cfg.notifications)
             .map_err(|e| anyhow!("job {}: {e}", cfg.name))?;
-        let mut def = JobDef::from_config(cfg, graph, scim, Arc::new(store), notifier);
+        let store = Arc::new(store);
+        stores.insert(
+            cfg.name.clone(),
+            scimsync_api::JobStore {
+                store: store.clone(),
+                dir: Some(state.join(&cfg.name)),
+            },
+        );
+        let mut def = JobDef::from_config(cfg, graph, scim, store, notifier);
         def.render = Arc::new(CliRender {
             shapes: wiring::shapes(cfg),
         });
@@ -203,7 +212,11 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         "admin API listening on http://{addr}/api/jobs (bearer token from {})",
         token.origin()
     );
-    let app = scimsync_api::router(service.handle(), Some(token));
+    scimsync_api::metrics::install_recorder();
+    let app = scimsync_api::with_stores(
+        scimsync_api::router(service.handle(), Some(token)),
+        scimsync_api::JobStores::new(stores),
+    );
     let cancel = service.cancel_token();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -230,8 +230,11 @@ mod tests {
         r.mode = Mode::Preview;
         record_cycle_history(&store, "app", &r).unwrap();
         assert!(cycle_history(&store, "app").unwrap().is_empty());
-        assert_eq!(log_retention_cutoff(Utc::now(), 0), None);
-        let now = Utc::now();
+        assert_eq!(
+            log_retention_cutoff(DateTime::from_timestamp(1_790_000_000, 0).unwrap(), 0),
+            None
+        );
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
         assert_eq!(log_retention_cutoff(now, 7), Some(now - Duration::days(7)));
     }
 }

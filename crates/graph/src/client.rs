@@ -341,8 +341,13 @@ impl GraphClient {
                 }
             };
             // Metrics for the admin server's `/metrics` (a no-op without a recorder).
-            metrics::histogram!("scimsync_graph_request_duration_seconds", "method" => if json_body.is_some() { "POST" } else { "GET" }, "status" => status.as_u16().to_string())
-                .record(started.elapsed().as_secs_f64());
+            let method = if json_body.is_some() { "POST" } else { "GET" };
+            metrics::histogram!(
+                "scimsync_graph_request_duration_seconds",
+                "method" => method,
+                "status" => status.as_u16().to_string()
+            )
+            .record(started.elapsed().as_secs_f64());
             if status == StatusCode::TOO_MANY_REQUESTS {
                 metrics::counter!("scimsync_throttled_total", "client" => "graph").increment(1);
             }

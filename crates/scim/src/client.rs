@@ -535,8 +535,12 @@ impl ScimClient {
             drop(permit);
             let (status, retry_after, location, bytes) = answer?;
             // Metrics for the admin server's `/metrics` (a no-op without a recorder).
-            metrics::histogram!("scimsync_scim_request_duration_seconds", "method" => req.method, "status" => status.to_string())
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(
+                "scimsync_scim_request_duration_seconds",
+                "method" => req.method,
+                "status" => status.to_string()
+            )
+            .record(started.elapsed().as_secs_f64());
             if status == 429 {
                 metrics::counter!("scimsync_throttled_total", "client" => "scim").increment(1);
             }

@@ -920,6 +920,10 @@ where
             Ok(r) => {
                 tracing::info!(job = %job, cycle = %r.cycle_id, created = r.tally.created, updated = r.tally.updated, failed = r.tally.failed, "cycle finished");
                 self.shared.live().last_error = None;
+                // The dashboard's chart and totals.
+                if let Err(e) = scimsync_engine::record_cycle_history(store, &job, r) {
+                    tracing::warn!(job = %job, error = %e, "could not record the cycle history");
+                }
             }
             Err(e) => {
                 tracing::warn!(job = %job, error = %e, "cycle failed");

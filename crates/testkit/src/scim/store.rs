@@ -33,7 +33,10 @@ pub(crate) struct Table {
 }
 
 fn user_name_key(row: &Row) -> Option<String> {
-    row.resource.get("userName").and_then(Value::as_str).map(str::to_lowercase)
+    row.resource
+        .get("userName")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
 }
 
 impl Table {
@@ -56,7 +59,9 @@ impl Table {
     }
     /// The row whose userName equals `name` ignoring case.
     pub(crate) fn by_user_name(&self, name: &str) -> Option<&Row> {
-        self.by_user_name.get(&name.to_lowercase()).and_then(|id| self.get(id))
+        self.by_user_name
+            .get(&name.to_lowercase())
+            .and_then(|id| self.get(id))
     }
     fn put_new(&mut self, id: String, row: Row) {
         let seq = self.next_seq;

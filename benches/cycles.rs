@@ -190,7 +190,6 @@ async fn main() {
         r.source_users,
         target.writes().len()
     );
-    drop(engine);
 
     // 3. Mapping throughput.
     let sample: Vec<SourceUser> = source.read_users(&query).await.expect("users").users;

@@ -79,6 +79,7 @@ pub trait ProgressSink: Send + Sync {
 }
 
 /// What one object's processing produced.
+#[allow(clippy::large_enum_variant)] // one per object, moved once
 pub(crate) enum Processed {
     Reported(ObjectReport),
     Unchanged,
@@ -383,12 +384,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .filter(|i| self.would_deprovision(&ctx, i))
             .map(|i| i.source_id().to_string())
             .collect();
-        let group_plan = match &self.job.groups {
-            Some(_) => {
-                Some(self.plan_groups(&ctx, &groups, groups_assigned.as_ref(), &group_states))
-            }
-            None => None,
-        };
+        let group_plan = self
+            .job
+            .groups
+            .as_ref()
+            .map(|_| self.plan_groups(&ctx, &groups, groups_assigned.as_ref(), &group_states));
         if let Some(plan) = &group_plan {
             candidates.extend(plan.deprovision_candidates());
         }

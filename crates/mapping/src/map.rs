@@ -144,6 +144,108 @@ pub fn hash_attrs(attrs: &Attrs) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+enum Evaluated {
+    /// `IgnoreFlowIfNullOrEmpty`: the attribute is not sent at all.
+    Ignore,
+    Value(Option<Value>),
+}
+
+/// Parsed expressions, by text: jobs evaluate the same few expressions for every user.
+fn compiled(text: &str) -> Result<Arc<Expr>, scimsync_expr::ExprError> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(e) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
+        return Ok(e.clone());
+    }
+    let e = Arc::new(scimsync_expr::parse(text)?);
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(text.to_string(), e.clone());
+    Ok(e)
+}
+
+/// A seed for `Guid()`/`RandomString()`: stable per user on updates (so an "Always" mapping
+/// does not change every cycle), fresh on create (so generated secrets are not predictable).
+fn seed(user: &SourceUser, on_create: bool) -> u64 {
+    let digest = Sha256::digest(user.id.as_bytes());
+    let stable = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+    if on_create {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        stable ^ (nanos as u64).rotate_left(17)
+    } else {
+        stable
+    }
+}
+
+fn evaluate(
+    user: &SourceUser,
+    m: &Mapping,
+    text: &str,
+    on_create: bool,
+    now: DateTime<Utc>,
+) -> Result<Evaluated, MapError> {
+    let fail = |message: String| MapError {
+        code: ErrorCode::ExpressionFailed,
+        message,
+    };
+    let expr = compiled(text)
+        .map_err(|e| fail(format!("mapping for {} (line {}): {e}", m.target, m.line)))?;
+    let ctx = Context {
+        attrs: &user.attrs,
+        now,
+        seed: seed(user, on_create),
+        default_domain: None,
+    };
+    match scimsync_expr::eval(&expr, &ctx) {
+        Ok(Outcome::Ignore) => Ok(Evaluated::Ignore),
+        Ok(Outcome::Value(v)) => Ok(Evaluated::Value(Some(v.to_json()).filter(|j| !is_empty(j)))),
+        // SelectUniqueValue: the first candidate; the engine checks them against the target
+        // before a create (see `unique_candidates`).
+        Ok(Outcome::Unique(c)) => Ok(Evaluated::Value(
+            c.first().map(|v| v.to_json()).filter(|j| !is_empty(j)),
+        )),
+        Err(e) => Err(fail(format!("mapping for {}: {e}", m.target))),
+    }
+}
+
+/// For mappings whose expression is a `SelectUniqueValue`, the candidate values in order
+/// (only evaluated on create, as Entra does).
+pub fn unique_candidates(
+    user: &SourceUser,
+    mappings: &[Mapping],
+    now: DateTime<Utc>,
+) -> Vec<(String, Vec<Value>)> {
+    mappings
+        .iter()
+        .filter_map(|m| {
+            let MappingValue::Expression { text } = &m.value else {
+                return None;
+            };
+            let expr = compiled(text).ok()?;
+            let ctx = Context {
+                attrs: &user.attrs,
+                now,
+                seed: seed(user, true),
+                default_domain: None,
+            };
+            match scimsync_expr::eval(&expr, &ctx) {
+                Ok(Outcome::Unique(c)) => Some((
+                    m.target.clone(),
+                    c.iter()
+                        .map(|v| v.to_json())
+                        .filter(|j| !is_empty(j))
+                        .collect(),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,106 +454,4 @@ mod tests {
         b.insert("x".into(), json!("3"));
         assert_ne!(hash_attrs(&a), hash_attrs(&b));
     }
-}
-
-enum Evaluated {
-    /// `IgnoreFlowIfNullOrEmpty`: the attribute is not sent at all.
-    Ignore,
-    Value(Option<Value>),
-}
-
-/// Parsed expressions, by text: jobs evaluate the same few expressions for every user.
-fn compiled(text: &str) -> Result<Arc<Expr>, scimsync_expr::ExprError> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(e) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
-        return Ok(e.clone());
-    }
-    let e = Arc::new(scimsync_expr::parse(text)?);
-    cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(text.to_string(), e.clone());
-    Ok(e)
-}
-
-/// A seed for `Guid()`/`RandomString()`: stable per user on updates (so an "Always" mapping
-/// does not change every cycle), fresh on create (so generated secrets are not predictable).
-fn seed(user: &SourceUser, on_create: bool) -> u64 {
-    let digest = Sha256::digest(user.id.as_bytes());
-    let stable = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
-    if on_create {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        stable ^ (nanos as u64).rotate_left(17)
-    } else {
-        stable
-    }
-}
-
-fn evaluate(
-    user: &SourceUser,
-    m: &Mapping,
-    text: &str,
-    on_create: bool,
-    now: DateTime<Utc>,
-) -> Result<Evaluated, MapError> {
-    let fail = |message: String| MapError {
-        code: ErrorCode::ExpressionFailed,
-        message,
-    };
-    let expr = compiled(text)
-        .map_err(|e| fail(format!("mapping for {} (line {}): {e}", m.target, m.line)))?;
-    let ctx = Context {
-        attrs: &user.attrs,
-        now,
-        seed: seed(user, on_create),
-        default_domain: None,
-    };
-    match scimsync_expr::eval(&expr, &ctx) {
-        Ok(Outcome::Ignore) => Ok(Evaluated::Ignore),
-        Ok(Outcome::Value(v)) => Ok(Evaluated::Value(Some(v.to_json()).filter(|j| !is_empty(j)))),
-        // SelectUniqueValue: the first candidate; the engine checks them against the target
-        // before a create (see `unique_candidates`).
-        Ok(Outcome::Unique(c)) => Ok(Evaluated::Value(
-            c.first().map(|v| v.to_json()).filter(|j| !is_empty(j)),
-        )),
-        Err(e) => Err(fail(format!("mapping for {}: {e}", m.target))),
-    }
-}
-
-/// For mappings whose expression is a `SelectUniqueValue`, the candidate values in order
-/// (only evaluated on create, as Entra does).
-pub fn unique_candidates(
-    user: &SourceUser,
-    mappings: &[Mapping],
-    now: DateTime<Utc>,
-) -> Vec<(String, Vec<Value>)> {
-    mappings
-        .iter()
-        .filter_map(|m| {
-            let MappingValue::Expression { text } = &m.value else {
-                return None;
-            };
-            let expr = compiled(text).ok()?;
-            let ctx = Context {
-                attrs: &user.attrs,
-                now,
-                seed: seed(user, true),
-                default_domain: None,
-            };
-            match scimsync_expr::eval(&expr, &ctx) {
-                Ok(Outcome::Unique(c)) => Some((
-                    m.target.clone(),
-                    c.iter()
-                        .map(|v| v.to_json())
-                        .filter(|j| !is_empty(j))
-                        .collect(),
-                )),
-                _ => None,
-            }
-        })
-        .collect()
 }

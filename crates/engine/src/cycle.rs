@@ -3,6 +3,7 @@
 //! groups (their members are target ids of users).
 
 use crate::escrow::{ESCROW, Escrow};
+use crate::job::Reconcile;
 use crate::read::{
     ASSIGNED, GroupView, META_FINGERPRINT, META_GROUPS_WATERMARK, META_USERS_WATERMARK, UserWork,
     assigned_groups, assignment_changes, effective_assignments, roles_key,
@@ -24,6 +25,8 @@ pub const META_CYCLES: &str = "cycles_completed";
 pub const META_LAST_CYCLE: &str = "last_cycle";
 /// Meta key: set by `approve-deletions`; the next cycle sends the held disables and deletes.
 pub const META_DELETIONS_APPROVED: &str = "deletions_approved";
+/// Meta key: when the last reconcile cycle read the target's group members.
+pub const META_LAST_RECONCILE: &str = "last_reconcile";
 /// State ids of groups are prefixed, so users and groups share one object tree.
 pub const GROUP_PREFIX: &str = "group:";
 
@@ -115,6 +118,8 @@ pub(crate) struct Ctx {
     /// Objects whose disable or delete is held back by the deletion threshold.
     pub(crate) held: BTreeSet<String>,
     pub(crate) escrows: BTreeMap<String, Escrow>,
+    /// Read each group's members back from the target this cycle and repair drift.
+    pub(crate) reconcile: bool,
 }
 
 /// Everything known about one object while it is processed, for its report and log entry.
@@ -363,6 +368,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 .map(|s| UserItem::Gone(s, work.soft_deleted.contains(&s.source_id))),
         );
 
+        let last_reconcile = self
+            .store
+            .get_meta(job, META_LAST_RECONCILE)?
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let reconcile = self.job.groups.is_some()
+            && match self.job.reconcile {
+                Reconcile::Off => false,
+                Reconcile::EveryCycle => true,
+                Reconcile::Daily => {
+                    last_reconcile.is_none_or(|t| now - t >= chrono::Duration::hours(24))
+                }
+            };
         let mut ctx = Ctx {
             cycle_id: cycle_id.clone(),
             mode,
@@ -371,6 +389,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             assigned,
             held: BTreeSet::new(),
             escrows,
+            reconcile,
         };
 
         // Deletion threshold: count what this cycle would disable or delete before sending any.
@@ -500,6 +519,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             }
             if approved {
                 self.store.remove_meta(job, META_DELETIONS_APPROVED)?;
+            }
+            if reconcile {
+                self.store
+                    .put_meta(job, META_LAST_RECONCILE, &now.to_rfc3339())?;
             }
             self.store
                 .put_meta(job, META_CYCLES, &(completed + 1).to_string())?;

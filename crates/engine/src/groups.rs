@@ -418,13 +418,43 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     ) -> Result<(), (ErrorCode, String)> {
         let job = &self.job.name;
         let kind = members_kind(group_id);
-        let confirmed: BTreeSet<String> = self
+        let recorded: BTreeSet<String> = self
             .store
             .list_records(job, &kind)
             .map_err(se)?
             .into_iter()
             .map(|(id, _)| id)
             .collect();
+        // Reconcile (beyond Entra, which never reads membership back): the target's actual
+        // members replace what we recorded, so drift made in the app is repaired below.
+        let confirmed = if ctx.reconcile {
+            let actual: BTreeSet<String> = self
+                .target
+                .group_members(target_id)
+                .await
+                .map_err(te)?
+                .into_iter()
+                .collect();
+            let extra = actual.difference(&recorded).count();
+            let missing = recorded.difference(&actual).count();
+            g.trail.step(
+                "Reconcile",
+                "matching",
+                LogStatus::Success,
+                format!("read {} member(s) from the target: {extra} added and {missing} removed in the app", actual.len()),
+            );
+            if ctx.mode == Mode::Apply {
+                for id in actual.difference(&recorded) {
+                    self.store.put_record(job, &kind, id, "").map_err(se)?;
+                }
+                for id in recorded.difference(&actual) {
+                    self.store.remove_record(job, &kind, id).map_err(se)?;
+                }
+            }
+            actual
+        } else {
+            recorded
+        };
         let add: Vec<String> = desired.difference(&confirmed).cloned().collect();
         let remove: Vec<String> = confirmed.difference(desired).cloned().collect();
         if !g.left_out.is_empty() {

@@ -1,6 +1,7 @@
 //! What the engine needs to know about a job, independent of the file it came from.
 
 use crate::escrow::EscrowPolicy;
+pub use scimsync_config::Reconcile;
 use scimsync_config::{
     Deprovision, GroupOutOfScope, JobConfig, Mapping, Nested, ScopeSetting, ScopingFilter,
     TargetActions,
@@ -43,6 +44,8 @@ pub struct JobSpec {
     pub fingerprint: String,
     /// Opt-in beyond Entra: clear a target value when its source value is cleared.
     pub clear_on_null: bool,
+    /// Read group members back from the target and repair drift (Entra never does).
+    pub reconcile: Reconcile,
 }
 
 impl JobSpec {
@@ -81,6 +84,7 @@ impl JobSpec {
             groups,
             fingerprint: cfg.fingerprint(),
             clear_on_null: cfg.target.clear_on_null,
+            reconcile: cfg.groups.reconcile,
         }
     }
 
@@ -105,6 +109,7 @@ impl JobSpec {
             groups: None,
             fingerprint: String::new(),
             clear_on_null: false,
+            reconcile: Reconcile::Off,
         }
     }
 

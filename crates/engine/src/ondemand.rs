@@ -160,6 +160,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             assigned,
             held: Default::default(),
             escrows: Default::default(),
+            reconcile: false,
         })
     }
 }

@@ -343,3 +343,43 @@ async fn ten_thousand_members_go_in_batches_and_a_second_cycle_sends_nothing() {
     w.cycle().await;
     assert!(w.target.writes().is_empty());
 }
+
+#[tokio::test]
+async fn a_reconcile_cycle_repairs_membership_drift_made_in_the_app() {
+    let mut w = World::new(4, 3, 100);
+    w.cycle().await;
+    let gid = w.target.groups().keys().next().unwrap().clone();
+    let dropped = w.target_id_of("u0");
+    let stray = w.target_id_of("u3");
+    w.target.edit_group_members(&gid, |m| {
+        m.remove(&dropped);
+        m.insert(stray.clone());
+    });
+    // Entra's behaviour (and ours by default): membership is not read back.
+    w.target.clear_log();
+    w.cycle().await;
+    assert!(w.target.writes().is_empty());
+
+    w.job.reconcile = crate::job::Reconcile::EveryCycle;
+    let preview = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
+        .run(Mode::Preview)
+        .await
+        .unwrap();
+    let g = preview
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .unwrap();
+    assert_eq!(
+        (g.members_added.clone(), g.members_removed.clone()),
+        (vec![dropped.clone()], vec![stray.clone()]),
+        "previewable"
+    );
+    assert!(w.target.writes().is_empty());
+    w.cycle().await;
+    let expected: BTreeSet<String> = ["u0", "u1", "u2"]
+        .iter()
+        .map(|u| w.target_id_of(u))
+        .collect();
+    assert_eq!(w.target_members(), expected);
+}

@@ -335,6 +335,13 @@ impl MemoryTarget {
         self.lock().fail_next = errors;
     }
 
+    /// Change a group's members behind the engine's back, as an admin would in the app.
+    pub fn edit_group_members(&self, group_id: &str, f: impl FnOnce(&mut BTreeSet<String>)) {
+        if let Some((_, members)) = self.lock().groups.get_mut(group_id) {
+            f(members);
+        }
+    }
+
     /// Groups with their member ids.
     pub fn groups(&self) -> BTreeMap<String, (Attrs, BTreeSet<String>)> {
         self.lock().groups.clone()

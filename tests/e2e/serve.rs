@@ -166,3 +166,112 @@ async fn serve_provisions_guards_its_api_and_stops_cleanly_on_sigterm() {
     assert_eq!(names(), expected);
     assert!(serve.terminate().success());
 }
+
+/// A loopback webhook receiver: collects the bodies it is sent.
+fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read headers, then the body by Content-Length.
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break String::new();
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break body.to_string();
+                    }
+                }
+            };
+            sink.lock().unwrap().push(body);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_quarantines_a_job_whose_real_scim_server_rejects_its_token_and_notifies() {
+    let graph = tenant(6).await;
+    let server = Scim2Server::start();
+    let (hook, received) = webhook();
+    let extra = format!("[notifications]\nwebhook_url = \"{hook}\"\n");
+    let job = write_job(
+        &graph,
+        &server.base,
+        "not-the-servers-token",
+        JobOptions {
+            extra_top: &extra,
+            ..Default::default()
+        },
+    );
+    let token = "admin-token-for-e2e";
+    std::fs::write(job.dir.path().join("admin.secret"), token).unwrap();
+    std::fs::write(
+        job.dir.path().join("scimsync.toml"),
+        format!(
+            "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"file:{}\"\n",
+            job.dir.path().join("admin.secret").display()
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(job.dir.path(), &job.state());
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/jobs/e2e", serve.api);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status: Value = loop {
+        let s: Value = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["state"] == "quarantined" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never quarantined: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        status["quarantine"]["reason"], "EncounteredQuarantineException",
+        "{status}"
+    );
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(status["nextRun"].clone()).expect("next run");
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::minutes(40),
+        "backed off beyond the 40-minute interval: {next}"
+    );
+    wait_for(|| !received.lock().unwrap().is_empty(), "the webhook").await;
+    let sent = received.lock().unwrap().join("\n");
+    assert!(sent.contains("EncounteredQuarantineException"), "{sent}");
+    assert!(
+        !sent.contains(graph.client_secret()) && !sent.contains("not-the-servers-token"),
+        "no secret in a notification"
+    );
+    assert_eq!(server.user_count(), 0, "nothing was provisioned");
+    assert!(serve.terminate().success());
+}

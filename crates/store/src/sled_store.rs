@@ -68,6 +68,10 @@ enum OpenFailure {
     Corrupt(String),
     /// Anything else (permissions, disk, lock): report, touch nothing.
     Fatal(StoreError),
+    /// sled's own lock on `db` is still held. We hold our lock file, so no other process has
+    /// the store: it is this process's previous instance, whose background flusher releases
+    /// the lock moments after the store is dropped.
+    SledLocked,
 }
 
 impl SledStore {
@@ -87,6 +91,7 @@ impl SledStore {
         let (trees, report) = match open_trees(dir) {
             Ok(trees) => (trees, OpenReport::default()),
             Err(OpenFailure::Fatal(e)) => return Err(e),
+            Err(OpenFailure::SledLocked) => return Err(busy(dir)),
             Err(OpenFailure::Corrupt(reason)) => {
                 let aside = move_aside(dir)?;
                 tracing::warn!(
@@ -98,6 +103,7 @@ impl SledStore {
                 );
                 let trees = open_trees(dir).map_err(|f| match f {
                     OpenFailure::Fatal(e) => e,
+                    OpenFailure::SledLocked => busy(dir),
                     OpenFailure::Corrupt(reason) => StoreError::new(format!(
                         "state store: a fresh store in {} cannot be opened: {reason}",
                         dir.display()
@@ -441,7 +447,21 @@ fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
+/// [`open_trees_once`], waiting out a just-dropped instance's sled lock (a few seconds).
 fn open_trees(dir: &Path) -> Result<Trees, OpenFailure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open_trees_once(dir) {
+            Err(OpenFailure::SledLocked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(OpenFailure::SledLocked) => return Err(OpenFailure::Fatal(busy(dir))),
+            other => return other,
+        }
+    }
+}
+
+fn open_trees_once(dir: &Path) -> Result<Trees, OpenFailure> {
     // sled silently starts empty when it finds no valid segment in `db`, so a store we wrote
     // before must still carry our marker, or it is reported as corrupt like any other.
     let existed = fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
@@ -502,7 +522,7 @@ fn classify(dir: &Path, e: sled::Error) -> OpenFailure {
         sled::Error::Io(io) => {
             // Our own lock makes this unlikely, but sled has its own lock on `db`.
             if io.to_string().contains("could not acquire lock") {
-                return OpenFailure::Fatal(busy(dir));
+                return OpenFailure::SledLocked;
             }
             match io.kind() {
                 io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {

@@ -889,19 +889,27 @@ where
                 }
             }
         };
-        {
-            let mut l = self.shared.live();
-            l.running_since = None;
-            l.progress = None;
-            l.cycles_run += u64::from(outcome.is_some());
-        }
         let Some(outcome) = outcome else {
+            {
+                let mut l = self.shared.live();
+                l.running_since = None;
+                l.progress = None;
+            }
             for cmd in deferred {
                 drop(cmd);
             }
             return false;
         };
         self.after_cycle(started, outcome).await;
+        // Publish the cycle's end only once its consequences (quarantine, next run) are
+        // recorded, so a status read never sees a finished cycle with a stale schedule.
+        self.publish_next();
+        {
+            let mut l = self.shared.live();
+            l.running_since = None;
+            l.progress = None;
+            l.cycles_run += 1;
+        }
         for cmd in deferred {
             self.handle(cmd).await;
         }

@@ -187,6 +187,17 @@ async fn wait_for(h: &ServiceHandle, what: &str, pred: impl Fn(&JobStatus) -> bo
     }
 }
 
+/// Notifications are sent after the job's state changes: wait for `n` of them to arrive (and
+/// a moment more, so an unexpected extra one would be seen too).
+async fn hooks_at_least(env: &Env, n: usize) -> Vec<(Option<String>, Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.hooks().len() < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    env.hooks()
+}
+
 fn idle_after(n: u64) -> impl Fn(&JobStatus) -> bool {
     move |s| s.cycles_run >= n && s.state != JobState::Running
 }
@@ -210,7 +221,7 @@ async fn a_401_quarantines_backs_off_notifies_and_recovers() {
     // Backed off: the next attempt is later than the regular 40-minute slot.
     assert!(s.next_run.unwrap() > t0() + Duration::minutes(40), "{s:#?}");
     assert!(env.target.users().is_empty());
-    let hooks = env.hooks();
+    let hooks = hooks_at_least(&env, 1).await;
     assert_eq!(hooks.len(), 1, "one notification on entering: {hooks:?}");
     assert_eq!(hooks[0].0.as_deref(), Some("Bearer hook-secret"));
     assert_eq!(hooks[0].1["event"], "quarantined");
@@ -229,7 +240,7 @@ async fn a_401_quarantines_backs_off_notifies_and_recovers() {
     assert_eq!(s.state, JobState::Idle, "{s:#?}");
     assert!(s.quarantine.is_none());
     assert_eq!(env.target.users().len(), env.enabled_users().len());
-    let hooks = env.hooks();
+    let hooks = hooks_at_least(&env, 2).await;
     assert_eq!(hooks.len(), 2, "{hooks:?}");
     assert_eq!(hooks[1].1["event"], "released");
     service.shutdown().await;
@@ -271,7 +282,7 @@ async fn deletions_over_the_threshold_wait_for_approval() {
         "nothing sent while held: {:?}",
         env.target.writes()
     );
-    let hooks = env.hooks();
+    let hooks = hooks_at_least(&env, 1).await;
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].1["reason"], "TooManyDeletes");
 
@@ -286,7 +297,10 @@ async fn deletions_over_the_threshold_wait_for_approval() {
         .filter(|u| u["active"] == Value::Bool(false))
         .count();
     assert_eq!(disabled, 3);
-    assert_eq!(env.hooks().last().unwrap().1["event"], "released");
+    assert_eq!(
+        hooks_at_least(&env, 2).await.last().unwrap().1["event"],
+        "released"
+    );
     service.shutdown().await;
 }
 

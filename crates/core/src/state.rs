@@ -77,6 +77,15 @@ pub trait StateStore: Send + Sync {
     fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError>;
     /// Every object of the job, in source id order.
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError>;
+    /// The objects whose source id starts with `prefix`, in source id order. Stores override
+    /// the default (a filtered `list`) with a prefix scan.
+    fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
+        Ok(self
+            .list(job)?
+            .into_iter()
+            .filter(|s| s.source_id.starts_with(prefix))
+            .collect())
+    }
     /// Apply `change` and append `log` atomically: both or neither.
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError>;
     /// The job's log entries, oldest first; only those of `cycle_id` when given.

@@ -216,15 +216,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
         let use_watermarks = kind == CycleKind::Incremental && !fingerprint_changed;
 
-        let (states, group_states): (Vec<ObjectState>, Vec<ObjectState>) = self
-            .store
-            .list(job)?
-            .into_iter()
-            .partition(|s| !s.source_id.starts_with(GROUP_PREFIX));
-        let states: HashMap<String, ObjectState> = states
-            .into_iter()
-            .map(|s| (s.source_id.clone(), s))
-            .collect();
+        let group_states: Vec<ObjectState> = if self.job.groups.is_some() {
+            self.store.list_prefix(job, GROUP_PREFIX)?
+        } else {
+            Vec::new()
+        };
 
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
@@ -299,6 +295,18 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         if let Some(n) = &work.note {
             notes.push(format!("users read in full: {n}"));
         }
+        // A full read decides every known object; an incremental one only those it names, so
+        // a quiet cycle over 100,000 users loads (almost) no state at all.
+        let mut states: HashMap<String, ObjectState> = if work.full {
+            self.store
+                .list(job)?
+                .into_iter()
+                .filter(|s| !s.source_id.starts_with(GROUP_PREFIX))
+                .map(|s| (s.source_id.clone(), s))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let active_known = states.values().filter(|s| s.active).count();
         if work.full && work.users.is_empty() && active_known > 0 {
             return Err(CycleError::SourceSuspicious(format!(
@@ -330,20 +338,40 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         && !work.soft_deleted.contains(*id)
                         && !work.hard_deleted.contains(*id)
                 })
-                .filter(|id| {
-                    states.contains_key(*id)
-                        || assigned.as_ref().is_none_or(|a| a.contains_key(*id))
-                })
                 .cloned()
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
+            // Only users the job knows, or that are (now) assigned, need a record.
+            let mut extra_needed = Vec::new();
+            for id in extra {
+                let known = self.store.get(job, &id)?.is_some();
+                if known || assigned.as_ref().is_none_or(|a| a.contains_key(&id)) {
+                    extra_needed.push(id);
+                }
+            }
+            let extra = extra_needed;
             if !extra.is_empty() {
                 work.users
                     .extend(self.source.read_users_by_id(&extra, &query).await?);
             }
         }
 
+        if !work.full {
+            let named = work
+                .users
+                .iter()
+                .map(|u| &u.id)
+                .chain(work.soft_deleted.iter())
+                .chain(work.hard_deleted.iter());
+            for id in named {
+                if !states.contains_key(id)
+                    && let Some(st) = self.store.get(job, id)?
+                {
+                    states.insert(id.clone(), st);
+                }
+            }
+        }
         let present: BTreeSet<&str> = work.users.iter().map(|u| u.id.as_str()).collect();
         let mut items: Vec<UserItem<'_>> = work
             .users

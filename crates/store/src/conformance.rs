@@ -545,8 +545,14 @@ fn remove_objects<S: StateStore>(s: &S) {
         &log_entry("ab", "c1", "u3"),
     )
     .unwrap();
-    assert_eq!(s.remove_objects("a").unwrap(), 2);
+    s.commit("a", &StateChange::Put(object("group:g1", "tg")), &log)
+        .unwrap();
+    let groups = s.list_prefix("a", "group:").unwrap();
+    assert_eq!(groups.len(), 1, "list_prefix keeps only that prefix");
+    assert_eq!(groups[0].source_id, "group:g1");
+    assert_eq!(s.list_prefix("ab", "group:").unwrap().len(), 0);
+    assert_eq!(s.remove_objects("a").unwrap(), 3);
     assert!(s.list("a").unwrap().is_empty());
     assert_eq!(s.list("ab").unwrap().len(), 1, "other jobs keep theirs");
-    assert_eq!(s.logs("a", None).unwrap().len(), 2, "logs are kept");
+    assert_eq!(s.logs("a", None).unwrap().len(), 3, "logs are kept");
 }

@@ -275,6 +275,18 @@ impl StateStore for SledStore {
             .map_err(|e| self.err("flushing", e))
     }
 
+    fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
+        check_job(job)?;
+        self.objects
+            .scan_prefix(key(job, prefix.as_bytes()))
+            .values()
+            .map(|v| {
+                let v = v.map_err(|e| self.err(&format!("reading job {job}"), e))?;
+                self.decode(&format!("an object of job {job}"), &v)
+            })
+            .collect()
+    }
+
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
         check_job(job)?;
         let mut n = 0;
@@ -629,6 +641,9 @@ mod tests {
         }
         fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
             self.store.put_meta(job, key, value)
+        }
+        fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
+            self.store.list_prefix(job, prefix)
         }
         fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
             self.store.remove_objects(job)

@@ -51,6 +51,7 @@ fn service() -> Service {
             store: Arc::new(MemoryStore::new()),
             notifier: Arc::new(scimsync_service::notify::NoNotifier),
             render: Arc::new(PlainRender),
+            log_retention_days: 30,
         })
         .unwrap();
     service

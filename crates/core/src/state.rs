@@ -94,6 +94,16 @@ pub trait StateStore: Send + Sync {
     fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError>;
     /// Make everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Drop log entries older than `cutoff` (log retention). Returns how many went. The
+    /// default keeps everything, for stores without retention.
+    fn prune_logs_before(
+        &self,
+        job: &str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let _ = (job, cutoff);
+        Ok(0)
+    }
     /// Forget every object of the job (a `full` restart: every object is matched again).
     /// Returns how many were removed. Logs are kept.
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError>;

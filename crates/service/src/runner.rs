@@ -135,6 +135,8 @@ pub struct JobDef<S, T, St> {
     pub store: Arc<St>,
     pub notifier: Arc<dyn Notifier>,
     pub render: Arc<dyn Render>,
+    /// Provisioning log entries older than this many days are dropped; 0 keeps them all.
+    pub log_retention_days: u32,
 }
 
 impl<S, T, St> JobDef<S, T, St> {
@@ -157,6 +159,7 @@ impl<S, T, St> JobDef<S, T, St> {
             store,
             notifier,
             render: Arc::new(PlainRender),
+            log_retention_days: cfg.log_retention_days,
         }
     }
 }
@@ -931,6 +934,12 @@ where
                 // The dashboard's chart and totals.
                 if let Err(e) = scimsync_engine::record_cycle_history(store, &job, r) {
                     tracing::warn!(job = %job, error = %e, "could not record the cycle history");
+                }
+                if let Some(cutoff) =
+                    scimsync_engine::log_retention_cutoff(finished, self.def.log_retention_days)
+                    && let Err(e) = store.prune_logs_before(&job, cutoff)
+                {
+                    tracing::warn!(job = %job, error = %e, "could not prune old provisioning logs");
                 }
             }
             Err(e) => {

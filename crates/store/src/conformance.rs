@@ -31,6 +31,7 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("concurrent commits all land", concurrent_commits),
         ("records by kind", records_by_kind),
         ("remove_objects forgets one job's links", remove_objects),
+        ("prune_logs_before applies retention", prune_before),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -555,4 +556,21 @@ fn remove_objects<S: StateStore>(s: &S) {
     assert!(s.list("a").unwrap().is_empty());
     assert_eq!(s.list("ab").unwrap().len(), 1, "other jobs keep theirs");
     assert_eq!(s.logs("a", None).unwrap().len(), 3, "logs are kept");
+}
+
+fn prune_before<S: StateStore>(s: &S) {
+    let entry = log_entry("a", "c1", "u1");
+    s.commit("a", &StateChange::None, &entry).unwrap();
+    let before = entry.activity_date_time - Duration::seconds(1);
+    assert_eq!(
+        s.prune_logs_before("a", before).unwrap(),
+        0,
+        "newer entries stay"
+    );
+    assert_eq!(
+        s.prune_logs_before("a", entry.activity_date_time + Duration::seconds(1))
+            .unwrap(),
+        1
+    );
+    assert!(s.logs("a", None).unwrap().is_empty());
 }

@@ -116,6 +116,10 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    fn prune_logs_before(&self, job: &str, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        StoreAdmin::prune_logs(self, job, cutoff)
+    }
+
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
         check_job(job)?;
         Ok(self

@@ -287,6 +287,10 @@ impl StateStore for SledStore {
             .collect()
     }
 
+    fn prune_logs_before(&self, job: &str, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        StoreAdmin::prune_logs(self, job, cutoff)
+    }
+
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
         check_job(job)?;
         let mut n = 0;
@@ -641,6 +645,9 @@ mod tests {
         }
         fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
             self.store.put_meta(job, key, value)
+        }
+        fn prune_logs_before(&self, job: &str, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+            self.store.prune_logs_before(job, cutoff)
         }
         fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
             self.store.list_prefix(job, prefix)

@@ -83,23 +83,6 @@ fn entra_default() -> Vec<Mapping> {
     ]
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<usize> = std::env::args()
@@ -298,6 +281,6 @@ async fn main() {
     );
     println!(
         "peak memory (whole process, emulator included): {:.0} MiB",
-        peak_rss_mib()
+        scimsync_testkit::peak_rss_mib()
     );
 }

@@ -29,23 +29,6 @@ fn direct(target: &str, source: &str, matching: Option<u32>) -> Mapping {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let users: usize = std::env::args()
@@ -129,6 +112,6 @@ async fn main() {
     );
     println!(
         "  peak memory (whole process, emulators included): {:.0} MiB",
-        peak_rss_mib()
+        scimsync_testkit::peak_rss_mib()
     );
 }

@@ -83,6 +83,19 @@ source = "employeeId"
 [[users.mappings]]
 target = "preferredLanguage"
 constant = "en-US"
+
+# The app's assigned groups, with their provisioned members.
+[groups]
+enabled = true
+
+[[groups.mappings]]
+target = "displayName"
+source = "displayName"
+matching = 1
+
+[[groups.mappings]]
+target = "externalId"
+source = "objectId"
 "#,
         secret = dir.join("graph-secret").display(),
         token = dir.join("scim-token").display(),
@@ -143,7 +156,11 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     println!("1. Initial cycle");
     let first = engine.run(Mode::Apply).await?;
     commands::print_run(&first);
-    println!("   the app now holds {} users\n", target.users().len());
+    println!(
+        "   the app now holds {} users and {} groups\n",
+        target.users().len(),
+        target.groups().len()
+    );
 
     println!("2. An admin changes the tenant:");
     let provisioned: Vec<String> = first

@@ -490,9 +490,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
 
         if let Some(plan) = group_plan {
-            let touched: BTreeSet<String> =
-                report.objects.iter().map(|o| o.source_id.clone()).collect();
-            for r in self.sync_groups(&ctx, &groups, plan, &touched).await? {
+            let group_results = self
+                .sync_groups(&ctx, &groups, plan, &report.objects)
+                .await?;
+            for r in group_results {
                 match r {
                     Processed::Reported(o) => report.objects.push(o),
                     Processed::Unchanged => unchanged += 1,

@@ -113,16 +113,52 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         ctx: &Ctx,
         view: &GroupView,
         plan: GroupPlan,
-        _touched: &BTreeSet<String>,
+        user_reports: &[ObjectReport],
     ) -> Result<Vec<Processed>, StoreError> {
         // Member references are target ids of users as they stand after the user phase.
-        let users: HashMap<String, ObjectState> = self
+        let mut users: HashMap<String, ObjectState> = self
             .store
             .list(&self.job.name)?
             .into_iter()
             .filter(|s| !s.source_id.starts_with(GROUP_PREFIX))
             .map(|s| (s.source_id.clone(), s))
             .collect();
+        if ctx.mode == Mode::Preview {
+            // Nothing was written: show membership as the user phase would have left it.
+            for r in user_reports
+                .iter()
+                .filter(|r| r.object_type == ObjectType::User && r.error.is_none())
+            {
+                match &r.action {
+                    Action::Disable { .. } | Action::Delete { .. } => {
+                        if let Some(st) = users.get_mut(&r.source_id) {
+                            st.active = false;
+                        }
+                    }
+                    Action::Create { .. } => {
+                        users.insert(
+                            r.source_id.clone(),
+                            ObjectState {
+                                source_id: r.source_id.clone(),
+                                target_id: format!("(new user {})", r.display_name),
+                                hash: String::new(),
+                                confirmed: Attrs::new(),
+                                active: true,
+                                outcome: Outcome::Created,
+                                updated_at: ctx.now,
+                            },
+                        );
+                    }
+                    Action::Update { target_id, .. } if changes_activate(&r.action) => {
+                        if let Some(st) = users.get_mut(&r.source_id) {
+                            st.active = true;
+                            st.target_id = target_id.clone();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         let group_targets: HashMap<String, String> = plan
             .items
             .iter()
@@ -681,6 +717,16 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             self.store.commit(&self.job.name, &g.state, &entry)?;
         }
         Ok(Processed::Reported(report))
+    }
+}
+
+/// Whether an update turns the user's `active` on (a re-enable or restore).
+fn changes_activate(a: &Action) -> bool {
+    match a {
+        Action::Update { changes, .. } => changes
+            .iter()
+            .any(|c| c.path == "active" && c.value == Value::Bool(true)),
+        _ => false,
     }
 }
 

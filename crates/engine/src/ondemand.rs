@@ -9,7 +9,6 @@ use crate::read::{GroupView, effective_assignments};
 use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
 use scimsync_core::{LogStatus, LogStep, Source, StateStore, Target, UserQuery, UserScope};
 use scimsync_mapping::source_attributes;
-use std::collections::BTreeSet;
 
 /// Entra's limit for a group provisioned on demand.
 pub const ON_DEMAND_MAX_MEMBERS: usize = 5;
@@ -124,10 +123,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let mut only = GroupView::default();
         only.groups.insert(group_id.to_string(), group.clone());
         let plan = self.plan_groups(&ctx, &only, assigned.as_ref(), &states);
-        for r in self
-            .sync_groups(&ctx, &only, plan, &BTreeSet::new())
-            .await?
-        {
+        for r in self.sync_groups(&ctx, &only, plan, &out).await? {
             if let Processed::Reported(r) = r {
                 out.push(r);
             }

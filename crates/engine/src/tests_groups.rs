@@ -383,3 +383,34 @@ async fn a_reconcile_cycle_repairs_membership_drift_made_in_the_app() {
         .collect();
     assert_eq!(w.target_members(), expected);
 }
+
+#[tokio::test]
+async fn a_preview_shows_the_membership_changes_the_run_then_sends() {
+    let w = World::new(3, 3, 100);
+    w.cycle().await;
+    w.source.edit(|s| {
+        s.users[1]
+            .attrs
+            .insert("accountEnabled".into(), json!(false));
+    });
+    let engine = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock);
+    let preview = engine.run(Mode::Preview).await.unwrap();
+    let planned = preview
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .expect("group in preview");
+    assert_eq!(
+        planned.members_removed,
+        vec![w.target_id_of("u1")],
+        "the disabled user's membership goes"
+    );
+    w.target.clear_log();
+    let applied = w.cycle().await;
+    let done = applied
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .unwrap();
+    assert_eq!(done.members_removed, planned.members_removed);
+}

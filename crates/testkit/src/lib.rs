@@ -7,3 +7,22 @@
 pub mod doubles;
 pub mod graph;
 pub mod scim;
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), for benchmarks that print
+/// figures. `NaN` where `/proc` is not available.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}

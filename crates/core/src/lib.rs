@@ -3,9 +3,11 @@
 //! Every other crate speaks in these types: what the source gave ([`SourceUser`]), what the
 //! target holds ([`TargetUser`], [`Attrs`]), what changed ([`Change`]), what we remember
 //! ([`ObjectState`]), what went wrong ([`ErrorCode`]) and the three traits that sit at the I/O
-//! seams ([`Source`], [`Target`], [`StateStore`]). This crate does no I/O.
+//! seams ([`Source`], [`Target`], [`StateStore`]), plus the one retry policy ([`Backoff`]).
+//! This crate does no I/O.
 
 mod attrs;
+mod backoff;
 mod clock;
 mod code;
 mod log;
@@ -15,6 +17,7 @@ mod state;
 mod target;
 
 pub use attrs::{Attrs, Change, ChangeOp};
+pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::ErrorCode;
 pub use log::{LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty};

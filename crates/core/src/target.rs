@@ -47,6 +47,38 @@ impl TargetError {
     pub fn is_conflict(&self) -> bool {
         self.status == Some(409)
     }
+
+    /// Whether the target may have carried the request out although we got no usable answer,
+    /// so a write must not simply be sent again (the engine matches first): a 2xx whose body
+    /// could not be read, any 5xx, a timeout, or a transport error (no status: the connection
+    /// failed or was reset, perhaps after the request reached the target).
+    pub fn target_may_have_acted(&self) -> bool {
+        match self.status {
+            Some(200..=299 | 500..=599) => true,
+            Some(_) => self.code == ErrorCode::Timeout,
+            None => matches!(
+                self.code,
+                ErrorCode::Timeout | ErrorCode::WebExceptionProtocolError
+            ),
+        }
+    }
+
+    /// Whether the same request may succeed later without anyone changing anything: 429, a 5xx
+    /// other than 501 Not Implemented, a timeout (including 408), a transport error (no
+    /// status), or a 2xx whose body could not be read. Whether a write may simply be resent is
+    /// another question: see [`TargetError::target_may_have_acted`].
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            Some(429 | 200..=299) => true,
+            Some(501) => false,
+            Some(500..=599) => true,
+            Some(_) => self.code == ErrorCode::Timeout,
+            None => matches!(
+                self.code,
+                ErrorCode::Timeout | ErrorCode::WebExceptionProtocolError
+            ),
+        }
+    }
 }
 
 /// The target app. Implemented by the scim crate (over HTTP) and by test doubles.
@@ -139,4 +171,53 @@ fn groups_unsupported() -> TargetError {
         ErrorCode::NotImplemented,
         "this target does not provision groups",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: ErrorCode, status: Option<u16>) -> TargetError {
+        TargetError {
+            status,
+            ..TargetError::new(code, "x")
+        }
+    }
+
+    const INCOMPATIBLE: ErrorCode =
+        ErrorCode::SystemForCrossDomainIdentityManagementServiceIncompatible;
+
+    #[test]
+    fn what_may_have_acted_and_what_is_transient() {
+        use ErrorCode as C;
+        // (error, may have acted, transient)
+        let cases = [
+            // An unreadable 2xx: the target acted, and asking again (after matching) can work.
+            (err(INCOMPATIBLE, Some(201)), true, true),
+            (err(C::WebExceptionProtocolError, Some(200)), true, true),
+            (err(C::InternalServerError, Some(500)), true, true),
+            (err(C::InternalServerError, Some(502)), true, true),
+            (err(C::InternalServerError, Some(503)), true, true),
+            (err(C::InternalServerError, Some(504)), true, true),
+            (err(C::NotImplemented, Some(501)), true, false),
+            (err(C::Timeout, None), true, true),
+            (err(C::Timeout, Some(408)), true, true),
+            (err(C::WebExceptionProtocolError, None), true, true),
+            // The target refused: it did not act, and 429 says "later".
+            (err(C::TooManyRequests, Some(429)), false, true),
+            (err(C::EntryConflict, Some(409)), false, false),
+            (err(C::SchemaViolation, Some(400)), false, false),
+            (err(C::Unauthorized, Some(401)), false, false),
+            (err(C::InvalidAnchor, Some(404)), false, false),
+            // A redirect is answered before anything happens, and is a configuration problem.
+            (err(C::WebExceptionProtocolError, Some(302)), false, false),
+            // Errors raised before anything was sent.
+            (err(C::ConfigInvalid, None), false, false),
+            (err(INCOMPATIBLE, None), false, false),
+        ];
+        for (e, acted, transient) in cases {
+            assert_eq!(e.target_may_have_acted(), acted, "acted: {e:?}");
+            assert_eq!(e.is_transient(), transient, "transient: {e:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! A 404 item means the object does not exist (any more).
 
 use crate::client::{GraphClient, request_failed};
-use crate::retry::{backoff_delay, retry_after_text};
+use crate::retry::{backoff_delay, retry_after_text, retryable_status};
 use futures::StreamExt;
 use scimsync_core::SourceError;
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ impl GraphClient {
                         done.push((i, Fetched::NotFound));
                         pending.remove(&i);
                     }
-                    429 | 500 | 502..=599 => {
+                    s if u16::try_from(s).is_ok_and(retryable_status) => {
                         throttled += 1;
                         if let Some(d) = inner_retry_after(r) {
                             wait = Some(wait.map_or(d, |w| w.max(d)));

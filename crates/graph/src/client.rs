@@ -2,7 +2,7 @@
 //! `@odata.nextLink` paging.
 
 use crate::credential::{AssertionSigner, CertificateAlgorithm, Credential};
-use crate::retry::{backoff_delay, retry_after};
+use crate::retry::{backoff_delay, retry_after, retryable_status};
 use crate::token::{Auth, TokenCache, TokenSettings, error_chain};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
@@ -372,8 +372,7 @@ impl GraphClient {
                 refreshed = true;
                 continue;
             }
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+            let retryable = retryable_status(status.as_u16());
             if retryable && attempt < inner.max_retries {
                 let delay = retry_after(&headers)
                     .unwrap_or_else(|| backoff_delay(inner.retry_base, attempt));

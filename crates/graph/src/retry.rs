@@ -1,6 +1,7 @@
 //! How long to wait before trying a throttled or failed request again.
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use scimsync_core::Backoff;
 use std::time::Duration;
 
 /// Longest wait we honour from `Retry-After`, so a bogus value cannot stall a cycle for hours.
@@ -23,14 +24,17 @@ pub(crate) fn retry_after_text(text: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER))
 }
 
-/// Exponential backoff with jitter: `base · 2^attempt`, capped, scaled by a random 50–100 %
-/// so that parallel readers do not retry in lockstep.
+/// Whether Graph (or its token endpoint) may answer differently if asked again: 429 and every
+/// 5xx but 501 Not Implemented. Transport errors (timeouts, resets) are retried as well; every
+/// request the client sends is a read (`$batch` only carries GETs), so resending is safe.
+pub(crate) fn retryable_status(status: u16) -> bool {
+    status == 429 || ((500..=599).contains(&status) && status != 501)
+}
+
+/// The product's back-off ([`Backoff`]): `base · 2^attempt`, capped at a minute, with jitter
+/// (50–100 % of the step) so that parallel readers do not retry in lockstep.
 pub(crate) fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let step = base
-        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
-        .min(MAX_BACKOFF);
-    let factor: f64 = rand::random_range(0.5..=1.0);
-    step.mul_f64(factor)
+    Backoff::exponential(base, MAX_BACKOFF).delay(attempt, rand::random::<f64>())
 }
 
 #[cfg(test)]
@@ -65,5 +69,16 @@ mod tests {
         let d3 = backoff_delay(base, 3);
         assert!(d3 >= Duration::from_secs(4) && d3 <= Duration::from_secs(8));
         assert!(backoff_delay(base, 40) <= MAX_BACKOFF);
+        assert!(backoff_delay(base, 40) >= MAX_BACKOFF / 2);
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable_but_not_501() {
+        for s in [429, 500, 502, 503, 504, 599] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 409, 501] {
+            assert!(!retryable_status(s), "{s}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! `client_assertion` instead of `client_secret`. Token endpoint errors are turned into one message that names the likely cause.
 
 use crate::credential::AssertionSigner;
-use crate::retry::{backoff_delay, retry_after};
+use crate::retry::{backoff_delay, retry_after, retryable_status};
 use oauth2::basic::{
     BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenResponse,
 };
@@ -111,7 +111,7 @@ fn explain(code: u64) -> Option<&'static str> {
 pub(crate) enum TokenTransportError {
     #[error("{0}")]
     Transport(#[from] reqwest::Error),
-    /// 429 / 5xx: worth another try, after `retry_after` if the endpoint said so.
+    /// 429 / 5xx but 501: worth another try, after `retry_after` if the endpoint said so.
     #[error("token endpoint answered HTTP {status}")]
     Busy {
         status: u16,
@@ -132,7 +132,7 @@ async fn send(
     counter.fetch_add(1, Ordering::Relaxed);
     let response = http.execute(request).await?;
     let status = response.status();
-    if status.as_u16() == 429 || status.is_server_error() {
+    if retryable_status(status.as_u16()) {
         return Err(TokenTransportError::Busy {
             status: status.as_u16(),
             retry_after: retry_after(response.headers()),

@@ -306,6 +306,134 @@ async fn unavailable_without_retry_after_backs_off_and_succeeds() {
 }
 
 #[tokio::test]
+async fn reads_are_retried_on_500_502_and_504_but_not_501() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1").await;
+    mount_no_deleted(&server).await;
+    for status in [500, 502, 504] {
+        Mock::given(method("GET"))
+            .and(path("/v1.0/users"))
+            .respond_with(ResponseTemplate::new(status))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(page(json!([{"id": "u1"}]), None))
+        .mount(&server)
+        .await;
+    let snap = client(&server).read_users(&all(&[])).await.unwrap();
+    assert_eq!(ids(&snap.users), ["u1"]);
+    let user_reads = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1.0/users")
+        .count();
+    assert_eq!(user_reads, 4);
+
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1").await;
+    mount_no_deleted(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(graph_error(501, "NotImplemented", "no", "rid-501"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server).read_users(&all(&[])).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::GraphRequestFailed);
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_retried() {
+    let login = MockServer::start().await;
+    mount_token(&login, "tok-1").await;
+    let (graph_url, accepted) = resetting_server(1, json!({"value": []}).to_string()).await;
+    let graph = client_with(GraphConfig {
+        graph_url,
+        ..config(&login)
+    });
+    let snap = graph.read_users(&all(&[])).await.unwrap();
+    assert!(snap.users.is_empty());
+    // Every Graph request was a new connection (the server closes each); one token request.
+    let accepted = accepted.load(std::sync::atomic::Ordering::SeqCst) as u64;
+    assert!(accepted >= 2, "{accepted}");
+    assert_eq!(graph.requests_sent(), accepted + 1);
+}
+
+/// A loopback HTTP/1.1 server that resets (RST) its first `resets` connections once it has read
+/// a request's head, and answers the later ones 200 with the JSON `body` and closes them.
+/// Returns its base URL and the number of connections accepted.
+async fn resetting_server(
+    resets: usize,
+    body: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                if !read_head(&stream).await {
+                    return;
+                }
+                if n < resets {
+                    stream.set_zero_linger().unwrap();
+                    drop(stream);
+                } else {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    write_all(&stream, answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    (base, accepted)
+}
+
+/// Reads until the end of a request head; false if the peer went away first.
+async fn read_head(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if stream.readable().await.is_err() {
+            return false;
+        }
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn write_all(stream: &tokio::net::TcpStream, mut data: &[u8]) {
+    while !data.is_empty() {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[tokio::test]
 async fn persistent_throttling_fails_with_graph_code_and_request_ids() {
     let server = MockServer::start().await;
     mount_token(&server, "tok-1").await;

@@ -1,5 +1,5 @@
 //! The HTTP side: requests as Entra sends them, answers classified with Entra's error codes,
-//! 429/503/504 retried within a call, concurrency bounded.
+//! retried within a call where that is safe (see [`may_resend`]), concurrency bounded.
 //!
 //! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
 //! preview printed from the same plan is byte-for-byte what goes on the wire.
@@ -16,7 +16,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, redirect};
 use scimsync_core::{
-    Attrs, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
+    Attrs, Backoff, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -30,6 +30,7 @@ use url::Url;
 const SCIM_JSON: &str = "application/scim+json";
 /// A `Retry-After` longer than this is cut short: a sync cycle should not stall on one call.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Longest computed back-off step (when the target gave no `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Entra's feature flags that admins paste into the Tenant URL; they are meant for Entra, not
 /// for the target, so they are not forwarded.
@@ -194,7 +195,8 @@ pub struct ScimClientConfig {
     pub max_concurrency: usize,
     /// Whole-request timeout, body included. Default 30 s.
     pub timeout: Duration,
-    /// Retries of a 429/503/504 within one call. Default 5.
+    /// Retries within one call. Default 5. A GET is retried on 429, 408, 500, 502, 503, 504,
+    /// timeouts and transport errors; a write only on 429 and on 503 with `Retry-After`.
     pub max_retries: u32,
     /// List custom extension URNs in a POST body's `schemas`. Entra does not (reference §1.5),
     /// but RFC 7643 §3 says `schemas` names every extension a resource uses, so a validating
@@ -202,8 +204,8 @@ pub struct ScimClientConfig {
     /// mimic Entra byte for byte. (scim2-server 0.8.3, probed, accepts both once the extension
     /// is registered with `--schema`/`--resource-type`; unregistered URNs are a 400 either way.)
     pub list_custom_schemas: bool,
-    /// First backoff delay when a retryable answer has no `Retry-After`; doubles per retry
-    /// (capped at 30 s) with jitter. Default 250 ms.
+    /// First back-off delay when a retryable answer has no `Retry-After`; doubles per retry
+    /// (capped at 30 s) with jitter ([`Backoff`]). Default 250 ms.
     pub retry_base_delay: Duration,
     /// How member removal is written; `None` (the default) follows the dialect
     /// ([`MemberRemoval::for_dialect`]: `Rfc` → `Filter`, `EntraDefault` → `ValueList`).
@@ -470,8 +472,14 @@ impl ScimClient {
         url
     }
 
-    /// Sends `req`, retrying 429/503/504; returns the body of a 2xx answer.
+    /// Sends `req`, retrying where [`may_resend`] allows; returns the body of a 2xx answer.
     async fn send(&self, req: &PlannedRequest) -> Result<Vec<u8>, TargetError> {
+        self.send_for_status(req).await.map(|(_, body)| body)
+    }
+
+    /// Sends `req`, retrying where [`may_resend`] allows; returns the status and body of a 2xx
+    /// answer.
+    async fn send_for_status(&self, req: &PlannedRequest) -> Result<(u16, Vec<u8>), TargetError> {
         let addressing = Addressing::of(&req.path);
         let url = self.url_for(&req.path);
         let method = match req.method {
@@ -486,6 +494,7 @@ impl ScimClient {
                 )
             })?,
         };
+        let idempotent = method == Method::GET;
         let body = match &req.body {
             Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
                 TargetError::new(
@@ -495,6 +504,7 @@ impl ScimClient {
             })?),
             None => None,
         };
+        let backoff = Backoff::exponential(self.inner.retry_base_delay, MAX_BACKOFF);
         let mut attempt = 0u32;
         loop {
             let permit = self.inner.permits.acquire().await.map_err(|_| {
@@ -528,54 +538,121 @@ impl ScimClient {
                     let location = header(LOCATION);
                     match resp.bytes().await {
                         Ok(bytes) => Ok((status, retry_after, location, bytes.to_vec())),
-                        Err(e) => Err(transport_error(&e, req)),
+                        // A 2xx cut short: the target acted, and we cannot tell the outcome.
+                        Err(e) if (200..300).contains(&status) => {
+                            Err(unreadable_success(req, status, &transport_error(&e, req)))
+                        }
+                        // An error whose body was cut short is still that error.
+                        Err(_) => Ok((status, retry_after, location, Vec::new())),
                     }
                 }
             };
             drop(permit);
-            let (status, retry_after, location, bytes) = answer?;
-            // Metrics for the admin server's `/metrics` (a no-op without a recorder).
-            metrics::histogram!(
-                "scimsync_scim_request_duration_seconds",
-                "method" => req.method,
-                "status" => status.to_string()
-            )
-            .record(started.elapsed().as_secs_f64());
-            if status == 429 {
-                metrics::counter!("scimsync_throttled_total", "client" => "scim").increment(1);
+            let err = match answer {
+                Err(err) => err,
+                Ok((status, retry_after, location, bytes)) => {
+                    // Metrics for the admin server's `/metrics` (a no-op without a recorder).
+                    metrics::histogram!(
+                        "scimsync_scim_request_duration_seconds",
+                        "method" => req.method,
+                        "status" => status.to_string()
+                    )
+                    .record(started.elapsed().as_secs_f64());
+                    if status == 429 {
+                        metrics::counter!("scimsync_throttled_total", "client" => "scim")
+                            .increment(1);
+                    }
+                    tracing::debug!(
+                        method = req.method,
+                        path = %req.path,
+                        status,
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "SCIM request"
+                    );
+                    if (200..300).contains(&status) {
+                        match error_in_success(&bytes) {
+                            Some(status) => http_error(req, addressing, status, &bytes, None, None),
+                            None => return Ok((status, bytes)),
+                        }
+                    } else {
+                        http_error(req, addressing, status, &bytes, retry_after, location)
+                    }
+                }
+            };
+            if attempt >= self.inner.max_retries || !may_resend(idempotent, &err) {
+                return Err(err);
             }
+            let delay = match err.retry_after {
+                Some(d) => d.min(MAX_RETRY_AFTER),
+                None => backoff.delay(attempt, rand::random::<f64>()),
+            };
             tracing::debug!(
                 method = req.method,
                 path = %req.path,
-                status,
-                attempt,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "SCIM request"
-            );
-            let err = if (200..300).contains(&status) {
-                match error_in_success(&bytes) {
-                    Some(status) => http_error(req, addressing, status, &bytes, None, None),
-                    None => return Ok(bytes),
-                }
-            } else {
-                http_error(req, addressing, status, &bytes, retry_after, location)
-            };
-            let retryable = matches!(err.status, Some(429 | 503 | 504));
-            if !retryable || attempt >= self.inner.max_retries {
-                return Err(err);
-            }
-            let delay = match retry_after {
-                Some(d) => d.min(MAX_RETRY_AFTER),
-                None => backoff(self.inner.retry_base_delay, attempt),
-            };
-            tracing::debug!(
-                status,
+                status = err.status,
+                code = %err.code,
+                attempt = attempt + 1,
                 delay_ms = delay.as_millis() as u64,
-                "SCIM target asked us to wait; retrying"
+                "SCIM request failed or was throttled; retrying"
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+}
+
+/// Whether the client itself may send a request again after `err`; `idempotent` is true for
+/// GET.
+///
+/// A GET changes nothing, so it is resent whenever another try may pass: 429, 408, 500, 502,
+/// 503, 504, a timeout, a transport error (refused, reset) or a 2xx whose body was cut short.
+///
+/// A write (POST, PATCH, DELETE) is resent only when the target said it did not process it:
+/// 429, or 503 with `Retry-After`. After a 500/502/504, a timeout or a reset the target may
+/// have acted (a reset can come after the user was created), and resending a POST could create
+/// it twice. Such an error goes back to the engine ([`TargetError::target_may_have_acted`]),
+/// which matches again before it retries a write.
+fn may_resend(idempotent: bool, err: &TargetError) -> bool {
+    match err.status {
+        Some(429) => true,
+        Some(503) if err.retry_after.is_some() => true,
+        _ if !idempotent => false,
+        Some(status) => matches!(status, 200..=299 | 408 | 500 | 502 | 503 | 504),
+        None => matches!(
+            err.code,
+            ErrorCode::Timeout | ErrorCode::WebExceptionProtocolError
+        ),
+    }
+}
+
+/// A 2xx whose body cannot be used (cut short, not JSON, no `id`): `ServiceIncompatible`
+/// carrying the 2xx status, so [`TargetError::target_may_have_acted`] says what it means.
+fn unreadable_success(req: &PlannedRequest, status: u16, cause: &TargetError) -> TargetError {
+    let detail = cause
+        .detail
+        .strip_prefix(&format!("{} {}: ", req.method, req.path))
+        .unwrap_or(&cause.detail);
+    TargetError {
+        status: Some(status),
+        ..incompatible(
+            req,
+            format!(
+                "answered {status} but its body could not be read ({detail}); the target has probably acted"
+            ),
+        )
+    }
+}
+
+/// [`incompatible`] for an unusable 2xx answer: the error carries the 2xx status.
+fn acted(status: u16) -> impl Fn(TargetError) -> TargetError {
+    move |e| TargetError {
+        status: Some(status),
+        detail: format!(
+            "{} (answered {status}: the target has probably acted)",
+            e.detail
+        ),
+        ..e
     }
 }
 
@@ -599,14 +676,18 @@ impl Target for ScimClient {
             .collect()
     }
 
-    /// `POST /Users`; the answer must carry the new `id`.
+    /// `POST /Users`; the answer must carry the new `id`. A 2xx without a readable one is
+    /// `ServiceIncompatible` carrying that 2xx status: the user was probably created.
     async fn create_user(&self, attrs: &Attrs) -> Result<TargetUser, TargetError> {
         let req = self.plan_create(attrs);
-        let body = self.send(&req).await?;
-        let resource = parse_resource(&body, &req, "user")?;
+        let (status, body) = self.send_for_status(&req).await?;
+        let resource = parse_resource(&body, &req, "user").map_err(acted(status))?;
         let (id, attrs) = flatten_user(&resource);
         if id.is_empty() {
-            return Err(incompatible(&req, "the created user has no `id`".into()));
+            return Err(acted(status)(incompatible(
+                &req,
+                "the created user has no `id`".into(),
+            )));
         }
         Ok(TargetUser { id, attrs })
     }
@@ -644,14 +725,18 @@ impl Target for ScimClient {
             .collect()
     }
 
-    /// `POST /Groups`, empty; the answer must carry the new `id`.
+    /// `POST /Groups`, empty; the answer must carry the new `id`. A 2xx without a readable one
+    /// is `ServiceIncompatible` carrying that 2xx status: the group was probably created.
     async fn create_group(&self, attrs: &Attrs) -> Result<TargetGroup, TargetError> {
         let req = self.plan_create_group(attrs);
-        let body = self.send(&req).await?;
-        let resource = parse_resource(&body, &req, "group")?;
+        let (status, body) = self.send_for_status(&req).await?;
+        let resource = parse_resource(&body, &req, "group").map_err(acted(status))?;
         let (id, attrs) = flatten_group(&resource);
         if id.is_empty() {
-            return Err(incompatible(&req, "the created group has no `id`".into()));
+            return Err(acted(status)(incompatible(
+                &req,
+                "the created group has no `id`".into(),
+            )));
         }
         Ok(TargetGroup { id, attrs })
     }
@@ -924,14 +1009,6 @@ pub(crate) fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> 
     )
 }
 
-/// Exponential backoff with jitter (50–100 % of the step), so parallel workers spread out.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let step = base
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(MAX_BACKOFF);
-    step.mul_f64(rand::random_range(0.5..=1.0))
-}
-
 fn group_path(id: &str) -> String {
     format!("/Groups/{}", encode_segment(id))
 }
@@ -976,14 +1053,46 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        for attempt in 0..40 {
-            let d = backoff(base, attempt);
-            let step = base
-                .saturating_mul(1u32 << attempt.min(16))
-                .min(MAX_BACKOFF);
-            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+    fn gets_are_resent_on_anything_passing_writes_only_when_unprocessed() {
+        let err = |code, status: Option<u16>, retry_after: Option<u64>| TargetError {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            ..TargetError::new(code, "x")
+        };
+        use ErrorCode as C;
+        // (error, GET resent, write resent)
+        let cases = [
+            (err(C::TooManyRequests, Some(429), None), true, true),
+            (err(C::TooManyRequests, Some(429), Some(1)), true, true),
+            (err(C::InternalServerError, Some(503), Some(1)), true, true),
+            (err(C::InternalServerError, Some(503), None), true, false),
+            (err(C::InternalServerError, Some(500), None), true, false),
+            (err(C::InternalServerError, Some(502), None), true, false),
+            (err(C::InternalServerError, Some(504), Some(1)), true, false),
+            (err(C::Timeout, Some(408), None), true, false),
+            (err(C::Timeout, None, None), true, false),
+            (err(C::WebExceptionProtocolError, None, None), true, false),
+            (
+                err(
+                    C::SystemForCrossDomainIdentityManagementServiceIncompatible,
+                    Some(200),
+                    None,
+                ),
+                true,
+                false,
+            ),
+            (err(C::NotImplemented, Some(501), None), false, false),
+            (err(C::EntryConflict, Some(409), None), false, false),
+            (err(C::InvalidAnchor, Some(404), None), false, false),
+            (
+                err(C::WebExceptionProtocolError, Some(302), None),
+                false,
+                false,
+            ),
+        ];
+        for (e, get, write) in cases {
+            assert_eq!(may_resend(true, &e), get, "GET after {e:?}");
+            assert_eq!(may_resend(false, &e), write, "write after {e:?}");
         }
     }
 

@@ -4,7 +4,10 @@
 use scimsync_core::{Attrs, Change, ChangeOp, ErrorCode, Secret, Target};
 use scimsync_scim::{Dialect, LIST_RESPONSE_SCHEMA, ScimClient, ScimClientConfig, user_resource};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
 use wiremock::matchers::{bearer_token, body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -190,8 +193,9 @@ async fn throttled_call_waits_for_retry_after_then_succeeds() {
 #[tokio::test]
 async fn exhausted_retries_return_the_last_error() {
     let server = MockServer::start().await;
+    // A 503 with Retry-After: the target says it did not process the write, so it is resent.
     Mock::given(method("PATCH"))
-        .respond_with(scim_error(503, None, "busy"))
+        .respond_with(scim_error(503, None, "busy").insert_header("Retry-After", "0"))
         .mount(&server)
         .await;
     let mut cfg = config(&server);
@@ -400,29 +404,304 @@ async fn timeouts_and_refused_connections_are_classified() {
         .await;
     let mut cfg = config(&server);
     cfg.timeout = Duration::from_millis(200);
-    let err = ScimClient::new(cfg)
-        .unwrap()
-        .find_users("userName", "x")
-        .await
-        .unwrap_err();
+    cfg.max_retries = 1;
+    let c = ScimClient::new(cfg).unwrap();
+    let err = c.find_users("userName", "x").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Timeout);
+    assert!(err.target_may_have_acted() && err.is_transient());
+    assert_eq!(c.requests_sent(), 2, "a GET that timed out is retried");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let cfg = ScimClientConfig::new(
+    let mut cfg = ScimClientConfig::new(
         format!("http://127.0.0.1:{port}/scim"),
         Secret::inline(TOKEN),
     );
-    let err = ScimClient::new(cfg)
-        .unwrap()
-        .find_users("userName", "x")
-        .await
-        .unwrap_err();
+    cfg.retry_base_delay = Duration::from_millis(5);
+    cfg.max_retries = 2;
+    let c = ScimClient::new(cfg).unwrap();
+    let err = c.find_users("userName", "x").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::WebExceptionProtocolError);
+    assert_eq!(err.status, None);
     assert!(!err.detail.contains(TOKEN));
+    assert_eq!(
+        c.requests_sent(),
+        3,
+        "a GET that could not connect is retried"
+    );
+}
+
+fn one_change() -> Vec<Change> {
+    vec![Change {
+        op: ChangeOp::Replace,
+        path: "title".into(),
+        value: json!("x"),
+    }]
+}
+
+#[tokio::test]
+async fn get_answered_500_once_is_retried_and_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(scim_error(500, None, "hiccup"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(vec![json!({"id": "7"})])))
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let users = c.find_users("userName", "x").await.unwrap();
+    assert_eq!(users[0].id, "7");
+    assert_eq!(c.requests_sent(), 2);
+}
+
+#[tokio::test]
+async fn gets_are_retried_on_502_503_and_504_without_retry_after() {
+    let server = MockServer::start().await;
+    for status in [502, 503, 504] {
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(status))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(vec![])))
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    assert!(c.find_users("userName", "x").await.unwrap().is_empty());
+    assert_eq!(c.requests_sent(), 4);
+}
+
+#[tokio::test]
+async fn post_answered_500_is_not_resent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(scim_error(500, None, "something broke"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let err = c.create_user(&attrs()).await.unwrap_err();
+    assert_eq!(err.status, Some(500));
+    assert_eq!(err.code, ErrorCode::InternalServerError);
+    assert!(err.target_may_have_acted(), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(c.requests_sent(), 1);
+}
+
+#[tokio::test]
+async fn writes_are_resent_only_when_the_target_did_not_process_them() {
+    let server = MockServer::start().await;
+    // Not resent: the target may have acted.
+    Mock::given(method("PATCH"))
+        .and(path("/scim/v2/Users/503"))
+        .respond_with(scim_error(503, None, "busy"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/scim/v2/Users/502"))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(504).insert_header("Retry-After", "0"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Resent: 429, and 503 with Retry-After, say the request was not processed.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(scim_error(503, None, "busy").insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut created = user_resource(&attrs());
+    created["id"] = json!("new");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(&created))
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+
+    let err = c.update_user("503", &one_change()).await.unwrap_err();
+    assert_eq!(err.status, Some(503));
+    assert!(err.target_may_have_acted() && err.is_transient());
+    let err = c.update_user("502", &one_change()).await.unwrap_err();
+    assert_eq!(err.status, Some(502));
+    let err = c.delete_user("1").await.unwrap_err();
+    assert_eq!(err.status, Some(504));
+    assert_eq!(c.requests_sent(), 3);
+
+    assert_eq!(c.create_user(&attrs()).await.unwrap().id, "new");
+    assert_eq!(c.requests_sent(), 6);
+}
+
+#[tokio::test]
+async fn post_answered_201_with_a_truncated_body_reports_the_status() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_raw(r#"{"schemas":["#, "application/scim+json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let err = c.create_user(&attrs()).await.unwrap_err();
+    assert_eq!(err.status, Some(201));
+    assert_eq!(
+        err.code,
+        ErrorCode::SystemForCrossDomainIdentityManagementServiceIncompatible
+    );
+    assert!(err.target_may_have_acted(), "{err:?}");
+    assert!(err.is_transient());
+    assert!(err.detail.contains("201"), "{}", err.detail);
+    assert_eq!(c.requests_sent(), 1);
+}
+
+#[tokio::test]
+async fn created_user_or_group_without_an_id_reports_the_status() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Users"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(user_resource(&attrs())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/scim/v2/Groups"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>ok</html>", "text/html"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let err = c.create_user(&attrs()).await.unwrap_err();
+    assert_eq!(err.status, Some(201));
+    assert!(err.detail.contains("no `id`"), "{}", err.detail);
+    assert!(err.target_may_have_acted());
+    let group: Attrs = [("displayName".to_string(), json!("Sales"))]
+        .into_iter()
+        .collect();
+    let err = c.create_group(&group).await.unwrap_err();
+    assert_eq!(err.status, Some(200));
+    assert_eq!(
+        err.code,
+        ErrorCode::SystemForCrossDomainIdentityManagementServiceIncompatible
+    );
+    assert!(err.target_may_have_acted());
+}
+
+/// A loopback HTTP/1.1 server that resets (RST) its first `resets` connections once it has read
+/// a request's head, and answers the later ones 200 with `body`. Returns the SCIM base URL and
+/// the number of connections accepted.
+async fn resetting_server(resets: usize, body: String) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                if !read_head(&stream).await {
+                    return;
+                }
+                if n < resets {
+                    stream.set_zero_linger().unwrap();
+                    drop(stream);
+                } else {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    write_all(&stream, answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    (base, accepted)
+}
+
+/// Reads until the end of a request head; false if the peer went away first.
+async fn read_head(stream: &TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if stream.readable().await.is_err() {
+            return false;
+        }
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn write_all(stream: &TcpStream, mut data: &[u8]) {
+    while !data.is_empty() {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn reset_config(base: String) -> ScimClientConfig {
+    let mut cfg = ScimClientConfig::new(base, Secret::inline(TOKEN));
+    cfg.retry_base_delay = Duration::from_millis(5);
+    cfg
+}
+
+#[tokio::test]
+async fn connection_reset_on_a_get_is_retried() {
+    let (base, accepted) = resetting_server(1, list(vec![json!({"id": "7"})]).to_string()).await;
+    let c = ScimClient::new(reset_config(base)).unwrap();
+    let users = c.find_users("userName", "x").await.unwrap();
+    assert_eq!(users[0].id, "7");
+    assert_eq!(c.requests_sent(), 2);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn connection_reset_on_a_post_is_not_resent() {
+    let (base, accepted) = resetting_server(usize::MAX, String::new()).await;
+    let c = ScimClient::new(reset_config(base)).unwrap();
+    let err = c.create_user(&attrs()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::WebExceptionProtocolError, "{err:?}");
+    assert_eq!(err.status, None);
+    assert!(err.target_may_have_acted() && err.is_transient());
+    assert_eq!(c.requests_sent(), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@
 //! day), and after `disable_after` of continuous quarantine the job is disabled.
 
 use chrono::{DateTime, Duration, Utc};
+use scimsync_core::Backoff;
 use std::str::FromStr;
 
 /// A job's parsed schedule.
@@ -141,16 +142,12 @@ pub fn after_cycle(
 }
 
 /// Quarantine back-off: the wait after the `series_count`-th quarantined cycle — the base
-/// period doubled each time, at most `max` (Entra: once a day).
+/// period (at least a second) doubled each time, at most `max` (Entra: once a day). The
+/// product's one back-off policy ([`Backoff`]) without jitter, in chrono durations.
 pub fn backoff(base: Duration, series_count: u32, max: Duration) -> Duration {
-    let mut wait = base.max(Duration::seconds(1));
-    for _ in 0..series_count.min(40) {
-        wait = wait * 2;
-        if wait >= max {
-            return max;
-        }
-    }
-    wait.min(max)
+    let to_std = |d: Duration| d.to_std().unwrap_or_default();
+    let policy = Backoff::exponential(to_std(base.max(Duration::seconds(1))), to_std(max));
+    Duration::from_std(policy.delay_without_jitter(series_count)).unwrap_or(max)
 }
 
 /// Whether a quarantine that began at `series_began` has lasted long enough to disable the job.
@@ -234,6 +231,10 @@ mod tests {
             .collect();
         assert_eq!(waits, vec![40, 80, 160, 320, 640, 1280, 1440]);
         assert_eq!(backoff(base, 1000, day), day);
+        assert_eq!(backoff(base, u32::MAX, day), day);
+        // A period under a second starts at a second; a period over the cap is capped.
+        assert_eq!(backoff(Duration::zero(), 2, day), Duration::seconds(4));
+        assert_eq!(backoff(Duration::days(7), 0, day), day);
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn main() {
 
     // 3. Mapping throughput.
     let sample: Vec<SourceUser> = source.read_users(&query).await.expect("users").users;
-    let maps = entra_default();
+    let maps = scimsync_mapping::CompiledMappings::new(&entra_default());
     let now = Utc::now();
     let t = Instant::now();
     let mut n = 0usize;
@@ -184,7 +184,7 @@ async fn main() {
         for u in &sample {
             let mut u = u.clone();
             u.attrs.insert("IsSoftDeleted".into(), json!(false));
-            let _ = scimsync_mapping::map_user(&u, &maps, false, now).expect("maps");
+            let _ = maps.map_user(&u, false, now).expect("maps");
             n += 1;
         }
     }

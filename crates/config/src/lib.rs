@@ -33,7 +33,7 @@ pub use dir::{SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
 pub use operator::Operator;
 pub use schedule::{DEFAULT_INTERVAL, Schedule};
-pub use secret_ref::SecretRef;
+pub use secret_ref::{SecretError, SecretRef};
 
 use scimsync_core::UserScope;
 use std::net::SocketAddr;

@@ -1,9 +1,23 @@
 //! [`SecretRef`]: where a secret lives, as written in the job file — never the secret itself
 //! unless the admin wrote a literal, and then it is never shown.
+//!
+//! Resolving a reference (reading the environment variable or the file) happens here and only
+//! here: `scimsync-core` holds the [`Secret`] wrapper and does no I/O.
 
-use scimsync_core::{Secret, SecretError};
+use scimsync_core::Secret;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Why a [`SecretRef`] could not be read. Never contains the secret's value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("cannot read secret file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("secret is empty ({0})")]
+    Empty(String),
+}
 
 /// A reference to a secret, not the secret: `env:NAME`, `file:PATH`, or a literal.
 ///
@@ -63,20 +77,19 @@ impl SecretRef {
         }
     }
 
-    /// Read the secret now.
+    /// Read the secret now: the environment variable, the file's content minus a trailing
+    /// newline, or the literal itself. An empty value is an error.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
-        match &self.0 {
-            Repr::Env(name) => Secret::resolve(&format!("env:{name}")).map(|(s, _)| s),
-            Repr::File(path) => {
-                Secret::resolve(&format!("file:{}", path.display())).map(|(s, _)| s)
-            }
-            Repr::Literal(value) if value.is_empty() => Err(SecretError::Empty("literal".into())),
-            // A literal made in code may look like a reference; it must stay a literal.
-            Repr::Literal(value) if value.starts_with("env:") || value.starts_with("file:") => {
-                Ok(Secret::inline(value.clone()))
-            }
-            Repr::Literal(value) => Secret::resolve(value).map(|(s, _)| s),
+        let (value, origin) = match &self.0 {
+            Repr::Env(name) => (read_env(name)?, format!("env:{name}")),
+            Repr::File(path) => (read_file(path)?, format!("file:{}", path.display())),
+            // A literal made in code may look like a reference; it stays a literal.
+            Repr::Literal(value) => (value.clone(), "literal".to_string()),
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty(origin));
         }
+        Ok(Secret::new(value, origin))
     }
 
     /// Whether the secret is written in the file itself.
@@ -109,6 +122,19 @@ impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretRef({self})")
     }
+}
+
+fn read_env(name: &str) -> Result<String, SecretError> {
+    std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_string()))
+}
+
+fn read_file(path: &Path) -> Result<String, SecretError> {
+    std::fs::read_to_string(path)
+        .map(|v| v.trim_end_matches(['\r', '\n']).to_string())
+        .map_err(|e| SecretError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -185,5 +211,41 @@ mod tests {
             "env:NOT_A_REF"
         );
         assert!(SecretRef::literal("").resolve().is_err());
+    }
+
+    #[test]
+    fn resolved_secrets_report_their_origin_never_their_value() {
+        let s = SecretRef::env("PATH").resolve().unwrap();
+        assert_eq!(s.origin(), "env:PATH");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tok");
+        std::fs::write(&p, "s3cr3t\r\n").unwrap();
+        let s = SecretRef::file(&p).resolve().unwrap();
+        assert_eq!(s.expose(), "s3cr3t");
+        assert_eq!(s.origin(), format!("file:{}", p.display()));
+        assert!(!format!("{s:?} {s}").contains("s3cr3t"));
+        let s = SecretRef::parse("plain-s3cr3t").unwrap().resolve().unwrap();
+        assert_eq!(s.origin(), "literal");
+        assert!(!format!("{s:?} {s}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn unreadable_and_empty_secrets_are_errors_without_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert_eq!(
+            SecretRef::file(&empty).resolve().unwrap_err(),
+            SecretError::Empty(format!("file:{}", empty.display()))
+        );
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            SecretRef::file(&missing).resolve().unwrap_err(),
+            SecretError::File { path, .. } if path == missing.display().to_string()
+        ));
+        assert_eq!(
+            SecretRef::literal("").resolve().unwrap_err(),
+            SecretError::Empty("literal".into())
+        );
     }
 }

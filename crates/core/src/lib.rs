@@ -21,7 +21,7 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::ErrorCode;
 pub use log::{LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty};
-pub use secret::{Secret, SecretError};
+pub use secret::Secret;
 pub use source::{
     AppRoleAssignment, Assignments, GroupQuery, GroupRead, MemberKind, Source, SourceError,
     SourceGroup, SourceSnapshot, SourceUser, UserQuery, UserRead, UserScope,

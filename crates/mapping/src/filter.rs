@@ -19,11 +19,14 @@
 //! - `Greater_Than*` compare integers: attribute and value are parsed as `i64` (surrounding
 //!   spaces allowed, like .NET's `int.Parse`); anything else is false.
 //! - Attribute names are matched exactly (directory extension names are case-sensitive).
+//!
+//! Regexes are compiled once into a [`CompiledFilters`] the caller owns (no global cache);
+//! [`evaluate_filters`] compiles them on every call, for one-off checks.
 
 use scimsync_config::{Clause, Operator, ScopingFilter};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// The outcome of the scoping filters for one object, with a reason for the provisioning log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +36,83 @@ pub struct FilterVerdict {
     pub reason: String,
 }
 
-/// Evaluate `filters` on one object's source attributes.
+/// A job's scoping filters with their `REGEX MATCH` patterns compiled once. Build it when the
+/// job is loaded (or once per cycle) and evaluate every object through it. Owned,
+/// `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct CompiledFilters {
+    filters: Vec<ScopingFilter>,
+    /// `regexes[f][c]`: the compiled pattern of filter `f`'s clause `c` when it is a regex
+    /// clause whose pattern compiles, else `None` (such a clause is false).
+    regexes: Vec<Vec<Option<regex::Regex>>>,
+}
+
+impl CompiledFilters {
+    pub fn new(filters: &[ScopingFilter]) -> CompiledFilters {
+        let regexes = filters
+            .iter()
+            .map(|f| {
+                f.clauses
+                    .iter()
+                    .map(|c| match c.operator {
+                        Operator::RegexMatch | Operator::NotRegexMatch => {
+                            regex::Regex::new(c.value.as_deref().unwrap_or("")).ok()
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        CompiledFilters {
+            filters: filters.to_vec(),
+            regexes,
+        }
+    }
+
+    /// The filters this was built from.
+    pub fn filters(&self) -> &[ScopingFilter] {
+        &self.filters
+    }
+
+    /// Evaluate the filters on one object's source attributes.
+    pub fn evaluate(&self, attrs: &BTreeMap<String, Value>) -> FilterVerdict {
+        evaluate_with(attrs, &self.filters, Regexes::Ready(&self.regexes))
+    }
+}
+
+/// Where a clause's compiled regex comes from: a [`CompiledFilters`], or compiled on the spot.
+#[derive(Clone, Copy)]
+pub(crate) enum Regexes<'a> {
+    Ready(&'a [Vec<Option<regex::Regex>>]),
+    OnTheFly,
+}
+
+impl<'a> Regexes<'a> {
+    fn get(self, filter: usize, clause: usize, pattern: &str) -> Option<Cow<'a, regex::Regex>> {
+        match self {
+            Regexes::Ready(table) => table
+                .get(filter)
+                .and_then(|f| f.get(clause))
+                .and_then(Option::as_ref)
+                .map(Cow::Borrowed),
+            Regexes::OnTheFly => regex::Regex::new(pattern).ok().map(Cow::Owned),
+        }
+    }
+}
+
+/// Evaluate `filters` on one object's source attributes. Compiles `REGEX MATCH` patterns on
+/// every call: to evaluate many objects, build a [`CompiledFilters`] once.
 pub fn evaluate_filters(
     attrs: &BTreeMap<String, Value>,
     filters: &[ScopingFilter],
+) -> FilterVerdict {
+    evaluate_with(attrs, filters, Regexes::OnTheFly)
+}
+
+pub(crate) fn evaluate_with(
+    attrs: &BTreeMap<String, Value>,
+    filters: &[ScopingFilter],
+    regexes: Regexes<'_>,
 ) -> FilterVerdict {
     if filters.is_empty() {
         return FilterVerdict {
@@ -50,7 +126,17 @@ pub fn evaluate_filters(
             Some(name) => format!("filter '{name}'"),
             None => format!("filter {}", i + 1),
         };
-        match filter.clauses.iter().find(|c| !clause_holds(attrs, c)) {
+        let failed = filter
+            .clauses
+            .iter()
+            .enumerate()
+            .find(|&(ci, c)| {
+                !clause_holds(attrs, c, || {
+                    regexes.get(i, ci, c.value.as_deref().unwrap_or(""))
+                })
+            })
+            .map(|(_, c)| c);
+        match failed {
             None => {
                 return FilterVerdict {
                     in_scope: true,
@@ -126,7 +212,12 @@ fn boolean(v: &Value) -> Option<bool> {
     }
 }
 
-fn clause_holds(attrs: &BTreeMap<String, Value>, c: &Clause) -> bool {
+/// Whether clause `c` holds; `regex` gives its compiled pattern, asked for only when needed.
+fn clause_holds<'r>(
+    attrs: &BTreeMap<String, Value>,
+    c: &Clause,
+    regex: impl FnOnce() -> Option<Cow<'r, regex::Regex>>,
+) -> bool {
     let vals = values(attrs.get(&c.attribute));
     let texts: Vec<String> = vals.iter().filter_map(|v| text(v)).collect();
     let operand = c.value.as_deref().unwrap_or("");
@@ -166,7 +257,7 @@ fn clause_holds(attrs: &BTreeMap<String, Value>, c: &Clause) -> bool {
             )
         }
         Operator::RegexMatch | Operator::NotRegexMatch => {
-            let Some(re) = compiled(operand) else {
+            let Some(re) = regex() else {
                 return false;
             };
             let hit = any_text(&|t| re.is_match(t));
@@ -181,18 +272,6 @@ fn clause_holds(attrs: &BTreeMap<String, Value>, c: &Clause) -> bool {
 
 fn in_list(t: &str, list: &str) -> bool {
     list.split(',').map(str::trim).any(|item| item == t)
-}
-
-/// Patterns come from the job files, so the set is small; compiling once per pattern instead
-/// of once per object keeps a 100k-user cycle cheap.
-fn compiled(pattern: &str) -> Option<Arc<regex::Regex>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(pattern.to_string())
-        .or_insert_with(|| regex::Regex::new(pattern).ok().map(Arc::new))
-        .clone()
 }
 
 #[cfg(test)]
@@ -400,6 +479,51 @@ mod tests {
         assert_eq!(
             v.reason,
             "filter 'Sales': department EQUALS \"Sales\" is false"
+        );
+    }
+
+    #[test]
+    fn compiled_filters_decide_like_the_one_shot_function() {
+        let filters = vec![
+            filter(
+                Some("bad regex"),
+                vec![clause("department", "REGEX MATCH", Some("(unclosed"))],
+            ),
+            filter(
+                Some("mail"),
+                vec![
+                    clause("mail", "REGEX MATCH", Some("^[a-z]+@contoso\\.com$")),
+                    clause("department", "NOT EQUALS", Some("Sales")),
+                ],
+            ),
+            filter(
+                Some("not contractors"),
+                vec![clause("title", "NOT REGEX MATCH", Some("(?i)contractor"))],
+            ),
+        ];
+        let compiled = CompiledFilters::new(&filters);
+        assert_eq!(compiled.filters(), &filters[..]);
+        for a in [
+            json!({"mail": "ann@contoso.com", "department": "Eng"}),
+            json!({"mail": "ann@contoso.com", "department": "Sales"}),
+            json!({"mail": "Ann@contoso.com", "title": "Contractor"}),
+            json!({"title": "Engineer"}),
+            json!({"department": "(unclosed"}),
+            json!({}),
+        ] {
+            let a = attrs(a);
+            assert_eq!(
+                compiled.evaluate(&a),
+                evaluate_filters(&a, &filters),
+                "{a:?}"
+            );
+        }
+        let a = attrs(json!({"mail": "ann@contoso.com", "department": "Eng"}));
+        assert_eq!(compiled.evaluate(&a).reason, "filter 'mail' matched");
+        let a = attrs(json!({"department": "(unclosed"}));
+        assert!(
+            !compiled.evaluate(&a).in_scope,
+            "a pattern that does not compile makes its clause false"
         );
     }
 }

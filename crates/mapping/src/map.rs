@@ -3,15 +3,19 @@
 //! Entra's rules: nulls are never sent (an attribute without a value is absent), a default
 //! value applies only on create, and "Only during object creation" mappings are left out of
 //! updates.
+//!
+//! Mapping is pure: time comes in as `now`, and the expressions are parsed once into a
+//! [`CompiledMappings`] that the caller owns and passes to every user (no global cache). The
+//! free functions taking `&[Mapping]` parse on every call; they are kept for callers that map
+//! one object (`scimsync eval`, provision on demand).
 
 use chrono::{DateTime, Utc};
 use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{Attrs, ErrorCode, SourceUser};
-use scimsync_expr::{Context, Expr, Outcome};
+use scimsync_expr::{Context, Expr, ExprError, Outcome};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -20,24 +24,134 @@ pub struct MapError {
     pub message: String,
 }
 
+/// A job's mappings with their expressions parsed once. Build it when the job is loaded (or
+/// once per cycle) and map every user through it: parsing per user would dominate a large
+/// cycle. Owned, `Send + Sync`, cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct CompiledMappings {
+    mappings: Vec<Mapping>,
+    /// Index-aligned with `mappings`: the parsed expression of an Expression mapping (or why
+    /// it does not parse), `None` for the other kinds.
+    exprs: Vec<Option<Result<Expr, ExprError>>>,
+}
+
+impl CompiledMappings {
+    pub fn new(mappings: &[Mapping]) -> CompiledMappings {
+        let exprs = mappings
+            .iter()
+            .map(|m| match &m.value {
+                MappingValue::Expression { text } => Some(scimsync_expr::parse(text)),
+                _ => None,
+            })
+            .collect();
+        CompiledMappings {
+            mappings: mappings.to_vec(),
+            exprs,
+        }
+    }
+
+    /// The mappings this was built from.
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// The target attributes for `user`. With `on_create`, create-only mappings and defaults
+    /// apply too. `now` is the expressions' `Now()`; on create it also makes the
+    /// `Guid()`/`RandomString()` seed fresh (see [`map_user`]).
+    pub fn map_user(
+        &self,
+        user: &SourceUser,
+        on_create: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Attrs, MapError> {
+        map_with(
+            user,
+            &self.mappings,
+            Parsed::Ready(&self.exprs),
+            on_create,
+            now,
+        )
+    }
+
+    /// For mappings whose expression is a `SelectUniqueValue`, the candidate values in order
+    /// (only evaluated on create, as Entra does).
+    pub fn unique_candidates(
+        &self,
+        user: &SourceUser,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, Vec<Value>)> {
+        unique_with(user, &self.mappings, Parsed::Ready(&self.exprs), now)
+    }
+
+    /// The Entra source attributes the mappings read, for the source's `$select`.
+    pub fn source_attributes(&self) -> Vec<String> {
+        attributes_with(&self.mappings, Parsed::Ready(&self.exprs))
+    }
+
+    /// Matching attributes with their values, in precedence order; see [`matching_keys`].
+    pub fn matching_keys(&self, attrs: &Attrs) -> Vec<(String, String)> {
+        matching_keys(&self.mappings, attrs)
+    }
+}
+
+/// Where an expression's parse tree comes from: a [`CompiledMappings`], or parsed on the spot
+/// by the one-shot free functions.
+#[derive(Clone, Copy)]
+enum Parsed<'a> {
+    Ready(&'a [Option<Result<Expr, ExprError>>]),
+    OnTheFly,
+}
+
+impl<'a> Parsed<'a> {
+    fn get(self, index: usize, text: &str) -> Result<Cow<'a, Expr>, ExprError> {
+        match self {
+            Parsed::Ready(exprs) => match exprs.get(index) {
+                Some(Some(Ok(e))) => Ok(Cow::Borrowed(e)),
+                Some(Some(Err(e))) => Err(e.clone()),
+                _ => scimsync_expr::parse(text).map(Cow::Owned),
+            },
+            Parsed::OnTheFly => scimsync_expr::parse(text).map(Cow::Owned),
+        }
+    }
+}
+
 /// The target attributes for `user`. With `on_create`, create-only mappings and defaults
 /// apply too.
+///
+/// `now` is the expressions' `Now()`. It also seeds `Guid()`/`RandomString()`: stable per
+/// user on updates (so an "Always" mapping does not change every cycle), mixed with `now` on
+/// create (so generated values differ between creates; pass the real time there).
+///
+/// Parses the expressions on every call: to map many users, build a [`CompiledMappings`]
+/// once and use [`CompiledMappings::map_user`].
 pub fn map_user(
     user: &SourceUser,
     mappings: &[Mapping],
     on_create: bool,
     now: DateTime<Utc>,
 ) -> Result<Attrs, MapError> {
+    map_with(user, mappings, Parsed::OnTheFly, on_create, now)
+}
+
+fn map_with(
+    user: &SourceUser,
+    mappings: &[Mapping],
+    parsed: Parsed<'_>,
+    on_create: bool,
+    now: DateTime<Utc>,
+) -> Result<Attrs, MapError> {
     let mut out = Attrs::new();
-    for m in mappings {
+    for (i, m) in mappings.iter().enumerate() {
         if m.apply == Apply::CreateOnly && !on_create {
             continue;
         }
         let value = match &m.value {
-            MappingValue::Expression { text } => match evaluate(user, m, text, on_create, now)? {
-                Evaluated::Ignore => continue,
-                Evaluated::Value(v) => v,
-            },
+            MappingValue::Expression { text } => {
+                match evaluate(user, m, parsed.get(i, text), on_create, now)? {
+                    Evaluated::Ignore => continue,
+                    Evaluated::Value(v) => v,
+                }
+            }
             MappingValue::Direct { source } => {
                 user.attrs.get(source).filter(|v| !is_empty(v)).cloned()
             }
@@ -120,13 +234,20 @@ pub fn matching_keys(mappings: &[Mapping], attrs: &Attrs) -> Vec<(String, String
         .collect()
 }
 
-/// The Entra source attributes the mappings read, for the source's `$select`.
+/// The Entra source attributes the mappings read, for the source's `$select`. Parses the
+/// expressions; [`CompiledMappings::source_attributes`] reuses its parse.
 pub fn source_attributes(mappings: &[Mapping]) -> Vec<String> {
+    attributes_with(mappings, Parsed::OnTheFly)
+}
+
+fn attributes_with(mappings: &[Mapping], parsed: Parsed<'_>) -> Vec<String> {
     let mut names: Vec<String> = mappings
         .iter()
-        .flat_map(|m| match &m.value {
+        .enumerate()
+        .flat_map(|(i, m)| match &m.value {
             MappingValue::Direct { source } => vec![source.clone()],
-            MappingValue::Expression { text } => compiled(text)
+            MappingValue::Expression { text } => parsed
+                .get(i, text)
                 .map(|e| scimsync_expr::attributes(&e))
                 .unwrap_or_default(),
             _ => Vec::new(),
@@ -150,31 +271,16 @@ enum Evaluated {
     Value(Option<Value>),
 }
 
-/// Parsed expressions, by text: jobs evaluate the same few expressions for every user.
-fn compiled(text: &str) -> Result<Arc<Expr>, scimsync_expr::ExprError> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(e) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
-        return Ok(e.clone());
-    }
-    let e = Arc::new(scimsync_expr::parse(text)?);
-    cache
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(text.to_string(), e.clone());
-    Ok(e)
-}
-
 /// A seed for `Guid()`/`RandomString()`: stable per user on updates (so an "Always" mapping
-/// does not change every cycle), fresh on create (so generated secrets are not predictable).
-fn seed(user: &SourceUser, on_create: bool) -> u64 {
+/// does not change every cycle), mixed with the caller's `now` on create (so generated values
+/// differ from one create to the next). The same inputs always give the same seed.
+fn seed(user: &SourceUser, on_create: bool, now: DateTime<Utc>) -> u64 {
     let digest = Sha256::digest(user.id.as_bytes());
     let stable = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
     if on_create {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = now
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| now.timestamp_micros().wrapping_mul(1000));
         stable ^ (nanos as u64).rotate_left(17)
     } else {
         stable
@@ -184,7 +290,7 @@ fn seed(user: &SourceUser, on_create: bool) -> u64 {
 fn evaluate(
     user: &SourceUser,
     m: &Mapping,
-    text: &str,
+    expr: Result<Cow<'_, Expr>, ExprError>,
     on_create: bool,
     now: DateTime<Utc>,
 ) -> Result<Evaluated, MapError> {
@@ -192,12 +298,12 @@ fn evaluate(
         code: ErrorCode::ExpressionFailed,
         message,
     };
-    let expr = compiled(text)
-        .map_err(|e| fail(format!("mapping for {} (line {}): {e}", m.target, m.line)))?;
+    let expr =
+        expr.map_err(|e| fail(format!("mapping for {} (line {}): {e}", m.target, m.line)))?;
     let ctx = Context {
         attrs: &user.attrs,
         now,
-        seed: seed(user, on_create),
+        seed: seed(user, on_create, now),
         default_domain: None,
     };
     match scimsync_expr::eval(&expr, &ctx) {
@@ -213,23 +319,34 @@ fn evaluate(
 }
 
 /// For mappings whose expression is a `SelectUniqueValue`, the candidate values in order
-/// (only evaluated on create, as Entra does).
+/// (only evaluated on create, as Entra does). Parses the expressions on every call; see
+/// [`CompiledMappings::unique_candidates`].
 pub fn unique_candidates(
     user: &SourceUser,
     mappings: &[Mapping],
     now: DateTime<Utc>,
 ) -> Vec<(String, Vec<Value>)> {
+    unique_with(user, mappings, Parsed::OnTheFly, now)
+}
+
+fn unique_with(
+    user: &SourceUser,
+    mappings: &[Mapping],
+    parsed: Parsed<'_>,
+    now: DateTime<Utc>,
+) -> Vec<(String, Vec<Value>)> {
     mappings
         .iter()
-        .filter_map(|m| {
+        .enumerate()
+        .filter_map(|(i, m)| {
             let MappingValue::Expression { text } = &m.value else {
                 return None;
             };
-            let expr = compiled(text).ok()?;
+            let expr = parsed.get(i, text).ok()?;
             let ctx = Context {
                 attrs: &user.attrs,
                 now,
-                seed: seed(user, true),
+                seed: seed(user, true, now),
                 default_domain: None,
             };
             match scimsync_expr::eval(&expr, &ctx) {
@@ -442,6 +559,85 @@ mod tests {
                 ("userName".to_string(), "u@x".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn compiled_mappings_map_like_the_one_shot_functions() {
+        let mut upn = direct("userName", "userPrincipalName");
+        upn.matching = Some(1);
+        let maps = vec![
+            upn,
+            expr(
+                "active",
+                "Switch([IsSoftDeleted], , \"False\", \"True\", \"True\", \"False\")",
+            ),
+            expr("name.formatted", "Join(\" \", [givenName], [surname])"),
+            expr(
+                "externalId",
+                "SelectUniqueValue(Join(\"\", [givenName], [surname]), [mailNickname])",
+            ),
+            expr("id2", "Guid()"),
+        ];
+        let compiled = CompiledMappings::new(&maps);
+        fn shareable<T: Send + Sync>(_: &T) {}
+        shareable(&compiled);
+        assert_eq!(compiled.mappings(), &maps[..]);
+        let u = user(json!({
+            "userPrincipalName": "ada@x", "IsSoftDeleted": false, "givenName": "Ada",
+            "surname": "Lovelace", "mailNickname": "ada"
+        }));
+        for on_create in [true, false] {
+            assert_eq!(
+                compiled.map_user(&u, on_create, t0()),
+                map_user(&u, &maps, on_create, t0())
+            );
+        }
+        assert_eq!(
+            compiled.unique_candidates(&u, t0()),
+            unique_candidates(&u, &maps, t0())
+        );
+        assert_eq!(
+            compiled.unique_candidates(&u, t0()),
+            vec![(
+                "externalId".to_string(),
+                vec![json!("AdaLovelace"), json!("ada")]
+            )]
+        );
+        assert_eq!(compiled.source_attributes(), source_attributes(&maps));
+        let attrs = compiled.map_user(&u, true, t0()).unwrap();
+        assert_eq!(
+            compiled.matching_keys(&attrs),
+            vec![("userName".to_string(), "ada@x".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_bad_expression_fails_the_same_way_compiled_or_not() {
+        let maps = vec![expr("title", "Join(")];
+        let u = user(json!({}));
+        let compiled = CompiledMappings::new(&maps).map_user(&u, true, t0());
+        assert_eq!(compiled, map_user(&u, &maps, true, t0()));
+        let err = compiled.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ExpressionFailed);
+        assert!(
+            err.message.starts_with("mapping for title (line 1): "),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn mapping_is_a_function_of_its_inputs() {
+        // Generated values depend only on the user, `on_create` and `now`: the same inputs
+        // give the same output, an update is stable across time, a create at another instant
+        // gets a fresh value.
+        let maps = CompiledMappings::new(&[expr("password", "RandomString(16, 3, 3, 3, 3, \"\")")]);
+        let u = user(json!({}));
+        let later = t0() + chrono::Duration::nanoseconds(1);
+        let get = |on_create, now| maps.map_user(&u, on_create, now).unwrap()["password"].clone();
+        assert_eq!(get(true, t0()), get(true, t0()));
+        assert_ne!(get(true, t0()), get(true, later));
+        assert_eq!(get(false, t0()), get(false, later));
     }
 
     #[test]

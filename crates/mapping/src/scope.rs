@@ -1,6 +1,6 @@
 //! Scope: which source users the job provisions, and why the others are out.
 
-use crate::filter::evaluate_filters;
+use crate::filter::{CompiledFilters, FilterVerdict, evaluate_filters};
 use scimsync_config::ScopingFilter;
 use scimsync_core::SourceUser;
 
@@ -36,11 +36,27 @@ pub struct Scope {
 }
 
 /// Decide scope for one user: assignment first (`assigned` is `None` under "Sync all users
-/// and groups"), then the account's state, then the scoping filters.
+/// and groups"), then the account's state, then the scoping filters. Compiles the filters'
+/// regexes on every call; to decide many users, use [`CompiledFilters::scope`].
 pub fn evaluate_scope(
     user: &SourceUser,
     assigned: Option<bool>,
     filters: &[ScopingFilter],
+) -> Scope {
+    scope_with(user, assigned, |attrs| evaluate_filters(attrs, filters))
+}
+
+impl CompiledFilters {
+    /// [`evaluate_scope`] with the filters compiled once.
+    pub fn scope(&self, user: &SourceUser, assigned: Option<bool>) -> Scope {
+        scope_with(user, assigned, |attrs| self.evaluate(attrs))
+    }
+}
+
+fn scope_with(
+    user: &SourceUser,
+    assigned: Option<bool>,
+    filters: impl FnOnce(&scimsync_core::Attrs) -> FilterVerdict,
 ) -> Scope {
     let scope = |decision, reason: &str| Scope {
         decision,
@@ -58,7 +74,7 @@ pub fn evaluate_scope(
             "out of scope: not active in source system (accountEnabled is false)",
         );
     }
-    let verdict = evaluate_filters(&user.attrs, filters);
+    let verdict = filters(&user.attrs);
     if !verdict.in_scope {
         return Scope {
             decision: ScopeDecision::FilteredOut,
@@ -143,5 +159,35 @@ mod tests {
         assert_eq!(s.decision, ScopeDecision::FilteredOut);
         assert!(s.reason.contains("department"), "{}", s.reason);
         assert!(s.decision.is_scope_loss());
+    }
+
+    #[test]
+    fn compiled_filters_scope_like_evaluate_scope() {
+        let f = ScopingFilter {
+            name: None,
+            clauses: vec![Clause {
+                attribute: "department".into(),
+                operator: Operator::parse("REGEX MATCH").unwrap(),
+                value: Some("^Eng".into()),
+                line: 1,
+            }],
+            line: 1,
+        };
+        let compiled = CompiledFilters::new(std::slice::from_ref(&f));
+        for (u, assigned) in [
+            (user("a", true), Some(true)),
+            (user("a", true), None),
+            (user("b", false), None),
+            (user("c", true), Some(false)),
+        ] {
+            assert_eq!(
+                compiled.scope(&u, assigned),
+                evaluate_scope(&u, assigned, std::slice::from_ref(&f))
+            );
+        }
+        assert_eq!(
+            compiled.scope(&user("a", true), None).decision,
+            ScopeDecision::FilteredOut
+        );
     }
 }

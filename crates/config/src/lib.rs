@@ -69,6 +69,10 @@ pub struct JobConfig {
     /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable or
     /// delete before it holds them all back and quarantines the job. `0` turns the check off.
     pub deletion_threshold: u32,
+    /// Beyond Entra: a cycle that would disable or delete more than this share (percent) of
+    /// the provisioned, active objects is held however small the job (a 40-user app is not
+    /// protected by a count of 500). `0` turns it off; default 50.
+    pub deletion_max_share: u32,
     /// How long provisioning log entries are kept, in days (1..=3650).
     pub log_retention_days: u32,
     pub source: SourceConfig,

@@ -14,6 +14,7 @@ pub(crate) struct RawJob {
     pub schedule: S<String>,
     pub skip_out_of_scope_deletions: S<bool>,
     pub deletion_threshold: S<i64>,
+    pub deletion_max_share: S<i64>,
     pub log_retention_days: S<i64>,
     pub source: S<RawSource>,
     pub target: S<RawTarget>,

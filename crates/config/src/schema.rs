@@ -128,6 +128,7 @@ pub(crate) const JOB: &[Field] = &[
     f("schedule", Kind::Str),
     f("skip_out_of_scope_deletions", Kind::Bool),
     f("deletion_threshold", Kind::Int),
+    f("deletion_max_share", Kind::Int),
     f("log_retention_days", Kind::Int),
     f("source", Kind::Table(SOURCE)),
     f("target", Kind::Table(TARGET)),

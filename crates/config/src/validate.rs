@@ -239,6 +239,8 @@ impl Cx<'_> {
             i64::from(u32::MAX),
             i64::from(DEFAULT_DELETION_THRESHOLD),
         );
+        let deletion_max_share =
+            self.int_in(raw.deletion_max_share, "deletion_max_share", 0, 100, 50);
         let log_retention_days = self.int_in(
             raw.log_retention_days,
             "log_retention_days",
@@ -261,6 +263,7 @@ impl Cx<'_> {
             skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
             deletion_threshold: u32::try_from(deletion_threshold)
                 .unwrap_or(DEFAULT_DELETION_THRESHOLD),
+            deletion_max_share: u32::try_from(deletion_max_share).unwrap_or(50),
             log_retention_days: u32::try_from(log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             source,

@@ -96,6 +96,7 @@ constant = "en-US"                     # Constant
         schedule: Schedule::Interval(Duration::from_secs(40 * 60)),
         skip_out_of_scope_deletions: false,
         deletion_threshold: 500,
+        deletion_max_share: 50,
         log_retention_days: 30,
         source: SourceConfig {
             tenant_id: "contoso.onmicrosoft.com".into(),

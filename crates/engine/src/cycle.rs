@@ -1,34 +1,33 @@
-//! The cycle: read the source once, decide every object that needs a decision, act, and
-//! commit state with each object's log entry after the target confirmed. Users first, then
-//! groups (their members are target ids of users).
+//! The cycle: **read** the source and the state the cycle needs, **plan** every decision once
+//! (pure: [`crate::plan`]), let the deletion guards read the plan, **act** on it through the
+//! target (users first, then groups, whose members are target ids of users), and **commit**
+//! state with each object's log entry, then the cycle's bookkeeping. Preview runs the same
+//! plan and the same act step with writes turned off.
 
-use crate::escrow::{ESCROW, Escrow};
+use crate::act::{Claims, Cycle, Ids, Processed, digest, v7_like};
+use crate::escrow::Escrow;
+use crate::groups::UserTargets;
 use crate::job::Reconcile;
-use crate::read::{
-    ASSIGNED, GroupView, META_FINGERPRINT, META_GROUPS_WATERMARK, META_USERS_WATERMARK, UserWork,
-    assigned_groups, assignment_changes, effective_assignments, roles_key,
+use crate::jobstate::{
+    ASSIGNED, FINGERPRINT, GROUPS_WATERMARK, HeldDeletions, HeldOp, JobState, LastCycle,
+    USERS_WATERMARK,
 };
-use crate::report::{CycleKind, CycleReport, Mode, ObjectReport};
+use crate::plan::{
+    Deprovision, GROUP_PREFIX, GroupDecision, GroupOp, GuardInput, PlanCtx, UserDecision, UserItem,
+    UserOp, decide_groups, decide_user, guard, sequences,
+};
+use crate::read::{
+    GroupView, UserWork, assigned_groups, assignment_changes, effective_assignments, roles_key,
+};
+use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, LogStatus, LogStep, ObjectState, Source,
-    SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError,
+    StateStore, StoreError, Target, UserQuery, UserScope,
 };
-use scimsync_mapping::{ScopeDecision, evaluate_scope, source_attributes};
-use serde_json::json;
+use scimsync_mapping::source_attributes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Instant;
-
-/// Meta key: how many apply cycles completed. Zero (or absent) means the next one is initial.
-pub const META_CYCLES: &str = "cycles_completed";
-/// Meta key: the JSON summary of the last completed cycle.
-pub const META_LAST_CYCLE: &str = "last_cycle";
-/// Meta key: set by `approve-deletions`; the next cycle sends the held disables and deletes.
-pub const META_DELETIONS_APPROVED: &str = "deletions_approved";
-/// Meta key: when the last reconcile cycle read the target's group members.
-pub const META_LAST_RECONCILE: &str = "last_reconcile";
-/// State ids of groups are prefixed, so users and groups share one object tree.
-pub const GROUP_PREFIX: &str = "group:";
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -36,9 +35,6 @@ pub enum CycleError {
     Source(#[from] SourceError),
     #[error("the state store failed: {0}")]
     Store(#[from] StoreError),
-    /// The source answered with something that would deprovision everyone; we refuse.
-    #[error("{0}")]
-    SourceSuspicious(String),
     /// Provision on demand: the object is not in the source (or not eligible).
     #[error("{0}")]
     NotFound(String),
@@ -49,7 +45,6 @@ impl CycleError {
         match self {
             CycleError::Source(e) => e.code,
             CycleError::Store(e) => e.code,
-            CycleError::SourceSuspicious(_) => ErrorCode::GraphRequestFailed,
             CycleError::NotFound(_) => ErrorCode::ImportSkipped,
         }
     }
@@ -81,83 +76,26 @@ pub trait ProgressSink: Send + Sync {
     fn progress(&self, p: Progress);
 }
 
-/// What one object's processing produced.
-#[allow(clippy::large_enum_variant)] // one per object, moved once
-pub(crate) enum Processed {
-    Reported(ObjectReport),
-    Unchanged,
-    /// Out of scope and never provisioned: counted, logged only in the initial cycle.
-    SilentSkip,
-    /// Waiting in escrow for its next retry.
-    Escrowed,
-}
-
-/// One user to decide.
-pub(crate) enum UserItem<'a> {
-    Present(&'a SourceUser, Option<&'a ObjectState>),
-    /// Known to the job, no longer among the source's users; `true` when soft-deleted.
-    Gone(&'a ObjectState, bool),
-}
-
-impl UserItem<'_> {
-    pub(crate) fn source_id(&self) -> &str {
-        match self {
-            UserItem::Present(u, _) => &u.id,
-            UserItem::Gone(s, _) => &s.source_id,
-        }
-    }
-}
-
-pub(crate) struct Ctx {
-    pub(crate) cycle_id: String,
-    pub(crate) mode: Mode,
-    pub(crate) kind: CycleKind,
-    pub(crate) now: chrono::DateTime<chrono::Utc>,
-    /// Effective assignments per user under "Sync only assigned"; `None` under "Sync all".
-    pub(crate) assigned: Option<BTreeMap<String, Vec<AppRoleAssignment>>>,
-    /// Objects whose disable or delete is held back by the deletion threshold.
-    pub(crate) held: BTreeSet<String>,
-    pub(crate) escrows: BTreeMap<String, Escrow>,
-    /// Read each group's members back from the target this cycle and repair drift.
-    pub(crate) reconcile: bool,
-}
-
-/// Everything known about one object while it is processed, for its report and log entry.
-pub(crate) struct Trail {
-    pub(crate) started: Instant,
-    pub(crate) source_id: String,
-    pub(crate) display: String,
-    pub(crate) scope: String,
-    pub(crate) steps: Vec<LogStep>,
-    pub(crate) matched_by: Option<String>,
-}
-
-impl Trail {
-    pub(crate) fn new(source_id: &str, display: &str) -> Self {
-        Trail {
-            started: Instant::now(),
-            source_id: source_id.to_string(),
-            display: display.to_string(),
-            scope: String::new(),
-            steps: Vec::new(),
-            matched_by: None,
-        }
-    }
-
-    pub(crate) fn step(
-        &mut self,
-        name: &str,
-        kind: &str,
-        status: LogStatus,
-        description: impl Into<String>,
-    ) {
-        self.steps.push(LogStep {
-            name: name.into(),
-            provisioning_step_type: kind.into(),
-            status,
-            description: description.into(),
-        });
-    }
+/// What the read step gathered: everything the plan decides from.
+struct Snapshot {
+    kind: CycleKind,
+    completed: u64,
+    notes: Vec<String>,
+    needs_groups: bool,
+    group_states: Vec<ObjectState>,
+    groups: GroupView,
+    assigned: Option<BTreeMap<String, Vec<AppRoleAssignment>>>,
+    groups_assigned: Option<BTreeSet<String>>,
+    assignment_changed: BTreeSet<String>,
+    previous_assigned: BTreeMap<String, String>,
+    work: UserWork,
+    states: HashMap<String, ObjectState>,
+    /// Users in escrow that the source no longer returns, with what they were.
+    gone_escrowed: Vec<(String, bool)>,
+    escrows: BTreeMap<String, Escrow>,
+    reconcile: bool,
+    /// Source reads that came back empty while the job has objects provisioned.
+    suspicious: Vec<String>,
 }
 
 impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
@@ -190,16 +128,131 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
     }
 
+    pub(crate) fn state(&self) -> JobState<'_> {
+        JobState::new(self.store, &self.job.name)
+    }
+
     /// Run one cycle. In [`Mode::Preview`] nothing is written to the target or the store.
     pub async fn run(&self, mode: Mode) -> Result<CycleReport, CycleError> {
-        let job = &self.job.name;
         let started = self.clock.now();
-        let cycle_id = uuid::Uuid::now_v7().to_string();
-        let completed: u64 = self
-            .store
-            .get_meta(job, META_CYCLES)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let snap = self.read().await?;
+        let now = self.clock.now();
+        let cycle_id = v7_like(
+            started,
+            digest(&format!("{}/{}/{:?}", self.job.name, snap.completed, mode)),
+            0,
+        );
+
+        // Plan: every decision once, then the guards over the whole plan.
+        let pctx = PlanCtx {
+            job: self.job,
+            kind: snap.kind,
+            now,
+            assigned: snap.assigned.as_ref(),
+            escrows: &snap.escrows,
+            ignore_escrow: false,
+        };
+        let mut users = self.plan_users(&pctx, &snap);
+        let mut groups = decide_groups(
+            &pctx,
+            &snap.groups.groups,
+            snap.groups_assigned.as_ref(),
+            &snap.group_states,
+        );
+        let deprovisions = deprovisions(&users, &groups);
+        let approval = self.state().approval()?;
+        let input = GuardInput {
+            threshold: self.job.deletion_threshold,
+            max_share_percent: self.job.deletion_max_share,
+            active_provisioned: if deprovisions.len() >= 2 {
+                self.active_provisioned(&snap)?
+            } else {
+                0
+            },
+            suspicious_reads: snap.suspicious.clone(),
+            approved: approval.map(|a| a.ids.into_iter().collect()),
+        };
+        let hold = guard(&deprovisions, &input);
+        if !hold.reasons.is_empty() {
+            hold_all(&mut users, &mut groups);
+        }
+
+        // Act.
+        let claims = Claims::new(&snap.group_states);
+        let ids = Ids::new(&cycle_id);
+        let cx = Cycle {
+            cycle_id: cycle_id.clone(),
+            mode,
+            now,
+            claims: &claims,
+            ids: &ids,
+            reconcile: snap.reconcile,
+        };
+        let mut processed = self.act_users(&cx, users).await?;
+        let user_reports: Vec<&ObjectReport> = processed
+            .iter()
+            .filter_map(|p| match p {
+                Processed::Reported(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
+        let group_results = self.act_groups(&cx, groups, &targets).await?;
+        processed.extend(group_results);
+
+        let mut report = CycleReport {
+            job: self.job.name.clone(),
+            cycle_id,
+            kind: snap.kind,
+            mode,
+            started,
+            finished: started,
+            source_users: snap.work.users.len(),
+            full_read: snap.work.full,
+            notes: snap.notes.clone(),
+            deletions_held: !hold.reasons.is_empty(),
+            hold_reasons: hold.reasons.clone(),
+            out_of_scope_unlogged: 0,
+            tally: Default::default(),
+            objects: Vec::new(),
+        };
+        for r in &hold.reasons {
+            report.notes.push(format!(
+                "held: {r}; none was sent — review with `scimsync approve-deletions` (it shows the held set) to send them"
+            ));
+        }
+        let (mut unchanged, mut escrowed) = (0, 0);
+        for p in processed {
+            match p {
+                Processed::Reported(o) => report.objects.push(o),
+                Processed::Unchanged => unchanged += 1,
+                Processed::SilentSkip => report.out_of_scope_unlogged += 1,
+                Processed::Escrowed => escrowed += 1,
+            }
+        }
+        report.objects.sort_by(|a, b| {
+            a.display_name
+                .cmp(&b.display_name)
+                .then(a.source_id.cmp(&b.source_id))
+        });
+        report.count();
+        report.tally.unchanged += unchanged;
+        report.tally.escrowed += escrowed;
+        report.finished = self.clock.now();
+        for note in &report.notes {
+            tracing::warn!(job = %self.job.name, cycle = %report.cycle_id, "{note}");
+        }
+        if mode == Mode::Apply {
+            self.commit_cycle(&snap, &report, &deprovisions, hold.approval_used)?;
+        }
+        Ok(report)
+    }
+
+    /// Read: the source (deltas where a watermark allows) and the state the plan needs.
+    async fn read(&self) -> Result<Snapshot, CycleError> {
+        let job = &self.job.name;
+        let js = self.state();
+        let completed = js.cycles_completed()?;
         let kind = if completed == 0 {
             CycleKind::Initial
         } else {
@@ -208,8 +261,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         let mut notes = Vec::new();
         let fingerprint_changed = completed > 0
             && !self.job.fingerprint.is_empty()
-            && self.store.get_meta(job, META_FINGERPRINT)?.as_deref()
-                != Some(self.job.fingerprint.as_str());
+            && js.meta(FINGERPRINT)?.as_deref() != Some(self.job.fingerprint.as_str());
         if fingerprint_changed {
             notes
                 .push("the mappings or scope changed: every object is evaluated again".to_string());
@@ -221,13 +273,14 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         } else {
             Vec::new()
         };
+        let mut suspicious = Vec::new();
 
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
             self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
         let groups = if needs_groups {
             let watermark = if use_watermarks {
-                self.store.get_meta(job, META_GROUPS_WATERMARK)?
+                js.meta(GROUPS_WATERMARK)?
             } else {
                 None
             };
@@ -243,9 +296,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 .source
                 .read_groups(&query, watermark.as_deref())
                 .await?;
+            let full = matches!(read, scimsync_core::GroupRead::Full { .. });
             let view = GroupView::apply(GroupView::load(self.store, job)?, read);
             if let Some(n) = &view.note {
                 notes.push(format!("groups read in full: {n}"));
+            }
+            let provisioned = group_states.iter().filter(|s| s.active).count();
+            if full && view.groups.is_empty() && provisioned > 0 {
+                suspicious.push(format!(
+                    "the source returned no groups while {provisioned} are provisioned"
+                ));
             }
             view
         } else {
@@ -262,11 +322,14 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     let a = self.source.read_assignments(service_principal_id).await?;
                     let effective =
                         effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
-                    let previous: BTreeMap<String, String> = self
-                        .store
-                        .list_records(job, ASSIGNED)?
-                        .into_iter()
-                        .collect();
+                    let previous: BTreeMap<String, String> =
+                        self.store.list_records(job, ASSIGNED)?.into_iter().collect();
+                    if a.users.is_empty() && a.groups.is_empty() && !previous.is_empty() {
+                        suspicious.push(format!(
+                            "the source returned no assignments while {} users were assigned in the last cycle",
+                            previous.len()
+                        ));
+                    }
                     let changed = assignment_changes(&previous, &effective);
                     (
                         Some(effective),
@@ -283,7 +346,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             scope: self.job.scope.clone(),
         };
         let watermark = if use_watermarks {
-            self.store.get_meta(job, META_USERS_WATERMARK)?
+            js.meta(USERS_WATERMARK)?
         } else {
             None
         };
@@ -309,51 +372,60 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         };
         let active_known = states.values().filter(|s| s.active).count();
         if work.full && work.users.is_empty() && active_known > 0 {
-            return Err(CycleError::SourceSuspicious(format!(
-                "the source returned no users while {active_known} are provisioned and active; \
-                 refusing to deprovision them (check the source permissions and scope)"
-            )));
+            suspicious.push(format!(
+                "the source returned no users while {active_known} are provisioned and active"
+            ));
         }
-        let escrows: BTreeMap<String, Escrow> = self
-            .store
-            .list_records(job, ESCROW)?
-            .into_iter()
-            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|e| (id, e)))
-            .collect();
+        let escrows = js.escrows()?;
         let now = self.clock.now();
+        let mut gone_escrowed = Vec::new();
         if !work.full {
             // Users that did not change themselves but need a decision: their assignment
             // changed, or their escrow is due.
             let present: BTreeSet<String> = work.users.iter().map(|u| u.id.clone()).collect();
-            let extra: Vec<String> = assignment_changed
+            let due: BTreeSet<&String> = escrows
+                .values()
+                .filter(|e| e.next_retry <= now && !e.source_id.starts_with(GROUP_PREFIX))
+                .map(|e| &e.source_id)
+                .collect();
+            let extra: BTreeSet<String> = assignment_changed
                 .iter()
-                .chain(
-                    escrows
-                        .values()
-                        .filter(|e| e.next_retry <= now)
-                        .map(|e| &e.source_id),
-                )
+                .chain(due.iter().copied())
                 .filter(|id| {
                     !present.contains(*id)
                         && !work.soft_deleted.contains(*id)
                         && !work.hard_deleted.contains(*id)
                 })
                 .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .collect();
             // Only users the job knows, or that are (now) assigned, need a record.
-            let mut extra_needed = Vec::new();
+            let mut needed = Vec::new();
             for id in extra {
-                let known = self.store.get(job, &id)?.is_some();
+                let st = self.store.get(job, &id)?;
+                let known = st.is_some();
+                if let Some(st) = st {
+                    states.insert(id.clone(), st);
+                }
                 if known || assigned.as_ref().is_none_or(|a| a.contains_key(&id)) {
-                    extra_needed.push(id);
+                    needed.push(id);
                 }
             }
-            let extra = extra_needed;
-            if !extra.is_empty() {
-                work.users
-                    .extend(self.source.read_users_by_id(&extra, &query).await?);
+            if !needed.is_empty() {
+                let found = self.source.read_users_by_id(&needed, &query).await?;
+                let returned: BTreeSet<&str> = found.iter().map(|u| u.id.as_str()).collect();
+                for id in &needed {
+                    // An escrowed user the source no longer returns: decide it as gone, as
+                    // what it was when it failed (soft-deleted unless known otherwise: a
+                    // disable can be undone, a delete cannot).
+                    if !returned.contains(id.as_str())
+                        && due.contains(id)
+                        && states.contains_key(id)
+                    {
+                        let soft = escrows.get(id).and_then(|e| e.gone).unwrap_or(true);
+                        gone_escrowed.push((id.clone(), soft));
+                    }
+                }
+                work.users.extend(found);
             }
         }
 
@@ -372,221 +444,358 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 }
             }
         }
-        let present: BTreeSet<&str> = work.users.iter().map(|u| u.id.as_str()).collect();
-        let mut items: Vec<UserItem<'_>> = work
-            .users
-            .iter()
-            .map(|u| UserItem::Present(u, states.get(&u.id)))
-            .collect();
-        let mut gone: Vec<&ObjectState> = if work.full {
-            states
-                .values()
-                .filter(|s| !present.contains(s.source_id.as_str()))
-                .collect()
-        } else {
-            work.soft_deleted
-                .iter()
-                .chain(work.hard_deleted.iter())
-                .filter_map(|id| states.get(id))
-                .collect()
-        };
-        gone.sort_by(|a, b| a.source_id.cmp(&b.source_id));
-        items.extend(
-            gone.into_iter()
-                .map(|s| UserItem::Gone(s, work.soft_deleted.contains(&s.source_id))),
-        );
 
-        let last_reconcile = self
-            .store
-            .get_meta(job, META_LAST_RECONCILE)?
-            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
         let reconcile = self.job.groups.is_some()
             && match self.job.reconcile {
                 Reconcile::Off => false,
                 Reconcile::EveryCycle => true,
-                Reconcile::Daily => {
-                    last_reconcile.is_none_or(|t| now - t >= chrono::Duration::hours(24))
-                }
+                Reconcile::Daily => js
+                    .last_reconcile()?
+                    .is_none_or(|t| now - t >= chrono::Duration::hours(24)),
             };
-        let mut ctx = Ctx {
-            cycle_id: cycle_id.clone(),
-            mode,
+        Ok(Snapshot {
             kind,
-            now,
+            completed,
+            notes,
+            needs_groups,
+            group_states,
+            groups,
             assigned,
-            held: BTreeSet::new(),
+            groups_assigned,
+            assignment_changed,
+            previous_assigned,
+            work,
+            states,
+            gone_escrowed,
             escrows,
             reconcile,
-        };
+            suspicious,
+        })
+    }
 
-        // Deletion threshold: count what this cycle would disable or delete before sending any.
-        let approved = self
-            .store
-            .get_meta(job, META_DELETIONS_APPROVED)?
-            .as_deref()
-            == Some("true");
-        let mut candidates: Vec<String> = items
+    /// Plan: decide every user the read named (present, or gone from the source).
+    fn plan_users<'s>(&self, pctx: &PlanCtx<'s>, snap: &'s Snapshot) -> Vec<UserDecision<'s>> {
+        let work = &snap.work;
+        let states = &snap.states;
+        let present: BTreeSet<&str> = work.users.iter().map(|u| u.id.as_str()).collect();
+        let mut items: Vec<UserItem<'s>> = work
+            .users
             .iter()
-            .filter(|i| self.would_deprovision(&ctx, i))
-            .map(|i| i.source_id().to_string())
+            .map(|u| UserItem::Present(u, states.get(&u.id)))
             .collect();
-        let group_plan = self
-            .job
-            .groups
-            .as_ref()
-            .map(|_| self.plan_groups(&ctx, &groups, groups_assigned.as_ref(), &group_states));
-        if let Some(plan) = &group_plan {
-            candidates.extend(plan.deprovision_candidates());
-        }
-        let threshold = self.job.deletion_threshold;
-        let deletions_held = threshold > 0 && candidates.len() > threshold && !approved;
-        if deletions_held {
-            notes.push(format!(
-                "{} disables and deletes exceed the deletion threshold of {threshold}: none was sent; \
-                 run `scimsync approve-deletions` to send them",
-                candidates.len()
-            ));
-            ctx.held = candidates.into_iter().collect();
-        }
+        let mut gone: Vec<(&ObjectState, bool)> = if work.full {
+            states
+                .values()
+                .filter(|s| !present.contains(s.source_id.as_str()))
+                .map(|s| (s, work.soft_deleted.contains(&s.source_id)))
+                .collect()
+        } else {
+            work.soft_deleted
+                .iter()
+                .map(|id| (id, true))
+                .chain(work.hard_deleted.iter().map(|id| (id, false)))
+                .chain(snap.gone_escrowed.iter().map(|(id, soft)| (id, *soft)))
+                .filter_map(|(id, soft)| states.get(id).map(|s| (s, soft)))
+                .collect()
+        };
+        gone.sort_by(|a, b| a.0.source_id.cmp(&b.0.source_id));
+        gone.dedup_by(|a, b| a.0.source_id == b.0.source_id);
+        items.extend(gone.into_iter().map(|(s, soft)| UserItem::Gone(s, soft)));
+        items.into_iter().map(|i| decide_user(pctx, i)).collect()
+    }
 
-        let total = items.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
+    /// Provisioned, active objects before this cycle (the guards' denominator). Read only
+    /// when a cycle would deprovision more than one object.
+    fn active_provisioned(&self, snap: &Snapshot) -> Result<usize, StoreError> {
+        let groups = snap.group_states.iter().filter(|s| s.active).count();
+        let users = if snap.work.full {
+            snap.states.values().filter(|s| s.active).count()
+        } else {
+            self.store
+                .list(&self.job.name)?
+                .iter()
+                .filter(|s| s.active && !s.source_id.starts_with(GROUP_PREFIX))
+                .count()
+        };
+        Ok(users + groups)
+    }
+
+    /// Act on users: objects whose matching values collide run in one sequence (in source id
+    /// order), so concurrency never decides which of them links.
+    async fn act_users(
+        &self,
+        cx: &Cycle<'_>,
+        users: Vec<UserDecision<'_>>,
+    ) -> Result<Vec<Processed>, StoreError> {
+        let keys: Vec<Option<&[(String, String)]>> = users
+            .iter()
+            .map(|d| match &d.op {
+                UserOp::Provision { keys, .. } => Some(keys.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let order = sequences(&keys);
+        let mut slots: Vec<Option<UserDecision<'_>>> = users.into_iter().map(Some).collect();
+        let seqs: Vec<Vec<UserDecision<'_>>> = order
+            .into_iter()
+            .map(|seq| seq.into_iter().filter_map(|i| slots[i].take()).collect())
+            .collect();
+        let total = slots.len();
+        let done = AtomicUsize::new(0);
         self.report_progress("users", 0, total);
-        let results: Vec<Result<Processed, StoreError>> = stream::iter(items)
-            .map(|item| async {
-                let r = self.process_user(&ctx, item).await;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                self.report_progress("users", n, total);
-                r
+        let results: Vec<Result<Vec<Processed>, StoreError>> = stream::iter(seqs)
+            .map(|seq| {
+                let done = &done;
+                async move {
+                    let mut out = Vec::with_capacity(seq.len());
+                    for d in seq {
+                        out.push(self.act_user(cx, d).await?);
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        self.report_progress("users", n, total);
+                    }
+                    Ok(out)
+                }
             })
             .buffer_unordered(self.job.concurrency)
             .collect()
             .await;
-
-        let mut report = CycleReport {
-            job: job.clone(),
-            cycle_id,
-            kind,
-            mode,
-            started,
-            finished: started,
-            source_users: work.users.len(),
-            full_read: work.full,
-            notes,
-            deletions_held,
-            out_of_scope_unlogged: 0,
-            tally: Default::default(),
-            objects: Vec::new(),
-        };
-        let (mut unchanged, mut escrowed) = (0, 0);
+        let mut out = Vec::with_capacity(total);
         for r in results {
-            match r? {
-                Processed::Reported(o) => report.objects.push(o),
-                Processed::Unchanged => unchanged += 1,
-                Processed::SilentSkip => report.out_of_scope_unlogged += 1,
-                Processed::Escrowed => escrowed += 1,
-            }
+            out.extend(r?);
         }
-
-        if let Some(plan) = group_plan {
-            let group_results = self
-                .sync_groups(&ctx, &groups, plan, &report.objects)
-                .await?;
-            for r in group_results {
-                match r {
-                    Processed::Reported(o) => report.objects.push(o),
-                    Processed::Unchanged => unchanged += 1,
-                    Processed::SilentSkip => report.out_of_scope_unlogged += 1,
-                    Processed::Escrowed => escrowed += 1,
-                }
-            }
-        }
-
-        report.objects.sort_by(|a, b| {
-            a.display_name
-                .cmp(&b.display_name)
-                .then(a.source_id.cmp(&b.source_id))
-        });
-        report.count();
-        report.tally.unchanged += unchanged;
-        report.tally.escrowed += escrowed;
-        report.finished = self.clock.now();
-        for note in &report.notes {
-            tracing::warn!(job = %job, cycle = %report.cycle_id, "{note}");
-        }
-
-        if mode == Mode::Apply {
-            // Held deletions keep the old watermarks, so the changes behind them come back in
-            // the next cycle; everything else they carried is already in state and is a no-op.
-            if !deletions_held {
-                if let Some(w) = &work.watermark {
-                    self.store.put_meta(job, META_USERS_WATERMARK, w)?;
-                }
-                if needs_groups {
-                    groups.save(self.store, job)?;
-                    if let Some(w) = &groups.watermark {
-                        self.store.put_meta(job, META_GROUPS_WATERMARK, w)?;
-                    }
-                }
-                if let Some(effective) = &ctx.assigned {
-                    for id in &assignment_changed {
-                        match effective.get(id) {
-                            Some(roles) => {
-                                self.store
-                                    .put_record(job, ASSIGNED, id, &roles_key(roles))?
-                            }
-                            None if previous_assigned.contains_key(id) => {
-                                self.store.remove_record(job, ASSIGNED, id)?
-                            }
-                            None => {}
-                        }
-                    }
-                }
-                self.store
-                    .put_meta(job, META_FINGERPRINT, &self.job.fingerprint)?;
-            }
-            if approved {
-                self.store.remove_meta(job, META_DELETIONS_APPROVED)?;
-            }
-            if reconcile {
-                self.store
-                    .put_meta(job, META_LAST_RECONCILE, &now.to_rfc3339())?;
-            }
-            self.store
-                .put_meta(job, META_CYCLES, &(completed + 1).to_string())?;
-            let summary = json!({
-                "cycleId": report.cycle_id, "kind": report.kind, "started": report.started,
-                "finished": report.finished, "tally": report.tally, "sourceUsers": report.source_users,
-                "fullRead": report.full_read, "deletionsHeld": report.deletions_held, "notes": report.notes,
-            });
-            self.store
-                .put_meta(job, META_LAST_CYCLE, &summary.to_string())?;
-            self.store.flush()?;
-        }
-        Ok(report)
+        Ok(out)
     }
 
-    /// Whether deciding this user would disable or delete it (for the deletion threshold).
-    /// Mirrors the decisions of the user processing, without I/O.
-    fn would_deprovision(&self, ctx: &Ctx, item: &UserItem<'_>) -> bool {
-        match item {
-            UserItem::Present(user, Some(st)) => {
-                let decision = evaluate_scope(
-                    user,
-                    ctx.assigned.as_ref().map(|a| a.contains_key(&user.id)),
-                    &self.job.scoping,
-                )
-                .decision;
-                st.active
-                    && decision != ScopeDecision::InScope
-                    && !(decision.is_scope_loss() && self.job.skip_out_of_scope_deletions)
-            }
-            UserItem::Present(_, None) => false,
-            UserItem::Gone(st, true) => st.active,
-            UserItem::Gone(st, false) => {
-                st.outcome != scimsync_core::Outcome::OutOfScope && self.job.actions.delete
+    /// Where each member user of an in-scope group stands after the user phase. In a preview
+    /// nothing was written, so the user phase's reports are laid over the state: membership
+    /// shows as the run would leave it.
+    fn user_targets(
+        &self,
+        cx: &Cycle<'_>,
+        snap: &Snapshot,
+        groups: &[GroupDecision<'_>],
+        user_reports: &[&ObjectReport],
+    ) -> Result<UserTargets, StoreError> {
+        let mut out = UserTargets::new();
+        let referenced: BTreeSet<&String> = groups
+            .iter()
+            .filter_map(|g| g.members)
+            .flat_map(|m| m.users.iter())
+            .collect();
+        if referenced.is_empty() {
+            return Ok(out);
+        }
+        // Fresh after the user phase in a run; the cycle's snapshot suffices in a preview.
+        let fresh = cx.mode == Mode::Apply;
+        for id in referenced {
+            let st = match (fresh, snap.states.get(id.as_str())) {
+                (false, Some(st)) => Some(st.clone()),
+                _ => self.store.get(&self.job.name, id)?,
+            };
+            out.insert(id.clone(), st.filter(|s| s.active).map(|s| s.target_id));
+        }
+        if cx.mode == Mode::Preview {
+            for r in user_reports
+                .iter()
+                .filter(|r| r.object_type == ObjectType::User && r.error.is_none())
+            {
+                if !out.contains_key(&r.source_id) {
+                    continue;
+                }
+                let next = match &r.action {
+                    Action::Disable { .. } | Action::Delete { .. } => None,
+                    Action::Create { .. } => Some(format!("(new user {})", r.display_name)),
+                    Action::Link { target_id } => Some(target_id.clone()),
+                    Action::Update { target_id, .. } if activates(&r.action) => {
+                        Some(target_id.clone())
+                    }
+                    _ => continue,
+                };
+                out.insert(r.source_id.clone(), next);
             }
         }
+        Ok(out)
+    }
+
+    /// Act on groups, with colliding names sequenced like users.
+    async fn act_groups(
+        &self,
+        cx: &Cycle<'_>,
+        groups: Vec<GroupDecision<'_>>,
+        users: &UserTargets,
+    ) -> Result<Vec<Processed>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let group_targets: HashMap<String, String> = groups
+            .iter()
+            .filter(|g| g.members.is_some())
+            .filter_map(|g| g.state.map(|s| (g.id.clone(), s.target_id.clone())))
+            .collect();
+        let keys: Vec<Option<&[(String, String)]>> = groups
+            .iter()
+            .map(|d| match &d.op {
+                GroupOp::Provision { keys, .. } => Some(keys.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let order = sequences(&keys);
+        let mut slots: Vec<Option<GroupDecision<'_>>> = groups.into_iter().map(Some).collect();
+        let seqs: Vec<Vec<GroupDecision<'_>>> = order
+            .into_iter()
+            .map(|seq| seq.into_iter().filter_map(|i| slots[i].take()).collect())
+            .collect();
+        let total = slots.len();
+        let done = AtomicUsize::new(0);
+        self.report_progress("groups", 0, total);
+        let results: Vec<Result<Vec<Processed>, StoreError>> = stream::iter(seqs)
+            .map(|seq| {
+                let (done, group_targets) = (&done, &group_targets);
+                async move {
+                    let mut out = Vec::with_capacity(seq.len());
+                    for d in seq {
+                        out.push(self.act_group(cx, d, users, group_targets).await?);
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        self.report_progress("groups", n, total);
+                    }
+                    Ok(out)
+                }
+            })
+            .buffer_unordered(self.job.concurrency)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(total);
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// Commit the cycle: watermarks and snapshots (kept back while deletions are held, so the
+    /// held changes come back), the held set, the approval used, the cycle count, the last
+    /// cycle, history and log retention — here, so `run` and `serve` record cycles alike.
+    fn commit_cycle(
+        &self,
+        snap: &Snapshot,
+        report: &CycleReport,
+        deprovisions: &[HeldOp],
+        approval_used: bool,
+    ) -> Result<(), StoreError> {
+        let job = &self.job.name;
+        let js = self.state();
+        if !report.deletions_held {
+            if let Some(w) = &snap.work.watermark {
+                js.set_meta(USERS_WATERMARK, w)?;
+            }
+            if snap.needs_groups {
+                snap.groups.save(self.store, job)?;
+                if let Some(w) = &snap.groups.watermark {
+                    js.set_meta(GROUPS_WATERMARK, w)?;
+                }
+            }
+            if let Some(effective) = &snap.assigned {
+                for id in &snap.assignment_changed {
+                    match effective.get(id) {
+                        Some(roles) => self.store.put_record(job, ASSIGNED, id, &roles_key(roles))?,
+                        None if snap.previous_assigned.contains_key(id) => {
+                            self.store.remove_record(job, ASSIGNED, id)?
+                        }
+                        None => {}
+                    }
+                }
+            }
+            js.set_meta(FINGERPRINT, &self.job.fingerprint)?;
+            js.set_held(None)?;
+        } else {
+            let held = HeldDeletions::new(
+                &report.cycle_id,
+                report.finished,
+                report.hold_reasons.clone(),
+                deprovisions.to_vec(),
+            );
+            js.set_held(Some(&held))?;
+        }
+        if approval_used || (!report.deletions_held && js.approval()?.is_some()) {
+            // Used, or outdated: an approval covers one held set, once.
+            js.clear_approval()?;
+        }
+        if snap.reconcile {
+            js.set_last_reconcile(report.started)?;
+        }
+        js.set_cycles_completed(snap.completed + 1)?;
+        js.set_last_cycle(&LastCycle {
+            cycle_id: report.cycle_id.clone(),
+            kind: report.kind,
+            started: report.started,
+            finished: report.finished,
+            tally: report.tally.clone(),
+            source_users: report.source_users,
+            full_read: report.full_read,
+            held: report.tally.staged_deletes,
+            deletions_held: report.deletions_held,
+            notes: report.notes.clone(),
+        })?;
+        crate::history::record_cycle_history(self.store, job, report)?;
+        if let Some(cutoff) =
+            crate::history::log_retention_cutoff(report.finished, self.job.log_retention_days)
+        {
+            self.store.prune_logs_before(job, cutoff)?;
+        }
+        self.store.flush()
+    }
+}
+
+/// The disables and deletes the plan holds, as the held set would list them.
+fn deprovisions(users: &[UserDecision<'_>], groups: &[GroupDecision<'_>]) -> Vec<HeldOp> {
+    let mut out = Vec::new();
+    for d in users {
+        if let UserOp::Deprovision { how, target_id, .. } = &d.op {
+            out.push(HeldOp {
+                source_id: d.source_id.clone(),
+                display_name: d.display.clone(),
+                target_id: target_id.clone(),
+                action: how.as_str().into(),
+            });
+        }
+    }
+    for g in groups {
+        if let GroupOp::Delete { target_id } = &g.op {
+            out.push(HeldOp {
+                source_id: g.state_id(),
+                display_name: g.display.clone(),
+                target_id: target_id.clone(),
+                action: Deprovision::Delete.as_str().into(),
+            });
+        }
+    }
+    out
+}
+
+/// Turn every disable and delete of the plan into a held one.
+fn hold_all(users: &mut [UserDecision<'_>], groups: &mut [GroupDecision<'_>]) {
+    for d in users {
+        if let UserOp::Deprovision { how, target_id, .. } = &d.op {
+            d.op = UserOp::Held {
+                how: *how,
+                target_id: target_id.clone(),
+            };
+        }
+    }
+    for g in groups {
+        if let GroupOp::Delete { target_id } = &g.op {
+            g.op = GroupOp::Held {
+                target_id: target_id.clone(),
+            };
+        }
+    }
+}
+
+/// Whether an update turns the user's `active` on (a re-enable or restore).
+fn activates(a: &Action) -> bool {
+    match a {
+        Action::Update { changes, .. } => changes
+            .iter()
+            .any(|c| c.path == "active" && c.value == serde_json::Value::Bool(true)),
+        _ => false,
     }
 }

@@ -6,9 +6,6 @@ use chrono::{DateTime, Duration, Utc};
 use scimsync_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-/// Record kind under which escrows are stored.
-pub const ESCROW: &str = "escrow";
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EscrowPolicy {
     /// Retry delays counted from the first failure.
@@ -41,11 +38,18 @@ pub struct Escrow {
     pub next_retry: DateTime<Utc>,
     pub error_code: ErrorCode,
     pub error: String,
+    /// A user gone from the source when it failed: `true` soft-deleted, `false` hard-deleted,
+    /// so its retry knows what it was although the source no longer returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone: Option<bool>,
 }
 
 impl EscrowPolicy {
     /// The escrow after one more failure at `now` (`previous` is `None` on the first).
-    /// `None` means the object has been failing for longer than the policy allows: drop it.
+    /// A `transient` failure (5xx, timeout, reset, throttling) is retried at the next cycle;
+    /// a permanent one on the schedule. `None` means the object has been failing for longer
+    /// than the policy allows: drop it.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         previous: Option<&Escrow>,
@@ -54,6 +58,7 @@ impl EscrowPolicy {
         code: ErrorCode,
         error: &str,
         now: DateTime<Utc>,
+        transient: bool,
     ) -> Option<Escrow> {
         let first = previous.map(|p| p.first_failure).unwrap_or(now);
         let attempts = previous.map(|p| p.attempts).unwrap_or(0) + 1;
@@ -69,7 +74,9 @@ impl EscrowPolicy {
             }
         };
         let mut next = first + offset;
-        if next <= now {
+        if transient {
+            next = now;
+        } else if next <= now {
             // A late cycle: never schedule into the past.
             next = now
                 + self
@@ -85,6 +92,7 @@ impl EscrowPolicy {
             next_retry: next,
             error_code: code,
             error: error.to_string(),
+            gone: None,
         })
     }
 }
@@ -92,6 +100,16 @@ impl EscrowPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transient_failure_is_retried_at_the_next_cycle() {
+        let p = EscrowPolicy::default();
+        let e = p
+            .record(None, "u", "U", ErrorCode::Timeout, "reset", t0(), true)
+            .unwrap();
+        assert_eq!(e.next_retry, t0(), "due at the next cycle");
+        assert_eq!(e.attempts, 1);
+    }
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
@@ -103,7 +121,7 @@ mod tests {
     fn retries_follow_entra_schedule_then_daily_then_give_up() {
         let p = EscrowPolicy::default();
         let e1 = p
-            .record(None, "u", "U", ErrorCode::InternalServerError, "boom", t0())
+            .record(None, "u", "U", ErrorCode::InternalServerError, "boom", t0(), false)
             .unwrap();
         assert_eq!(e1.next_retry, t0() + Duration::hours(6));
         let e2 = p
@@ -114,6 +132,7 @@ mod tests {
                 ErrorCode::InternalServerError,
                 "boom",
                 e1.next_retry,
+                false,
             )
             .unwrap();
         assert_eq!(e2.next_retry, t0() + Duration::hours(12));
@@ -125,6 +144,7 @@ mod tests {
                 ErrorCode::InternalServerError,
                 "boom",
                 e2.next_retry,
+                false,
             )
             .unwrap();
         assert_eq!(e3.next_retry, t0() + Duration::hours(24));
@@ -136,6 +156,7 @@ mod tests {
                 ErrorCode::InternalServerError,
                 "boom",
                 e3.next_retry,
+                false,
             )
             .unwrap();
         assert_eq!(e4.next_retry, t0() + Duration::hours(48));
@@ -149,7 +170,7 @@ mod tests {
                 "U",
                 ErrorCode::InternalServerError,
                 "boom",
-                late
+                late, false
             )
             .is_none()
         );

@@ -177,6 +177,7 @@ mod tests {
             full_read: false,
             notes: Vec::new(),
             deletions_held: false,
+            hold_reasons: Vec::new(),
             out_of_scope_unlogged: 0,
             tally: Tally::default(),
             objects: vec![ObjectReport {

@@ -6,7 +6,26 @@ use scimsync_config::{
     Deprovision, GroupOutOfScope, JobConfig, Mapping, Nested, ScopeSetting, ScopingFilter,
     TargetActions,
 };
-use scimsync_core::UserScope;
+use scimsync_core::{Backoff, UserScope};
+use std::time::Duration;
+
+/// In-cycle retries of one object's write after a transient failure (5xx, timeout, reset,
+/// an unreadable answer): `attempts` in all, paused by `backoff`. What still fails is escrowed
+/// and retried at the next cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            backoff: Backoff::exponential(Duration::from_millis(200), Duration::from_secs(5)),
+        }
+    }
+}
 
 /// Group provisioning settings.
 #[derive(Debug, Clone)]
@@ -38,6 +57,13 @@ pub struct JobSpec {
     pub exclude_default_access: bool,
     /// More disables and deletes than this in one cycle are held for approval; 0 = no limit.
     pub deletion_threshold: usize,
+    /// A cycle that would disable or delete more than this share (percent) of the provisioned,
+    /// active objects is held, however small the job; 0 = off.
+    pub deletion_max_share: u32,
+    /// In-cycle retries of writes.
+    pub retry: RetryPolicy,
+    /// Log entries older than this many days are pruned after each cycle; 0 keeps all.
+    pub log_retention_days: u32,
     pub escrow: EscrowPolicy,
     pub groups: Option<GroupSpec>,
     /// Changes when mappings or scope change; a new value forces a full re-evaluation.
@@ -76,6 +102,9 @@ impl JobSpec {
             concurrency: cfg.target.max_concurrency.max(1),
             exclude_default_access: cfg.source.exclude_default_access,
             deletion_threshold: cfg.deletion_threshold as usize,
+            deletion_max_share: cfg.deletion_max_share,
+            retry: RetryPolicy::default(),
+            log_retention_days: cfg.log_retention_days,
             escrow: EscrowPolicy {
                 delays: cfg.escrow.retry_delays.iter().map(|d| chrono(*d)).collect(),
                 then_every: chrono(cfg.escrow.daily_after),
@@ -105,6 +134,9 @@ impl JobSpec {
             concurrency: 4,
             exclude_default_access: false,
             deletion_threshold: 500,
+            deletion_max_share: 50,
+            retry: RetryPolicy::default(),
+            log_retention_days: 0,
             escrow: EscrowPolicy::default(),
             groups: None,
             fingerprint: String::new(),

@@ -4,11 +4,17 @@
 //! nothing. The deletion threshold does not apply to a single object; escrow timing is
 //! ignored (the admin asked for it now).
 
-use crate::cycle::{Ctx, CycleError, Engine, Processed, UserItem};
+use crate::act::{Claims, Cycle, Ids, Processed, digest, v7_like};
+use crate::cycle::{CycleError, Engine};
+use crate::groups::UserTargets;
+use crate::plan::{GROUP_PREFIX, PlanCtx, UserItem, decide_groups, decide_user};
 use crate::read::{GroupView, effective_assignments};
 use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
-use scimsync_core::{LogStatus, LogStep, Source, StateStore, Target, UserQuery, UserScope};
+use scimsync_core::{
+    AppRoleAssignment, LogStatus, LogStep, Source, StateStore, Target, UserQuery, UserScope,
+};
 use scimsync_mapping::source_attributes;
+use std::collections::{BTreeMap, HashMap};
 
 /// Entra's limit for a group provisioned on demand.
 pub const ON_DEMAND_MAX_MEMBERS: usize = 5;
@@ -32,11 +38,32 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             .into_iter()
             .next()
             .ok_or_else(|| CycleError::NotFound(format!("no user {id_or_upn} in the source")))?;
-        let ctx = self.on_demand_ctx(mode).await?;
+        let assigned = self.on_demand_assignments().await?;
         let state = self.store.get(job, &user.id)?;
-        let processed = self
-            .process_user(&ctx, UserItem::Present(&user, state.as_ref()))
-            .await?;
+        let escrows = self.state().escrows()?;
+        let now = self.clock.now();
+        let pctx = PlanCtx {
+            job: self.job,
+            // Report out-of-scope users too: the admin asked about this one.
+            kind: CycleKind::Initial,
+            now,
+            assigned: assigned.as_ref(),
+            escrows: &escrows,
+            ignore_escrow: true,
+        };
+        let decision = decide_user(&pctx, UserItem::Present(&user, state.as_ref()));
+        let claims = Claims::new(&[]);
+        let cycle_id = on_demand_id(now, &user.id);
+        let ids = Ids::new(&cycle_id);
+        let cx = Cycle {
+            cycle_id,
+            mode,
+            now,
+            claims: &claims,
+            ids: &ids,
+            reconcile: false,
+        };
+        let processed = self.act_user(&cx, decision).await?;
         Ok(match processed {
             Processed::Reported(r) => r,
             _ => ObjectReport {
@@ -70,18 +97,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         group_id: &str,
         mode: Mode,
     ) -> Result<Vec<ObjectReport>, CycleError> {
-        let Some(_) = &self.job.groups else {
+        let Some(spec) = &self.job.groups else {
             return Err(CycleError::NotFound(
                 "this job does not provision groups".into(),
             ));
         };
         let query = scimsync_core::GroupQuery {
-            attributes: self
-                .job
-                .groups
-                .as_ref()
-                .map(|g| source_attributes(&g.mappings))
-                .unwrap_or_default(),
+            attributes: source_attributes(&spec.mappings),
         };
         let view = GroupView::apply(
             GroupView::load(self.store, &self.job.name)?,
@@ -101,8 +123,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         for member in group.users.clone() {
             out.push(self.provision_user(&member, mode).await?);
         }
-        let ctx = self.on_demand_ctx(mode).await?;
-        let assigned = match &self.job.scope {
+        let assigned_groups = match &self.job.scope {
             UserScope::All => None,
             UserScope::Assigned {
                 service_principal_id,
@@ -114,31 +135,68 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 ))
             }
         };
-        let states: Vec<_> = self
-            .store
-            .list(&self.job.name)?
-            .into_iter()
-            .filter(|s| s.source_id == format!("{}{group_id}", crate::cycle::GROUP_PREFIX))
-            .collect();
-        let mut only = GroupView::default();
-        only.groups.insert(group_id.to_string(), group.clone());
-        let plan = self.plan_groups(&ctx, &only, assigned.as_ref(), &states);
-        for r in self.sync_groups(&ctx, &only, plan, &out).await? {
-            if let Processed::Reported(r) = r {
+        let state_id = format!("{GROUP_PREFIX}{group_id}");
+        let states: Vec<_> = self.store.get(&self.job.name, &state_id)?.into_iter().collect();
+        let mut only = BTreeMap::new();
+        only.insert(group_id.to_string(), group.clone());
+        let escrows = self.state().escrows()?;
+        let now = self.clock.now();
+        let pctx = PlanCtx {
+            job: self.job,
+            kind: CycleKind::Initial,
+            now,
+            assigned: None,
+            escrows: &escrows,
+            ignore_escrow: true,
+        };
+        let decisions = decide_groups(&pctx, &only, assigned_groups.as_ref(), &states);
+        // Members as they stand now (a preview lays the members' own reports over them).
+        let mut targets = UserTargets::new();
+        for u in &group.users {
+            let st = self.store.get(&self.job.name, u)?;
+            targets.insert(u.clone(), st.filter(|s| s.active).map(|s| s.target_id));
+        }
+        if mode == Mode::Preview {
+            for r in &out {
+                if r.error.is_none()
+                    && let Action::Create { .. } = r.action
+                {
+                    targets.insert(r.source_id.clone(), Some(format!("(new user {})", r.display_name)));
+                }
+            }
+        }
+        let all_groups = self.store.list_prefix(&self.job.name, GROUP_PREFIX)?;
+        let claims = Claims::new(&all_groups);
+        let cycle_id = on_demand_id(now, &state_id);
+        let ids = Ids::new(&cycle_id);
+        let cx = Cycle {
+            cycle_id,
+            mode,
+            now,
+            claims: &claims,
+            ids: &ids,
+            reconcile: false,
+        };
+        let nested = HashMap::new();
+        for d in decisions {
+            if let Processed::Reported(r) = self.act_group(&cx, d, &targets, &nested).await? {
                 out.push(r);
             }
         }
         Ok(out)
     }
 
-    async fn on_demand_ctx(&self, mode: Mode) -> Result<Ctx, CycleError> {
-        let assigned = match &self.job.scope {
+    /// Effective assignments for a decision on demand (group expansion uses the group mirror
+    /// of the last cycle).
+    async fn on_demand_assignments(
+        &self,
+    ) -> Result<Option<BTreeMap<String, Vec<AppRoleAssignment>>>, CycleError> {
+        Ok(match &self.job.scope {
             UserScope::All => None,
             UserScope::Assigned {
                 service_principal_id,
             } => {
                 let a = self.source.read_assignments(service_principal_id).await?;
-                // Group expansion uses the group mirror of the last cycle.
                 let groups = GroupView::load(self.store, &self.job.name)?;
                 Some(effective_assignments(
                     &a,
@@ -146,17 +204,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     self.job.exclude_default_access,
                 ))
             }
-        };
-        Ok(Ctx {
-            cycle_id: format!("ondemand-{}", uuid::Uuid::now_v7()),
-            mode,
-            // Report out-of-scope users too: the admin asked about this one.
-            kind: CycleKind::Initial,
-            now: self.clock.now(),
-            assigned,
-            held: Default::default(),
-            escrows: Default::default(),
-            reconcile: false,
         })
     }
+}
+
+fn on_demand_id(now: chrono::DateTime<chrono::Utc>, object: &str) -> String {
+    format!("ondemand-{}", v7_like(now, digest(object), 0))
 }

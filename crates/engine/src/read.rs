@@ -12,13 +12,7 @@ use scimsync_core::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Meta keys of the watermarks (Graph deltaLinks).
-pub const META_USERS_WATERMARK: &str = "watermark.users";
-pub const META_GROUPS_WATERMARK: &str = "watermark.groups";
-pub const META_FINGERPRINT: &str = "fingerprint";
-/// Record kinds.
-pub const ASSIGNED: &str = "assigned";
-pub const GROUP_MIRROR: &str = "group";
+use crate::jobstate::GROUP_MIRROR;
 
 /// The Default Access role's id.
 pub const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
@@ -49,8 +43,14 @@ impl GroupView {
         Ok(store
             .list_records(job, GROUP_MIRROR)?
             .into_iter()
-            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|g| (id, g)))
-            .collect())
+            .map(|(id, v)| {
+                serde_json::from_str(&v).map(|g| (id.clone(), g)).map_err(|e| {
+                    StoreError::new(format!(
+                        "state of job {job} is damaged: the group mirror record `{id}` cannot be read ({e})"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?)
     }
 
     /// Apply one source read to the mirror loaded from the store.

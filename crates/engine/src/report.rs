@@ -1,7 +1,7 @@
 //! What a cycle did (or, in preview, would do), object by object.
 
 use scimsync_core::{Attrs, Change, ChangeOp, ErrorCode, LogAction, LogStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -13,7 +13,7 @@ pub enum Mode {
     Preview,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CycleKind {
     /// The job's first cycle (or the first after its state was lost or reset).
@@ -127,7 +127,8 @@ pub struct ObjectReport {
 }
 
 /// Counts by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tally {
     pub created: usize,
     pub updated: usize,
@@ -163,6 +164,9 @@ pub struct CycleReport {
     /// The cycle would have disabled or deleted more objects than the threshold allows; they
     /// were held (`StagedDelete`) and the job waits for `approve-deletions`.
     pub deletions_held: bool,
+    /// Why the cycle held its disables and deletes (threshold, share, an empty source read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hold_reasons: Vec<String>,
     /// Out-of-scope users never provisioned, not logged one by one after the initial cycle.
     pub out_of_scope_unlogged: usize,
     pub tally: Tally,

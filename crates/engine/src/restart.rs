@@ -1,17 +1,13 @@
-//! Restart: Entra's reset scopes (reference §2.5). The default clears the watermark, the
-//! escrows and the quarantine and keeps the links, so the next cycle is a full one that
-//! re-evaluates every object without creating duplicates; `Full` also forgets the links, so
-//! every object is matched again.
+//! Restart: Entra's reset scopes (reference §2.5). The default clears the watermark, makes
+//! every escrowed object due at the next cycle and lifts the quarantine, keeping the links, so
+//! the next cycle is a full one that re-evaluates every object without creating duplicates;
+//! `Full` also forgets the links, so every object is matched again.
 
-use crate::cycle::{META_CYCLES, META_DELETIONS_APPROVED};
-use crate::escrow::ESCROW;
-use crate::read::{
-    ASSIGNED, GROUP_MIRROR, META_FINGERPRINT, META_GROUPS_WATERMARK, META_USERS_WATERMARK,
-};
+use crate::jobstate::{ESCROW, JobState};
 use scimsync_core::{StateStore, StoreError};
 use serde::Serialize;
 
-/// Meta key the service keeps a job's quarantine under (JSON).
+/// Meta key the service keeps a job's quarantine under (JSON); see [`JobState::quarantine`].
 pub const META_QUARANTINE: &str = "quarantine";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,7 +15,7 @@ pub const META_QUARANTINE: &str = "quarantine";
 pub enum ResetScope {
     /// Forget the watermarks: the next cycle reads everything and re-evaluates every object.
     Watermark,
-    /// Stop retrying pending failures.
+    /// Retry every escrowed object at the next cycle instead of on its escrow schedule.
     Escrows,
     /// Lift the quarantine.
     Quarantine,
@@ -46,14 +42,26 @@ impl ResetScope {
     }
 }
 
-/// What a restart cleared.
+/// What a restart did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartSummary {
     pub watermark_cleared: bool,
-    pub escrows_cleared: usize,
+    /// Escrowed objects now due: the next cycle retries each of them (they stay in escrow
+    /// until they succeed, so none is forgotten).
+    pub escrows_due_now: usize,
     pub quarantine_lifted: bool,
     pub links_forgotten: u64,
+}
+
+impl RestartSummary {
+    /// One line for the admin, saying what each scope really did.
+    pub fn describe(&self) -> String {
+        format!(
+            "watermark cleared: {}; escrowed objects retried at the next cycle: {}; quarantine lifted: {}; links forgotten: {}",
+            self.watermark_cleared, self.escrows_due_now, self.quarantine_lifted, self.links_forgotten
+        )
+    }
 }
 
 pub fn restart<St: StateStore>(
@@ -61,39 +69,32 @@ pub fn restart<St: StateStore>(
     job: &str,
     scopes: &[ResetScope],
 ) -> Result<RestartSummary, StoreError> {
+    let js = JobState::new(store, job);
     let full = scopes.contains(&ResetScope::Full);
     let mut out = RestartSummary::default();
     if full || scopes.contains(&ResetScope::Watermark) {
-        for key in [
-            META_USERS_WATERMARK,
-            META_GROUPS_WATERMARK,
-            META_FINGERPRINT,
-            META_CYCLES,
-        ] {
-            store.remove_meta(job, key)?;
-        }
+        js.forget_watermarks()?;
         out.watermark_cleared = true;
     }
-    if full || scopes.contains(&ResetScope::Escrows) {
-        for (id, _) in store.list_records(job, ESCROW)? {
-            store.remove_record(job, ESCROW, &id)?;
-            out.escrows_cleared += 1;
-        }
+    if full {
+        // Every escrowed object is matched again anyway: the escrows go with the links.
+        js.clear_escrows()?;
+    } else if scopes.contains(&ResetScope::Escrows) {
+        out.escrows_due_now = js.make_escrows_due()?;
     }
     if full || scopes.contains(&ResetScope::Quarantine) {
-        out.quarantine_lifted = store.get_meta(job, META_QUARANTINE)?.is_some();
-        store.remove_meta(job, META_QUARANTINE)?;
-        store.remove_meta(job, META_DELETIONS_APPROVED)?;
+        out.quarantine_lifted = js.has_quarantine()?;
+        js.set_quarantine::<serde_json::Value>(None)?;
     }
     if full {
         out.links_forgotten = store.remove_objects(job)?;
         for (key, _) in store.scan_meta(job, "rec/")? {
-            let keep = key.starts_with(&format!("rec/{ESCROW}/"));
-            if !keep {
+            if !key.starts_with(&format!("rec/{ESCROW}/")) {
                 store.remove_meta(job, &key)?;
             }
         }
-        let _ = (ASSIGNED, GROUP_MIRROR);
+        js.set_held(None)?;
+        js.clear_approval()?;
     }
     store.flush()?;
     Ok(out)
@@ -102,24 +103,42 @@ pub fn restart<St: StateStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobstate::{CYCLES_KEY, USERS_WATERMARK};
     use scimsync_core::StateStore;
     use scimsync_store::MemoryStore;
 
     #[test]
     fn default_restart_keeps_links_and_full_forgets_them() {
         let s = MemoryStore::new();
-        s.put_meta("j", META_USERS_WATERMARK, "https://graph/delta?token=1")
+        s.put_meta("j", USERS_WATERMARK, "https://graph/delta?token=1")
             .unwrap();
-        s.put_meta("j", META_CYCLES, "7").unwrap();
+        s.put_meta("j", CYCLES_KEY, "7").unwrap();
         s.put_meta("j", META_QUARANTINE, "{}").unwrap();
-        s.put_record("j", ESCROW, "u1", "{}").unwrap();
+        let e = crate::EscrowPolicy::default()
+            .record(
+                None,
+                "u1",
+                "U1",
+                scimsync_core::ErrorCode::SchemaViolation,
+                "400",
+                chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+                false,
+            )
+            .unwrap();
+        s.put_record("j", ESCROW, "u1", &serde_json::to_string(&e).unwrap())
+            .unwrap();
         s.put_record("j", "members/g1", "t1", "").unwrap();
         let out = restart(&s, "j", &ResetScope::DEFAULT).unwrap();
         assert!(out.watermark_cleared && out.quarantine_lifted);
-        assert_eq!(out.escrows_cleared, 1);
-        assert!(s.get_meta("j", META_USERS_WATERMARK).unwrap().is_none());
+        let kept = JobState::new(&s, "j").escrows().unwrap();
         assert!(
-            s.get_meta("j", META_CYCLES).unwrap().is_none(),
+            kept["u1"].next_retry == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            "the escrow stays and is due at the next cycle"
+        );
+        assert_eq!(out.escrows_due_now, 1);
+        assert!(s.get_meta("j", USERS_WATERMARK).unwrap().is_none());
+        assert!(
+            s.get_meta("j", CYCLES_KEY).unwrap().is_none(),
             "the next cycle is an initial one"
         );
         assert_eq!(

@@ -226,11 +226,11 @@ async fn conflict_on_create_matches_again_and_links() {
 }
 
 #[tokio::test]
-async fn failures_are_logged_with_codes_and_leave_no_state() {
+async fn permanent_failures_are_logged_with_codes_and_wait_for_entras_schedule() {
     let w = World::new(vec![user("1", "a@x", "Dev")]);
     w.target.fail_next(vec![TargetError {
-        status: Some(500),
-        ..TargetError::new(ErrorCode::InternalServerError, "boom")
+        status: Some(400),
+        ..TargetError::new(ErrorCode::SchemaViolation, "bad value")
     }]);
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.tally.failed, 1);
@@ -238,7 +238,7 @@ async fn failures_are_logged_with_codes_and_leave_no_state() {
     let logs = w.store.logs("t", Some(&r.cycle_id)).unwrap();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].status, LogStatus::Failure);
-    assert_eq!(logs[0].error_code, Some(ErrorCode::InternalServerError));
+    assert_eq!(logs[0].error_code, Some(ErrorCode::SchemaViolation));
     // In escrow: the next cycle leaves it alone, the one after Entra's first delay retries.
     w.target.clear_log();
     let r = w.cycle(Mode::Apply).await;
@@ -376,14 +376,69 @@ async fn unassigned_then_deleted_sends_no_delete() {
 }
 
 #[tokio::test]
+async fn a_transient_failure_is_retried_at_the_next_incremental_cycle() {
+    let w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
+    w.cycle(Mode::Apply).await;
+    w.set("1", "jobTitle", json!("Lead"));
+    // Three 500s: more than the in-cycle retries of one PATCH.
+    let e500 = || TargetError {
+        status: Some(500),
+        ..TargetError::new(ErrorCode::InternalServerError, "boom")
+    };
+    w.target.fail_next(vec![e500(), e500(), e500()]);
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.failed, 1, "{:?}", r.objects);
+    w.target.clear_log();
+    // Nothing changes in the source: only the escrow brings the user back, at once.
+    let r = w.cycle(Mode::Apply).await;
+    assert!(!r.full_read);
+    assert_eq!(r.tally.updated, 1, "{:?}", r.objects);
+    assert_eq!(w.target.writes().len(), 1);
+    assert!(w.store.list_records("t", "escrow").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_revisited_although_the_source_no_longer_names_it() {
+    let w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
+    w.cycle(Mode::Apply).await;
+    w.source.edit(|s| s.users.retain(|u| u.id != "1"));
+    let e503 = || TargetError {
+        status: Some(503),
+        ..TargetError::new(ErrorCode::InternalServerError, "unavailable")
+    };
+    w.target.fail_next(vec![e503(), e503(), e503()]);
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.failed, 1, "{:?}", r.objects);
+    assert_eq!(w.target.users().len(), 2);
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.deleted, 1, "{:?}", r.objects);
+    assert_eq!(w.target.users().len(), 1);
+    assert!(w.store.get("t", "1").unwrap().is_none());
+}
+
+#[tokio::test]
 async fn an_empty_full_read_never_deprovisions_everyone() {
-    let w = World::new(vec![user("1", "a@x", "Dev")]);
+    let w = World::new(vec![
+        user("1", "a@x", "Dev"),
+        user("2", "b@x", "Dev"),
+        user("3", "c@x", "Dev"),
+    ]);
     w.cycle(Mode::Apply).await;
     w.source.reject_next_watermark();
     w.source.edit(|s| s.users.clear());
     w.target.clear_log();
-    let engine = Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock);
-    assert!(engine.run(Mode::Apply).await.is_err());
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.deletions_held);
+    assert!(
+        r.hold_reasons.iter().any(|h| h.contains("no users")),
+        "{:?}",
+        r.hold_reasons
+    );
+    assert_eq!(r.tally.staged_deletes, 3);
+    assert!(w.target.writes().is_empty());
+    // Held, not forgotten: the next cycle (the same changes as deltas) holds them too.
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.deletions_held, "{:?}", r.objects);
     assert!(w.target.writes().is_empty());
 }
 
@@ -415,20 +470,19 @@ async fn mass_deletion_is_held_until_approved() {
     assert!(r.deletions_held);
     assert!(w.target.writes().is_empty());
 
-    w.store
-        .put_meta("t", crate::cycle::META_DELETIONS_APPROVED, "true")
+    let js = crate::JobState::new(&w.store, "t");
+    let held = js.held().unwrap().expect("the held set is recorded");
+    assert_eq!(held.ops.len(), 5);
+    let out = js
+        .approve_deletions(Some(&held.fingerprint), scimsync_core::Clock::now(&w.clock))
         .unwrap();
+    assert!(matches!(out, crate::ApproveOutcome::Approved { .. }));
     let r = w.cycle(Mode::Apply).await;
     assert!(!r.deletions_held);
     assert_eq!(r.tally.deleted, 5);
     assert_eq!(w.target.users().len(), 1);
-    assert!(
-        w.store
-            .get_meta("t", crate::cycle::META_DELETIONS_APPROVED)
-            .unwrap()
-            .is_none(),
-        "approval is used once"
-    );
+    assert!(js.approval().unwrap().is_none(), "approval is used once");
+    assert!(js.held().unwrap().is_none(), "nothing is held any more");
 }
 
 #[tokio::test]

@@ -107,10 +107,16 @@ impl Claims {
         let groups = group_states
             .iter()
             .map(|s| {
-                let id = s.source_id.strip_prefix(GROUP_PREFIX).unwrap_or(&s.source_id);
+                let id = s
+                    .source_id
+                    .strip_prefix(GROUP_PREFIX)
+                    .unwrap_or(&s.source_id);
                 (
                     s.target_id.clone(),
-                    (s.source_id.clone(), display_of(&s.confirmed, "displayName", id)),
+                    (
+                        s.source_id.clone(),
+                        display_of(&s.confirmed, "displayName", id),
+                    ),
                 )
             })
             .collect();
@@ -286,7 +292,10 @@ pub(crate) fn modified_properties(action: &Action, old: Option<&Attrs>) -> Vec<M
 }
 
 fn describe(object_type: ObjectType, action: &Action) -> String {
-    let (users, groups) = (object_type == ObjectType::User, object_type == ObjectType::Group);
+    let (users, groups) = (
+        object_type == ObjectType::User,
+        object_type == ObjectType::Group,
+    );
     match action {
         Action::Create { .. } if users => "POST /Users".into(),
         Action::Create { .. } => "POST /Groups (created empty)".into(),
@@ -297,9 +306,9 @@ fn describe(object_type: ObjectType, action: &Action) -> String {
         Action::Skip { reason } => reason.clone(),
         Action::Link { .. } if groups => "linked to an existing group".into(),
         Action::Link { .. } => "linked; target already up to date".into(),
-        Action::StagedDelete { held, .. } => format!(
-            "{held} held back: the cycle's deletions wait for approve-deletions"
-        ),
+        Action::StagedDelete { held, .. } => {
+            format!("{held} held back: the cycle's deletions wait for approve-deletions")
+        }
         Action::NoChange => "no change to the object's attributes".into(),
     }
 }
@@ -437,7 +446,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             return Ok(());
         };
         if r.status != LogStatus::Failure {
-            let had = self.store.get_record(&self.job.name, crate::jobstate::ESCROW, id)?;
+            let had = self
+                .store
+                .get_record(&self.job.name, crate::jobstate::ESCROW, id)?;
             if had.is_some() {
                 js.remove_escrow(id)?;
             }

@@ -13,8 +13,8 @@ use crate::jobstate::{
     USERS_WATERMARK,
 };
 use crate::plan::{
-    Deprovision, GROUP_PREFIX, GroupDecision, GroupOp, GuardInput, PlanCtx, UserDecision, UserItem,
-    UserOp, decide_groups, decide_user, guard, sequences,
+    Compiled, Deprovision, GROUP_PREFIX, GroupDecision, GroupOp, GuardInput, PlanCtx, UserDecision,
+    UserItem, UserOp, decide_groups, decide_user, guard, sequences,
 };
 use crate::read::{
     GroupView, UserWork, assigned_groups, assignment_changes, effective_assignments, roles_key,
@@ -22,8 +22,8 @@ use crate::read::{
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError,
-    StateStore, StoreError, Target, UserQuery, UserScope,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError, StateStore,
+    StoreError, Target, UserQuery, UserScope,
 };
 use scimsync_mapping::source_attributes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -144,8 +144,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         );
 
         // Plan: every decision once, then the guards over the whole plan.
+        let compiled = Compiled::new(self.job);
         let pctx = PlanCtx {
             job: self.job,
+            compiled: &compiled,
             kind: snap.kind,
             now,
             assigned: snap.assigned.as_ref(),
@@ -313,32 +315,37 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         };
 
         // Assignments: no delta query, so read them each cycle and compare with the last.
-        let (assigned, groups_assigned, assignment_changed, previous_assigned) =
-            match &self.job.scope {
-                UserScope::All => (None, None, BTreeSet::new(), BTreeMap::new()),
-                UserScope::Assigned {
-                    service_principal_id,
-                } => {
-                    let a = self.source.read_assignments(service_principal_id).await?;
-                    let effective =
-                        effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
-                    let previous: BTreeMap<String, String> =
-                        self.store.list_records(job, ASSIGNED)?.into_iter().collect();
-                    if a.users.is_empty() && a.groups.is_empty() && !previous.is_empty() {
-                        suspicious.push(format!(
+        let (assigned, groups_assigned, assignment_changed, previous_assigned) = match &self
+            .job
+            .scope
+        {
+            UserScope::All => (None, None, BTreeSet::new(), BTreeMap::new()),
+            UserScope::Assigned {
+                service_principal_id,
+            } => {
+                let a = self.source.read_assignments(service_principal_id).await?;
+                let effective =
+                    effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
+                let previous: BTreeMap<String, String> = self
+                    .store
+                    .list_records(job, ASSIGNED)?
+                    .into_iter()
+                    .collect();
+                if a.users.is_empty() && a.groups.is_empty() && !previous.is_empty() {
+                    suspicious.push(format!(
                             "the source returned no assignments while {} users were assigned in the last cycle",
                             previous.len()
                         ));
-                    }
-                    let changed = assignment_changes(&previous, &effective);
-                    (
-                        Some(effective),
-                        Some(assigned_groups(&a, self.job.exclude_default_access)),
-                        changed,
-                        previous,
-                    )
                 }
-            };
+                let changed = assignment_changes(&previous, &effective);
+                (
+                    Some(effective),
+                    Some(assigned_groups(&a, self.job.exclude_default_access)),
+                    changed,
+                    previous,
+                )
+            }
+        };
 
         // Users.
         let query = UserQuery {
@@ -696,7 +703,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             if let Some(effective) = &snap.assigned {
                 for id in &snap.assignment_changed {
                     match effective.get(id) {
-                        Some(roles) => self.store.put_record(job, ASSIGNED, id, &roles_key(roles))?,
+                        Some(roles) => {
+                            self.store
+                                .put_record(job, ASSIGNED, id, &roles_key(roles))?
+                        }
                         None if snap.previous_assigned.contains_key(id) => {
                             self.store.remove_record(job, ASSIGNED, id)?
                         }

@@ -121,7 +121,15 @@ mod tests {
     fn retries_follow_entra_schedule_then_daily_then_give_up() {
         let p = EscrowPolicy::default();
         let e1 = p
-            .record(None, "u", "U", ErrorCode::InternalServerError, "boom", t0(), false)
+            .record(
+                None,
+                "u",
+                "U",
+                ErrorCode::InternalServerError,
+                "boom",
+                t0(),
+                false,
+            )
             .unwrap();
         assert_eq!(e1.next_retry, t0() + Duration::hours(6));
         let e2 = p
@@ -170,7 +178,8 @@ mod tests {
                 "U",
                 ErrorCode::InternalServerError,
                 "boom",
-                late, false
+                late,
+                false
             )
             .is_none()
         );

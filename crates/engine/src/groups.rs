@@ -14,8 +14,8 @@ use crate::cycle::Engine;
 use crate::plan::{GROUP_PREFIX, GroupDecision, GroupOp, MemberPlan, plan_members};
 use crate::report::{Action, Mode, ObjectType};
 use scimsync_core::{
-    Attrs, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange, StateStore,
-    StoreError, Target, TargetError, TargetGroup,
+    Attrs, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange, StateStore, StoreError,
+    Target, TargetError, TargetGroup,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -47,7 +47,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     ) -> Result<Processed, StoreError> {
         let state_id = d.state_id();
         let op = std::mem::replace(&mut d.op, GroupOp::Quiet);
-        let mut rec = Rec::user(&state_id, &d.display, &d.scope, d.steps.clone(), self.clock.now());
+        let mut rec = Rec::user(
+            &state_id,
+            &d.display,
+            &d.scope,
+            d.steps.clone(),
+            self.clock.now(),
+        );
         rec.object_type = ObjectType::Group;
         rec.target_id = d.state.map(|s| s.target_id.clone());
         let out = match op {
@@ -76,7 +82,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 self.finish(cx, rec, action, StateChange::None, None)
             }
             GroupOp::Delete { target_id } => self.delete_group(cx, rec, &d.id, target_id).await,
-            op @ (GroupOp::Unchanged { .. } | GroupOp::Update { .. } | GroupOp::Provision { .. }) => {
+            op @ (GroupOp::Unchanged { .. }
+            | GroupOp::Update { .. }
+            | GroupOp::Provision { .. }) => {
                 self.sync_group(cx, rec, &d, op, users, group_targets).await
             }
         }?;
@@ -111,12 +119,27 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let mirror = d.members.cloned().unwrap_or_default();
         let result = match &object.target_id {
             Some(target_id) => {
-                self.sync_members(cx, &mut rec, &d.id, target_id, &mirror, include_nested, &user_target, &group_target)
-                    .await
+                self.sync_members(
+                    cx,
+                    &mut rec,
+                    &d.id,
+                    target_id,
+                    &mirror,
+                    include_nested,
+                    &user_target,
+                    &group_target,
+                )
+                .await
             }
             // Preview of a create: the group would start empty.
             None => {
-                let p = plan_members(&mirror, include_nested, &user_target, &group_target, &BTreeSet::new());
+                let p = plan_members(
+                    &mirror,
+                    include_nested,
+                    &user_target,
+                    &group_target,
+                    &BTreeSet::new(),
+                );
                 rec.members_added = p.add;
                 rec.members_left_out = p.left_out;
                 Ok(())
@@ -188,7 +211,14 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     next.insert(c.path.clone(), c.value.clone());
                 }
                 Ok(ObjectStep {
-                    state: self.group_state(cx, &state_id, &target_id, hash, next, Outcome::Updated),
+                    state: self.group_state(
+                        cx,
+                        &state_id,
+                        &target_id,
+                        hash,
+                        next,
+                        Outcome::Updated,
+                    ),
                     action: Action::Update {
                         target_id: target_id.clone(),
                         changes,
@@ -202,8 +232,14 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 desired,
                 hash,
                 keys,
-            } => self.match_or_create_group(cx, rec, create, desired, hash, keys).await,
-            _ => Err((ErrorCode::ConfigInvalid, "not a group object operation".into())),
+            } => {
+                self.match_or_create_group(cx, rec, create, desired, hash, keys)
+                    .await
+            }
+            _ => Err((
+                ErrorCode::ConfigInvalid,
+                "not a group object operation".into(),
+            )),
         }
     }
 
@@ -272,14 +308,26 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     // Committed with the group's log entry; a crash before that is healed by
                     // the next cycle's matching query.
                     return Ok(ObjectStep {
-                        state: self.group_state(cx, &state_id, &created.id, hash, create.clone(), Outcome::Created),
+                        state: self.group_state(
+                            cx,
+                            &state_id,
+                            &created.id,
+                            hash,
+                            create.clone(),
+                            Outcome::Created,
+                        ),
                         target_id: Some(created.id),
                         action: Action::Create { attrs: create },
                         old: None,
                     });
                 }
                 Err(e) if e.is_conflict() => {
-                    rec.step("Create", "export", LogStatus::Warning, "409 Conflict: matching again");
+                    rec.step(
+                        "Create",
+                        "export",
+                        LogStatus::Warning,
+                        "409 Conflict: matching again",
+                    );
                     let (found, claimed_now) = self.find_group(cx, rec, &keys).await?;
                     if let Some(tg) = found {
                         return self.link_group(cx, rec, tg, desired, hash).await;
@@ -343,10 +391,20 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 }
             }
             match free.len() {
-                0 => rec.step("Match", "matching", LogStatus::Success, format!("{query}: no match")),
+                0 => rec.step(
+                    "Match",
+                    "matching",
+                    LogStatus::Success,
+                    format!("{query}: no match"),
+                ),
                 1 => {
                     let hit = free.into_iter().next().expect("one hit");
-                    rec.step("Match", "matching", LogStatus::Success, format!("{query}: matched {}", hit.id));
+                    rec.step(
+                        "Match",
+                        "matching",
+                        LogStatus::Success,
+                        format!("{query}: matched {}", hit.id),
+                    );
                     rec.matched_by = Some(query);
                     return Ok((Some(hit), holder));
                 }
@@ -465,14 +523,26 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             add,
             remove,
             left_out,
-        } = plan_members(mirror, include_nested, user_target, group_target, &confirmed);
+        } = plan_members(
+            mirror,
+            include_nested,
+            user_target,
+            group_target,
+            &confirmed,
+        );
         rec.members_left_out = left_out;
         if cx.mode == Mode::Preview {
             rec.members_added = add;
             rec.members_removed = remove;
             return Ok(());
         }
-        let batch = self.job.groups.as_ref().map(|s| s.batch_size).unwrap_or(100).max(1);
+        let batch = self
+            .job
+            .groups
+            .as_ref()
+            .map(|s| s.batch_size)
+            .unwrap_or(100)
+            .max(1);
         for chunk in add.chunks(batch) {
             self.member_patch(rec, target_id, chunk, true).await?;
             for id in chunk {
@@ -554,7 +624,12 @@ fn note_left_out(rec: &mut Rec) {
     if rec.members_left_out.is_empty() {
         return;
     }
-    let sample: Vec<&str> = rec.members_left_out.iter().take(5).map(String::as_str).collect();
+    let sample: Vec<&str> = rec
+        .members_left_out
+        .iter()
+        .take(5)
+        .map(String::as_str)
+        .collect();
     let text = format!(
         "{} member(s) left out: their user is not provisioned or not active (e.g. {})",
         rec.members_left_out.len(),

@@ -208,7 +208,8 @@ impl<'a> JobState<'a> {
     }
 
     pub(crate) fn set_last_reconcile(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.store.put_meta(self.job, LAST_RECONCILE, &at.to_rfc3339())
+        self.store
+            .put_meta(self.job, LAST_RECONCILE, &at.to_rfc3339())
     }
 
     /// Every object in escrow, by state id.
@@ -377,10 +378,11 @@ mod tests {
         js.set_held(Some(&held)).unwrap();
         let out = js.approve_deletions(Some("not-it"), t0()).unwrap();
         assert!(matches!(out, ApproveOutcome::Mismatch { .. }));
-        assert!(js.approval().unwrap().is_none(), "a stale fingerprint arms nothing");
-        let out = js
-            .approve_deletions(Some(&held.fingerprint), t0())
-            .unwrap();
+        assert!(
+            js.approval().unwrap().is_none(),
+            "a stale fingerprint arms nothing"
+        );
+        let out = js.approve_deletions(Some(&held.fingerprint), t0()).unwrap();
         assert!(matches!(out, ApproveOutcome::Approved { .. }));
         let a = js.approval().unwrap().unwrap();
         assert_eq!(a.ids, vec!["a".to_string(), "b".to_string()]);

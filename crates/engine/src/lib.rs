@@ -24,9 +24,6 @@ mod restart;
 mod users;
 
 pub use cycle::{CycleError, Engine, Progress, ProgressSink};
-pub use jobstate::{
-    ApproveOutcome, DeletionApproval, HeldDeletions, HeldOp, JobState, LastCycle,
-};
 pub use diff::diff;
 pub use escrow::{Escrow, EscrowPolicy};
 pub use history::{
@@ -34,6 +31,7 @@ pub use history::{
     cycle_totals, log_retention_cutoff, record_cycle_history,
 };
 pub use job::{GroupSpec, JobSpec, RetryPolicy};
+pub use jobstate::{ApproveOutcome, DeletionApproval, HeldDeletions, HeldOp, JobState, LastCycle};
 pub use ondemand::ON_DEMAND_MAX_MEMBERS;
 pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Tally};
 pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
@@ -42,3 +40,5 @@ pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 mod tests;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_identity;

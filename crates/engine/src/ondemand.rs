@@ -7,7 +7,7 @@
 use crate::act::{Claims, Cycle, Ids, Processed, digest, v7_like};
 use crate::cycle::{CycleError, Engine};
 use crate::groups::UserTargets;
-use crate::plan::{GROUP_PREFIX, PlanCtx, UserItem, decide_groups, decide_user};
+use crate::plan::{Compiled, GROUP_PREFIX, PlanCtx, UserItem, decide_groups, decide_user};
 use crate::read::{GroupView, effective_assignments};
 use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
 use scimsync_core::{
@@ -42,8 +42,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let state = self.store.get(job, &user.id)?;
         let escrows = self.state().escrows()?;
         let now = self.clock.now();
+        let compiled = Compiled::new(self.job);
         let pctx = PlanCtx {
             job: self.job,
+            compiled: &compiled,
             // Report out-of-scope users too: the admin asked about this one.
             kind: CycleKind::Initial,
             now,
@@ -136,13 +138,19 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
         };
         let state_id = format!("{GROUP_PREFIX}{group_id}");
-        let states: Vec<_> = self.store.get(&self.job.name, &state_id)?.into_iter().collect();
+        let states: Vec<_> = self
+            .store
+            .get(&self.job.name, &state_id)?
+            .into_iter()
+            .collect();
         let mut only = BTreeMap::new();
         only.insert(group_id.to_string(), group.clone());
         let escrows = self.state().escrows()?;
         let now = self.clock.now();
+        let compiled = Compiled::new(self.job);
         let pctx = PlanCtx {
             job: self.job,
+            compiled: &compiled,
             kind: CycleKind::Initial,
             now,
             assigned: None,
@@ -161,7 +169,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 if r.error.is_none()
                     && let Action::Create { .. } = r.action
                 {
-                    targets.insert(r.source_id.clone(), Some(format!("(new user {})", r.display_name)));
+                    targets.insert(
+                        r.source_id.clone(),
+                        Some(format!("(new user {})", r.display_name)),
+                    );
                 }
             }
         }

@@ -16,18 +16,41 @@ use scimsync_core::{
     AppRoleAssignment, Attrs, Change, ErrorCode, LogStatus, LogStep, ObjectState, Outcome,
     SourceUser,
 };
-use scimsync_mapping::{
-    ScopeDecision, evaluate_scope, hash_attrs, map_user, matching_keys, unique_candidates,
-};
+use scimsync_mapping::{CompiledFilters, CompiledMappings, ScopeDecision, hash_attrs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// State ids of groups are prefixed, so users and groups share one object tree.
 pub const GROUP_PREFIX: &str = "group:";
 
+/// The job's mappings and scoping filters, compiled once per cycle (expressions parsed,
+/// patterns built) and owned by the caller.
+pub(crate) struct Compiled {
+    pub users: CompiledMappings,
+    pub scoping: CompiledFilters,
+    pub groups: CompiledMappings,
+    pub group_scoping: CompiledFilters,
+}
+
+impl Compiled {
+    pub fn new(job: &JobSpec) -> Self {
+        let (gm, gs) = match &job.groups {
+            Some(g) => (g.mappings.as_slice(), g.scoping.as_slice()),
+            None => (&[][..], &[][..]),
+        };
+        Compiled {
+            users: CompiledMappings::new(&job.mappings),
+            scoping: CompiledFilters::new(&job.scoping),
+            groups: CompiledMappings::new(gm),
+            group_scoping: CompiledFilters::new(gs),
+        }
+    }
+}
+
 /// What the plan needs besides the object itself.
 pub(crate) struct PlanCtx<'a> {
     pub job: &'a JobSpec,
+    pub compiled: &'a Compiled,
     pub kind: CycleKind,
     pub now: DateTime<Utc>,
     /// Effective assignments per user under "Sync only assigned"; `None` under "Sync all".
@@ -151,14 +174,14 @@ pub(crate) fn with_derived_attributes(ctx: &PlanCtx<'_>, user: &SourceUser) -> S
 /// The representation kept up to date on every cycle (create-only mappings and defaults
 /// excluded, or included with `on_create`), with `active` when the engine owns it.
 pub(crate) fn desired_user(
-    job: &JobSpec,
+    ctx: &PlanCtx<'_>,
     user: &SourceUser,
     on_create: bool,
-    now: DateTime<Utc>,
 ) -> Result<Attrs, (ErrorCode, String)> {
-    let mut attrs =
-        map_user(user, &job.mappings, on_create, now).map_err(|e| (e.code, e.message))?;
-    if !job.maps_active() {
+    let mut attrs = (ctx.compiled.users)
+        .map_user(user, on_create, ctx.now)
+        .map_err(|e| (e.code, e.message))?;
+    if !ctx.job.maps_active() {
         attrs.insert("active".into(), Value::Bool(true));
     }
     Ok(attrs)
@@ -197,7 +220,6 @@ fn decide_present(
     user: &SourceUser,
     state: Option<&ObjectState>,
 ) {
-    let job = ctx.job;
     let user = &with_derived_attributes(ctx, user);
     d.display = user.display().to_string();
     d.steps.push(step(
@@ -206,11 +228,7 @@ fn decide_present(
         LogStatus::Success,
         format!("Retrieved {} from the source", user.display()),
     ));
-    let scope = evaluate_scope(
-        user,
-        ctx.assigned.map(|a| a.contains_key(&user.id)),
-        &job.scoping,
-    );
+    let scope = (ctx.compiled.scoping).scope(user, ctx.assigned.map(|a| a.contains_key(&user.id)));
     let decision = scope.decision;
     d.scope = scope.reason.clone();
     let status = if decision == ScopeDecision::InScope {
@@ -245,7 +263,7 @@ fn decide_linked(
     st: &ObjectState,
 ) -> UserOp {
     let job = ctx.job;
-    let desired = match desired_user(job, user, false, ctx.now) {
+    let desired = match desired_user(ctx, user, false) {
         Ok(v) => v,
         Err((code, message)) => {
             return UserOp::Fail {
@@ -290,9 +308,8 @@ fn decide_linked(
 }
 
 fn decide_unlinked(ctx: &PlanCtx<'_>, user: &SourceUser) -> UserOp {
-    let job = ctx.job;
-    let both = desired_user(job, user, true, ctx.now)
-        .and_then(|c| desired_user(job, user, false, ctx.now).map(|d| (c, d)));
+    let both =
+        desired_user(ctx, user, true).and_then(|c| desired_user(ctx, user, false).map(|d| (c, d)));
     let (create, desired) = match both {
         Ok(v) => v,
         Err((code, message)) => {
@@ -303,7 +320,7 @@ fn decide_unlinked(ctx: &PlanCtx<'_>, user: &SourceUser) -> UserOp {
             };
         }
     };
-    let keys = matching_keys(&job.mappings, &create);
+    let keys = ctx.compiled.users.matching_keys(&create);
     if keys.is_empty() {
         return UserOp::Fail {
             code: ErrorCode::ImportSkipped,
@@ -313,7 +330,7 @@ fn decide_unlinked(ctx: &PlanCtx<'_>, user: &SourceUser) -> UserOp {
     }
     UserOp::Provision {
         hash: hash_attrs(&desired),
-        unique: unique_candidates(user, &job.mappings, ctx.now),
+        unique: ctx.compiled.users.unique_candidates(user, ctx.now),
         create,
         desired,
         keys,
@@ -413,7 +430,9 @@ fn decide_gone(ctx: &PlanCtx<'_>, d: &mut UserDecision<'_>, st: &ObjectState, so
 #[derive(Debug, Clone)]
 pub(crate) enum GroupOp {
     /// Linked and up to date.
-    Unchanged { target_id: String },
+    Unchanged {
+        target_id: String,
+    },
     Update {
         target_id: String,
         confirmed: Attrs,
@@ -427,11 +446,18 @@ pub(crate) enum GroupOp {
         hash: String,
         keys: Vec<(String, String)>,
     },
-    Delete { target_id: String },
-    Held { target_id: String },
+    Delete {
+        target_id: String,
+    },
+    Held {
+        target_id: String,
+    },
     /// Left scope and kept: marked out of scope once, logged once.
     Keep,
-    Fail { code: ErrorCode, message: String },
+    Fail {
+        code: ErrorCode,
+        message: String,
+    },
     /// Out of scope and already marked, or not provisioned: nothing at all.
     Quiet,
     Escrowed,
@@ -464,9 +490,9 @@ pub(crate) fn decide_groups<'a>(
     assigned: Option<&BTreeSet<String>>,
     states: &'a [ObjectState],
 ) -> Vec<GroupDecision<'a>> {
-    let Some(spec) = &ctx.job.groups else {
+    if ctx.job.groups.is_none() {
         return Vec::new();
-    };
+    }
     let by_id: HashMap<&str, &ObjectState> = states
         .iter()
         .filter_map(|s| s.source_id.strip_prefix(GROUP_PREFIX).map(|id| (id, s)))
@@ -474,8 +500,14 @@ pub(crate) fn decide_groups<'a>(
     let mut out = Vec::new();
     for (id, g) in groups {
         let in_scope = assigned.is_none_or(|a| a.contains(id))
-            && scimsync_mapping::evaluate_filters(&g.attrs, &spec.scoping).in_scope;
-        out.push(decide_group(ctx, id, Some(g), by_id.get(id.as_str()).copied(), in_scope));
+            && ctx.compiled.group_scoping.evaluate(&g.attrs).in_scope;
+        out.push(decide_group(
+            ctx,
+            id,
+            Some(g),
+            by_id.get(id.as_str()).copied(),
+            in_scope,
+        ));
     }
     for (id, st) in &by_id {
         if !groups.contains_key(*id) {
@@ -526,8 +558,12 @@ pub(crate) fn decide_group<'a>(
                 format!("Retrieved group {} from the source", d.display),
             ));
             d.scope = "in scope: assigned to the application".into();
-            d.steps
-                .push(step("Scope", "scoping", LogStatus::Success, d.scope.clone()));
+            d.steps.push(step(
+                "Scope",
+                "scoping",
+                LogStatus::Success,
+                d.scope.clone(),
+            ));
             d.members = Some(g);
             d.op = decide_group_object(ctx, id, g, state);
         }
@@ -541,8 +577,12 @@ pub(crate) fn decide_group<'a>(
             } else {
                 "out of scope: not assigned".into()
             };
-            d.steps
-                .push(step("Scope", "scoping", LogStatus::Skipped, d.scope.clone()));
+            d.steps.push(step(
+                "Scope",
+                "scoping",
+                LogStatus::Skipped,
+                d.scope.clone(),
+            ));
             let delete = (deleted || spec.delete_out_of_scope) && ctx.job.actions.delete;
             d.op = if delete {
                 GroupOp::Delete {
@@ -575,13 +615,18 @@ fn decide_group_object(
     g: &MirroredGroup,
     state: Option<&ObjectState>,
 ) -> GroupOp {
-    let Some(spec) = &ctx.job.groups else {
+    if ctx.job.groups.is_none() {
         return GroupOp::Quiet;
-    };
+    }
+    let mappings = &ctx.compiled.groups;
     let source = group_source(id, g);
-    let mapped = map_user(&source, &spec.mappings, false, ctx.now).and_then(|desired| {
-        map_user(&source, &spec.mappings, true, ctx.now).map(|create| (desired, create))
-    });
+    let mapped = mappings
+        .map_user(&source, false, ctx.now)
+        .and_then(|desired| {
+            mappings
+                .map_user(&source, true, ctx.now)
+                .map(|create| (desired, create))
+        });
     let (desired, create) = match mapped {
         Ok(v) => v,
         Err(e) => {
@@ -611,7 +656,7 @@ fn decide_group_object(
             hash,
         };
     }
-    let keys = matching_keys(&spec.mappings, &create);
+    let keys = mappings.matching_keys(&create);
     if keys.is_empty() {
         return GroupOp::Fail {
             code: ErrorCode::ImportSkipped,
@@ -790,7 +835,9 @@ mod tests {
     use super::*;
 
     fn keys(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -824,7 +871,10 @@ mod tests {
         let ids: Vec<String> = (0..21).map(|i| i.to_string()).collect();
         let ops = held(&ids.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(guard(&ops, &input).reasons.len(), 1);
-        assert!(guard(&ops[..20], &input).reasons.is_empty(), "half is allowed");
+        assert!(
+            guard(&ops[..20], &input).reasons.is_empty(),
+            "half is allowed"
+        );
         assert!(guard(&[], &input).reasons.is_empty());
     }
 
@@ -838,9 +888,15 @@ mod tests {
         let h = guard(&held(&["a", "b"]), &input);
         assert!(h.reasons.is_empty() && h.approval_used);
         let h = guard(&held(&["a"]), &input);
-        assert!(h.reasons.is_empty() && h.approval_used, "a subset is covered");
+        assert!(
+            h.reasons.is_empty() && h.approval_used,
+            "a subset is covered"
+        );
         let h = guard(&held(&["a", "c"]), &input);
-        assert!(!h.reasons.is_empty() && !h.approval_used, "a new one holds again");
+        assert!(
+            !h.reasons.is_empty() && !h.approval_used,
+            "a new one holds again"
+        );
         input.approved = None;
         assert_eq!(guard(&held(&["a"]), &input).reasons.len(), 1);
     }

@@ -59,7 +59,10 @@ impl RestartSummary {
     pub fn describe(&self) -> String {
         format!(
             "watermark cleared: {}; escrowed objects retried at the next cycle: {}; quarantine lifted: {}; links forgotten: {}",
-            self.watermark_cleared, self.escrows_due_now, self.quarantine_lifted, self.links_forgotten
+            self.watermark_cleared,
+            self.escrows_due_now,
+            self.quarantine_lifted,
+            self.links_forgotten
         )
     }
 }

@@ -6,8 +6,8 @@ use crate::cycle::Engine;
 use crate::plan::{Deprovision, UserDecision, UserOp};
 use crate::report::{Action, Mode};
 use scimsync_core::{
-    Attrs, Change, ChangeOp, ErrorCode, LogStatus, ObjectState, Outcome, Source,
-    StateChange, StateStore, StoreError, Target, TargetError, TargetUser,
+    Attrs, Change, ChangeOp, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange,
+    StateStore, StoreError, Target, TargetError, TargetUser,
 };
 use serde_json::Value;
 
@@ -18,7 +18,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         cx: &Cycle<'_>,
         d: UserDecision<'_>,
     ) -> Result<Processed, StoreError> {
-        let mut rec = Rec::user(&d.source_id, &d.display, &d.scope, d.steps.clone(), self.clock.now());
+        let mut rec = Rec::user(
+            &d.source_id,
+            &d.display,
+            &d.scope,
+            d.steps.clone(),
+            self.clock.now(),
+        );
         let target_id = d.state.map(|s| s.target_id.clone());
         let out = match d.op {
             UserOp::Unchanged => Ok(Processed::Unchanged),
@@ -52,7 +58,15 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     target_id,
                     held: how.as_str().into(),
                 };
-                self.record(cx, rec, action, LogStatus::Skipped, None, StateChange::None, None)
+                self.record(
+                    cx,
+                    rec,
+                    action,
+                    LogStatus::Skipped,
+                    None,
+                    StateChange::None,
+                    None,
+                )
             }
             UserOp::Update {
                 target_id,
@@ -145,7 +159,8 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
             match self.target.create_user(&create).await {
                 Ok(created) => {
-                    cx.claims.claim_user(&created.id, &rec.source_id, &rec.display);
+                    cx.claims
+                        .claim_user(&created.id, &rec.source_id, &rec.display);
                     rec.target_id = Some(created.id.clone());
                     let st = ObjectState {
                         source_id: rec.source_id.clone(),
@@ -162,7 +177,12 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 Err(e) if e.is_conflict() => {
                     // The object exists after all (created meanwhile, or state was lost):
                     // match again; what is found is linked, unless another object holds it.
-                    rec.step("Create", "export", LogStatus::Warning, "409 Conflict: matching again");
+                    rec.step(
+                        "Create",
+                        "export",
+                        LogStatus::Warning,
+                        "409 Conflict: matching again",
+                    );
                     return match self.find_user(cx, &mut rec, &keys).await {
                         Ok(Some(found)) => self.link(cx, rec, found, desired, hash).await,
                         Ok(None) => self.fail(cx, rec, (ErrorCode::EntryConflict, e.detail)),
@@ -234,10 +254,20 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             let query = format!("{path} eq \"{value}\"");
             let hits = self.target.find_users(path, value).await.map_err(te)?;
             match hits.len() {
-                0 => rec.step("Match", "matching", LogStatus::Success, format!("{query}: no match")),
+                0 => rec.step(
+                    "Match",
+                    "matching",
+                    LogStatus::Success,
+                    format!("{query}: no match"),
+                ),
                 1 => {
                     let hit = hits.into_iter().next().expect("one hit");
-                    match cx.claims.user_claim(self.store, &self.job.name, &hit.id, &rec.source_id)? {
+                    match cx.claims.user_claim(
+                        self.store,
+                        &self.job.name,
+                        &hit.id,
+                        &rec.source_id,
+                    )? {
                         Claim::Free => {}
                         Claim::Other { source_id, display } => {
                             let msg = format!(
@@ -279,7 +309,8 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         rec.target_id = Some(found.id.clone());
         let changes = self.job.user_diff(&found.attrs, &desired);
         if cx.mode == Mode::Apply {
-            cx.claims.claim_user(&found.id, &rec.source_id, &rec.display);
+            cx.claims
+                .claim_user(&found.id, &rec.source_id, &rec.display);
         }
         if changes.is_empty() || !self.job.actions.update {
             let st = ObjectState {
@@ -301,8 +332,16 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             };
             return self.finish(cx, rec, action, change, None);
         }
-        self.send_update(cx, rec, found.id, found.attrs, changes, hash, Outcome::Matched)
-            .await
+        self.send_update(
+            cx,
+            rec,
+            found.id,
+            found.attrs,
+            changes,
+            hash,
+            Outcome::Matched,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -277,6 +277,63 @@ struct TargetInner {
     name_of: std::collections::HashMap<String, String>,
     /// Fail member PATCHes after this many more succeed (a crash half way).
     member_patches_before_failure: Option<usize>,
+    chaos: Option<(Chaos, u64)>,
+    /// Refuse a second group with a taken displayName (409 uniqueness), as some apps do.
+    unique_group_names: bool,
+}
+
+/// Faults drawn per request from a seeded sequence, so a run is repeatable: a share of
+/// requests answered 500 before the target acts, a share of writes whose answer is lost
+/// after the target acted (a reset), and a share of creates acknowledged with a 201 whose
+/// body cannot be read (the object exists, its id never reached the client).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chaos {
+    pub seed: u64,
+    pub fail_before_percent: u32,
+    pub reset_after_percent: u32,
+    pub garbled_create_percent: u32,
+}
+
+impl TargetInner {
+    fn roll(&mut self, percent: impl Fn(&Chaos) -> u32) -> bool {
+        let Some((c, state)) = &mut self.chaos else {
+            return false;
+        };
+        // xorshift64*: enough to spread faults, and the same every run.
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state % 100) < u64::from(percent(c))
+    }
+
+    fn chaos_before(&mut self) -> Result<(), TargetError> {
+        if self.roll(|c| c.fail_before_percent) {
+            return Err(TargetError {
+                status: Some(500),
+                ..TargetError::new(ErrorCode::InternalServerError, "injected 500")
+            });
+        }
+        Ok(())
+    }
+
+    fn chaos_after(&mut self, create: bool) -> Result<(), TargetError> {
+        if create && self.roll(|c| c.garbled_create_percent) {
+            return Err(TargetError {
+                status: Some(201),
+                ..TargetError::new(
+                    ErrorCode::SystemForCrossDomainIdentityManagementServiceIncompatible,
+                    "the created resource answered is not JSON (injected)",
+                )
+            });
+        }
+        if self.roll(|c| c.reset_after_percent) {
+            return Err(TargetError::new(
+                ErrorCode::WebExceptionProtocolError,
+                "connection reset after the target acted (injected)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl TargetInner {
@@ -372,6 +429,16 @@ impl MemoryTarget {
     }
 
     /// The next `n` matching queries find nothing, as a lagging replica would answer.
+    /// Turn seeded faults on (or off with `None`).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.lock().chaos = chaos.map(|c| (c, c.seed.max(1)));
+    }
+
+    /// Refuse a group whose displayName another group holds (409 uniqueness).
+    pub fn refuse_duplicate_group_names(&self) {
+        self.lock().unique_group_names = true;
+    }
+
     pub fn hide_from_next_finds(&self, n: usize) {
         self.lock().hidden_finds = n;
     }
@@ -398,6 +465,7 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         g.reads += 1;
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         if g.hidden_finds > 0 {
             g.hidden_finds -= 1;
             return Ok(Vec::new());
@@ -427,6 +495,7 @@ impl Target for MemoryTarget {
     async fn create_user(&self, attrs: &Attrs) -> Result<TargetUser, TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         if let Some(Value::String(name)) = attrs.get("userName")
             && g.by_user_name.contains_key(&name.to_lowercase())
         {
@@ -443,6 +512,7 @@ impl Target for MemoryTarget {
         let id = format!("t{}", g.next_id);
         g.users.insert(id.clone(), attrs.clone());
         g.reindex(&id);
+        g.chaos_after(true)?;
         Ok(TargetUser {
             id,
             attrs: attrs.clone(),
@@ -452,6 +522,7 @@ impl Target for MemoryTarget {
     async fn update_user(&self, id: &str, changes: &[Change]) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         g.writes
             .push(Write::Update(id.to_string(), changes.to_vec()));
         let user = g.users.get_mut(id).ok_or_else(|| TargetError {
@@ -465,17 +536,18 @@ impl Target for MemoryTarget {
             };
         }
         g.reindex(id);
-        Ok(())
+        g.chaos_after(false)
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         g.writes.push(Write::Delete(id.to_string()));
         match g.users.remove(id) {
             Some(_) => {
                 g.reindex(id);
-                Ok(())
+                g.chaos_after(false)
             }
             None => Err(TargetError {
                 status: Some(404),
@@ -488,6 +560,7 @@ impl Target for MemoryTarget {
         let mut g = self.lock();
         g.reads += 1;
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         Ok(g.groups
             .iter()
             .filter(|(_, (a, _))| a.get(path).is_some_and(|v| same(path, v, value)))
@@ -501,11 +574,27 @@ impl Target for MemoryTarget {
     async fn create_group(&self, attrs: &Attrs) -> Result<TargetGroup, TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
+        if g.unique_group_names
+            && let Some(name) = attrs.get("displayName")
+            && g.groups
+                .values()
+                .any(|(a, _)| a.get("displayName") == Some(name))
+        {
+            return Err(TargetError {
+                code: ErrorCode::EntryConflict,
+                status: Some(409),
+                scim_type: Some("uniqueness".into()),
+                detail: format!("displayName {name} is already taken"),
+                retry_after: None,
+            });
+        }
         g.writes.push(Write::CreateGroup(attrs.clone()));
         g.next_id += 1;
         let id = format!("g{}", g.next_id);
         g.groups
             .insert(id.clone(), (attrs.clone(), BTreeSet::new()));
+        g.chaos_after(true)?;
         Ok(TargetGroup {
             id,
             attrs: attrs.clone(),
@@ -530,6 +619,7 @@ impl Target for MemoryTarget {
     async fn add_members(&self, group_id: &str, member_ids: &[String]) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         Self::member_patch_allowed(&mut g)?;
         g.writes
             .push(Write::AddMembers(group_id.to_string(), member_ids.to_vec()));
@@ -538,7 +628,7 @@ impl Target for MemoryTarget {
             ..TargetError::new(ErrorCode::InvalidAnchor, format!("no group {group_id}"))
         })?;
         members.extend(member_ids.iter().cloned());
-        Ok(())
+        g.chaos_after(false)
     }
 
     async fn remove_members(
@@ -548,6 +638,7 @@ impl Target for MemoryTarget {
     ) -> Result<(), TargetError> {
         let mut g = self.lock();
         Self::injected(&mut g)?;
+        g.chaos_before()?;
         Self::member_patch_allowed(&mut g)?;
         g.writes.push(Write::RemoveMembers(
             group_id.to_string(),
@@ -558,7 +649,7 @@ impl Target for MemoryTarget {
                 members.remove(m);
             }
         }
-        Ok(())
+        g.chaos_after(false)
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<String>, TargetError> {

@@ -30,14 +30,27 @@ pub(crate) enum Processed {
 }
 
 /// The cycle as the act step sees it.
-pub(crate) struct Cycle<'a> {
+pub(crate) struct Cycle {
     pub cycle_id: String,
     pub mode: Mode,
     pub now: DateTime<Utc>,
-    pub claims: &'a Claims,
-    pub ids: &'a Ids,
+    pub claims: Claims,
+    pub ids: Ids,
     /// Read each group's members back from the target this cycle and repair drift.
     pub reconcile: bool,
+}
+
+impl Cycle {
+    pub fn new(cycle_id: String, mode: Mode, now: DateTime<Utc>, claims: Claims) -> Self {
+        Cycle {
+            ids: Ids::new(&cycle_id),
+            cycle_id,
+            mode,
+            now,
+            claims,
+            reconcile: false,
+        }
+    }
 }
 
 /// Log entry ids derived from the cycle (no random source): a v7 layout with the entry's
@@ -212,6 +225,35 @@ impl<'a> Attempt<'a> {
     }
 }
 
+/// Send an idempotent write (a PATCH that sets values, a DELETE, a membership change) again
+/// after a transient failure, up to the policy's attempts. A DELETE answered 404 on a later
+/// attempt is the earlier attempt's success; callers treat `InvalidAnchor` so.
+pub(crate) async fn retrying<X, F, Fut>(
+    policy: &RetryPolicy,
+    object: &str,
+    mut op: F,
+) -> Result<X, TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<X, TargetError>>,
+{
+    let mut attempt = Attempt::new(policy, object);
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
+            r => return r,
+        }
+    }
+}
+
+/// `Ok` when the object is gone: deleted now, or already (404).
+pub(crate) fn gone_ok(r: Result<(), TargetError>) -> Result<(), TargetError> {
+    match r {
+        Err(e) if e.code == ErrorCode::InvalidAnchor => Ok(()),
+        r => r,
+    }
+}
+
 pub(crate) fn te(e: TargetError) -> (ErrorCode, String) {
     (e.code, e.detail)
 }
@@ -316,7 +358,7 @@ fn describe(object_type: ObjectType, action: &Action) -> String {
 impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     pub(crate) fn fail(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         (code, message): (ErrorCode, String),
     ) -> Result<Processed, StoreError> {
@@ -334,7 +376,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     pub(crate) fn finish(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         action: Action,
         change: StateChange,
@@ -352,7 +394,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         mut rec: Rec,
         action: Action,
         status: LogStatus,
@@ -436,7 +478,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// schedule. A success takes the object out.
     pub(crate) fn settle_escrow(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         id: &str,
         gone: Option<bool>,
         out: &Processed,

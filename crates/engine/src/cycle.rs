@@ -4,7 +4,7 @@
 //! state with each object's log entry, then the cycle's bookkeeping. Preview runs the same
 //! plan and the same act step with writes turned off.
 
-use crate::act::{Claims, Cycle, Ids, Processed, digest, v7_like};
+use crate::act::{Claims, Cycle, Processed, digest, v7_like};
 use crate::escrow::Escrow;
 use crate::groups::UserTargets;
 use crate::job::Reconcile;
@@ -180,16 +180,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
 
         // Act.
-        let claims = Claims::new(&snap.group_states);
-        let ids = Ids::new(&cycle_id);
-        let cx = Cycle {
-            cycle_id: cycle_id.clone(),
-            mode,
-            now,
-            claims: &claims,
-            ids: &ids,
-            reconcile: snap.reconcile,
-        };
+        let mut cx = Cycle::new(cycle_id.clone(), mode, now, Claims::new(&snap.group_states));
+        cx.reconcile = snap.reconcile;
         let mut processed = self.act_users(&cx, users).await?;
         let user_reports: Vec<&ObjectReport> = processed
             .iter()
@@ -531,37 +523,53 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// order), so concurrency never decides which of them links.
     async fn act_users(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         users: Vec<UserDecision<'_>>,
     ) -> Result<Vec<Processed>, StoreError> {
-        let keys: Vec<Option<&[(String, String)]>> = users
-            .iter()
-            .map(|d| match &d.op {
-                UserOp::Provision { keys, .. } => Some(keys.as_slice()),
-                _ => None,
-            })
-            .collect();
-        let order = sequences(&keys);
-        let mut slots: Vec<Option<UserDecision<'_>>> = users.into_iter().map(Some).collect();
-        let seqs: Vec<Vec<UserDecision<'_>>> = order
+        let keys = |d: &UserDecision<'_>| match &d.op {
+            UserOp::Provision { keys, .. } => Some(keys.clone()),
+            _ => None,
+        };
+        self.in_sequences("users", users, keys, |d| self.act_user(cx, d))
+            .await
+    }
+
+    /// Carry out `items` with the job's concurrency; items sharing a matching value run one
+    /// after the other, in the plan's order.
+    async fn in_sequences<D, F, Fut>(
+        &self,
+        phase: &'static str,
+        items: Vec<D>,
+        keys: impl Fn(&D) -> Option<Vec<(String, String)>>,
+        act: F,
+    ) -> Result<Vec<Processed>, StoreError>
+    where
+        F: Fn(D) -> Fut,
+        Fut: std::future::Future<Output = Result<Processed, StoreError>>,
+    {
+        let order = {
+            let k: Vec<Option<Vec<(String, String)>>> = items.iter().map(&keys).collect();
+            let refs: Vec<Option<&[(String, String)]>> = k.iter().map(|o| o.as_deref()).collect();
+            sequences(&refs)
+        };
+        let total = items.len();
+        let mut slots: Vec<Option<D>> = items.into_iter().map(Some).collect();
+        let seqs: Vec<Vec<D>> = order
             .into_iter()
             .map(|seq| seq.into_iter().filter_map(|i| slots[i].take()).collect())
             .collect();
-        let total = slots.len();
         let done = AtomicUsize::new(0);
-        self.report_progress("users", 0, total);
+        self.report_progress(phase, 0, total);
+        let (act, done) = (&act, &done);
         let results: Vec<Result<Vec<Processed>, StoreError>> = stream::iter(seqs)
-            .map(|seq| {
-                let done = &done;
-                async move {
-                    let mut out = Vec::with_capacity(seq.len());
-                    for d in seq {
-                        out.push(self.act_user(cx, d).await?);
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        self.report_progress("users", n, total);
-                    }
-                    Ok(out)
+            .map(|seq| async move {
+                let mut out = Vec::with_capacity(seq.len());
+                for d in seq {
+                    out.push(act(d).await?);
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    self.report_progress(phase, n, total);
                 }
+                Ok(out)
             })
             .buffer_unordered(self.job.concurrency)
             .collect()
@@ -578,7 +586,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// shows as the run would leave it.
     fn user_targets(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         snap: &Snapshot,
         groups: &[GroupDecision<'_>],
         user_reports: &[&ObjectReport],
@@ -627,7 +635,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// Act on groups, with colliding names sequenced like users.
     async fn act_groups(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         groups: Vec<GroupDecision<'_>>,
         users: &UserTargets,
     ) -> Result<Vec<Processed>, StoreError> {
@@ -639,43 +647,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .filter(|g| g.members.is_some())
             .filter_map(|g| g.state.map(|s| (g.id.clone(), s.target_id.clone())))
             .collect();
-        let keys: Vec<Option<&[(String, String)]>> = groups
-            .iter()
-            .map(|d| match &d.op {
-                GroupOp::Provision { keys, .. } => Some(keys.as_slice()),
-                _ => None,
-            })
-            .collect();
-        let order = sequences(&keys);
-        let mut slots: Vec<Option<GroupDecision<'_>>> = groups.into_iter().map(Some).collect();
-        let seqs: Vec<Vec<GroupDecision<'_>>> = order
-            .into_iter()
-            .map(|seq| seq.into_iter().filter_map(|i| slots[i].take()).collect())
-            .collect();
-        let total = slots.len();
-        let done = AtomicUsize::new(0);
-        self.report_progress("groups", 0, total);
-        let results: Vec<Result<Vec<Processed>, StoreError>> = stream::iter(seqs)
-            .map(|seq| {
-                let (done, group_targets) = (&done, &group_targets);
-                async move {
-                    let mut out = Vec::with_capacity(seq.len());
-                    for d in seq {
-                        out.push(self.act_group(cx, d, users, group_targets).await?);
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        self.report_progress("groups", n, total);
-                    }
-                    Ok(out)
-                }
-            })
-            .buffer_unordered(self.job.concurrency)
-            .collect()
-            .await;
-        let mut out = Vec::with_capacity(total);
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
+        let keys = |d: &GroupDecision<'_>| match &d.op {
+            GroupOp::Provision { keys, .. } => Some(keys.clone()),
+            _ => None,
+        };
+        let group_targets = &group_targets;
+        self.in_sequences("groups", groups, keys, |d| {
+            self.act_group(cx, d, users, group_targets)
+        })
+        .await
     }
 
     /// Commit the cycle: watermarks and snapshots (kept back while deletions are held, so the

@@ -9,13 +9,13 @@
 //! cycle (no I/O unless something differs), so a member who enters scope after the group was
 //! provisioned is added, and a re-enabled user gets its memberships back.
 
-use crate::act::{Attempt, Claim, Cycle, Processed, Rec, se, te};
+use crate::act::{Attempt, Claim, Cycle, Processed, Rec, gone_ok, retrying, se, te};
 use crate::cycle::Engine;
 use crate::plan::{GROUP_PREFIX, GroupDecision, GroupOp, MemberPlan, plan_members};
 use crate::report::{Action, Mode, ObjectType};
 use scimsync_core::{
     Attrs, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange, StateStore, StoreError,
-    Target, TargetError, TargetGroup,
+    Target, TargetGroup,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -40,7 +40,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// Carry out one group's decision and settle its escrow.
     pub(crate) async fn act_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         mut d: GroupDecision<'_>,
         users: &UserTargets,
         group_targets: &HashMap<String, String>,
@@ -96,7 +96,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     async fn sync_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         mut rec: Rec,
         d: &GroupDecision<'_>,
         op: GroupOp,
@@ -178,7 +178,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// Bring the group object itself to its decision: keep, update, or match/create.
     async fn group_object(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         op: GroupOp,
     ) -> Result<ObjectStep, (ErrorCode, String)> {
@@ -197,14 +197,11 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 hash,
             } => {
                 if cx.mode == Mode::Apply {
-                    let mut attempt = Attempt::new(&self.job.retry, &state_id);
-                    loop {
-                        match self.target.update_group(&target_id, &changes).await {
-                            Ok(()) => break,
-                            Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                            Err(e) => return Err(te(e)),
-                        }
-                    }
+                    retrying(&self.job.retry, &state_id, || {
+                        self.target.update_group(&target_id, &changes)
+                    })
+                    .await
+                    .map_err(te)?;
                 }
                 let mut next = confirmed.clone();
                 for c in &changes {
@@ -245,7 +242,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     fn group_state(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         state_id: &str,
         target_id: &str,
         hash: String,
@@ -270,7 +267,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// in a way the target may have acted on is retried after matching again.
     async fn match_or_create_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         create: Attrs,
         desired: Attrs,
@@ -282,7 +279,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         loop {
             let (found, claimed) = self.find_group(cx, rec, &keys).await?;
             if let Some(tg) = found {
-                return Ok(self.link_group(cx, rec, tg, desired, hash).await?);
+                return self.link_group(cx, rec, tg, desired, hash).await;
             }
             if !self.job.actions.create {
                 return Ok(ObjectStep {
@@ -367,7 +364,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     #[allow(clippy::type_complexity)]
     async fn find_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         keys: &[(String, String)],
     ) -> Result<(Option<TargetGroup>, Option<(String, String, String)>), (ErrorCode, String)> {
@@ -420,7 +417,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     async fn link_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         tg: TargetGroup,
         desired: Attrs,
@@ -443,14 +440,11 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             });
         }
         if cx.mode == Mode::Apply {
-            let mut attempt = Attempt::new(&self.job.retry, &state_id);
-            loop {
-                match self.target.update_group(&tg.id, &changes).await {
-                    Ok(()) => break,
-                    Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                    Err(e) => return Err(te(e)),
-                }
-            }
+            retrying(&self.job.retry, &state_id, || {
+                self.target.update_group(&tg.id, &changes)
+            })
+            .await
+            .map_err(te)?;
         }
         for c in &changes {
             confirmed.insert(c.path.clone(), c.value.clone());
@@ -471,7 +465,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     #[allow(clippy::too_many_arguments)]
     async fn sync_members(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         group_id: &str,
         target_id: &str,
@@ -569,24 +563,20 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         ids: &[String],
         add: bool,
     ) -> Result<(), (ErrorCode, String)> {
-        let mut attempt = Attempt::new(&self.job.retry, &rec.source_id);
-        loop {
-            let r = if add {
+        retrying(&self.job.retry, &rec.source_id, || async move {
+            if add {
                 self.target.add_members(target_id, ids).await
             } else {
                 self.target.remove_members(target_id, ids).await
-            };
-            match r {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                Err(e) => return Err(te(e)),
             }
-        }
+        })
+        .await
+        .map_err(te)
     }
 
     async fn delete_group(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         group_id: &str,
         target_id: String,
@@ -597,17 +587,12 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if cx.mode == Mode::Preview {
             return self.finish(cx, rec, action, StateChange::None, None);
         }
-        let mut attempt = Attempt::new(&self.job.retry, &rec.source_id);
-        loop {
-            match self.target.delete_group(&target_id).await {
-                Ok(())
-                | Err(TargetError {
-                    code: ErrorCode::InvalidAnchor,
-                    ..
-                }) => break,
-                Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                Err(e) => return self.fail(cx, rec, te(e)),
-            }
+        let deleted = retrying(&self.job.retry, &rec.source_id, || async {
+            gone_ok(self.target.delete_group(&target_id).await)
+        })
+        .await;
+        if let Err(e) = deleted {
+            return self.fail(cx, rec, te(e));
         }
         let kind = members_kind(group_id);
         for (id, _) in self.store.list_records(&self.job.name, &kind)? {

@@ -37,6 +37,8 @@ pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType,
 pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_groups;

@@ -4,7 +4,7 @@
 //! nothing. The deletion threshold does not apply to a single object; escrow timing is
 //! ignored (the admin asked for it now).
 
-use crate::act::{Claims, Cycle, Ids, Processed, digest, v7_like};
+use crate::act::{Claims, Cycle, Processed, digest, v7_like};
 use crate::cycle::{CycleError, Engine};
 use crate::groups::UserTargets;
 use crate::plan::{Compiled, GROUP_PREFIX, PlanCtx, UserItem, decide_groups, decide_user};
@@ -54,17 +54,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             ignore_escrow: true,
         };
         let decision = decide_user(&pctx, UserItem::Present(&user, state.as_ref()));
-        let claims = Claims::new(&[]);
-        let cycle_id = on_demand_id(now, &user.id);
-        let ids = Ids::new(&cycle_id);
-        let cx = Cycle {
-            cycle_id,
-            mode,
-            now,
-            claims: &claims,
-            ids: &ids,
-            reconcile: false,
-        };
+        let cx = Cycle::new(on_demand_id(now, &user.id), mode, now, Claims::new(&[]));
         let processed = self.act_user(&cx, decision).await?;
         Ok(match processed {
             Processed::Reported(r) => r,
@@ -177,17 +167,12 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
         }
         let all_groups = self.store.list_prefix(&self.job.name, GROUP_PREFIX)?;
-        let claims = Claims::new(&all_groups);
-        let cycle_id = on_demand_id(now, &state_id);
-        let ids = Ids::new(&cycle_id);
-        let cx = Cycle {
-            cycle_id,
+        let cx = Cycle::new(
+            on_demand_id(now, &state_id),
             mode,
             now,
-            claims: &claims,
-            ids: &ids,
-            reconcile: false,
-        };
+            Claims::new(&all_groups),
+        );
         let nested = HashMap::new();
         for d in decisions {
             if let Processed::Reported(r) = self.act_group(&cx, d, &targets, &nested).await? {

@@ -40,7 +40,7 @@ impl GroupView {
         store: &S,
         job: &str,
     ) -> Result<BTreeMap<String, MirroredGroup>, StoreError> {
-        Ok(store
+        store
             .list_records(job, GROUP_MIRROR)?
             .into_iter()
             .map(|(id, v)| {
@@ -50,7 +50,7 @@ impl GroupView {
                     ))
                 })
             })
-            .collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// Apply one source read to the mirror loaded from the store.

@@ -1,7 +1,7 @@
 //! Engine behaviour over the shared in-memory doubles: what an admin would notice.
 
+use crate::test_support::mapping;
 use crate::{Action, CycleKind, Engine, JobSpec, Mode};
-use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{
     ChangeOp, ErrorCode, LogAction, LogStatus, ManualClock, SourceUser, StateStore, TargetError,
     UserScope,
@@ -9,20 +9,6 @@ use scimsync_core::{
 use scimsync_store::MemoryStore;
 use scimsync_testkit::doubles::{MemorySource, MemoryTarget, Write};
 use serde_json::{Value, json};
-
-fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
-    Mapping {
-        target: target.into(),
-        value: MappingValue::Direct {
-            source: source.into(),
-        },
-        matching,
-        apply: Apply::Always,
-        default: None,
-        required: false,
-        line: 1,
-    }
-}
 
 fn job() -> JobSpec {
     JobSpec::new(

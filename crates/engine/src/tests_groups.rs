@@ -1,27 +1,13 @@
 //! Group provisioning over the shared doubles: created empty, filled by batched PATCHes, kept
 //! exact incrementally.
 
+use crate::test_support::mapping;
 use crate::{GroupSpec, JobSpec, Mode};
-use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{MemberKind, SourceGroup, SourceUser, StateStore, UserScope};
 use scimsync_store::MemoryStore;
 use scimsync_testkit::doubles::{MemorySource, MemoryTarget, Write};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-
-fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
-    Mapping {
-        target: target.into(),
-        value: MappingValue::Direct {
-            source: source.into(),
-        },
-        matching,
-        apply: Apply::Always,
-        default: None,
-        required: false,
-        line: 1,
-    }
-}
 
 fn user(id: &str) -> SourceUser {
     let attrs = json!({"userPrincipalName": format!("{id}@x"), "accountEnabled": true});

@@ -1,8 +1,8 @@
 //! One source object ↔ one target object, always; preview equals run; faults converge; the
 //! deletion guards cannot be fooled — over the shared doubles.
 
+use crate::test_support::mapping;
 use crate::{ApproveOutcome, GroupSpec, JobSpec, JobState, Mode, ObjectType};
-use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{
     Clock, ErrorCode, LogStatus, ManualClock, MemberKind, SourceGroup, SourceUser, StateStore,
     UserScope,
@@ -11,20 +11,6 @@ use scimsync_store::MemoryStore;
 use scimsync_testkit::doubles::{Chaos, MemorySource, MemoryTarget, Write};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-
-fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
-    Mapping {
-        target: target.into(),
-        value: MappingValue::Direct {
-            source: source.into(),
-        },
-        matching,
-        apply: Apply::Always,
-        default: None,
-        required: false,
-        line: 1,
-    }
-}
 
 fn user(i: usize) -> SourceUser {
     let attrs = json!({"userPrincipalName": format!("u{i}@x"), "accountEnabled": true});

@@ -1,13 +1,13 @@
 //! Act on users: carry out one [`UserDecision`] through the target (read-only in preview),
 //! with in-cycle retries, and commit its state with its log entry.
 
-use crate::act::{Attempt, Claim, Cycle, Processed, Rec, te};
+use crate::act::{Attempt, Claim, Cycle, Processed, Rec, gone_ok, retrying, te};
 use crate::cycle::Engine;
 use crate::plan::{Deprovision, UserDecision, UserOp};
 use crate::report::{Action, Mode};
 use scimsync_core::{
     Attrs, Change, ChangeOp, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange,
-    StateStore, StoreError, Target, TargetError, TargetUser,
+    StateStore, StoreError, Target, TargetUser,
 };
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// Carry out one user's decision and settle its escrow.
     pub(crate) async fn act_user(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         d: UserDecision<'_>,
     ) -> Result<Processed, StoreError> {
         let mut rec = Rec::user(
@@ -122,7 +122,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     #[allow(clippy::too_many_arguments)]
     async fn provision(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         mut rec: Rec,
         create: Attrs,
         desired: Attrs,
@@ -246,7 +246,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     /// conflict naming both.
     async fn find_user(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: &mut Rec,
         keys: &[(String, String)],
     ) -> Result<Option<TargetUser>, (ErrorCode, String)> {
@@ -300,7 +300,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     async fn link(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         mut rec: Rec,
         found: TargetUser,
         desired: Attrs,
@@ -347,7 +347,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     #[allow(clippy::too_many_arguments)]
     async fn send_update(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         target_id: String,
         confirmed: Attrs,
@@ -362,14 +362,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if cx.mode == Mode::Preview {
             return self.finish(cx, rec, action, StateChange::None, Some(&confirmed));
         }
-        let mut attempt = Attempt::new(&self.job.retry, &rec.source_id);
-        loop {
-            match self.target.update_user(&target_id, &changes).await {
-                Ok(()) => break,
-                // A PATCH sets values: sending it again after a reset is harmless.
-                Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                Err(e) => return self.fail(cx, rec, te(e)),
-            }
+        // A PATCH sets values: sending it again after a reset is harmless.
+        let sent = retrying(&self.job.retry, &rec.source_id, || {
+            self.target.update_user(&target_id, &changes)
+        })
+        .await;
+        if let Err(e) = sent {
+            return self.fail(cx, rec, te(e));
         }
         let mut now_confirmed = confirmed.clone();
         for c in &changes {
@@ -392,7 +391,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     async fn disable(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         state: Option<ObjectState>,
         target_id: String,
@@ -405,13 +404,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if cx.mode == Mode::Preview {
             return self.finish(cx, rec, action, StateChange::None, Some(&confirmed));
         }
-        let mut attempt = Attempt::new(&self.job.retry, &rec.source_id);
-        loop {
-            match self.target.update_user(&target_id, &action.changes()).await {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                Err(e) => return self.fail(cx, rec, te(e)),
-            }
+        let changes = action.changes();
+        let sent = retrying(&self.job.retry, &rec.source_id, || {
+            self.target.update_user(&target_id, &changes)
+        })
+        .await;
+        if let Err(e) = sent {
+            return self.fail(cx, rec, te(e));
         }
         let Some(mut next) = state else {
             return self.finish(cx, rec, action, StateChange::None, Some(&confirmed));
@@ -425,7 +424,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
 
     async fn delete(
         &self,
-        cx: &Cycle<'_>,
+        cx: &Cycle,
         rec: Rec,
         target_id: String,
     ) -> Result<Processed, StoreError> {
@@ -438,19 +437,15 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if cx.mode == Mode::Preview {
             return self.finish(cx, rec, action, StateChange::None, None);
         }
-        let mut attempt = Attempt::new(&self.job.retry, &rec.source_id);
-        loop {
-            match self.target.delete_user(&target_id).await {
-                // Already gone from the target (perhaps by our own unanswered attempt): the
-                // delete's goal holds.
-                Ok(())
-                | Err(TargetError {
-                    code: ErrorCode::InvalidAnchor,
-                    ..
-                }) => return self.finish(cx, rec, action, remove, None),
-                Err(e) if e.is_transient() && attempt.again() => attempt.pause().await,
-                Err(e) => return self.fail(cx, rec, te(e)),
-            }
+        // Already gone from the target (perhaps by our own unanswered attempt): the delete's
+        // goal holds.
+        let deleted = retrying(&self.job.retry, &rec.source_id, || async {
+            gone_ok(self.target.delete_user(&target_id).await)
+        })
+        .await;
+        match deleted {
+            Ok(()) => self.finish(cx, rec, action, remove, None),
+            Err(e) => self.fail(cx, rec, te(e)),
         }
     }
 }

@@ -402,3 +402,38 @@ async fn a_cycle_whose_deletions_differ_from_the_approved_set_holds_again() {
             .all(|a| a["active"] == json!(true))
     );
 }
+
+#[tokio::test]
+async fn a_refused_membership_patch_waits_in_escrow_instead_of_being_resent_every_cycle() {
+    let w = World::new(2, &[("g1", "Sales", &[0, 1])]);
+    w.target.refuse_member_patches(scimsync_core::TargetError {
+        status: Some(400),
+        ..scimsync_core::TargetError::new(ErrorCode::SchemaViolation, "too many operations")
+    });
+    let r = w.cycle(Mode::Apply).await;
+    let g = r
+        .objects
+        .iter()
+        .find(|o| o.source_id == "group:g1")
+        .unwrap();
+    assert_eq!(g.status, LogStatus::Failure, "{g:?}");
+    assert!(
+        w.store.get("t", "group:g1").unwrap().is_some(),
+        "the group itself is linked"
+    );
+    let member_patches = |w: &World| {
+        w.target
+            .writes()
+            .iter()
+            .filter(|x| matches!(x, Write::AddMembers(..)))
+            .count()
+    };
+    w.target.clear_log();
+    w.cycle(Mode::Apply).await;
+    assert_eq!(member_patches(&w), 0, "not resent before its escrow is due");
+    w.target.heal();
+    w.clock.advance(chrono::Duration::hours(6));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.members_added, 2, "{:?}", r.objects);
+    assert_eq!(JobState::new(&w.store, "t").escrow_count().unwrap(), 0);
+}

@@ -277,6 +277,7 @@ struct TargetInner {
     name_of: std::collections::HashMap<String, String>,
     /// Fail member PATCHes after this many more succeed (a crash half way).
     member_patches_before_failure: Option<usize>,
+    member_patch_error: Option<TargetError>,
     chaos: Option<(Chaos, u64)>,
     /// Refuse a second group with a taken displayName (409 uniqueness), as some apps do.
     unique_group_names: bool,
@@ -410,16 +411,25 @@ impl MemoryTarget {
         self.lock().member_patches_before_failure = Some(n);
     }
 
+    /// Every member PATCH fails with `e` until [`MemoryTarget::heal`].
+    pub fn refuse_member_patches(&self, e: TargetError) {
+        let mut g = self.lock();
+        g.member_patches_before_failure = Some(0);
+        g.member_patch_error = Some(e);
+    }
+
     pub fn heal(&self) {
-        self.lock().member_patches_before_failure = None;
+        let mut g = self.lock();
+        g.member_patches_before_failure = None;
+        g.member_patch_error = None;
     }
 
     fn member_patch_allowed(g: &mut TargetInner) -> Result<(), TargetError> {
         match &mut g.member_patches_before_failure {
-            Some(0) => Err(TargetError {
+            Some(0) => Err(g.member_patch_error.clone().unwrap_or(TargetError {
                 status: Some(500),
                 ..TargetError::new(ErrorCode::InternalServerError, "injected")
-            }),
+            })),
             Some(n) => {
                 *n -= 1;
                 Ok(())
@@ -428,7 +438,6 @@ impl MemoryTarget {
         }
     }
 
-    /// The next `n` matching queries find nothing, as a lagging replica would answer.
     /// Turn seeded faults on (or off with `None`).
     pub fn set_chaos(&self, chaos: Option<Chaos>) {
         self.lock().chaos = chaos.map(|c| (c, c.seed.max(1)));
@@ -439,6 +448,7 @@ impl MemoryTarget {
         self.lock().unique_group_names = true;
     }
 
+    /// The next `n` matching queries find nothing, as a lagging replica would answer.
     pub fn hide_from_next_finds(&self, n: usize) {
         self.lock().hidden_finds = n;
     }

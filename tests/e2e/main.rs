@@ -5,6 +5,7 @@
 mod apps;
 mod builtin;
 mod groups;
+mod identity;
 mod logs;
 mod scim2;
 mod serve;

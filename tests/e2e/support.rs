@@ -195,6 +195,19 @@ pub fn run_once(job: &Job) -> Value {
         .unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", text(&out)))
 }
 
+/// `run --once --json` whatever its exit code (tests of failing or held cycles).
+pub fn run_once_output(job: &Job) -> Output {
+    scimsync(&[
+        "run",
+        "--once",
+        "--json",
+        "--config",
+        job.config.to_str().unwrap(),
+        "--state",
+        job.state().to_str().unwrap(),
+    ])
+}
+
 pub fn preview_json(job: &Job) -> Value {
     let out = scimsync(&[
         "preview",
@@ -290,6 +303,24 @@ impl Scim2Server {
         let all = list["Resources"].as_array().cloned().unwrap_or_default();
         assert!(all.len() <= 1, "duplicate users named {user_name}: {all:?}");
         all.into_iter().next()
+    }
+
+    /// Every resource of a type (`Users`, `Groups`), all pages.
+    pub fn list_all(&self, resource: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.get(&format!(
+                "/{resource}?startIndex={}&count=100",
+                all.len() + 1
+            ));
+            let got = page["Resources"].as_array().cloned().unwrap_or_default();
+            let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
+            let empty = got.is_empty();
+            all.extend(got);
+            if empty || all.len() >= total {
+                return all;
+            }
+        }
     }
 
     pub fn user_count(&self) -> u64 {

@@ -3,8 +3,10 @@
 //! - [`doubles`]: in-memory `Source` and `Target` doubles for unit tests.
 //! - [`graph`]: Microsoft Graph v1.0 + the Entra token endpoint (the source side).
 //! - [`scim`]: an in-memory SCIM 2.0 service provider (the target side).
+//! - [`faults`]: a fault-injecting HTTP proxy to put in front of a real SCIM server.
 
 pub mod doubles;
+pub mod faults;
 pub mod graph;
 pub mod scim;
 

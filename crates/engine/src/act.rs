@@ -96,10 +96,18 @@ pub(crate) fn v7_like(at: DateTime<Utc>, seed: u64, n: u64) -> String {
 
 /// Which source object each target object is linked to: matching never links an object
 /// another source object of the job holds. Groups are known from the start (their states are
-/// loaded each cycle); users only once a match needs them (a quiet cycle loads none).
+/// loaded each cycle); users from the cycle's states on a full read, else from the store once a
+/// match needs them (a quiet cycle loads none). Links made in this cycle are always recorded.
 pub(crate) struct Claims {
-    users: Mutex<Option<HashMap<String, (String, String)>>>,
+    users: Mutex<UserClaims>,
     groups: Mutex<HashMap<String, (String, String)>>,
+}
+
+#[derive(Default)]
+struct UserClaims {
+    loaded: bool,
+    /// Target id → source id.
+    by_target: HashMap<String, String>,
 }
 
 pub(crate) enum Claim {
@@ -134,9 +142,24 @@ impl Claims {
             })
             .collect();
         Claims {
-            users: Mutex::new(None),
+            users: Mutex::new(UserClaims::default()),
             groups: Mutex::new(groups),
         }
+    }
+
+    /// Every user link the job has (a full read holds them already).
+    pub fn with_users<'s>(
+        self,
+        states: impl Iterator<Item = &'s scimsync_core::ObjectState>,
+    ) -> Self {
+        {
+            let mut u = Self::lock(&self.users);
+            u.loaded = true;
+            u.by_target = states
+                .map(|s| (s.target_id.clone(), s.source_id.clone()))
+                .collect();
+        }
+        self
     }
 
     fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -150,32 +173,41 @@ impl Claims {
         target_id: &str,
         source_id: &str,
     ) -> Result<Claim, (ErrorCode, String)> {
-        let mut users = Self::lock(&self.users);
-        if users.is_none() {
-            let all = store.list(job).map_err(|e| (e.code, e.message))?;
-            *users = Some(
-                all.into_iter()
-                    .filter(|s| !s.source_id.starts_with(GROUP_PREFIX))
-                    .map(|s| {
-                        let d = display_of(&s.confirmed, "userName", &s.source_id);
-                        (s.target_id, (s.source_id, d))
-                    })
-                    .collect(),
-            );
-        }
-        Ok(match users.as_ref().and_then(|u| u.get(target_id)) {
-            Some((sid, display)) if sid != source_id => Claim::Other {
-                source_id: sid.clone(),
-                display: display.clone(),
-            },
+        let holder = {
+            let mut users = Self::lock(&self.users);
+            if !users.loaded {
+                let all = store.list(job).map_err(|e| (e.code, e.message))?;
+                for s in all {
+                    if !s.source_id.starts_with(GROUP_PREFIX) {
+                        // Links made in this cycle win over what the store said before.
+                        users.by_target.entry(s.target_id).or_insert(s.source_id);
+                    }
+                }
+                users.loaded = true;
+            }
+            users.by_target.get(target_id).cloned()
+        };
+        Ok(match holder {
+            Some(sid) if sid != source_id => {
+                let display = store
+                    .get(job, &sid)
+                    .ok()
+                    .flatten()
+                    .map(|s| display_of(&s.confirmed, "userName", &sid))
+                    .unwrap_or_else(|| sid.clone());
+                Claim::Other {
+                    source_id: sid,
+                    display,
+                }
+            }
             _ => Claim::Free,
         })
     }
 
-    pub fn claim_user(&self, target_id: &str, source_id: &str, display: &str) {
-        if let Some(u) = Self::lock(&self.users).as_mut() {
-            u.insert(target_id.into(), (source_id.into(), display.into()));
-        }
+    pub fn claim_user(&self, target_id: &str, source_id: &str) {
+        Self::lock(&self.users)
+            .by_target
+            .insert(target_id.into(), source_id.into());
     }
 
     pub fn group_claim(&self, target_id: &str, state_id: &str) -> Claim {

@@ -180,7 +180,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
 
         // Act.
-        let mut cx = Cycle::new(cycle_id.clone(), mode, now, Claims::new(&snap.group_states));
+        let mut claims = Claims::new(&snap.group_states);
+        if snap.work.full {
+            claims = claims.with_users(snap.states.values());
+        }
+        let mut cx = Cycle::new(cycle_id.clone(), mode, now, claims);
         cx.reconcile = snap.reconcile;
         let mut processed = self.act_users(&cx, users).await?;
         let user_reports: Vec<&ObjectReport> = processed

@@ -159,8 +159,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
             match self.target.create_user(&create).await {
                 Ok(created) => {
-                    cx.claims
-                        .claim_user(&created.id, &rec.source_id, &rec.display);
+                    cx.claims.claim_user(&created.id, &rec.source_id);
                     rec.target_id = Some(created.id.clone());
                     let st = ObjectState {
                         source_id: rec.source_id.clone(),
@@ -309,8 +308,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         rec.target_id = Some(found.id.clone());
         let changes = self.job.user_diff(&found.attrs, &desired);
         if cx.mode == Mode::Apply {
-            cx.claims
-                .claim_user(&found.id, &rec.source_id, &rec.display);
+            cx.claims.claim_user(&found.id, &rec.source_id);
         }
         if changes.is_empty() || !self.job.actions.update {
             let st = ObjectState {

@@ -3,8 +3,10 @@
 //! Two implementations of [`StateStore`]: [`SledStore`] on disk and [`MemoryStore`] for tests.
 //! Both pass the same [`conformance`] suite. State is a cache we can afford to lose (see
 //! `scimsync_core::state`), so a corrupt sled database is moved aside at open rather than
-//! repaired, and [`export`]/[`import`] give admins a plain JSON-lines backup that also serves
-//! as compaction (export, import into a fresh store, swap).
+//! repaired (one that lost flushed data counts as corrupt, and one whose damage shows only
+//! when read is moved aside at the next open), and [`export`]/[`import`] give admins a
+//! plain JSON-lines backup that also serves as compaction (export, import into a fresh
+//! store, swap).
 
 mod backup;
 pub mod conformance;

@@ -5,6 +5,23 @@
 //! (`job \0 key`); values are JSON. sled 0.34 is the last stable release and has known
 //! corruption reports, so a database that cannot be opened as corrupt is moved aside and a
 //! fresh one created: the next cycle re-matches every object, which is safe by design.
+//!
+//! sled does not notice every kind of damage. Without a snapshot it silently recovers the
+//! valid prefix of a truncated or overwritten data file (or nothing at all from an empty
+//! one); with a snapshot, damaged pages fail only when they are read. So the store adds
+//! three checks of its own, none on the hot path:
+//!
+//! - **Flush generation.** Every [`StateStore::flush`] bumps a counter in sled and, once sled
+//!   has made it durable, records it in `scimsync.integrity` next to sled's files. sled must
+//!   recover at least that generation; a lower one means data that had been flushed is gone,
+//!   and the store is treated as corrupt at open (O(1): one key, one small file). Writes
+//!   after the last flush may be lost by a crash, as always; that is not damage.
+//! - **Probe at open.** The first and last key of every tree are read, which fails on the
+//!   damaged pages sled leaves for later (a few page reads).
+//! - **Damage found later** (a sled corruption error, a missing blob file, a value that does
+//!   not decode) fails the call with a message naming the job and key, and leaves
+//!   `scimsync.corrupt` in the directory so the next open moves the store aside with that
+//!   reason. [`SledStore::verify`] reads everything, for whoever wants the full check.
 
 use crate::{StoreAdmin, check_job};
 use chrono::{DateTime, Utc};
@@ -18,6 +35,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// Page cache ceiling: the state of a job is small and the service may run many jobs.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
@@ -28,6 +47,14 @@ const LOCK_FILE: &str = "scimsync.lock";
 /// that has content means sled recovered nothing. The value is the on-disk format version.
 const MARKER_KEY: &[u8] = b"scimsync-store-format";
 const MARKER_VALUE: &[u8] = b"1";
+/// In sled's default tree: the generation of the latest flush, a big-endian `u64`.
+const GENERATION_KEY: &[u8] = b"scimsync-flush-generation";
+/// Our record of the latest generation sled confirmed durable (see the module docs).
+const INTEGRITY_FILE: &str = "scimsync.integrity";
+const INTEGRITY_TMP: &str = "scimsync.integrity.tmp";
+const INTEGRITY_HEADER: &str = "scimsync state store integrity record, format 1";
+/// Left by a read that found damage: the next open moves the store aside with its reason.
+const CORRUPT_FILE: &str = "scimsync.corrupt";
 
 /// What [`SledStore::open`] had to do to give you a working store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,7 +62,9 @@ pub struct OpenReport {
     /// Where a corrupt store was moved; the new store is empty, so the next cycle matches
     /// every object again. Tell the admin.
     pub moved_aside: Option<PathBuf>,
-    /// Why the store was judged corrupt (sled's error), when it was moved aside.
+    /// Why the store was judged corrupt, when it was moved aside: sled's error, or what the
+    /// store's own checks found (flushed data missing, a damaged integrity record, damage an
+    /// earlier instance met while reading).
     pub reason: Option<String>,
 }
 
@@ -46,8 +75,20 @@ pub struct SledStore {
     objects: Tree,
     logs: Tree,
     meta: Tree,
+    /// Flush generations, serialised so the one in sled and the one on file only grow.
+    generations: Mutex<Generations>,
+    /// Set once damage was found and `scimsync.corrupt` written.
+    flagged: AtomicBool,
     /// Held for the store's lifetime; the OS releases the lock when it is closed.
     _lock: File,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Generations {
+    /// The latest generation written to sled.
+    written: u64,
+    /// The generation in `scimsync.integrity` (0: none yet).
+    recorded: u64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -61,6 +102,7 @@ struct Trees {
     objects: Tree,
     logs: Tree,
     meta: Tree,
+    generations: Generations,
 }
 
 enum OpenFailure {
@@ -116,15 +158,36 @@ impl SledStore {
                 (trees, report)
             }
         };
+        let generations = trees.generations;
         let store = SledStore {
             dir: dir.to_path_buf(),
             db: trees.db,
             objects: trees.objects,
             logs: trees.logs,
             meta: trees.meta,
+            generations: Mutex::new(generations),
+            flagged: AtomicBool::new(false),
             _lock: lock,
         };
+        // A new store, or one from before the integrity record (or whose record was
+        // removed): record a generation now, so damage is caught from the next open on.
+        if generations.written == 0 || generations.recorded == 0 {
+            store.flush()?;
+        }
         Ok((store, report))
+    }
+
+    /// Read and decode every record of every job: the full check that opening leaves out,
+    /// since it costs a scan of the whole store. Returns how many records were read.
+    ///
+    /// Damage fails as it does for any read: the error names the job and key, and the store
+    /// is moved aside the next time it is opened.
+    pub fn verify(&self) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        self.scan_each::<ObjectState>(&self.objects, &[], Kind::Object, |_| n += 1)?;
+        self.scan_each::<LogEntry>(&self.logs, &[], Kind::Log, |_| n += 1)?;
+        self.scan_each::<String>(&self.meta, &[], Kind::Meta, |_| n += 1)?;
+        Ok(n)
     }
 
     /// The directory this store lives in.
@@ -137,16 +200,18 @@ impl SledStore {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db
             .size_on_disk()
-            .map_err(|e| self.err("measuring size", e))
+            .map_err(|e| self.sled_err("measuring size", e))
     }
 
-    /// [`StateStore::flush`] without blocking the caller's thread (end of a cycle).
+    /// [`StateStore::flush`] without blocking the caller's thread on sled's sync (end of a
+    /// cycle). The integrity record is still written synchronously; it is a few bytes.
     pub async fn flush_async(&self) -> Result<(), StoreError> {
+        let generation = self.next_generation()?;
         self.db
             .flush_async()
             .await
-            .map(|_| ())
-            .map_err(|e| self.err("flushing", e))
+            .map_err(|e| self.sled_err("flushing", e))?;
+        self.record_generation(generation)
     }
 
     /// Delete the job's log entries older than `older_than`; returns how many.
@@ -154,34 +219,174 @@ impl SledStore {
         StoreAdmin::prune_logs(self, job, older_than)
     }
 
+    /// Write the next flush generation to sled (not yet durable).
+    fn next_generation(&self) -> Result<u64, StoreError> {
+        let mut g = self.lock_generations();
+        let next = g.written + 1;
+        self.db
+            .insert(GENERATION_KEY, &next.to_be_bytes())
+            .map_err(|e| self.sled_err("writing the flush generation", e))?;
+        g.written = next;
+        Ok(next)
+    }
+
+    /// Record `generation` in the integrity file, now that sled has made it durable.
+    fn record_generation(&self, generation: u64) -> Result<(), StoreError> {
+        let mut g = self.lock_generations();
+        if generation <= g.recorded {
+            return Ok(()); // a concurrent flush recorded a later one
+        }
+        write_integrity(&self.dir, generation).map_err(|e| {
+            self.err(
+                &format!("writing {}", self.dir.join(INTEGRITY_FILE).display()),
+                e,
+            )
+        })?;
+        g.recorded = generation;
+        Ok(())
+    }
+
+    fn lock_generations(&self) -> MutexGuard<'_, Generations> {
+        // Both fields only grow and each is written after its step succeeded.
+        self.generations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn err(&self, doing: &str, e: impl std::fmt::Display) -> StoreError {
         StoreError::new(format!("state store {}: {doing}: {e}", self.dir.display()))
     }
 
-    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| self.err(&format!("{what} is unreadable"), e))
+    /// A sled error: damage in sled's files makes the store corrupt, anything else (a full
+    /// disk, an I/O error) is reported as it is.
+    fn sled_err(&self, doing: &str, e: sled::Error) -> StoreError {
+        if is_damage(&e) {
+            self.corrupt(&format!("{doing}: {e}"))
+        } else {
+            self.err(doing, e)
+        }
+    }
+
+    /// Report damage found after open: leave `scimsync.corrupt` so the next open moves the
+    /// store aside with this reason, and fail the call.
+    fn corrupt(&self, what: &str) -> StoreError {
+        if !self.flagged.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                store = %self.dir.display(),
+                damage = %what,
+                "state store is corrupt; it is moved aside the next time it is opened"
+            );
+            if let Err(e) = fs::write(self.dir.join(CORRUPT_FILE), what) {
+                tracing::warn!(
+                    store = %self.dir.display(),
+                    error = %e,
+                    "cannot leave the corruption note; the store stays in place"
+                );
+            }
+        }
+        StoreError::new(format!(
+            "state store {} is corrupt: {what}; it is moved aside the next time it is opened, \
+             and the next cycle then matches every object again",
+            self.dir.display()
+        ))
+    }
+
+    /// Decode a stored value; `what` names it (job and key) when it does not decode.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        what: impl FnOnce() -> String,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| self.corrupt(&format!("{} does not decode: {e}", what())))
     }
 
     fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(value).map_err(|e| self.err(&format!("encoding {what}"), e))
     }
 
-    /// Values of every key under `job \0` in `tree`, in key order.
-    fn scan<T: DeserializeOwned>(&self, tree: &Tree, job: &str) -> Result<Vec<T>, StoreError> {
-        tree.scan_prefix(prefix(job))
-            .values()
-            .map(|v| {
-                let v = v.map_err(|e| self.err(&format!("reading job {job}"), e))?;
-                self.decode(&format!("a record of job {job}"), &v)
-            })
-            .collect()
+    /// Decode the value of every key starting with `start` in `tree`, in key order, and hand
+    /// each with its key to `each`.
+    fn scan_each<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        start: &[u8],
+        kind: Kind,
+        mut each: impl FnMut(T),
+    ) -> Result<(), StoreError> {
+        for item in tree.scan_prefix(start) {
+            let (k, v) = item.map_err(|e| self.sled_err(&kind.reading(start), e))?;
+            each(self.decode(|| kind.describe(&k), &v)?);
+        }
+        Ok(())
+    }
+
+    /// [`Self::scan_each`], collected.
+    fn scan<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        start: &[u8],
+        kind: Kind,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_each(tree, start, kind, |v| out.push(v))?;
+        Ok(out)
+    }
+}
+
+/// What the keys of a tree name, for messages about them.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Object,
+    Log,
+    Meta,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Object => "object",
+            Kind::Log => "log entry",
+            Kind::Meta => "meta",
+        }
+    }
+
+    /// "reading objects of job j" for a scan from `start`.
+    fn reading(self, start: &[u8]) -> String {
+        let what = match self {
+            Kind::Object => "objects",
+            Kind::Log => "log entries",
+            Kind::Meta => "meta",
+        };
+        match start.iter().position(|b| *b == 0) {
+            Some(end) => format!(
+                "reading {what} of job {}",
+                String::from_utf8_lossy(&start[..end])
+            ),
+            None => format!("reading {what}"),
+        }
+    }
+
+    /// `object "u1" of job j`, `log entry 42 of job j`, `meta "deltaLink" of job j`.
+    fn describe(self, k: &[u8]) -> String {
+        let noun = self.noun();
+        let Some(end) = k.iter().position(|b| *b == 0) else {
+            return format!(
+                "{noun} key {:?} (no job prefix)",
+                String::from_utf8_lossy(k)
+            );
+        };
+        let job = String::from_utf8_lossy(&k[..end]);
+        let rest = &k[end + 1..];
+        match (self, <[u8; 8]>::try_from(rest)) {
+            (Kind::Log, Ok(seq)) => format!("{noun} {} of job {job}", u64::from_be_bytes(seq)),
+            _ => format!("{noun} {:?} of job {job}", String::from_utf8_lossy(rest)),
+        }
     }
 }
 
 impl Drop for SledStore {
     fn drop(&mut self) {
         // sled only syncs on its background timer; make a clean close lose nothing.
-        if let Err(e) = self.db.flush() {
+        if let Err(e) = StateStore::flush(self) {
             tracing::warn!(store = %self.dir.display(), error = %e, "state store flush at close failed");
         }
     }
@@ -190,17 +395,17 @@ impl Drop for SledStore {
 impl StateStore for SledStore {
     fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
         check_job(job)?;
-        let what = format!("object {source_id:?} of job {job}");
+        let what = || format!("object {source_id:?} of job {job}");
         match self.objects.get(key(job, source_id.as_bytes())) {
-            Ok(Some(v)) => self.decode(&what, &v).map(Some),
+            Ok(Some(v)) => self.decode(what, &v).map(Some),
             Ok(None) => Ok(None),
-            Err(e) => Err(self.err(&format!("reading {what}"), e)),
+            Err(e) => Err(self.sled_err(&format!("reading {}", what()), e)),
         }
     }
 
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
         check_job(job)?;
-        self.scan(&self.objects, job)
+        self.scan(&self.objects, &prefix(job), Kind::Object)
     }
 
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
@@ -210,7 +415,7 @@ impl StateStore for SledStore {
         let seq = self
             .db
             .generate_id()
-            .map_err(|e| self.err("allocating a log sequence number", e))?;
+            .map_err(|e| self.sled_err("allocating a log sequence number", e))?;
         let log_key = key(job, &seq.to_be_bytes());
         let log_value = self.encode("a log entry", log)?;
         let object: Option<(Vec<u8>, Option<Vec<u8>>)> = match change {
@@ -235,14 +440,14 @@ impl StateStore for SledStore {
             .map_err(|e| match e {
                 TransactionError::Abort(never) => match never {},
                 TransactionError::Storage(e) => {
-                    self.err(&format!("committing {} for job {job}", log.source_id), e)
+                    self.sled_err(&format!("committing {} for job {job}", log.source_id), e)
                 }
             })
     }
 
     fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
         check_job(job)?;
-        let mut entries: Vec<LogEntry> = self.scan(&self.logs, job)?;
+        let mut entries: Vec<LogEntry> = self.scan(&self.logs, &prefix(job), Kind::Log)?;
         if let Some(cycle) = cycle_id {
             entries.retain(|e| e.cycle_id == cycle);
         }
@@ -251,11 +456,11 @@ impl StateStore for SledStore {
 
     fn get_meta(&self, job: &str, key_name: &str) -> Result<Option<String>, StoreError> {
         check_job(job)?;
-        let what = format!("meta {key_name:?} of job {job}");
+        let what = || format!("meta {key_name:?} of job {job}");
         match self.meta.get(key(job, key_name.as_bytes())) {
-            Ok(Some(v)) => self.decode(&what, &v).map(Some),
+            Ok(Some(v)) => self.decode(what, &v).map(Some),
             Ok(None) => Ok(None),
-            Err(e) => Err(self.err(&format!("reading {what}"), e)),
+            Err(e) => Err(self.sled_err(&format!("reading {}", what()), e)),
         }
     }
 
@@ -265,26 +470,18 @@ impl StateStore for SledStore {
         self.meta
             .insert(key(job, key_name.as_bytes()), v)
             .map(|_| ())
-            .map_err(|e| self.err(&format!("writing meta {key_name:?} of job {job}"), e))
+            .map_err(|e| self.sled_err(&format!("writing meta {key_name:?} of job {job}"), e))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| self.err("flushing", e))
+        let generation = self.next_generation()?;
+        self.db.flush().map_err(|e| self.sled_err("flushing", e))?;
+        self.record_generation(generation)
     }
 
     fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
         check_job(job)?;
-        self.objects
-            .scan_prefix(key(job, prefix.as_bytes()))
-            .values()
-            .map(|v| {
-                let v = v.map_err(|e| self.err(&format!("reading job {job}"), e))?;
-                self.decode(&format!("an object of job {job}"), &v)
-            })
-            .collect()
+        self.scan(&self.objects, &key(job, prefix.as_bytes()), Kind::Object)
     }
 
     fn prune_logs_before(&self, job: &str, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -295,10 +492,10 @@ impl StateStore for SledStore {
         check_job(job)?;
         let mut n = 0;
         for k in self.objects.scan_prefix(prefix(job)).keys() {
-            let k = k.map_err(|e| self.err(&format!("reading objects of job {job}"), e))?;
+            let k = k.map_err(|e| self.sled_err(&format!("reading objects of job {job}"), e))?;
             self.objects
                 .remove(k)
-                .map_err(|e| self.err(&format!("removing an object of job {job}"), e))?;
+                .map_err(|e| self.sled_err(&format!("removing an object of job {job}"), e))?;
             n += 1;
         }
         Ok(n)
@@ -310,9 +507,9 @@ impl StateStore for SledStore {
         let skip = prefix_len(job);
         let mut out = Vec::new();
         for item in self.meta.scan_prefix(&start) {
-            let (k, v) = item.map_err(|e| self.err(&format!("scanning meta of job {job}"), e))?;
+            let (k, v) = item.map_err(|e| self.sled_err(&Kind::Meta.reading(&start), e))?;
             let name = String::from_utf8_lossy(&k[skip..]).to_string();
-            let value: String = self.decode(&format!("meta {name:?} of job {job}"), &v)?;
+            let value: String = self.decode(|| format!("meta {name:?} of job {job}"), &v)?;
             out.push((name, value));
         }
         Ok(out)
@@ -323,7 +520,7 @@ impl StateStore for SledStore {
         self.meta
             .remove(key(job, key_name.as_bytes()))
             .map(|_| ())
-            .map_err(|e| self.err(&format!("removing meta {key_name:?} of job {job}"), e))
+            .map_err(|e| self.sled_err(&format!("removing meta {key_name:?} of job {job}"), e))
     }
 }
 
@@ -338,12 +535,21 @@ impl StoreAdmin for SledStore {
                 let Some(entry) = tree.range(from.as_slice()..).next() else {
                     break;
                 };
-                let (k, _) = entry.map_err(|e| self.err("listing jobs", e))?;
+                let (k, _) = entry.map_err(|e| self.sled_err("listing jobs", e))?;
+                // We only ever write `job \0 …` keys with UTF-8 job ids.
                 let Some(end) = k.iter().position(|b| *b == 0) else {
-                    return Err(self.err("listing jobs", "a key without a job prefix"));
+                    return Err(self.corrupt(&format!(
+                        "listing jobs: key {:?} has no job prefix",
+                        String::from_utf8_lossy(&k)
+                    )));
                 };
                 let job = std::str::from_utf8(&k[..end])
-                    .map_err(|e| self.err("listing jobs", e))?
+                    .map_err(|e| {
+                        self.corrupt(&format!(
+                            "listing jobs: key {:?} has a job id that is not UTF-8: {e}",
+                            String::from_utf8_lossy(&k)
+                        ))
+                    })?
                     .to_owned();
                 from = k[..end].to_vec();
                 from.push(1);
@@ -359,11 +565,11 @@ impl StoreAdmin for SledStore {
         self.meta
             .scan_prefix(&p)
             .map(|entry| {
-                let (k, v) =
-                    entry.map_err(|e| self.err(&format!("reading meta of job {job}"), e))?;
-                let name = String::from_utf8(k[p.len()..].to_vec())
-                    .map_err(|e| self.err(&format!("a meta key of job {job}"), e))?;
-                let value: String = self.decode(&format!("meta {name:?} of job {job}"), &v)?;
+                let (k, v) = entry.map_err(|e| self.sled_err(&Kind::Meta.reading(&p), e))?;
+                let name = String::from_utf8(k[p.len()..].to_vec()).map_err(|e| {
+                    self.corrupt(&format!("{} is not UTF-8: {e}", Kind::Meta.describe(&k)))
+                })?;
+                let value: String = self.decode(|| format!("meta {name:?} of job {job}"), &v)?;
                 Ok((name, value))
             })
             .collect()
@@ -376,7 +582,7 @@ impl StoreAdmin for SledStore {
             .insert(key(job, object.source_id.as_bytes()), v)
             .map(|_| ())
             .map_err(|e| {
-                self.err(
+                self.sled_err(
                     &format!("writing object {:?} of job {job}", object.source_id),
                     e,
                 )
@@ -388,21 +594,22 @@ impl StoreAdmin for SledStore {
         let seq = self
             .db
             .generate_id()
-            .map_err(|e| self.err("allocating a log sequence number", e))?;
+            .map_err(|e| self.sled_err("allocating a log sequence number", e))?;
         let v = self.encode("a log entry", entry)?;
         self.logs
             .insert(key(job, &seq.to_be_bytes()), v)
             .map(|_| ())
-            .map_err(|e| self.err(&format!("writing a log entry of job {job}"), e))
+            .map_err(|e| self.sled_err(&format!("writing a log entry of job {job}"), e))
     }
 
     fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         check_job(job)?;
         let mut batch = sled::Batch::default();
         let mut count = 0u64;
-        for entry in self.logs.scan_prefix(prefix(job)) {
-            let (k, v) = entry.map_err(|e| self.err(&format!("reading logs of job {job}"), e))?;
-            let log: LogEntry = self.decode(&format!("a log entry of job {job}"), &v)?;
+        let p = prefix(job);
+        for entry in self.logs.scan_prefix(&p) {
+            let (k, v) = entry.map_err(|e| self.sled_err(&Kind::Log.reading(&p), e))?;
+            let log: LogEntry = self.decode(|| Kind::Log.describe(&k), &v)?;
             if log.activity_date_time < older_than {
                 batch.remove(k);
                 count += 1;
@@ -410,7 +617,7 @@ impl StoreAdmin for SledStore {
         }
         self.logs
             .apply_batch(batch)
-            .map_err(|e| self.err(&format!("pruning logs of job {job}"), e))?;
+            .map_err(|e| self.sled_err(&format!("pruning logs of job {job}"), e))?;
         Ok(count)
     }
 }
@@ -478,6 +685,12 @@ fn open_trees(dir: &Path) -> Result<Trees, OpenFailure> {
 }
 
 fn open_trees_once(dir: &Path) -> Result<Trees, OpenFailure> {
+    // An earlier instance found damage that open does not see (see `SledStore::corrupt`).
+    if let Some(reason) = read_corrupt_note(dir)? {
+        return Err(OpenFailure::Corrupt(reason));
+    }
+    // Read before sled runs its recovery, which rewrites the files it finds torn.
+    let recorded = read_integrity(dir)?;
     // sled silently starts empty when it finds no valid segment in `db`, so a store we wrote
     // before must still carry our marker, or it is reported as corrupt like any other.
     let existed = fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
@@ -489,8 +702,22 @@ fn open_trees_once(dir: &Path) -> Result<Trees, OpenFailure> {
             .cache_capacity(CACHE_CAPACITY)
             .open()
             .map_err(sled_err)?;
-        match db.get(MARKER_KEY).map_err(sled_err)? {
-            Some(v) if v.as_ref() == MARKER_VALUE => {}
+        let written = match db.get(MARKER_KEY).map_err(|e| probe_err(dir, e))? {
+            Some(v) if v.as_ref() == MARKER_VALUE => {
+                let written = read_generation(dir, &db)?;
+                if let Some(recorded) = recorded.filter(|r| written < *r) {
+                    let recovered = match written {
+                        0 => "without any flush".to_owned(),
+                        n => format!("only as of flush {n}"),
+                    };
+                    return Err(OpenFailure::Corrupt(format!(
+                        "sled recovered the database {recovered}, but flush {recorded} had \
+                         completed: data written before that flush is lost (the database file \
+                         is truncated or overwritten)"
+                    )));
+                }
+                written
+            }
             Some(v) => {
                 return Err(OpenFailure::Fatal(StoreError::new(format!(
                     "state store {} has format {:?}, this scimsync reads {:?}",
@@ -504,19 +731,41 @@ fn open_trees_once(dir: &Path) -> Result<Trees, OpenFailure> {
                     "sled recovered no data from the existing database file".to_owned(),
                 ));
             }
-            None => {
-                db.insert(MARKER_KEY, MARKER_VALUE).map_err(sled_err)?;
-                db.flush().map_err(sled_err)?;
+            None if recorded.is_some() => {
+                return Err(OpenFailure::Corrupt(format!(
+                    "the database file is empty or missing, but flush {} of it had completed",
+                    recorded.unwrap_or_default()
+                )));
             }
-        }
+            None => {
+                // A new store: `SledStore::open` flushes the marker with the first generation.
+                db.insert(MARKER_KEY, MARKER_VALUE).map_err(sled_err)?;
+                0
+            }
+        };
         let objects = db.open_tree("objects").map_err(sled_err)?;
         let logs = db.open_tree("logs").map_err(sled_err)?;
         let meta = db.open_tree("meta").map_err(sled_err)?;
+        // With a snapshot sled reads pages only when they are needed, so damage behind it
+        // shows only then; reading both ends of every tree catches much of it for a few reads
+        // (the newest pages, those a truncation takes, sit at the ends of the log trees).
+        for (name, tree) in [("objects", &objects), ("logs", &logs), ("meta", &meta)] {
+            for end in [tree.first(), tree.last()] {
+                end.map_err(|e| match probe_err(dir, e) {
+                    OpenFailure::Corrupt(m) => OpenFailure::Corrupt(format!("reading {name}: {m}")),
+                    other => other,
+                })?;
+            }
+        }
         Ok(Trees {
             db,
             objects,
             logs,
             meta,
+            generations: Generations {
+                written,
+                recorded: recorded.unwrap_or(0),
+            },
         })
     }));
     match attempt {
@@ -531,6 +780,117 @@ fn open_trees_once(dir: &Path) -> Result<Trees, OpenFailure> {
             Err(OpenFailure::Corrupt(msg))
         }
     }
+}
+
+/// The flush generation sled recovered (0 for a store from before generations).
+fn read_generation(dir: &Path, db: &Db) -> Result<u64, OpenFailure> {
+    match db.get(GENERATION_KEY).map_err(|e| probe_err(dir, e))? {
+        None => Ok(0),
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                OpenFailure::Corrupt(format!(
+                    "the flush generation in the database is {} bytes, not 8",
+                    v.len()
+                ))
+            }),
+    }
+}
+
+/// A sled error while probing an opened database: damage makes it corrupt.
+fn probe_err(dir: &Path, e: sled::Error) -> OpenFailure {
+    if is_damage(&e) {
+        OpenFailure::Corrupt(e.to_string())
+    } else {
+        classify(dir, e)
+    }
+}
+
+/// Whether a sled error after open means its files are damaged: a checksum or format
+/// failure, a page cut off by a truncation, or a blob file that is gone.
+fn is_damage(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Corruption { .. } => true,
+        sled::Error::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+        ),
+        _ => false,
+    }
+}
+
+/// The reason left by [`SledStore::corrupt`], if any.
+fn read_corrupt_note(dir: &Path) -> Result<Option<String>, OpenFailure> {
+    let path = dir.join(CORRUPT_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let note = String::from_utf8_lossy(&bytes);
+            let note = note.trim();
+            Ok(Some(if note.is_empty() {
+                "an earlier read found the store corrupt".to_owned()
+            } else {
+                format!("an earlier read found the store corrupt: {note}")
+            }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OpenFailure::Fatal(StoreError::new(format!(
+            "state store {}: cannot read {}: {e}",
+            dir.display(),
+            path.display()
+        )))),
+    }
+}
+
+/// The generation in the integrity file: `None` when there is none (a new store, or one
+/// from before the file existed); corrupt when it is not what [`write_integrity`] writes.
+fn read_integrity(dir: &Path) -> Result<Option<u64>, OpenFailure> {
+    let path = dir.join(INTEGRITY_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(OpenFailure::Fatal(StoreError::new(format!(
+                "state store {}: cannot read {}: {e}",
+                dir.display(),
+                path.display()
+            ))));
+        }
+    };
+    parse_integrity(&bytes).map(Some).ok_or_else(|| {
+        OpenFailure::Corrupt(format!(
+            "the integrity record {INTEGRITY_FILE} is damaged ({} bytes that are not a record)",
+            bytes.len()
+        ))
+    })
+}
+
+fn integrity_text(generation: u64) -> String {
+    format!("{INTEGRITY_HEADER}\ngeneration {generation}\nend\n")
+}
+
+fn parse_integrity(bytes: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.strip_suffix("\nend\n")?.split('\n');
+    if lines.next()? != INTEGRITY_HEADER {
+        return None;
+    }
+    let n = lines.next()?.strip_prefix("generation ")?;
+    if lines.next().is_some() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Replace the integrity file: written and synced under another name, then renamed, so a
+/// crash leaves the old record or the new one, never a torn one.
+fn write_integrity(dir: &Path, generation: u64) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(INTEGRITY_TMP);
+    let mut f = File::create(&tmp)?;
+    f.write_all(integrity_text(generation).as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(INTEGRITY_FILE))
 }
 
 fn classify(dir: &Path, e: sled::Error) -> OpenFailure {
@@ -605,6 +965,10 @@ fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
     }
     Ok(aside)
 }
+
+#[cfg(test)]
+#[path = "sled_damage_tests.rs"]
+mod damage_tests;
 
 #[cfg(test)]
 mod tests {

@@ -350,6 +350,9 @@ async fn preview_plans_the_same_group_requests_as_run() {
     assert_eq!(done, planned, "the run did what the preview planned");
 }
 
+/// Which of persons 1..=30 a group holds.
+type InGroup = fn(usize) -> bool;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_converge_within_three_cycles() {
     let mut t = Tenant::new("contoso.onmicrosoft.com");
@@ -358,10 +361,8 @@ async fn faults_converge_within_three_cycles() {
     nobody["accountEnabled"] = json!(false);
     let mut u = vec![t.add_user(nobody)];
     u.extend((1..=30).map(|n| t.add_user(person(n))));
-    let pick = |f: fn(usize) -> bool| -> Vec<&String> {
-        (1..=30).filter(|n| f(*n)).map(|n| &u[n]).collect()
-    };
-    let members: [(&str, fn(usize) -> bool); 3] = [
+    let pick = |f: InGroup| -> Vec<&String> { (1..=30).filter(|n| f(*n)).map(|n| &u[n]).collect() };
+    let members: [(&str, InGroup); 3] = [
         ("Alpha", |n| n % 3 == 0),
         ("Beta", |n| n % 2 == 0),
         ("Gamma", |n| n <= 12),

@@ -10,7 +10,7 @@
 //! | method | path | does |
 //! |---|---|---|
 //! | GET | `/` | the page (no token) |
-//! | GET | `/api/jobs/{name}/current` | Entra's "Current status": cycle type, percent complete, estimated completion, objects managed, statistics to date, last cycle, quarantine |
+//! | GET | `/api/jobs/{name}/current` | Entra's "Current status": cycle type, percent complete, estimated completion, objects managed, statistics to date, last cycle, quarantine, held deletions |
 
 use crate::logs::{JobStores, blocking, store_of};
 use crate::{ApiState, error};
@@ -20,7 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use scimsync_engine::CycleTotals;
+use scimsync_engine::{CycleKind, CycleTotals};
 use scimsync_service::{CommandError, JobStatus};
 use serde_json::{Value, json};
 
@@ -97,12 +97,6 @@ pub fn current_status(
     now: DateTime<Utc>,
 ) -> Value {
     let last = s.last_cycle.as_ref();
-    let field = |k: &str| last.and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
-    let parse = |v: Value| serde_json::from_value::<DateTime<Utc>>(v).ok();
-    let last_duration_ms = match (parse(field("started")), parse(field("finished"))) {
-        (Some(a), Some(b)) => Some((b - a).num_milliseconds().max(0)),
-        _ => None,
-    };
     let percent = s
         .progress
         .filter(|p| p.total > 0)
@@ -117,13 +111,10 @@ pub fn current_status(
     };
     // The engine decides the kind when the cycle starts; a job that never completed one
     // runs its initial cycle.
-    let cycle_type = if last.is_none() {
-        "initial"
-    } else {
-        last.and_then(|c| c.get("kind"))
-            .and_then(Value::as_str)
-            .filter(|_| s.running_since.is_none())
-            .unwrap_or("incremental")
+    let cycle_type = match last {
+        None => "initial",
+        Some(c) if s.running_since.is_none() && c.kind == CycleKind::Initial => "initial",
+        Some(_) => "incremental",
     };
     json!({
         "job": s.name,
@@ -139,26 +130,29 @@ pub fn current_status(
         "nextRun": s.next_run,
         "objectsManaged": objects_managed,
         "statisticsToDate": totals,
-        "lastCycle": last.map(|_| json!({
-            "cycleId": field("cycleId"),
-            "kind": field("kind"),
-            "started": field("started"),
-            "finished": field("finished"),
-            "durationMs": last_duration_ms,
-            "tally": field("tally"),
+        "lastCycle": last.map(|c| json!({
+            "cycleId": c.cycle_id,
+            "kind": c.kind,
+            "started": c.started,
+            "finished": c.finished,
+            "durationMs": (c.finished - c.started).num_milliseconds().max(0),
+            "tally": c.tally,
+            "held": c.held,
         })),
         "lastError": s.last_error,
         "escrowCount": s.escrow_count,
         "deletionsHeld": s.deletions_held,
+        "held": s.held,
         "quarantine": s.quarantine,
+        "stateError": s.state_error,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scimsync_engine::Progress;
-    use scimsync_service::JobState;
+    use scimsync_engine::{LastCycle, Progress, Tally};
+    use scimsync_service::{HeldSummary, JobState};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -176,11 +170,21 @@ mod tests {
                 done: 250,
                 total: 1000,
             }),
-            last_cycle: Some(json!({
-                "cycleId": "c7", "kind": "incremental",
-                "started": "2026-03-02T08:20:00Z", "finished": "2026-03-02T08:20:30Z",
-                "tally": {"created": 1}
-            })),
+            last_cycle: Some(LastCycle {
+                cycle_id: "c7".into(),
+                kind: CycleKind::Incremental,
+                started: at("2026-03-02T08:20:00Z"),
+                finished: at("2026-03-02T08:20:30Z"),
+                tally: Tally {
+                    created: 1,
+                    ..Default::default()
+                },
+                source_users: 40,
+                full_read: false,
+                held: 0,
+                deletions_held: false,
+                notes: Vec::new(),
+            }),
             last_error: None,
             cycles_run: 7,
             skipped_slots: 0,
@@ -189,6 +193,8 @@ mod tests {
             escrows: Vec::new(),
             quarantine: None,
             deletions_held: false,
+            held: None,
+            state_error: None,
         }
     }
 
@@ -204,6 +210,42 @@ mod tests {
         assert_eq!(v["lastCycle"]["durationMs"], 30_000);
         assert_eq!(v["objectsManaged"], 40);
         assert_eq!(v["escrowCount"], 2);
+        assert_eq!(v["deletionsHeld"], false);
+        assert!(v["held"].is_null());
+    }
+
+    #[test]
+    fn current_status_carries_the_held_set() {
+        let mut s = status();
+        s.running_since = None;
+        s.progress = None;
+        s.state = JobState::WaitingForApproval;
+        s.deletions_held = true;
+        s.held = Some(HeldSummary {
+            count: 12,
+            disables: 10,
+            deletes: 2,
+            reasons: vec!["12 disables and deletes exceed the deletion threshold of 5".into()],
+            fingerprint: "00ff00ff00ff00ff".into(),
+            cycle_id: "c7".into(),
+            at: at("2026-03-02T08:20:30Z"),
+        });
+        let v = current_status(
+            &s,
+            &CycleTotals::default(),
+            None,
+            at("2026-03-02T09:01:00Z"),
+        );
+        assert_eq!(v["deletionsHeld"], true);
+        assert_eq!(v["held"]["count"], 12);
+        assert_eq!(v["held"]["fingerprint"], "00ff00ff00ff00ff");
+        assert!(
+            v["held"]["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("threshold")
+        );
+        assert_eq!(v["state"], "waitingForApproval");
     }
 
     #[test]

@@ -12,13 +12,21 @@
 //! | POST | `/api/jobs/{name}/start` · `stop` · `pause` | provisioning on / off / paused |
 //! | POST | `/api/jobs/{name}/run` | a cycle now |
 //! | POST | `/api/jobs/{name}/restart` | `{"scopes":["watermark","escrows","quarantine","full"]}` (optional) |
-//! | POST | `/api/jobs/{name}/approve-deletions` | Entra's "Allow deletes" |
+//! | POST | `/api/jobs/{name}/approve-deletions` | Entra's "Allow deletes" for exactly the held set; `{"fingerprint":"…"}` (optional) approves only if it still matches |
+//! | GET | `/api/jobs/{name}/held` | the disables and deletes the last cycle held, every one, with the reasons and fingerprint (`{"held":null}` when none) |
 //! | POST | `/api/jobs/{name}/provision` | `{"user":"id-or-upn"}` or `{"group":"id"}`, `"dryRun":bool` |
 //! | POST | `/api/jobs/{name}/preview` | the next cycle as a dry run |
 //! | GET | `/api/jobs/{name}/escrows` | objects waiting for a retry |
 //!
+//! `approve-deletions` answers `{"result":"approved","held":{…},"status":{…}}`, or
+//! `{"result":"nothingHeld","message":…,"status":{…}}` (nothing was approved), both 200; a
+//! fingerprint that no longer matches is 409 `HeldSetChanged` with `"result":"mismatch"`, the
+//! held set and the fingerprint given (nothing was approved). `restart` answers what it did,
+//! with a `description` for people.
+//!
 //! Errors: `{"error":{"code":"…","message":"…"}}` with 400 (bad body), 401, 404 (unknown job
-//! or object), 502 (the source or target failed), 503 (shutting down), 500 (state store).
+//! or object), 409 (the held set changed), 502 (the source or target failed), 503 (shutting
+//! down), 500 (state store).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,7 +36,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use scimsync_core::{ErrorCode, Secret};
-use scimsync_engine::ResetScope;
+use scimsync_engine::{ApproveOutcome, ResetScope};
 use scimsync_service::{CommandError, ServiceHandle, Subject};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -60,6 +68,7 @@ pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
         .route("/api/jobs/{name}/run", post(run_now))
         .route("/api/jobs/{name}/restart", post(restart))
         .route("/api/jobs/{name}/approve-deletions", post(approve))
+        .route("/api/jobs/{name}/held", get(held))
         .route("/api/jobs/{name}/provision", post(provision))
         .route("/api/jobs/{name}/preview", post(preview))
         .route("/api/jobs/{name}/escrows", get(escrows))
@@ -198,9 +207,54 @@ async fn run_now(State(s): State<ApiState>, Path(name): Path<String>) -> Respons
     then_status(&s, &name, r).await
 }
 
-async fn approve(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
-    let r = s.handle.approve_deletions(&name).await;
-    then_status(&s, &name, r).await
+async fn held(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    respond(s.handle.held(&name).map(|h| json!({"held": h})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Approve only if the held set still has this fingerprint.
+    fingerprint: Option<String>,
+}
+
+async fn approve(State(s): State<ApiState>, Path(name): Path<String>, bytes: Bytes) -> Response {
+    let b: ApproveBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let expected = b.fingerprint.clone();
+    let outcome = match s.handle.approve_deletions(&name, b.fingerprint).await {
+        Ok(o) => o,
+        Err(e) => return command_error(e),
+    };
+    let mut v = serde_json::to_value(&outcome).unwrap_or(Value::Null);
+    match &outcome {
+        ApproveOutcome::Mismatch { held } => {
+            let message = format!(
+                "the held set changed: its fingerprint is {}, not {}; nothing was approved",
+                held.fingerprint,
+                expected.as_deref().unwrap_or("")
+            );
+            v["error"] = json!({"code": "HeldSetChanged", "message": message});
+            v["expected"] = json!(expected);
+            (StatusCode::CONFLICT, axum::Json(v)).into_response()
+        }
+        ApproveOutcome::NothingHeld | ApproveOutcome::Approved { .. } => {
+            if matches!(outcome, ApproveOutcome::NothingHeld) {
+                v["message"] = json!(format!(
+                    "nothing is held for job {name}; nothing was approved"
+                ));
+            }
+            match s.handle.status(&name) {
+                Ok(st) => {
+                    v["status"] = serde_json::to_value(st).unwrap_or(Value::Null);
+                    ok(v)
+                }
+                Err(e) => command_error(e),
+            }
+        }
+    }
 }
 
 /// An optional JSON body: empty means all defaults.
@@ -242,7 +296,11 @@ async fn restart(State(s): State<ApiState>, Path(name): Path<String>, bytes: Byt
             }
         }
     }
-    respond(s.handle.restart(&name, scopes).await)
+    respond(s.handle.restart(&name, scopes).await.map(|summary| {
+        let mut v = serde_json::to_value(&summary).unwrap_or(Value::Null);
+        v["description"] = json!(summary.describe());
+        v
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]

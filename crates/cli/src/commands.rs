@@ -28,19 +28,28 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
     loop {
         let outcome = engine.run(Mode::Apply).await;
         progress.finish();
+        // The engine recorded the cycle itself: last cycle, history, log retention.
         let code = match outcome {
             Ok(report) => {
-                crate::logs::after_cycle(&store, &cfg.name, cfg.log_retention_days, &report);
+                let dir = config.parent();
                 if json {
                     println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                    if report.deletions_held {
+                        // stdout stays one JSON document; the admin still sees the hold.
+                        eprintln!(
+                            "cycle held: {}; {}",
+                            render::summary_line(&report),
+                            render::held_hint(&report.job, dir)
+                        );
+                    }
                 } else {
-                    print_run(&report);
+                    print_run(&report, dir);
                 }
-                if report.tally.failed > 0 { 4 } else { 0 }
+                exit_code(&report)
             }
             Err(e) => {
                 eprintln!("error: cycle failed ({}): {e}", e.code());
-                1
+                crate::EXIT_FAILED
             }
         };
         if once {
@@ -59,7 +68,20 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
     }
 }
 
-pub fn print_run(report: &CycleReport) {
+/// The exit code of a completed apply cycle: held (5) before object failures (4).
+pub fn exit_code(report: &CycleReport) -> u8 {
+    if report.deletions_held {
+        crate::EXIT_HELD
+    } else if report.tally.failed > 0 {
+        crate::EXIT_OBJECT_FAILURES
+    } else {
+        0
+    }
+}
+
+/// A cycle's summary line, its failures, and what to do about a hold; `config_dir` is the
+/// directory of the job file (for the `approve-deletions` hint).
+pub fn print_run(report: &CycleReport, config_dir: Option<&Path>) {
     let secs = (report.finished - report.started).num_milliseconds() as f64 / 1000.0;
     println!(
         "cycle {} ({:?}) of job {} finished in {secs:.1}s: {}",
@@ -68,6 +90,9 @@ pub fn print_run(report: &CycleReport) {
         report.job,
         render::summary_line(report)
     );
+    if report.deletions_held {
+        println!("  {}", render::held_hint(&report.job, config_dir));
+    }
     for o in report
         .objects
         .iter()
@@ -255,4 +280,40 @@ fn unknown_attributes(cfg: &scimsync_config::JobConfig) -> Vec<(usize, String, S
         &group_ok,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_cycle_exits_5_and_says_so_even_with_failures() {
+        let (mut report, _) = crate::test_support::held_job(4).await;
+        assert_eq!(exit_code(&report), crate::EXIT_HELD);
+        let line = render::summary_line(&report);
+        assert!(line.contains("held 4"), "{line}");
+        assert!(line.contains("deletion threshold of 2"), "{line}");
+        let preview = render::preview_table(
+            &report,
+            render::Shapes {
+                dialect: scimsync_scim::Dialect::Rfc,
+                removal: scimsync_scim::MemberRemoval::Filter,
+                batch: 100,
+            },
+        );
+        assert!(preview.contains("This cycle would be held"), "{preview}");
+        assert_eq!(
+            preview.matches("StagedDelete: disable held").count(),
+            4,
+            "{preview}"
+        );
+        report.tally.failed = 1;
+        assert_eq!(
+            exit_code(&report),
+            crate::EXIT_HELD,
+            "held wins over failures"
+        );
+        report.deletions_held = false;
+        assert_eq!(exit_code(&report), crate::EXIT_OBJECT_FAILURES);
+    }
 }

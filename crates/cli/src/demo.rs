@@ -155,7 +155,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
 
     println!("1. Initial cycle");
     let first = engine.run(Mode::Apply).await?;
-    commands::print_run(&first);
+    commands::print_run(&first, config_path.parent());
     println!(
         "   the app now holds {} users and {} groups\n",
         target.users().len(),
@@ -213,7 +213,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     println!("4. Incremental cycle");
     let before = target.writes().len();
     let second = engine.run(Mode::Apply).await?;
-    commands::print_run(&second);
+    commands::print_run(&second, config_path.parent());
     println!("   SCIM writes sent: {}", target.writes().len() - before);
     if verbose {
         for w in target.writes().iter().skip(before) {
@@ -229,7 +229,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
     println!("\n5. A third cycle with no changes");
     let before = target.writes().len();
     let third = engine.run(Mode::Apply).await?;
-    commands::print_run(&third);
+    commands::print_run(&third, config_path.parent());
     println!("   SCIM writes sent: {}", target.writes().len() - before);
 
     println!(

@@ -1,7 +1,9 @@
 //! The `scimsync` command line: thin glue from flags to the engine.
 //!
 //! Exit codes: 0 success; 1 the cycle or command failed; 2 the configuration is invalid;
-//! 4 the cycle completed but some objects failed (see the provisioning log).
+//! 4 the cycle completed but some objects failed (see the provisioning log); 5 the cycle was
+//! held: its disables and deletes wait for `approve-deletions` (deletion threshold, sudden
+//! drop, or an empty source read). When several apply: 2, then 1, then 5, then 4.
 
 mod apps;
 mod commands;
@@ -12,17 +14,37 @@ mod progress;
 mod render;
 mod serve;
 mod status;
+#[cfg(test)]
+mod test_support;
 mod wiring;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  the cycle or command failed (also: approve-deletions found the held set changed)
+  2  the configuration is invalid
+  4  the cycle completed, but some objects failed (see `scimsync logs`)
+  5  cycle held: disables/deletes wait for approve-deletions (deletion threshold, sudden
+     drop, or an empty source read)
+When several apply, the first of 2, 1, 5, 4 wins (a held cycle with failed objects exits 5).";
+
+/// Exit code: the cycle or command failed.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit code: the cycle completed, some objects failed.
+pub(crate) const EXIT_OBJECT_FAILURES: u8 = 4;
+/// Exit code: the cycle held its disables and deletes for approval.
+pub(crate) const EXIT_HELD: u8 = 5;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "scimsync",
     version,
-    about = "Self-hosted, Entra-compatible SCIM provisioning engine"
+    about = "Self-hosted, Entra-compatible SCIM provisioning engine",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Directory that holds each job's state (one sled database per job).
@@ -43,6 +65,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run provisioning cycles for one job (the first is the initial cycle).
+    #[command(after_help = EXIT_CODES)]
     Run {
         #[arg(long)]
         config: PathBuf,
@@ -53,7 +76,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Dry run: show the exact SCIM requests the next cycle would send. Writes nothing.
+    /// Dry run: show the exact SCIM requests the next cycle would send, and whether it would
+    /// hold its disables and deletes (`staged` lines). Writes nothing.
     Preview {
         #[arg(long)]
         config: PathBuf,
@@ -101,12 +125,24 @@ enum Command {
         #[arg(long)]
         config_dir: PathBuf,
     },
-    /// Entra's "Allow deletes": send the disables and deletes the deletion threshold held.
+    /// Entra's "Allow deletes": show the disables and deletes the last cycle held, and why, and
+    /// approve exactly that set (the next cycle sends those; one that would also disable or
+    /// delete others is held again).
+    #[command(after_help = "Nothing held: says so, approves nothing, exits 0.\n\
+        A --fingerprint that no longer matches the held set: shows both fingerprints, approves \
+        nothing, exits 1.")]
     ApproveDeletions {
         #[arg(long)]
         job: String,
         #[arg(long)]
         config_dir: PathBuf,
+        /// Approve only if the held set still has this fingerprint (as `status` or a dry run
+        /// showed it).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Show the held set; approve nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Provision one user or group now and print Entra's steps with the exact SCIM requests.
     Provision {
@@ -211,8 +247,20 @@ pub fn main() -> ExitCode {
                 scope,
                 config_dir,
             } => serve::restart(&config_dir, &cli.state, &job, &scope).await,
-            Command::ApproveDeletions { job, config_dir } => {
-                serve::approve_deletions(&config_dir, &cli.state, &job).await
+            Command::ApproveDeletions {
+                job,
+                config_dir,
+                fingerprint,
+                dry_run,
+            } => {
+                serve::approve_deletions(
+                    &config_dir,
+                    &cli.state,
+                    &job,
+                    fingerprint.as_deref(),
+                    dry_run,
+                )
+                .await
             }
             Command::Provision {
                 job,

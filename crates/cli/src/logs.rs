@@ -1,5 +1,5 @@
 //! `scimsync logs`: the provisioning log of one job, filtered, as a table, JSON lines or
-//! Entra-style CSV; and what `run` does after each cycle (history, log retention).
+//! Entra-style CSV.
 //!
 //! The log is read from the job's state store. A running `serve` holds that store locked;
 //! then the log is read through its admin API instead.
@@ -8,7 +8,6 @@ use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
 use scimsync_core::{LogEntry, Secret};
-use scimsync_engine::CycleReport;
 use scimsync_store::SledStore;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -282,25 +281,6 @@ fn table(entries: &[LogEntry]) -> String {
     }
     out.push_str(&format!("{} entries\n", rows.len()));
     out
-}
-
-/// After an apply cycle of `run`: keep the cycle in the job's history and prune log entries
-/// older than the job's `log_retention_days`. Failures are warnings: the cycle itself is done.
-pub fn after_cycle(store: &SledStore, job: &str, retention_days: u32, report: &CycleReport) {
-    if let Err(e) = scimsync_engine::record_cycle_history(store, job, report) {
-        eprintln!("warning: could not record the cycle in the job's history: {e}");
-    }
-    if let Some(cutoff) = scimsync_engine::log_retention_cutoff(Utc::now(), retention_days) {
-        match store.prune_logs(job, cutoff) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                job,
-                pruned = n,
-                "log entries older than the retention removed"
-            ),
-            Err(e) => eprintln!("warning: could not prune old log entries: {e}"),
-        }
-    }
 }
 
 #[cfg(test)]

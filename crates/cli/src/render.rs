@@ -69,12 +69,71 @@ fn action_word(o: &ObjectReport) -> &'static str {
     }
 }
 
+/// The tally in one line; a held cycle ends with `held N (why)`.
 pub fn summary_line(r: &CycleReport) -> String {
     let t = &r.tally;
-    format!(
+    let mut line = format!(
         "{} created, {} updated, {} disabled, {} deleted, {} linked, {} unchanged, {} skipped, {} failed",
         t.created, t.updated, t.disabled, t.deleted, t.linked, t.unchanged, t.skipped, t.failed
+    );
+    if r.deletions_held {
+        line.push_str(&format!("; held {}", t.staged_deletes));
+        if !r.hold_reasons.is_empty() {
+            line.push_str(&format!(" ({})", r.hold_reasons.join("; ")));
+        }
+    }
+    line
+}
+
+/// A config directory for a command line an admin copies (`DIR` when unknown).
+pub fn dir_arg(config_dir: Option<&std::path::Path>) -> String {
+    config_dir
+        .map(|d| {
+            let d = d.display().to_string();
+            if d.is_empty() { ".".to_string() } else { d }
+        })
+        .unwrap_or_else(|| "DIR".into())
+}
+
+/// What an admin does about a held cycle.
+pub fn held_hint(job: &str, config_dir: Option<&std::path::Path>) -> String {
+    let dir = dir_arg(config_dir);
+    format!(
+        "no disable or delete was sent: they wait for approval. Review them and approve exactly \
+         that set with `scimsync approve-deletions --job {job} --config-dir {dir}`, or fix the \
+         source (the next cycle then has nothing to hold)"
     )
+}
+
+/// Entra's name for a held disable or delete, and what it waits for.
+fn staged_reason(held: &str) -> String {
+    format!("StagedDelete: {held} held, waits for approve-deletions")
+}
+
+/// A held set, object by object, with the reasons and the fingerprint an approval names.
+pub fn held_set(job: &str, h: &scimsync_engine::HeldDeletions) -> String {
+    let mut out = format!(
+        "job {job}: {} disables and deletes held by cycle {} at {}\n",
+        h.ops.len(),
+        h.cycle_id,
+        h.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    for r in &h.reasons {
+        out.push_str(&format!("  why: {r}\n"));
+    }
+    out.push_str(&format!("  fingerprint: {}\n", h.fingerprint));
+    for op in &h.ops {
+        let kind = if op.source_id.starts_with("group:") {
+            "group"
+        } else {
+            "user"
+        };
+        out.push_str(&format!(
+            "  {:<8} {kind:<5} {:<40} (source {}, target {})\n",
+            op.action, op.display_name, op.source_id, op.target_id
+        ));
+    }
+    out
 }
 
 /// The preview as a table: one line per request (or per skip/failure), with the body below
@@ -88,6 +147,15 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
         r.source_users,
         summary_line(r)
     ));
+    if r.deletions_held {
+        out.push_str(&format!(
+            "This cycle would be held: its {} disables and deletes would wait for `scimsync approve-deletions` (none of them would be sent).\n",
+            r.tally.staged_deletes
+        ));
+        for why in &r.hold_reasons {
+            out.push_str(&format!("  why: {why}\n"));
+        }
+    }
     out.push_str(&format!(
         "{:<8} {:<40} {}\n",
         "ACTION", "OBJECT", "REQUEST / REASON"
@@ -104,9 +172,7 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
             let why = match &o.action {
                 Action::Skip { reason } => reason.clone(),
                 Action::Link { target_id } => format!("matched {target_id}; already up to date"),
-                Action::StagedDelete { held, .. } => {
-                    format!("{held} held back by the deletion threshold")
-                }
+                Action::StagedDelete { held, .. } => staged_reason(held),
                 _ => String::new(),
             };
             out.push_str(&format!("{word:<8} {:<40} {why}\n", o.display_name));
@@ -151,6 +217,8 @@ pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
         .collect();
     json!({
         "job": r.job, "kind": r.kind, "sourceUsers": r.source_users, "tally": r.tally,
-        "outOfScopeUnlisted": r.out_of_scope_unlogged, "objects": objects,
+        "outOfScopeUnlisted": r.out_of_scope_unlogged,
+        "deletionsHeld": r.deletions_held, "held": r.tally.staged_deletes,
+        "holdReasons": r.hold_reasons, "objects": objects,
     })
 }

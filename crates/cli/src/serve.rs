@@ -12,9 +12,12 @@ use anyhow::{Context, Result, anyhow};
 use scimsync_config::{AdminConfig, JobConfig, SERVICE_FILE};
 use scimsync_core::{Secret, StateStore, SystemClock};
 use scimsync_engine::{
-    CycleReport, Engine, JobSpec, META_DELETIONS_APPROVED, Mode, ObjectReport, ResetScope,
+    ApproveOutcome, CycleReport, Engine, HeldDeletions, JobSpec, JobState, Mode, ObjectReport,
+    ResetScope, RestartSummary,
 };
-use scimsync_service::{JobDef, Render, Service, ServiceOptions};
+use scimsync_service::{
+    JobDef, QuarantineReason, QuarantineState, Render, Service, ServiceOptions,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -249,7 +252,8 @@ fn is_locked(e: &anyhow::Error) -> bool {
     format!("{e:#}").contains("locked")
 }
 
-/// Send a request to the admin API of the `serve` that holds the job.
+/// Send a request to the admin API of the `serve` that holds the job; an answer other than
+/// 2xx is an error with the API's message.
 async fn via_api(
     config_dir: &Path,
     state: &Path,
@@ -257,6 +261,22 @@ async fn via_api(
     path: &str,
     body: Value,
 ) -> Result<Value> {
+    let (status, v) = via_api_raw(config_dir, state, method, path, body).await?;
+    if !status.is_success() {
+        let msg = v["error"]["message"].as_str().unwrap_or("").to_string();
+        return Err(anyhow!("admin API answered {status}: {msg}"));
+    }
+    Ok(v)
+}
+
+/// Send a request to the admin API of the `serve` that holds the job: its status and body.
+async fn via_api_raw(
+    config_dir: &Path,
+    state: &Path,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Result<(reqwest::StatusCode, Value)> {
     let admin = admin_config(config_dir).map_err(|_| anyhow!("invalid {SERVICE_FILE}"))?;
     let token = admin_token(&admin, state, false)?;
     let host = if admin.bind.ip().is_unspecified() {
@@ -279,11 +299,7 @@ async fn via_api(
         .with_context(|| format!("the admin API at http://{host} is not reachable"))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = v["error"]["message"].as_str().unwrap_or("").to_string();
-        return Err(anyhow!("admin API answered {status}: {msg}"));
-    }
-    Ok(v)
+    Ok((status, v))
 }
 
 /// Open the job's store; when a running `serve` holds it, `None` (use its API).
@@ -320,40 +336,34 @@ pub async fn restart(config_dir: &Path, state: &Path, job: &str, scopes: &[Strin
     if let Err(code) = find_job(config_dir, job) {
         return code;
     }
-    let result: Result<Value> = async {
+    let result: Result<(RestartSummary, bool)> = async {
         match open_store(state, job)? {
             Some(store) => {
                 let s =
                     scimsync_engine::restart(&store, job, &parsed).map_err(|e| anyhow!("{e}"))?;
-                Ok(serde_json::to_value(s)?)
+                Ok((s, false))
             }
             None => {
                 let names: Vec<Value> = parsed
                     .iter()
                     .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
                     .collect();
-                via_api(
+                let v = via_api(
                     config_dir,
                     state,
                     "POST",
                     &format!("/api/jobs/{job}/restart"),
                     json!({"scopes": names}),
                 )
-                .await
+                .await?;
+                Ok((restart_summary(&v), true))
             }
         }
     }
     .await;
     match result {
-        Ok(v) => {
-            println!(
-                "job {job} restarted: watermark cleared: {}, escrows cleared: {}, quarantine lifted: {}, links forgotten: {}",
-                v["watermarkCleared"],
-                v["escrowsCleared"],
-                v["quarantineLifted"],
-                v["linksForgotten"]
-            );
-            println!("the next cycle re-evaluates every object");
+        Ok((s, via_serve)) => {
+            print!("{}", restarted(job, &s, via_serve));
             0
         }
         Err(e) => {
@@ -363,31 +373,237 @@ pub async fn restart(config_dir: &Path, state: &Path, job: &str, scopes: &[Strin
     }
 }
 
-/// `scimsync approve-deletions --job NAME`.
-pub async fn approve_deletions(config_dir: &Path, state: &Path, job: &str) -> u8 {
+/// The admin API's answer to a restart, typed again.
+fn restart_summary(v: &Value) -> RestartSummary {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    RestartSummary {
+        watermark_cleared: v["watermarkCleared"].as_bool().unwrap_or(false),
+        escrows_due_now: usize::try_from(n("escrowsDueNow")).unwrap_or(usize::MAX),
+        quarantine_lifted: v["quarantineLifted"].as_bool().unwrap_or(false),
+        links_forgotten: n("linksForgotten"),
+    }
+}
+
+/// What a restart did, and what the next cycle will do.
+fn restarted(job: &str, s: &RestartSummary, via_serve: bool) -> String {
+    let mut out = format!("job {job} restarted: {}\n", s.describe());
+    let next = if via_serve {
+        "the cycle `serve` runs now"
+    } else {
+        "the next cycle"
+    };
+    if s.links_forgotten > 0 {
+        out.push_str(&format!(
+            "{next} matches every object again (the links were forgotten) and reads the source in full\n"
+        ));
+    } else if s.watermark_cleared {
+        out.push_str(&format!(
+            "{next} reads the source in full and re-evaluates every object\n"
+        ));
+    }
+    if s.escrows_due_now > 0 {
+        out.push_str(&format!(
+            "{next} retries the {} escrowed objects; they stay in escrow until they succeed\n",
+            s.escrows_due_now
+        ));
+    }
+    out
+}
+
+/// What `approve-deletions` found or did.
+#[derive(Debug)]
+enum Approval {
+    /// `--dry-run`: the held set, if any.
+    Shown(Option<HeldDeletions>),
+    Done {
+        outcome: ApproveOutcome,
+        /// A `TooManyDeletes` quarantine was lifted (the job no longer waits).
+        lifted: bool,
+    },
+}
+
+/// Approve (or with `dry_run` only show) the held set in the job's own store.
+fn approve_in_store(
+    store: &dyn StateStore,
+    job: &str,
+    expect: Option<&str>,
+    dry_run: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Approval> {
+    let js = JobState::new(store, job);
+    if dry_run {
+        let held = js.held().map_err(|e| anyhow!("{e}"))?;
+        return Ok(Approval::Shown(held.filter(|h| !h.ops.is_empty())));
+    }
+    let outcome = js
+        .approve_deletions(expect, now)
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut lifted = false;
+    if matches!(outcome, ApproveOutcome::Approved { .. }) {
+        // The job no longer waits: a `serve` started later schedules it normally.
+        let q: Option<QuarantineState> = js.quarantine().map_err(|e| anyhow!("{e}"))?;
+        if q.is_some_and(|q| q.reason == QuarantineReason::TooManyDeletes) {
+            js.set_quarantine::<QuarantineState>(None)
+                .and_then(|_| store.flush())
+                .map_err(|e| anyhow!("{e}"))?;
+            lifted = true;
+        }
+    }
+    Ok(Approval::Done { outcome, lifted })
+}
+
+/// The admin API's answer to an approval (`result` and `held`), typed again.
+fn approval_from_api(v: &Value) -> Result<ApproveOutcome> {
+    let held = || -> Result<HeldDeletions> {
+        serde_json::from_value(v["held"].clone())
+            .map_err(|e| anyhow!("unexpected answer from the admin API: {e}"))
+    };
+    match v["result"].as_str() {
+        Some("nothingHeld") => Ok(ApproveOutcome::NothingHeld),
+        Some("approved") => Ok(ApproveOutcome::Approved { held: held()? }),
+        Some("mismatch") => Ok(ApproveOutcome::Mismatch { held: held()? }),
+        _ => Err(anyhow!("unexpected answer from the admin API: {v}")),
+    }
+}
+
+/// The text for the admin, and the exit code: 0 unless a given fingerprint no longer matched.
+fn approval_text(
+    job: &str,
+    config_dir: &Path,
+    a: &Approval,
+    expect: Option<&str>,
+    via_serve: bool,
+) -> (String, u8) {
+    match a {
+        Approval::Shown(None)
+        | Approval::Done {
+            outcome: ApproveOutcome::NothingHeld,
+            ..
+        } => {
+            let mut out = format!("nothing is held for job {job}; nothing was approved\n");
+            if matches!(a, Approval::Done { .. }) {
+                out.push_str(
+                    "(an approval names one held set: a later cycle that would disable or delete \
+                     too much is held as before)\n",
+                );
+            }
+            (out, 0)
+        }
+        Approval::Shown(Some(h)) => {
+            let mut out = render::held_set(job, h);
+            out.push_str(&format!(
+                "(dry run: nothing was approved; approve this set with `scimsync approve-deletions --job {job} --config-dir {} --fingerprint {}`)\n",
+                render::dir_arg(Some(config_dir)),
+                h.fingerprint
+            ));
+            (out, 0)
+        }
+        Approval::Done {
+            outcome: ApproveOutcome::Mismatch { held },
+            ..
+        } => {
+            let mut out = format!(
+                "the held set of job {job} changed: its fingerprint is {}, not {} (the one given); nothing was approved\n",
+                held.fingerprint,
+                expect.unwrap_or("")
+            );
+            out.push_str("the set held now:\n");
+            out.push_str(&render::held_set(job, held));
+            (out, crate::EXIT_FAILED)
+        }
+        Approval::Done {
+            outcome: ApproveOutcome::Approved { held },
+            lifted,
+        } => {
+            let mut out = render::held_set(job, held);
+            let n = held.ops.len();
+            if via_serve {
+                out.push_str(&format!(
+                    "approved: job {job} stops waiting and runs a cycle now (after `start` if it is stopped or paused) that sends exactly these {n} (a cycle that would disable or delete others as well is held again)\n"
+                ));
+            } else {
+                out.push_str(&format!(
+                    "approved: the next cycle of job {job} sends exactly these {n} (a cycle that would disable or delete others as well is held again)\n"
+                ));
+                if *lifted {
+                    out.push_str("the job's TooManyDeletes quarantine was lifted\n");
+                }
+            }
+            (out, 0)
+        }
+    }
+}
+
+/// `scimsync approve-deletions --job NAME [--fingerprint F] [--dry-run]`.
+pub async fn approve_deletions(
+    config_dir: &Path,
+    state: &Path,
+    job: &str,
+    fingerprint: Option<&str>,
+    dry_run: bool,
+) -> u8 {
     if let Err(code) = find_job(config_dir, job) {
         return code;
     }
-    let result: Result<()> = async {
+    let result: Result<(Approval, bool)> = async {
         match open_store(state, job)? {
-            Some(store) => {
-                store
-                    .put_meta(job, META_DELETIONS_APPROVED, "true")
-                    .and_then(|_| store.flush())
-                    .map_err(|e| anyhow!("{e}"))?;
-                println!("deletions approved: the next cycle of job {job} sends the held disables and deletes");
-                Ok(())
+            Some(store) => Ok((
+                approve_in_store(&store, job, fingerprint, dry_run, chrono::Utc::now())?,
+                false,
+            )),
+            None if dry_run => {
+                let v = via_api(
+                    config_dir,
+                    state,
+                    "GET",
+                    &format!("/api/jobs/{job}/held"),
+                    Value::Null,
+                )
+                .await?;
+                let held: Option<HeldDeletions> = serde_json::from_value(v["held"].clone())
+                    .map_err(|e| anyhow!("unexpected answer from the admin API: {e}"))?;
+                Ok((Approval::Shown(held), true))
             }
             None => {
-                via_api(config_dir, state, "POST", &format!("/api/jobs/{job}/approve-deletions"), json!({})).await?;
-                println!("deletions approved: job {job} runs a cycle now and sends them");
-                Ok(())
+                let body = match fingerprint {
+                    Some(f) => json!({"fingerprint": f}),
+                    None => json!({}),
+                };
+                let (status, v) = via_api_raw(
+                    config_dir,
+                    state,
+                    "POST",
+                    &format!("/api/jobs/{job}/approve-deletions"),
+                    body,
+                )
+                .await?;
+                // A stale fingerprint is 409 with the held set; other failures are errors.
+                if !status.is_success() && v["result"].is_null() {
+                    let msg = v["error"]["message"].as_str().unwrap_or("");
+                    return Err(anyhow!("admin API answered {status}: {msg}"));
+                }
+                let outcome = approval_from_api(&v)?;
+                Ok((
+                    Approval::Done {
+                        outcome,
+                        lifted: false,
+                    },
+                    true,
+                ))
             }
         }
     }
     .await;
     match result {
-        Ok(()) => 0,
+        Ok((a, via_serve)) => {
+            let (text, code) = approval_text(job, config_dir, &a, fingerprint, via_serve);
+            if code == 0 {
+                print!("{text}");
+            } else {
+                eprint!("error: {text}");
+            }
+            code
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             1
@@ -527,4 +743,135 @@ fn print_object(o: &Value) -> bool {
         return true;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::held_job;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+
+    #[tokio::test]
+    async fn approving_with_nothing_held_arms_nothing() {
+        let (report, store) = held_job(1).await;
+        assert!(!report.deletions_held, "one disable is under the threshold");
+        let a = approve_in_store(&store, "app", None, false, now()).unwrap();
+        let (text, code) = approval_text("app", Path::new("jobs"), &a, None, false);
+        assert_eq!(code, 0);
+        assert!(
+            text.contains("nothing is held for job app; nothing was approved"),
+            "{text}"
+        );
+        assert!(!text.contains("approved:"), "{text}");
+        assert!(JobState::new(&store, "app").approval().unwrap().is_none());
+        // The same with a fingerprint.
+        let a = approve_in_store(&store, "app", Some("0123456789abcdef"), false, now()).unwrap();
+        assert!(
+            approval_text(
+                "app",
+                Path::new("jobs"),
+                &a,
+                Some("0123456789abcdef"),
+                false
+            )
+            .0
+            .contains("nothing is held")
+        );
+        assert!(JobState::new(&store, "app").approval().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stale_fingerprint_arms_nothing_and_shows_both() {
+        let (_, store) = held_job(4).await;
+        let held = JobState::new(&store, "app").held().unwrap().unwrap();
+        let stale = "0123456789abcdef";
+        let a = approve_in_store(&store, "app", Some(stale), false, now()).unwrap();
+        let (text, code) = approval_text("app", Path::new("jobs"), &a, Some(stale), false);
+        assert_eq!(code, 1);
+        assert!(
+            text.contains(stale) && text.contains(&held.fingerprint),
+            "{text}"
+        );
+        assert!(text.contains("nothing was approved"), "{text}");
+        assert!(JobState::new(&store, "app").approval().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn approval_shows_and_arms_exactly_the_held_set_and_lifts_the_wait() {
+        let (report, store) = held_job(4).await;
+        assert!(report.deletions_held);
+        let js = JobState::new(&store, "app");
+        let held = js.held().unwrap().unwrap();
+        let at = report.finished;
+        js.set_quarantine(Some(&QuarantineState {
+            reason: QuarantineReason::TooManyDeletes,
+            series_began: at,
+            current_began: at,
+            next_attempt: at + chrono::Duration::hours(20),
+            series_count: 3,
+            error_code: None,
+            error: "held".into(),
+            disabled: false,
+        }))
+        .unwrap();
+
+        // A dry run shows the set and arms nothing.
+        let a = approve_in_store(&store, "app", None, true, now()).unwrap();
+        let (text, code) = approval_text("app", Path::new("jobs"), &a, None, false);
+        assert_eq!(code, 0);
+        assert!(text.contains("4 disables and deletes held"), "{text}");
+        assert!(
+            text.contains("person01@contoso.example") && text.contains("disable"),
+            "{text}"
+        );
+        assert!(text.contains("deletion threshold of 2"), "{text}");
+        assert!(text.contains(&held.fingerprint), "{text}");
+        assert!(text.contains("nothing was approved"), "{text}");
+        assert!(js.approval().unwrap().is_none());
+
+        let a = approve_in_store(&store, "app", Some(&held.fingerprint), false, now()).unwrap();
+        let (text, code) =
+            approval_text("app", Path::new("jobs"), &a, Some(&held.fingerprint), false);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("sends exactly these 4"), "{text}");
+        assert!(text.contains("quarantine was lifted"), "{text}");
+        let approval = js.approval().unwrap().expect("armed");
+        assert_eq!(approval.fingerprint, held.fingerprint);
+        assert_eq!(approval.ids.len(), 4);
+        assert!(js.quarantine::<QuarantineState>().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_answers_read_back_as_outcomes() {
+        let (_, store) = held_job(4).await;
+        let held = JobState::new(&store, "app").held().unwrap().unwrap();
+        for outcome in [
+            ApproveOutcome::NothingHeld,
+            ApproveOutcome::Approved { held: held.clone() },
+            ApproveOutcome::Mismatch { held: held.clone() },
+        ] {
+            let mut v = serde_json::to_value(&outcome).unwrap();
+            v["status"] = json!({"name": "app"});
+            assert_eq!(approval_from_api(&v).unwrap(), outcome);
+        }
+        assert!(approval_from_api(&json!({"result": "maybe"})).is_err());
+    }
+
+    #[test]
+    fn restart_says_escrowed_objects_are_retried_not_dropped() {
+        let s = RestartSummary {
+            watermark_cleared: true,
+            escrows_due_now: 3,
+            quarantine_lifted: true,
+            links_forgotten: 0,
+        };
+        let text = restarted("app", &s, false);
+        assert!(text.contains(&s.describe()), "{text}");
+        assert!(text.contains("retries the 3 escrowed objects"), "{text}");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(restart_summary(&v), s);
+    }
 }

@@ -4,11 +4,9 @@
 //! Read from each job's state store, or through the admin API of the `serve` holding it.
 
 use crate::logs::{Access, admin_get, open_existing};
-use scimsync_core::StateStore;
-use scimsync_engine::{META_LAST_CYCLE, META_QUARANTINE};
-
-/// The engine's record kind for escrows (`scimsync_engine::escrow::ESCROW`, not exported).
-const ESCROW: &str = "escrow";
+use scimsync_core::{StateStore, StoreError};
+use scimsync_engine::JobState;
+use scimsync_service::{HeldSummary, QuarantineState};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -45,37 +43,35 @@ fn job_names(
     Ok(names)
 }
 
+/// A value read from the job's state, or `None` with the error kept for the admin.
+fn keep<T>(errors: &mut Vec<String>, r: Result<T, StoreError>) -> Option<T> {
+    r.map_err(|e| errors.push(e.message)).ok()
+}
+
 /// The same shape as the admin API's job status, read offline.
 pub(crate) fn offline_status(store: &dyn StateStore, job: &str) -> Value {
-    let meta = |k: &str| {
-        store
-            .get_meta(job, k)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_str::<Value>(&v).ok())
-    };
-    let last = meta(META_LAST_CYCLE);
-    let quarantine = meta(META_QUARANTINE);
-    let held = last
-        .as_ref()
-        .and_then(|c| c.get("deletionsHeld"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-        || quarantine
-            .as_ref()
-            .and_then(|q| q.get("reason"))
-            .and_then(Value::as_str)
-            == Some("TooManyDeletes");
+    let js = JobState::new(store, job);
+    let mut errors = Vec::new();
+    let last = keep(&mut errors, js.last_cycle()).flatten();
+    let quarantine: Option<QuarantineState> = keep(&mut errors, js.quarantine()).flatten();
+    let held = keep(&mut errors, js.held())
+        .flatten()
+        .filter(|h| !h.ops.is_empty());
+    let escrows = keep(&mut errors, js.escrow_count());
+    let managed = keep(&mut errors, store.list(job).map(|l| l.len()));
+    let totals = keep(&mut errors, scimsync_engine::cycle_totals(store, job));
     json!({
         "name": job,
         "state": "notRunning",
         "lastCycle": last,
         "progress": null,
-        "escrowCount": store.list_records(job, ESCROW).map(|r| r.len()).unwrap_or(0),
+        "escrowCount": escrows,
         "quarantine": quarantine,
-        "deletionsHeld": held,
-        "objectsManaged": store.list(job).map(|l| l.len()).ok(),
-        "totals": scimsync_engine::cycle_totals(store, job).ok(),
+        "deletionsHeld": held.is_some(),
+        "held": held.as_ref().map(HeldSummary::from),
+        "objectsManaged": managed,
+        "totals": totals,
+        "stateError": (!errors.is_empty()).then(|| errors.join("; ")),
     })
 }
 
@@ -88,7 +84,7 @@ fn text(v: &Value) -> String {
 }
 
 /// The human-readable block for one job.
-pub(crate) fn describe(s: &Value, via_serve: bool) -> String {
+pub(crate) fn describe(s: &Value, via_serve: bool, config_dir: Option<&Path>) -> String {
     let mut out = format!(
         "job {}  ({}{})\n",
         text(&s["name"]),
@@ -164,15 +160,42 @@ pub(crate) fn describe(s: &Value, via_serve: bool) -> String {
         None => "none".into(),
     };
     row(&mut out, "quarantine", q);
-    row(
-        &mut out,
-        "deletions",
-        if s["deletionsHeld"].as_bool() == Some(true) {
-            "held: waiting for `scimsync approve-deletions`".into()
-        } else {
-            "none held".into()
-        },
-    );
+    match s.get("held").filter(|h| !h.is_null()) {
+        Some(h) => {
+            row(
+                &mut out,
+                "deletions",
+                format!(
+                    "held {} ({} disables, {} deletes) by cycle {} at {}: waiting for approval, \
+                     see `scimsync approve-deletions --job {} --config-dir {} --dry-run`",
+                    h["count"].as_u64().unwrap_or(0),
+                    h["disables"].as_u64().unwrap_or(0),
+                    h["deletes"].as_u64().unwrap_or(0),
+                    text(&h["cycleId"]),
+                    text(&h["at"]),
+                    text(&s["name"]),
+                    crate::render::dir_arg(config_dir),
+                ),
+            );
+            for why in h["reasons"].as_array().into_iter().flatten() {
+                row(&mut out, "", format!("why: {}", text(why)));
+            }
+            row(
+                &mut out,
+                "",
+                format!("fingerprint {}", text(&h["fingerprint"])),
+            );
+        }
+        None if s["deletionsHeld"].as_bool() == Some(true) => row(
+            &mut out,
+            "deletions",
+            "held: waiting for `scimsync approve-deletions`".into(),
+        ),
+        None => row(&mut out, "deletions", "none held".into()),
+    }
+    if let Some(e) = s.get("stateError").filter(|e| !e.is_null()) {
+        row(&mut out, "state error", text(e));
+    }
     if let Some(t) = s.get("totals").filter(|t| !t.is_null()) {
         let ops = &t["operations"];
         let sum = |a: &str| {
@@ -216,6 +239,10 @@ pub async fn command(
         eprintln!("no jobs found");
         return 1;
     }
+    // Where `approve-deletions` finds the job files, for the hint.
+    let hint_dir = config_dir
+        .as_deref()
+        .or_else(|| config.as_deref().and_then(Path::parent));
     let mut code = 0;
     let mut all = Vec::new();
     for name in names {
@@ -233,7 +260,7 @@ pub async fn command(
                 if json {
                     all.push(v);
                 } else {
-                    println!("{}", describe(&v, via));
+                    println!("{}", describe(&v, via, hint_dir));
                 }
             }
             Err(e) => {
@@ -251,36 +278,62 @@ pub async fn command(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scimsync_store::MemoryStore;
+    use scimsync_service::QuarantineReason;
 
-    #[test]
-    fn offline_status_reports_quarantine_escrows_and_held_deletions() {
-        let store = MemoryStore::new();
-        store
-            .put_meta(
-                "app",
-                META_LAST_CYCLE,
-                r#"{"cycleId":"c9","kind":"incremental","started":"2026-03-02T09:00:00Z","finished":"2026-03-02T09:00:04Z","deletionsHeld":true,"tally":{"created":2,"failed":1}}"#,
-            )
-            .unwrap();
-        store
-            .put_meta(
-                "app",
-                META_QUARANTINE,
-                r#"{"reason":"TooManyDeletes","seriesBegan":"2026-03-02T09:00:04Z","nextAttempt":"2026-03-03T09:00:00Z","error":"12 deletions held"}"#,
-            )
-            .unwrap();
-        store.put_record("app", ESCROW, "u1", "{}").unwrap();
+    #[tokio::test]
+    async fn offline_status_shows_the_held_set_and_the_quarantine() {
+        let (report, store) = crate::test_support::held_job(4).await;
+        assert!(report.deletions_held);
+        let js = JobState::new(&store, "app");
+        let at = report.finished;
+        js.set_quarantine(Some(&QuarantineState {
+            reason: QuarantineReason::TooManyDeletes,
+            series_began: at,
+            current_began: at,
+            next_attempt: at,
+            series_count: 1,
+            error_code: None,
+            error: "4 disables and deletes were held".into(),
+            disabled: false,
+        }))
+        .unwrap();
         let s = offline_status(&store, "app");
-        let text = describe(&s, false);
-        assert!(text.contains("c9 (incremental)"), "{text}");
-        assert!(text.contains("created 2"), "{text}");
-        assert!(text.contains("failed 1"), "{text}");
-        assert!(text.contains("escrows      1"), "{text}");
+        assert_eq!(s["deletionsHeld"], json!(true));
+        assert_eq!(s["held"]["count"], json!(4), "{s}");
+        let fingerprint = js.held().unwrap().unwrap().fingerprint;
+        assert_eq!(s["held"]["fingerprint"], json!(fingerprint));
+        assert_eq!(s["lastCycle"]["cycleId"], json!(report.cycle_id));
+        assert!(s.get("stateError").unwrap().is_null(), "{s}");
+        let text = describe(&s, false, None);
         assert!(
-            text.contains("TooManyDeletes since 2026-03-02T09:00:04Z"),
+            text.contains(&format!("{} (incremental)", report.cycle_id)),
             "{text}"
         );
-        assert!(text.contains("held: waiting"), "{text}");
+        assert!(text.contains("staged deletes 4"), "{text}");
+        assert!(text.contains("held 4 (4 disables, 0 deletes)"), "{text}");
+        assert!(text.contains("waiting for approval"), "{text}");
+        assert!(text.contains("deletion threshold of 2"), "{text}");
+        assert!(
+            text.contains(&format!("fingerprint {fingerprint}")),
+            "{text}"
+        );
+        assert!(text.contains("TooManyDeletes since"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn nothing_held_and_a_damaged_record_are_told_apart() {
+        let (_, store) = crate::test_support::held_job(1).await;
+        let s = offline_status(&store, "app");
+        assert_eq!(s["deletionsHeld"], json!(false), "{s}");
+        assert!(s["held"].is_null());
+        assert!(describe(&s, false, None).contains("none held"));
+
+        store
+            .put_meta("app", scimsync_engine::META_QUARANTINE, "{garbled")
+            .unwrap();
+        let s = offline_status(&store, "app");
+        let text = describe(&s, false, None);
+        assert!(text.contains("state error"), "{text}");
+        assert!(text.contains("quarantine"), "{text}");
     }
 }

@@ -21,7 +21,7 @@ pub mod time;
 pub use notify::{Notification, NotificationEvent, Notifier};
 pub use quarantine::{QuarantineReason, QuarantineState};
 pub use runner::{
-    CommandError, JobDef, JobState, JobStatus, PlainRender, Render, Service, ServiceHandle,
-    ServiceOptions, Subject,
+    CommandError, HeldSummary, JobDef, JobState, JobStatus, PlainRender, Render, Service,
+    ServiceHandle, ServiceOptions, Subject,
 };
 pub use time::{ManualTime, Sleeper, SystemSleeper};

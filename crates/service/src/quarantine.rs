@@ -4,21 +4,23 @@
 //! Triggers, checked in this order:
 //! 1. `EncounteredQuarantineException` — credentials or connectivity, whatever the counts:
 //!    a source read that failed after the Graph client's own retries (token refused, Graph
-//!    unreachable), a source answer we refused as suspicious, a target object that failed
-//!    with 401/403, or a cycle in which every failed object failed with a connection error or
-//!    timeout and nothing reached the target.
+//!    unreachable), a target object that failed with 401/403, or a cycle in which every
+//!    failed object failed with a connection error or timeout and nothing reached the target.
 //!    A 404 on a filter query (`ScimComplianceIssue`) also maps here: Entra's portal calls it
 //!    "SCIM compliance issue", but Graph's `quarantineReason` enum has no value for it, and
 //!    the exception is the reason Entra reports for target-side faults; the error code in
 //!    [`QuarantineState::error_code`] says which.
-//! 2. `TooManyDeletes` — the cycle held its disables and deletes (deletion threshold).
+//! 2. `TooManyDeletes` — the cycle held its disables and deletes (the deletion threshold, a
+//!    sudden drop of the provisioned objects, or an empty source read while objects are
+//!    provisioned); the job waits for `approve-deletions`, which approves exactly the held set
+//!    (the engine's `JobState::held`) and lifts this quarantine.
 //! 3. The escrow thresholds, evaluated from `threshold_min_failures` failures:
 //!    more than `threshold_ratio` of the objects failed → `EncounteredEscrowProportionThreshold`;
 //!    more than `threshold_non_reference` non-reference failures → `EncounteredBaseEscrowThreshold`;
 //!    more than `threshold_total` failures in all → `EncounteredTotalEscrowThreshold`.
 //!
-//! A job leaves quarantine by itself when a cycle completes without a trigger (for
-//! `TooManyDeletes`: once the held deletions were approved and sent), or by a restart.
+//! A job leaves quarantine by itself when a cycle completes without a trigger, by a restart,
+//! and for `TooManyDeletes` when its held set is approved or no longer held.
 //! A store failure is a local problem, not the target's: it fails the cycle without
 //! quarantining.
 
@@ -58,7 +60,7 @@ impl std::fmt::Display for QuarantineReason {
     }
 }
 
-/// A job's quarantine, stored as JSON under the engine's `META_QUARANTINE` key. Field names
+/// A job's quarantine, stored through the engine's `JobState::set_quarantine`. Field names
 /// follow Graph's `synchronizationQuarantine`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,12 +182,17 @@ pub fn evaluate(
         });
     }
     if report.deletions_held {
+        let why = if report.hold_reasons.is_empty() {
+            "the deletion guards".to_string()
+        } else {
+            report.hold_reasons.join("; ")
+        };
         return Some(Trigger {
             reason: QuarantineReason::TooManyDeletes,
             error_code: None,
             error: format!(
-                "{} disables and deletes were held back by the deletion threshold; approve \
-                 them (`scimsync approve-deletions`) or fix the source and restart the job",
+                "{} disables and deletes were held ({why}); review and approve exactly that \
+                 set (`scimsync approve-deletions`), or fix the source and restart the job",
                 report.tally.staged_deletes
             ),
         });
@@ -352,6 +359,43 @@ mod tests {
                 was: QuarantineReason::TooManyDeletes
             })
         );
+    }
+
+    #[test]
+    fn a_held_cycle_waits_for_approval_and_says_why() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let report = CycleReport {
+            job: "app".into(),
+            cycle_id: "c1".into(),
+            kind: scimsync_engine::CycleKind::Incremental,
+            mode: scimsync_engine::Mode::Apply,
+            started: at,
+            finished: at,
+            source_users: 0,
+            full_read: true,
+            notes: Vec::new(),
+            deletions_held: true,
+            hold_reasons: vec![
+                "the source returned no users while 40 are provisioned and active: refusing to disable or delete on an empty read".into(),
+            ],
+            out_of_scope_unlogged: 0,
+            tally: scimsync_engine::Tally {
+                staged_deletes: 40,
+                ..Default::default()
+            },
+            objects: Vec::new(),
+        };
+        let t = evaluate(&Ok(report), &counts(0, 0), &Quarantine::default()).unwrap();
+        assert_eq!(t.reason, QuarantineReason::TooManyDeletes);
+        assert!(
+            t.error.starts_with("40 disables and deletes were held"),
+            "{}",
+            t.error
+        );
+        assert!(t.error.contains("empty read"), "{}", t.error);
+        assert!(t.error.contains("approve-deletions"), "{}", t.error);
     }
 
     #[test]

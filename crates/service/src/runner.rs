@@ -4,7 +4,8 @@
 //!
 //! Job states: **Off** (stopped: no cycles; `start` runs one at once), **Paused** (no cycles;
 //! `start` resumes at the next regular slot), **Idle**, **Running**, **Quarantined** (cycles
-//! back off to once a day), **WaitingForApproval** (quarantined for `TooManyDeletes`),
+//! back off to once a day), **WaitingForApproval** (the last cycle held its disables and
+//! deletes: quarantined for `TooManyDeletes` until `approve-deletions` approves the held set),
 //! **Disabled** (quarantined longer than `disable_after`; `start` or `restart` revives it).
 //! Off and Paused survive a restart of the service (stored in the job's state).
 //!
@@ -26,11 +27,12 @@ use crate::time::Sleeper;
 use chrono::{DateTime, Utc};
 use scimsync_config::{JobConfig, Quarantine, Schedule};
 use scimsync_core::{Clock, ErrorCode, Source, StateStore, Target};
+use scimsync_engine::JobState as StoredState;
 use scimsync_engine::{
-    CycleError, CycleReport, Engine, Escrow, JobSpec, META_DELETIONS_APPROVED, META_LAST_CYCLE,
-    META_QUARANTINE, Mode, ObjectReport, Progress, ProgressSink, ResetScope, RestartSummary,
+    ApproveOutcome, CycleError, CycleReport, Engine, Escrow, HeldDeletions, JobSpec, LastCycle,
+    Mode, ObjectReport, Progress, ProgressSink, ResetScope, RestartSummary,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,8 +42,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Meta key: `"off"` or `"paused"` while an admin has stopped or paused the job.
 pub const META_SERVICE_STATE: &str = "service_state";
-/// The engine's record kind for escrows.
-const ESCROW_KIND: &str = "escrow";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,8 +135,6 @@ pub struct JobDef<S, T, St> {
     pub store: Arc<St>,
     pub notifier: Arc<dyn Notifier>,
     pub render: Arc<dyn Render>,
-    /// Provisioning log entries older than this many days are dropped; 0 keeps them all.
-    pub log_retention_days: u32,
 }
 
 impl<S, T, St> JobDef<S, T, St> {
@@ -159,7 +157,6 @@ impl<S, T, St> JobDef<S, T, St> {
             store,
             notifier,
             render: Arc::new(PlainRender),
-            log_retention_days: cfg.log_retention_days,
         }
     }
 }
@@ -195,7 +192,7 @@ pub struct JobStatus {
     pub running_since: Option<DateTime<Utc>>,
     pub progress: Option<Progress>,
     /// The engine's summary of the last completed apply cycle.
-    pub last_cycle: Option<Value>,
+    pub last_cycle: Option<LastCycle>,
     /// The last cycle that failed as a whole (source, store), if the latest did.
     pub last_error: Option<String>,
     pub cycles_run: u64,
@@ -206,10 +203,49 @@ pub struct JobStatus {
     pub escrow_count: usize,
     pub escrows: Vec<Escrow>,
     pub quarantine: Option<QuarantineState>,
+    /// Disables and deletes wait for `approve-deletions` (the last cycle held them).
     pub deletions_held: bool,
+    /// What is held and why, when something is.
+    pub held: Option<HeldSummary>,
+    /// A part of the job's state that could not be read (a damaged store): what status shows
+    /// without it is incomplete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
 }
 
-#[derive(Debug)]
+/// The held set as status shows it: how many, why, and the fingerprint an approval names
+/// (`approve-deletions` lists every object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldSummary {
+    /// Disables and deletes held.
+    pub count: usize,
+    pub disables: usize,
+    pub deletes: usize,
+    pub reasons: Vec<String>,
+    /// What `approve-deletions --fingerprint` names.
+    pub fingerprint: String,
+    /// The cycle that held them, and when.
+    pub cycle_id: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&HeldDeletions> for HeldSummary {
+    fn from(h: &HeldDeletions) -> Self {
+        let deletes = h.ops.iter().filter(|o| o.action == "delete").count();
+        HeldSummary {
+            count: h.ops.len(),
+            disables: h.ops.len() - deletes,
+            deletes,
+            reasons: h.reasons.clone(),
+            fingerprint: h.fingerprint.clone(),
+            cycle_id: h.cycle_id.clone(),
+            at: h.at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct Live {
     desired: Desired,
     running_since: Option<DateTime<Utc>>,
@@ -228,6 +264,17 @@ struct Shared {
     live: Mutex<Live>,
 }
 
+/// A value read from the job's state, or `None` with the error kept for the admin.
+fn keep<T>(errors: &mut Vec<String>, r: Result<T, scimsync_core::StoreError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e.message);
+            None
+        }
+    }
+}
+
 impl Shared {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
@@ -235,20 +282,19 @@ impl Shared {
 
     fn status(&self) -> JobStatus {
         let job = &self.name;
-        let quarantine: Option<QuarantineState> = read_quarantine(&*self.store, job);
-        let last_cycle: Option<Value> = self
-            .store
-            .get_meta(job, META_LAST_CYCLE)
-            .ok()
+        // The live part first: a cycle records its consequences in the store before it
+        // publishes its end here, so a finished cycle is never shown with the state before it.
+        let l = self.live().clone();
+        let js = StoredState::new(&*self.store, job);
+        let mut errors = Vec::new();
+        let quarantine: Option<QuarantineState> = keep(&mut errors, js.quarantine()).flatten();
+        let last_cycle = keep(&mut errors, js.last_cycle()).flatten();
+        let escrows: Vec<Escrow> = keep(&mut errors, js.escrows())
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default();
+        let held = keep(&mut errors, js.held())
             .flatten()
-            .and_then(|v| serde_json::from_str(&v).ok());
-        let escrows = read_escrows(&*self.store, job);
-        let held_in_last = last_cycle
-            .as_ref()
-            .and_then(|c| c.get("deletionsHeld"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let l = self.live();
+            .filter(|h| !h.ops.is_empty());
         let state = match (&quarantine, l.desired, l.running_since) {
             (_, _, Some(_)) => JobState::Running,
             (Some(q), _, _) if q.disabled => JobState::Disabled,
@@ -258,6 +304,7 @@ impl Shared {
                 JobState::WaitingForApproval
             }
             (Some(_), _, _) => JobState::Quarantined,
+            (None, Desired::On, None) if held.is_some() => JobState::WaitingForApproval,
             (None, Desired::On, None) => JobState::Idle,
         };
         JobStatus {
@@ -268,36 +315,29 @@ impl Shared {
             running_since: l.running_since,
             progress: l.progress,
             last_cycle,
-            last_error: l.last_error.clone(),
+            last_error: l.last_error,
             cycles_run: l.cycles_run,
             skipped_slots: l.skipped_slots,
             concurrency: l.concurrency,
             escrow_count: escrows.len(),
             escrows,
-            deletions_held: held_in_last
-                || quarantine
-                    .as_ref()
-                    .is_some_and(|q| q.reason == QuarantineReason::TooManyDeletes),
             quarantine,
+            deletions_held: held.is_some(),
+            held: held.as_ref().map(HeldSummary::from),
+            state_error: (!errors.is_empty()).then(|| errors.join("; ")),
         }
     }
 }
 
+/// The job's quarantine; a damaged record is logged and read as none (the next cycle writes
+/// a fresh one), so a job is never stuck on it.
 fn read_quarantine(store: &dyn StateStore, job: &str) -> Option<QuarantineState> {
-    store
-        .get_meta(job, META_QUARANTINE)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
-}
-
-fn read_escrows(store: &dyn StateStore, job: &str) -> Vec<Escrow> {
-    store
-        .list_records(job, ESCROW_KIND)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_str(&v).ok())
-        .collect()
+    StoredState::new(store, job)
+        .quarantine()
+        .unwrap_or_else(|e| {
+            tracing::error!(job = %job, error = %e, "the quarantine record cannot be read");
+            None
+        })
 }
 
 type Reply<T> = oneshot::Sender<Result<T, CommandError>>;
@@ -308,7 +348,7 @@ enum Cmd {
     Pause(Reply<()>),
     RunNow(Reply<()>),
     Restart(Vec<ResetScope>, Reply<RestartSummary>),
-    Approve(Reply<()>),
+    Approve(Option<String>, Reply<ApproveOutcome>),
     Provision(Subject, bool, Reply<Vec<Value>>),
     Preview(Reply<Value>),
 }
@@ -361,7 +401,19 @@ impl ServiceHandle {
 
     pub fn escrows(&self, name: &str) -> Result<Vec<Escrow>, CommandError> {
         let j = self.job(name)?;
-        Ok(read_escrows(&*j.shared.store, name))
+        Ok(StoredState::new(&*j.shared.store, name)
+            .escrows()?
+            .into_values()
+            .collect())
+    }
+
+    /// The disables and deletes the last cycle held, every one of them (`None` when nothing
+    /// is held).
+    pub fn held(&self, name: &str) -> Result<Option<HeldDeletions>, CommandError> {
+        let j = self.job(name)?;
+        Ok(StoredState::new(&*j.shared.store, name)
+            .held()?
+            .filter(|h| !h.ops.is_empty()))
     }
 
     async fn ask<R>(
@@ -401,9 +453,16 @@ impl ServiceHandle {
     ) -> Result<RestartSummary, CommandError> {
         self.ask(name, |r| Cmd::Restart(scopes, r)).await
     }
-    /// Entra's "Allow deletes": the next cycle (run at once) sends the held deletions.
-    pub async fn approve_deletions(&self, name: &str) -> Result<(), CommandError> {
-        self.ask(name, Cmd::Approve).await
+    /// Entra's "Allow deletes", for exactly the set the last cycle held: with `fingerprint`,
+    /// only if the held set still has it. When approved, a `TooManyDeletes` quarantine is
+    /// lifted and a cycle runs at once to send them; nothing held or a stale fingerprint
+    /// approves nothing (see [`ApproveOutcome`]).
+    pub async fn approve_deletions(
+        &self,
+        name: &str,
+        fingerprint: Option<String>,
+    ) -> Result<ApproveOutcome, CommandError> {
+        self.ask(name, |r| Cmd::Approve(fingerprint, r)).await
     }
     /// Provision one object now; `dry_run` shows the steps without writing.
     pub async fn provision(
@@ -460,14 +519,15 @@ impl Service {
         if self.handle.job(&job).is_ok() {
             return Err(format!("job {job} is defined twice"));
         }
-        let last_started: Option<DateTime<Utc>> = def
-            .store
-            .get_meta(&job, META_LAST_CYCLE)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_str::<Value>(&v).ok())
-            .and_then(|v| v.get("started").cloned())
-            .and_then(|v| serde_json::from_value(v).ok());
+        let last_started: Option<DateTime<Utc>> = match StoredState::new(&*def.store, &job)
+            .last_cycle()
+        {
+            Ok(c) => c.map(|c| c.started),
+            Err(e) => {
+                tracing::error!(job = %job, error = %e, "the last cycle cannot be read: scheduling as if none ran");
+                None
+            }
+        };
         // Slots stay anchored at the last cycle across restarts of the service.
         let plan = Plan::from_config(&def.schedule, last_started.unwrap_or(now))
             .map_err(|e| format!("job {job}: {e}"))?;
@@ -627,6 +687,7 @@ where
     }
 
     async fn run(mut self) {
+        self.release_if_nothing_held().await;
         self.publish_next();
         loop {
             let wake = self.wake_at();
@@ -713,20 +774,72 @@ where
         self.set_desired(Desired::On)
     }
 
+    fn state(&self) -> StoredState<'_> {
+        StoredState::new(&*self.def.store, &self.def.name)
+    }
+
     fn write_quarantine(&self, q: Option<&QuarantineState>) -> Result<(), CommandError> {
-        let job = self.job();
-        match q {
-            Some(q) => {
-                let v = serde_json::to_string(q).map_err(|e| CommandError::Failed {
-                    code: ErrorCode::StateStoreFailed,
-                    message: e.to_string(),
-                })?;
-                self.def.store.put_meta(job, META_QUARANTINE, &v)?;
-            }
-            None => self.def.store.remove_meta(job, META_QUARANTINE)?,
-        }
+        self.state().set_quarantine(q)?;
         self.def.store.flush()?;
         Ok(())
+    }
+
+    /// `TooManyDeletes` follows the held set: once nothing is held (sent by a `run` while the
+    /// service was down, or forgotten by a restart), the job no longer waits for approval.
+    async fn release_if_nothing_held(&mut self) {
+        let waiting = read_quarantine(&*self.def.store, self.job())
+            .is_some_and(|q| q.reason == QuarantineReason::TooManyDeletes && !q.disabled);
+        if !waiting {
+            return;
+        }
+        match self.state().held() {
+            Ok(Some(h)) if !h.ops.is_empty() => {}
+            Ok(_) => {
+                tracing::info!(job = %self.def.name, "nothing is held any more: the job leaves quarantine");
+                if let Err(e) = self.lift_too_many_deletes().await {
+                    tracing::error!(job = %self.def.name, error = %e, "could not lift the quarantine");
+                }
+            }
+            Err(e) => {
+                tracing::error!(job = %self.def.name, error = %e, "the held deletions cannot be read")
+            }
+        }
+    }
+
+    /// Lift a `TooManyDeletes` quarantine (also a disabled one: the admin decided), notifying
+    /// the release.
+    async fn lift_too_many_deletes(&mut self) -> Result<(), CommandError> {
+        let Some(q) = read_quarantine(&*self.def.store, self.job()) else {
+            return Ok(());
+        };
+        if q.reason != QuarantineReason::TooManyDeletes {
+            return Ok(());
+        }
+        self.write_quarantine(None)?;
+        self.notify(NotificationEvent::Released, None, Some(q.reason), None)
+            .await;
+        Ok(())
+    }
+
+    /// `approve-deletions`: approve exactly the held set; when approved, the job stops waiting
+    /// and runs a cycle at once, which sends them.
+    async fn approve(&mut self, expect: Option<&str>) -> Result<ApproveOutcome, CommandError> {
+        let now = self.opts.clock.now();
+        let outcome = self.state().approve_deletions(expect, now)?;
+        match &outcome {
+            ApproveOutcome::Approved { held } => {
+                tracing::info!(job = %self.def.name, held = held.ops.len(), fingerprint = %held.fingerprint, "held disables and deletes approved");
+                self.lift_too_many_deletes().await?;
+                self.run_asap = true;
+            }
+            ApproveOutcome::NothingHeld => {
+                tracing::info!(job = %self.def.name, "approve-deletions: nothing is held; nothing was approved");
+            }
+            ApproveOutcome::Mismatch { held } => {
+                tracing::warn!(job = %self.def.name, expected = expect.unwrap_or(""), held = %held.fingerprint, "approve-deletions: the held set changed; nothing was approved");
+            }
+        }
+        Ok(outcome)
     }
 
     async fn handle(&mut self, cmd: Cmd) {
@@ -762,16 +875,8 @@ where
                 }
                 let _ = r.send(result);
             }
-            Cmd::Approve(r) => {
-                let result = self
-                    .def
-                    .store
-                    .put_meta(&self.def.name, META_DELETIONS_APPROVED, "true")
-                    .and_then(|_| self.def.store.flush())
-                    .map_err(CommandError::from);
-                if result.is_ok() {
-                    self.run_asap = true;
-                }
+            Cmd::Approve(expect, r) => {
+                let result = self.approve(expect.as_deref()).await;
                 let _ = r.send(result);
             }
             Cmd::Provision(subject, dry_run, r) => {
@@ -928,19 +1033,13 @@ where
         let store = &*self.def.store;
         let finished = self.opts.clock.now();
         match &outcome {
+            // The engine recorded the cycle (last cycle, history, log retention) itself.
             Ok(r) => {
-                tracing::info!(job = %job, cycle = %r.cycle_id, created = r.tally.created, updated = r.tally.updated, failed = r.tally.failed, "cycle finished");
+                tracing::info!(job = %job, cycle = %r.cycle_id, created = r.tally.created, updated = r.tally.updated, failed = r.tally.failed, held = r.tally.staged_deletes, "cycle finished");
+                if r.deletions_held {
+                    tracing::warn!(job = %job, cycle = %r.cycle_id, held = r.tally.staged_deletes, reasons = %r.hold_reasons.join("; "), "cycle held its disables and deletes: they wait for approve-deletions");
+                }
                 self.shared.live().last_error = None;
-                // The dashboard's chart and totals.
-                if let Err(e) = scimsync_engine::record_cycle_history(store, &job, r) {
-                    tracing::warn!(job = %job, error = %e, "could not record the cycle history");
-                }
-                if let Some(cutoff) =
-                    scimsync_engine::log_retention_cutoff(finished, self.def.log_retention_days)
-                    && let Err(e) = store.prune_logs_before(&job, cutoff)
-                {
-                    tracing::warn!(job = %job, error = %e, "could not prune old provisioning logs");
-                }
             }
             Err(e) => {
                 tracing::warn!(job = %job, error = %e, "cycle failed");
@@ -949,7 +1048,13 @@ where
         }
 
         // Escrow thresholds.
-        let escrows = read_escrows(store, &job).len() as u64;
+        let escrows = match StoredState::new(store, &job).escrow_count() {
+            Ok(n) => n as u64,
+            Err(e) => {
+                tracing::error!(job = %job, error = %e, "the escrows cannot be read");
+                0
+            }
+        };
         let permanent = outcome.as_ref().map_or(0, |r| {
             r.objects
                 .iter()
@@ -967,10 +1072,13 @@ where
             && t.reason == QuarantineReason::EncounteredQuarantineException
             && r.tally.failed > 0
         {
-            // The failed objects were not written and not escrowed (401 is not retryable), but
-            // the watermark moved past them: re-read everything once the target is back.
-            if let Err(e) = scimsync_engine::restart(store, &job, &[ResetScope::Watermark]) {
-                tracing::error!(job = %job, error = %e, "could not reset the watermark");
+            // The failed objects were not written; the engine escrowed them on its schedule
+            // (hours away), and the watermark moved past them: once the target is back (the
+            // next attempt), re-read everything and retry every escrowed object.
+            if let Err(e) =
+                scimsync_engine::restart(store, &job, &[ResetScope::Watermark, ResetScope::Escrows])
+            {
+                tracing::error!(job = %job, error = %e, "could not reset the watermark and escrows");
             }
         }
         let previous = read_quarantine(store, &job);

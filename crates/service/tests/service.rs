@@ -1,10 +1,11 @@
 //! The service against the Graph emulator and the SCIM target emulator, on loopback, with a
 //! manual clock: quarantine on a 401 with a webhook notification and back-off, recovery,
-//! deletions held until approved, provision on demand of one user, and a shutdown in the
+//! deletions held until exactly the held set is approved, provision on demand of one user, and a shutdown in the
 //! middle of a cycle followed by a restart that neither loses nor duplicates anything.
 
 use chrono::{DateTime, Duration, Utc};
 use scimsync_core::{Secret, StateStore};
+use scimsync_engine::ApproveOutcome;
 use scimsync_graph::{GraphClient, GraphConfig};
 use scimsync_scim::{ScimClient, ScimClientConfig};
 use scimsync_service::notify::WebhookNotifier;
@@ -282,11 +283,43 @@ async fn deletions_over_the_threshold_wait_for_approval() {
         "nothing sent while held: {:?}",
         env.target.writes()
     );
+    let held = s.held.clone().expect("status shows the held set");
+    assert_eq!(
+        (held.count, held.disables, held.deletes),
+        (3, 3, 0),
+        "{held:?}"
+    );
+    assert!(
+        held.reasons.iter().any(|r| r.contains("threshold")),
+        "{held:?}"
+    );
+    let full = h.held("app").unwrap().expect("held");
+    assert_eq!(full.fingerprint, held.fingerprint);
+    assert_eq!(full.ops.len(), 3);
     let hooks = hooks_at_least(&env, 1).await;
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].1["reason"], "TooManyDeletes");
 
-    h.approve_deletions("app").await.unwrap();
+    // A stale fingerprint approves nothing and runs nothing.
+    let out = h
+        .approve_deletions("app", Some("0000000000000000".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, ApproveOutcome::Mismatch { held: h } if h.fingerprint == held.fingerprint),
+        "{out:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let s = h.status("app").unwrap();
+    assert_eq!(s.cycles_run, 2, "no cycle after a refused approval");
+    assert_eq!(s.state, JobState::WaitingForApproval);
+    assert!(env.target.writes().is_empty());
+
+    let out = h
+        .approve_deletions("app", Some(held.fingerprint.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(out, ApproveOutcome::Approved { .. }), "{out:?}");
     let s = wait_for(&h, "the approved cycle", idle_after(3)).await;
     assert_eq!(s.state, JobState::Idle, "{s:#?}");
     assert!(s.quarantine.is_none());
@@ -297,10 +330,43 @@ async fn deletions_over_the_threshold_wait_for_approval() {
         .filter(|u| u["active"] == Value::Bool(false))
         .count();
     assert_eq!(disabled, 3);
+    assert!(!s.deletions_held && s.held.is_none(), "{s:#?}");
     assert_eq!(
         hooks_at_least(&env, 2).await.last().unwrap().1["event"],
         "released"
     );
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_with_nothing_held_arms_nothing() {
+    let env = env(10).await;
+    let cfg = env.config("deletion_threshold = 2", 4);
+    let mut service = Service::new(env.options());
+    service
+        .add_job(env.def(&cfg, Arc::new(MemoryStore::new())))
+        .unwrap();
+    let h = service.handle();
+    wait_for(&h, "the initial cycle", idle_after(1)).await;
+    let out = h.approve_deletions("app", None).await.unwrap();
+    assert_eq!(out, ApproveOutcome::NothingHeld);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        h.status("app").unwrap().cycles_run,
+        1,
+        "nothing to send: no cycle"
+    );
+
+    // A later mass deprovisioning is held all the same.
+    for u in env.enabled_users().iter().take(3) {
+        env.graph.soft_delete_user(u["id"].as_str().unwrap());
+    }
+    env.target.clear_requests();
+    h.run_now("app").await.unwrap();
+    let s = wait_for(&h, "the held cycle", idle_after(2)).await;
+    assert_eq!(s.state, JobState::WaitingForApproval, "{s:#?}");
+    assert_eq!(s.held.as_ref().map(|h| h.count), Some(3));
+    assert!(env.target.writes().is_empty(), "{:?}", env.target.writes());
     service.shutdown().await;
 }
 

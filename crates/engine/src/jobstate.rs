@@ -104,7 +104,7 @@ pub struct DeletionApproval {
 }
 
 /// What `approve-deletions` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum ApproveOutcome {
     /// No cycle holds anything: nothing was armed.
@@ -258,9 +258,11 @@ impl<'a> JobState<'a> {
         Ok(all.len())
     }
 
-    /// What the last cycle held back, if it held anything.
+    /// What the last cycle held back, if it held anything (never an empty set).
     pub fn held(&self) -> Result<Option<HeldDeletions>, StoreError> {
-        self.get_json(HELD)
+        Ok(self
+            .get_json::<HeldDeletions>(HELD)?
+            .filter(|h| !h.ops.is_empty()))
     }
 
     pub(crate) fn set_held(&self, h: Option<&HeldDeletions>) -> Result<(), StoreError> {
@@ -298,9 +300,6 @@ impl<'a> JobState<'a> {
             self.clear_approval()?;
             return Ok(ApproveOutcome::NothingHeld);
         };
-        if held.ops.is_empty() {
-            return Ok(ApproveOutcome::NothingHeld);
-        }
         if expect.is_some_and(|f| f != held.fingerprint) {
             return Ok(ApproveOutcome::Mismatch { held });
         }

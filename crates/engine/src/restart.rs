@@ -43,13 +43,16 @@ impl ResetScope {
 }
 
 /// What a restart did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartSummary {
     pub watermark_cleared: bool,
     /// Escrowed objects now due: the next cycle retries each of them (they stay in escrow
     /// until they succeed, so none is forgotten).
     pub escrows_due_now: usize,
+    /// Escrows dropped with the links (`full`): every object is matched again anyway.
+    #[serde(default)]
+    pub escrows_dropped: usize,
     pub quarantine_lifted: bool,
     pub links_forgotten: u64,
 }
@@ -57,12 +60,20 @@ pub struct RestartSummary {
 impl RestartSummary {
     /// One line for the admin, saying what each scope really did.
     pub fn describe(&self) -> String {
+        let escrows = if self.escrows_dropped > 0 {
+            format!(
+                "escrows dropped with the links: {} (their objects are matched again)",
+                self.escrows_dropped
+            )
+        } else {
+            format!(
+                "escrowed objects retried at the next cycle: {}",
+                self.escrows_due_now
+            )
+        };
         format!(
-            "watermark cleared: {}; escrowed objects retried at the next cycle: {}; quarantine lifted: {}; links forgotten: {}",
-            self.watermark_cleared,
-            self.escrows_due_now,
-            self.quarantine_lifted,
-            self.links_forgotten
+            "watermark cleared: {}; {escrows}; quarantine lifted: {}; links forgotten: {}",
+            self.watermark_cleared, self.quarantine_lifted, self.links_forgotten
         )
     }
 }
@@ -81,7 +92,7 @@ pub fn restart<St: StateStore>(
     }
     if full {
         // Every escrowed object is matched again anyway: the escrows go with the links.
-        js.clear_escrows()?;
+        out.escrows_dropped = js.clear_escrows()?;
     } else if scopes.contains(&ResetScope::Escrows) {
         out.escrows_due_now = js.make_escrows_due()?;
     }

@@ -570,3 +570,39 @@ fn validate_reports_unknown_source_attributes_and_bad_expressions_with_their_lin
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("job.toml:16:"), "{}", text(&out));
 }
+
+/// A store that lost part of its flushed data (its db file cut in half) is reported like a
+/// corrupt one, with the reason, and the next cycle re-matches: no duplicate, no silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_lost_store_is_reported_and_rematched_without_duplicates() {
+    let graph = tenant(30).await;
+    let t = target().await;
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    run_once(&job);
+    let before = user_names(&t);
+    let db = job.state().join("e2e").join("db");
+    let len = std::fs::metadata(&db).expect("the job's sled db").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    t.clear_requests();
+    let out = run_once_output(&job);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("was damaged") && said.contains("moved to"),
+        "the admin is told, with the reason: {said}"
+    );
+    assert_eq!(
+        user_names(&t),
+        before,
+        "every user once, none lost, none twice"
+    );
+    assert!(
+        !writes(&t).iter().any(|w| w.0 == "POST"),
+        "re-matched, not created again"
+    );
+}

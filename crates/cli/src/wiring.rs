@@ -115,8 +115,9 @@ pub fn store(state_dir: &Path, job: &str) -> Result<SledStore> {
     let (store, report) = SledStore::open(&dir).map_err(|e| anyhow!("{e}"))?;
     if let Some(moved) = report.moved_aside {
         eprintln!(
-            "warning: the state of job {job} was unreadable and was moved to {}; \
+            "warning: the state of job {job} was damaged ({}) and was moved to {}; \
              the next cycle re-matches every object (no duplicates are created)",
+            report.reason.as_deref().unwrap_or("unreadable"),
             moved.display()
         );
     }

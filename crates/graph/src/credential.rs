@@ -6,17 +6,18 @@
 //! many tenants still use. Claims: `aud` = the token URL, `iss` = `sub` = client id, a fresh
 //! `jti`, `nbf` = `iat` = now, `exp` = now + 10 minutes. A new assertion is signed for every
 //! token request, so it never outlives its use.
+//!
+//! Keys, signatures and thumbprints go through `aws-lc-rs`, the crypto library rustls already
+//! links (issue 12: it replaces the `rsa` crate, RUSTSEC-2023-0071). PSS uses a salt as long as
+//! the SHA-256 digest, as RFC 7518 §3.5 requires for PS256.
 
+use aws_lc_rs::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rsa::RsaPrivateKey;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
 use scimsync_core::Secret;
 use serde_json::json;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How the client proves it is the app registration.
@@ -50,7 +51,7 @@ const ASSERTION_LIFETIME_SECS: u64 = 600;
 
 /// A parsed certificate credential, ready to sign assertions.
 pub(crate) struct AssertionSigner {
-    key: RsaPrivateKey,
+    key: RsaKeyPair,
     algorithm: CertificateAlgorithm,
     /// (header name, base64url thumbprint)
     thumbprint: (&'static str, String),
@@ -66,17 +67,23 @@ impl AssertionSigner {
         let der = pem_block(cert_pem, "CERTIFICATE")
             .ok_or("certificate: no -----BEGIN CERTIFICATE----- block with valid base64")?;
         let key_text = key_pem.expose();
-        let key = if key_text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-            RsaPrivateKey::from_pkcs1_pem(key_text)
-                .map_err(|e| format!("certificate key: not a PKCS#1 RSA key: {e}"))?
-        } else if key_text.contains("-----BEGIN PRIVATE KEY-----") {
-            RsaPrivateKey::from_pkcs8_pem(key_text)
-                .map_err(|e| format!("certificate key: not a PKCS#8 RSA key: {e}"))?
-        } else if key_text.contains("ENCRYPTED PRIVATE KEY") {
+        let key = if key_text.contains("ENCRYPTED") {
             return Err(
                 "certificate key: encrypted keys are not supported; export it unencrypted (PKCS#8)"
                     .into(),
             );
+        } else if key_text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            let der = pem_block(key_text, "RSA PRIVATE KEY")
+                .ok_or("certificate key: the PKCS#1 block is not valid base64")?;
+            RsaKeyPair::from_der(&der).map_err(|e| {
+                format!("certificate key: not a PKCS#1 RSA key (2048 to 8192 bits): {e}")
+            })?
+        } else if key_text.contains("-----BEGIN PRIVATE KEY-----") {
+            let der = pem_block(key_text, "PRIVATE KEY")
+                .ok_or("certificate key: the PKCS#8 block is not valid base64")?;
+            RsaKeyPair::from_pkcs8(&der).map_err(|e| {
+                format!("certificate key: not a PKCS#8 RSA key (2048 to 8192 bits): {e}")
+            })?
         } else {
             return Err(
                 "certificate key: expected a PEM private key (-----BEGIN PRIVATE KEY-----)".into(),
@@ -84,9 +91,12 @@ impl AssertionSigner {
         };
         let thumbprint = match algorithm {
             CertificateAlgorithm::Ps256 => {
-                ("x5t#S256", URL_SAFE_NO_PAD.encode(Sha256::digest(&der)))
+                ("x5t#S256", URL_SAFE_NO_PAD.encode(digest(&SHA256, &der)))
             }
-            CertificateAlgorithm::Rs256 => ("x5t", URL_SAFE_NO_PAD.encode(Sha1::digest(&der))),
+            CertificateAlgorithm::Rs256 => (
+                "x5t",
+                URL_SAFE_NO_PAD.encode(digest(&SHA1_FOR_LEGACY_USE_ONLY, &der)),
+            ),
         };
         Ok(AssertionSigner {
             key,
@@ -121,20 +131,19 @@ impl AssertionSigner {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature = match self.algorithm {
-            CertificateAlgorithm::Rs256 => {
-                rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone())
-                    .try_sign(signed.as_bytes())
-                    .map_err(|e| format!("cannot sign the client assertion: {e}"))?
-                    .to_vec()
-            }
-            CertificateAlgorithm::Ps256 => {
-                rsa::pss::BlindedSigningKey::<Sha256>::new(self.key.clone())
-                    .try_sign_with_rng(&mut rsa::rand_core::OsRng, signed.as_bytes())
-                    .map_err(|e| format!("cannot sign the client assertion: {e}"))?
-                    .to_vec()
-            }
+        let padding: &'static dyn RsaEncoding = match self.algorithm {
+            CertificateAlgorithm::Ps256 => &RSA_PSS_SHA256,
+            CertificateAlgorithm::Rs256 => &RSA_PKCS1_SHA256,
         };
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                padding,
+                &SystemRandom::new(),
+                signed.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| "cannot sign the client assertion".to_string())?;
         Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }
@@ -155,6 +164,7 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::signature::KeyPair as _;
     use serde_json::Value;
 
     const CERT: &str = scimsync_testkit::graph::test_only::CERT_A_PEM;
@@ -189,6 +199,63 @@ mod tests {
         let h = part(&rs.sign("u", "c").unwrap(), 0);
         assert_eq!(h["alg"], "RS256");
         assert_eq!(h["x5t"].as_str().unwrap().len(), 27);
+    }
+
+    /// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`, as `BEGIN RSA PRIVATE KEY`.
+    fn pkcs1_pem(pkcs8_pem: &str) -> String {
+        // One DER element: (contents, what follows it).
+        fn tlv(d: &[u8]) -> (&[u8], &[u8]) {
+            let (len, head) = match d[1] {
+                n if n < 0x80 => (n as usize, 2),
+                n => {
+                    let k = (n & 0x7f) as usize;
+                    (
+                        d[2..2 + k].iter().fold(0, |l, b| (l << 8) | *b as usize),
+                        2 + k,
+                    )
+                }
+            };
+            (&d[head..head + len], &d[head + len..])
+        }
+        let der = pem_block(pkcs8_pem, "PRIVATE KEY").unwrap();
+        let (info, _) = tlv(&der);
+        let (_version, rest) = tlv(info);
+        let (_algorithm, rest) = tlv(rest);
+        assert_eq!(rest[0], 0x04, "privateKey OCTET STRING");
+        let (pkcs1, _) = tlv(rest);
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            STANDARD.encode(pkcs1)
+        )
+    }
+
+    #[test]
+    fn pkcs1_and_pkcs8_keys_load_the_same_key_and_sign_both_algorithms() {
+        let pkcs1 = pkcs1_pem(KEY);
+        for alg in [CertificateAlgorithm::Ps256, CertificateAlgorithm::Rs256] {
+            let a = AssertionSigner::new(CERT, &Secret::inline(KEY), alg).unwrap();
+            let b = AssertionSigner::new(CERT, &Secret::inline(&pkcs1), alg).unwrap();
+            assert_eq!(a.key.public_key().as_ref(), b.key.public_key().as_ref());
+            assert_eq!(a.thumbprint, b.thumbprint);
+            let jwt = b.sign("u", "c").unwrap();
+            let sig = URL_SAFE_NO_PAD
+                .decode(jwt.rsplit('.').next().unwrap())
+                .unwrap();
+            assert_eq!(sig.len(), 256, "a 2048-bit key signs 256 bytes");
+        }
+    }
+
+    #[test]
+    fn encrypted_keys_are_refused_by_name() {
+        for pem in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----",
+        ] {
+            let err = AssertionSigner::new(CERT, &Secret::inline(pem), CertificateAlgorithm::Ps256)
+                .err()
+                .unwrap();
+            assert!(err.contains("encrypted keys are not supported"), "{err}");
+        }
     }
 
     #[test]

@@ -1224,10 +1224,10 @@ fn pem_der(pem: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn registered_certificates_make_assertion_signatures_count() {
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
+    use aws_lc_rs::digest::{SHA256, digest};
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
     use scimsync_testkit::graph::test_only;
-    use sha2::Digest;
 
     let mut t = Tenant::new("contoso.onmicrosoft.com");
     t.register_certificate(test_only::CERT_A_PEM);
@@ -1235,7 +1235,7 @@ async fn registered_certificates_make_assertion_signatures_count() {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"aud": g.token_url(), "iss": g.client_id(), "sub": g.client_id(),
                         "jti": "x", "nbf": now, "exp": now + 600});
-    let thumb = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(pem_der(test_only::CERT_A_PEM)));
+    let thumb = URL_SAFE_NO_PAD.encode(digest(&SHA256, &pem_der(test_only::CERT_A_PEM)));
     let send = |assertion: String| {
         let id = g.client_id().to_string();
         let url = g.token_url();
@@ -1258,21 +1258,31 @@ async fn registered_certificates_make_assertion_signatures_count() {
             (resp.status(), resp.json::<Value>().await.unwrap())
         }
     };
-    let sign = |key_pem: &str| {
-        let head = json!({"alg": "RS256", "typ": "JWT", "x5t#S256": thumb});
+    // `signed_as` lets a test claim one algorithm in the header and sign with another.
+    let sign_as = |alg: &str, signed_as: &'static dyn RsaEncoding, key_pem: &str| {
+        let head = json!({"alg": alg, "typ": "JWT", "x5t#S256": thumb});
         let signed = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(head.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem).unwrap();
-        let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(signed.as_bytes());
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_vec()))
+        let key = RsaKeyPair::from_pkcs8(&pem_der(key_pem)).unwrap();
+        let mut sig = vec![0; key.public_modulus_len()];
+        key.sign(signed_as, &SystemRandom::new(), signed.as_bytes(), &mut sig)
+            .unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
     };
+    let sign = |key_pem: &str| sign_as("RS256", &RSA_PKCS1_SHA256, key_pem);
 
     let (s, body) = send(sign(test_only::KEY_A_PEM)).await;
     assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = send(sign_as("PS256", &RSA_PSS_SHA256, test_only::KEY_A_PEM)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
     let (s, body) = send(sign(test_only::KEY_B_PEM)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_oauth_error(&body, "invalid_client", 700027);
+    // A PSS signature is not a PKCS#1 v1.5 one: the header's `alg` decides how it is checked.
+    let (s, body) = send(sign_as("RS256", &RSA_PSS_SHA256, test_only::KEY_A_PEM)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_oauth_error(&body, "invalid_client", 700027);
     // No thumbprint naming a registered certificate: "the key was not found".

@@ -2,15 +2,14 @@
 //! an X.509 certificate, and RS256 / PS256 signature checks of client assertions.
 //!
 //! The certificate is only walked far enough to find `subjectPublicKeyInfo` (a handful of DER
-//! TLVs), which keeps the dependency list to `rsa` alone.
+//! TLVs); digests and signature checks are `aws-lc-rs`, the crypto library rustls already links.
 
+use aws_lc_rs::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rsa::RsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 /// Throwaway certificates and keys for tests (self-signed, never trusted anywhere). `A` and `B`
 /// are two unrelated key pairs, so a test can sign with the "wrong" one.
@@ -56,12 +55,12 @@ pub(crate) fn certificate_pem(der: &[u8]) -> String {
 
 /// `x5t`: base64url SHA-1 of the DER.
 pub(crate) fn x5t(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha1::digest(der))
+    URL_SAFE_NO_PAD.encode(digest(&SHA1_FOR_LEGACY_USE_ONLY, der))
 }
 
 /// `x5t#S256`: base64url SHA-256 of the DER.
 pub(crate) fn x5t_s256(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, der))
 }
 
 /// One DER element: (tag, the whole element, its contents, what follows it).
@@ -87,8 +86,9 @@ fn tlv(d: &[u8]) -> Option<Tlv<'_>> {
     Some((tag, d.get(..end)?, d.get(header..end)?, d.get(end..)?))
 }
 
-/// The RSA public key of an X.509 certificate (`tbsCertificate.subjectPublicKeyInfo`).
-pub(crate) fn public_key(der: &[u8]) -> Result<RsaPublicKey, String> {
+/// The RSA public key of an X.509 certificate: its `tbsCertificate.subjectPublicKeyInfo` DER,
+/// checked to hold an RSA key of 2048 to 8192 bits.
+pub(crate) fn public_key(der: &[u8]) -> Result<Vec<u8>, String> {
     let bad = || "not an X.509 certificate".to_string();
     let (_, _, cert, _) = tlv(der).filter(|t| t.0 == 0x30).ok_or_else(bad)?;
     let (_, _, tbs, _) = tlv(cert).filter(|t| t.0 == 0x30).ok_or_else(bad)?;
@@ -101,23 +101,22 @@ pub(crate) fn public_key(der: &[u8]) -> Result<RsaPublicKey, String> {
         rest = tlv(rest).ok_or_else(bad)?.3;
     }
     let (_, spki, _, _) = tlv(rest).filter(|t| t.0 == 0x30).ok_or_else(bad)?;
-    RsaPublicKey::from_public_key_der(spki)
-        .map_err(|e| format!("the certificate's key is not an RSA key: {e}"))
+    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki)
+        .map_err(|e| format!("the certificate's key is not an RSA key: {e}"))?;
+    Ok(spki.to_vec())
 }
 
-/// Whether `signature` over `signed` (the JWT's `header.claims`) verifies with `key`.
-pub(crate) fn verify(key: &RsaPublicKey, alg: &str, signed: &[u8], signature: &[u8]) -> bool {
+/// Whether `signature` over `signed` (the JWT's `header.claims`) verifies with `key` (the
+/// SubjectPublicKeyInfo DER from [`public_key`]). PS256 expects a salt as long as the SHA-256
+/// digest (RFC 7518 §3.5).
+pub(crate) fn verify(key: &[u8], alg: &str, signed: &[u8], signature: &[u8]) -> bool {
     match alg {
-        "RS256" => rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|s| {
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
-                .verify(signed, &s)
-                .is_ok()
-        }),
-        "PS256" => rsa::pss::Signature::try_from(signature).is_ok_and(|s| {
-            rsa::pss::VerifyingKey::<Sha256>::new(key.clone())
-                .verify(signed, &s)
-                .is_ok()
-        }),
+        "RS256" => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key)
+            .verify(signed, signature)
+            .is_ok(),
+        "PS256" => UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, key)
+            .verify(signed, signature)
+            .is_ok(),
         _ => false,
     }
 }

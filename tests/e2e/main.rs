@@ -4,6 +4,7 @@
 
 mod apps;
 mod builtin;
+mod entra;
 mod groups;
 mod identity;
 mod logs;

@@ -8,6 +8,7 @@
 mod apps;
 mod commands;
 mod demo;
+mod entra;
 mod eval;
 mod logs;
 mod progress;
@@ -198,6 +199,11 @@ enum Command {
         #[arg(long)]
         login_url: Option<String>,
     },
+    /// Write a job file from the synchronization schema downloaded from Entra ("Review your
+    /// schema here"): its mappings, scoping filters and target object actions.
+    ImportEntra(entra::ImportArgs),
+    /// Write a job's synchronization schema as Entra exports it (the way back of import-entra).
+    ExportEntra(entra::ExportArgs),
     /// Evaluate an expression, or the job's whole user mapping, for one user, step by step.
     Eval {
         #[arg(long)]
@@ -300,6 +306,8 @@ pub fn main() -> ExitCode {
                 json,
                 expression,
             } => eval::command(&config, user, json, expression.as_deref()).await,
+            Command::ImportEntra(args) => entra::import(&args),
+            Command::ExportEntra(args) => entra::export(&args),
         }
     });
     ExitCode::from(code)

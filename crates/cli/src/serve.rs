@@ -696,7 +696,9 @@ async fn provision_inner(
 
 /// Entra's on-demand steps for one object; true when it failed.
 fn print_object(o: &Value) -> bool {
-    let s = |k: &str| o[k].as_str().unwrap_or("").to_string();
+    // Every value is shown safely: names and texts come from the source and the target.
+    let v = |v: &Value| render::visible(v.as_str().unwrap_or("")).into_owned();
+    let s = |k: &str| v(&o[k]);
     println!(
         "{} {} ({})",
         s("objectType"),
@@ -706,35 +708,27 @@ fn print_object(o: &Value) -> bool {
     for step in o["steps"].as_array().into_iter().flatten() {
         println!(
             "  [{}] {}: {}",
-            step["status"].as_str().unwrap_or(""),
-            step["name"].as_str().unwrap_or(""),
-            step["description"].as_str().unwrap_or("")
+            v(&step["status"]),
+            v(&step["name"]),
+            v(&step["description"])
         );
     }
     println!("  scope: {}", s("scope"));
-    if let Some(m) = o["matchedBy"].as_str() {
-        println!("  matched by: {m}");
+    if o["matchedBy"].is_string() {
+        println!("  matched by: {}", s("matchedBy"));
     }
-    println!(
-        "  action: {} ({})",
-        o["action"]["action"].as_str().unwrap_or(""),
-        s("status")
-    );
+    println!("  action: {} ({})", v(&o["action"]["action"]), s("status"));
     for r in o["requests"].as_array().into_iter().flatten() {
-        println!(
-            "  request: {} {}",
-            r["method"].as_str().unwrap_or(""),
-            r["path"].as_str().unwrap_or("")
-        );
+        println!("  request: {} {}", v(&r["method"]), v(&r["path"]));
         if !r["body"].is_null() {
             let body = serde_json::to_string_pretty(&r["body"]).unwrap_or_default();
             for line in body.lines() {
-                println!("    {line}");
+                println!("    {}", render::visible(line));
             }
         }
     }
-    if let Some(e) = o["error"].as_str() {
-        println!("  error ({}): {e}", o["errorCode"].as_str().unwrap_or(""));
+    if o["error"].is_string() {
+        println!("  error ({}): {}", s("errorCode"), s("error"));
         return true;
     }
     false

@@ -75,9 +75,10 @@ pub(crate) fn offline_status(store: &dyn StateStore, job: &str) -> Value {
     })
 }
 
+/// A value of the status, shown safely ([`crate::render::visible`]).
 fn text(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => crate::render::visible(s).into_owned(),
         Value::Null => String::new(),
         other => other.to_string(),
     }
@@ -318,6 +319,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("TooManyDeletes since"), "{text}");
+    }
+
+    #[test]
+    fn values_from_the_state_are_shown_escaped() {
+        let s = json!({
+            "name": "app",
+            "state": "notRunning",
+            "quarantine": {
+                "reason": "EncounteredQuarantineException",
+                "seriesBegan": "2026-01-01T00:00:00Z",
+                "nextAttempt": "2026-01-01T06:00:00Z",
+                "error": "Unauthorized: \u{1b}[2J\u{7}bad\ntoken",
+            },
+        });
+        let text = describe(&s, false, None);
+        assert!(!text.contains(['\u{1b}', '\u{7}']), "{text:?}");
+        assert!(
+            text.contains(r"Unauthorized: \u{1b}[2J\u{7}bad\ntoken"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

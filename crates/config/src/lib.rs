@@ -9,6 +9,12 @@
 //! Choices where the reference leaves room (documented here because admins will hit them):
 //! - Relative `file:` secret paths are relative to the job file's directory, not the process's.
 //! - Trailing `/` on URLs is dropped; plain `http` is accepted only for loopback hosts.
+//! - Likewise SMTP credentials need TLS (`tls = "starttls"`, the default, or `"implicit"`, the
+//!   default on port 465); `tls = "none"` (or `starttls = false`) only without a username, or to
+//!   a loopback host (localhost, 127.0.0.0/8, ::1).
+//! - `load` only parses secret references; [`Loaded::unreadable_secrets`] reads each one (as
+//!   `scimsync validate` does unless `--offline`) and reports those that cannot be read at
+//!   their own key, never with their value.
 //! - Target attribute names are compared case-insensitively (SCIM attribute names are), so
 //!   `ID` is as forbidden as `id`, and `userName`/`username` are duplicates.
 //! - `matching` is refused on constant and None mappings: every user would match one object.
@@ -28,6 +34,8 @@ mod raw;
 mod schedule;
 mod schema;
 mod secret_ref;
+mod secrets;
+mod smtp;
 mod validate;
 
 pub use dir::{SERVICE_FILE, load_dir, load_service};
@@ -35,6 +43,7 @@ pub use error::ConfigError;
 pub use operator::Operator;
 pub use schedule::{DEFAULT_INTERVAL, Schedule};
 pub use secret_ref::{SecretError, SecretRef};
+pub use secrets::SecretSite;
 
 use scimsync_core::UserScope;
 use std::net::SocketAddr;
@@ -277,14 +286,28 @@ pub struct Smtp {
     pub host: String,
     /// Default 587.
     pub port: u16,
-    /// Default true: upgrade the connection before authenticating.
-    pub starttls: bool,
+    /// How the connection is secured; never [`SmtpTls::None`] with credentials to a host that
+    /// is not loopback (validation enforces it, and so does the notifier).
+    pub tls: SmtpTls,
     /// Set together with `password`.
     pub username: Option<String>,
     pub password: Option<SecretRef>,
     pub from: String,
     /// At least one address.
     pub to: Vec<String>,
+}
+
+/// How the SMTP connection is secured (`tls`, or the older `starttls = true|false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmtpTls {
+    /// Upgrade with STARTTLS before anything else, and fail if the server does not offer it
+    /// (never fall back to plain text). The default, for port 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS); the default on port 465.
+    Implicit,
+    /// Plain TCP: only without credentials, or to a loopback host.
+    None,
 }
 
 /// `[users]`.
@@ -448,6 +471,8 @@ pub enum Apply {
 pub struct Loaded {
     pub job: JobConfig,
     pub warnings: Vec<ConfigError>,
+    /// Every secret reference of the file where it is written, to resolve (check) them.
+    pub secrets: Vec<SecretSite>,
 }
 
 /// Read and validate a job file, reporting all problems found.

@@ -97,6 +97,7 @@ pub(crate) struct RawNotifications {
 pub(crate) struct RawSmtp {
     pub host: S<String>,
     pub port: S<i64>,
+    pub tls: S<String>,
     pub starttls: S<bool>,
     pub username: S<String>,
     pub password: S<String>,

@@ -112,6 +112,7 @@ const QUARANTINE: &[Field] = &[
 const SMTP: &[Field] = &[
     f("host", Kind::Str),
     f("port", Kind::Int),
+    f("tls", Kind::Str),
     f("starttls", Kind::Bool),
     f("username", Kind::Str),
     f("password", Kind::Secret),
@@ -475,6 +476,7 @@ mod tests {
             [notifications.smtp]
             host = "smtp.example"
             port = 25
+            tls = "none"
             starttls = false
             username = "u"
             password = "env:P"

@@ -13,8 +13,8 @@ use crate::{
     DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT, Deprovision, DialectSetting,
     Escrow, GroupOutOfScope, GroupsConfig, JobConfig, Loaded, ManagerFormat, Mapping, MappingValue,
     MembersRemoval, Nested, Notifications, Operator, Quarantine, Reconcile, Schedule, ScopeSetting,
-    ScopingFilter, SecretRef, ServiceConfig, Smtp, SourceConfig, TargetActions, TargetConfig,
-    UsersConfig,
+    ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig,
+    TargetActions, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -34,6 +34,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>>
         Ok(Loaded {
             job,
             warnings: cx.warnings,
+            secrets: cx.secrets,
         })
     } else {
         Err(cx.finish_errors())
@@ -72,6 +73,7 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
         errors: Vec::new(),
         warnings: Vec::new(),
         pruned: HashSet::new(),
+        secrets: Vec::new(),
     };
 
     let (mut root, syntax) = DeTable::parse_recoverable(text);
@@ -125,6 +127,8 @@ struct Cx<'a> {
     warnings: Vec<ConfigError>,
     /// Keys already reported for a wrong type: not "missing" as well.
     pruned: HashSet<String>,
+    /// Every secret reference parsed, where it is written (for `validate` to resolve).
+    secrets: Vec<SecretSite>,
 }
 
 impl Cx<'_> {
@@ -152,6 +156,18 @@ impl Cx<'_> {
     fn warn(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         let w = self.at(span, key, message);
         self.warnings.push(w);
+    }
+
+    /// Remember where a parsed secret reference is written.
+    fn secret_site(&mut self, span: Range<usize>, key: &str, reference: &SecretRef) {
+        let (line, column) = self.lines.position(span.start);
+        self.secrets.push(SecretSite {
+            key: key.to_string(),
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            reference: reference.clone(),
+        });
     }
 
     fn finish_errors(&mut self) -> Vec<ConfigError> {
@@ -716,7 +732,7 @@ impl Cx<'_> {
         let at = raw.span();
         let raw = raw.into_inner();
         let host = match raw.host {
-            Some(h) if h.get_ref().contains("://") || h.get_ref().contains(':') => {
+            Some(h) if h.get_ref().contains("://") || is_host_with_port(h.get_ref()) => {
                 self.error(
                     h.span(),
                     "notifications.smtp.host",
@@ -724,6 +740,12 @@ impl Cx<'_> {
                 );
                 h.into_inner()
             }
+            // An IPv6 address is written as is, or in brackets; the notifier wants it bare.
+            Some(h) if h.get_ref().starts_with('[') && h.get_ref().contains(':') => h
+                .into_inner()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             h => self.required(
                 h,
                 &at,
@@ -732,6 +754,8 @@ impl Cx<'_> {
             ),
         };
         let port = self.int_in(raw.port, "notifications.smtp.port", 1, 65535, 587);
+        let port = u16::try_from(port).unwrap_or(587);
+        let (tls, tls_at) = self.smtp_tls(raw.tls, raw.starttls, port);
         let username = match raw.username {
             Some(u) if u.get_ref().trim().is_empty() => {
                 self.error(u.span(), "notifications.smtp.username", "must not be empty");
@@ -742,7 +766,7 @@ impl Cx<'_> {
         let password_span = raw.password.as_ref().map(Spanned::span);
         let password =
             self.optional_secret(raw.password, "notifications.smtp.password", base_dir, true);
-        match (&username, password_span) {
+        match (&username, password_span.clone()) {
             (Some(_), None) if !self.suppressed("notifications.smtp.password") => self.missing(
                 &at,
                 "notifications.smtp.password",
@@ -754,6 +778,22 @@ impl Cx<'_> {
                 "needs `username` next to it",
             ),
             _ => {}
+        }
+        if let Some((span, key)) = tls_at
+            && tls == SmtpTls::None
+            && (username.is_some() || password_span.is_some())
+            && !crate::smtp::is_loopback_host(&host)
+        {
+            self.error(
+                span,
+                key,
+                format!(
+                    "would send the SMTP username and password in cleartext: {host:?} is not a \
+                     loopback host. Use tls = \"starttls\" (port 587) or tls = \"implicit\" (port \
+                     465), or remove username and password (plain SMTP only without credentials, \
+                     or to localhost)"
+                ),
+            );
         }
         let from = match raw.from {
             Some(f) => {
@@ -797,12 +837,61 @@ impl Cx<'_> {
         };
         Smtp {
             host,
-            port: u16::try_from(port).unwrap_or(587),
-            starttls: raw.starttls.is_none_or(Spanned::into_inner),
+            port,
+            tls,
             username,
             password,
             from,
             to,
+        }
+    }
+
+    /// `tls`, or the older `starttls` (not both); without either, the port decides: 465 is
+    /// implicit TLS, anything else STARTTLS. `starttls = false` on 465 is implicit TLS too (as
+    /// it always was). Returns the span and key that chose the mode, when one was written.
+    fn smtp_tls(
+        &mut self,
+        tls: Option<Spanned<String>>,
+        starttls: Option<Spanned<bool>>,
+        port: u16,
+    ) -> (SmtpTls, Option<(Range<usize>, &'static str)>) {
+        let by_port = if port == 465 {
+            SmtpTls::Implicit
+        } else {
+            SmtpTls::Starttls
+        };
+        match (tls, starttls) {
+            (Some(t), st) => {
+                if let Some(st) = st {
+                    self.error(
+                        st.span(),
+                        "notifications.smtp.starttls",
+                        "`tls` is set: remove `starttls` (its older spelling)",
+                    );
+                }
+                let span = t.span();
+                let mode = self
+                    .choice(
+                        Some(t),
+                        "notifications.smtp.tls",
+                        &[
+                            ("starttls", SmtpTls::Starttls),
+                            ("implicit", SmtpTls::Implicit),
+                            ("none", SmtpTls::None),
+                        ],
+                    )
+                    .unwrap_or(by_port);
+                (mode, Some((span, "notifications.smtp.tls")))
+            }
+            (None, Some(st)) => {
+                let mode = match (*st.get_ref(), port) {
+                    (true, _) => SmtpTls::Starttls,
+                    (false, 465) => SmtpTls::Implicit,
+                    (false, _) => SmtpTls::None,
+                };
+                (mode, Some((st.span(), "notifications.smtp.starttls")))
+            }
+            (None, None) => (by_port, None),
         }
     }
 
@@ -1427,7 +1516,9 @@ impl Cx<'_> {
                         "literal secret in the file; use env:NAME or file:PATH",
                     );
                 }
-                r.rebased(base_dir)
+                let r = r.rebased(base_dir);
+                self.secret_site(v.span(), key, &r);
+                r
             }
             Err(message) => {
                 self.error(v.span(), key, message);
@@ -1456,7 +1547,9 @@ impl Cx<'_> {
                         "literal secret in the file; use env:NAME or file:PATH",
                     );
                 }
-                Some(r.rebased(base_dir))
+                let r = r.rebased(base_dir);
+                self.secret_site(v.span(), key, &r);
+                Some(r)
             }
             Err(message) => {
                 self.error(v.span(), key, message);
@@ -1492,6 +1585,15 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
     }
+}
+
+/// `host:port` (or any `:` that does not make an IPv6 address).
+fn is_host_with_port(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.contains(':') && bare.parse::<std::net::Ipv6Addr>().is_err()
 }
 
 fn singular(object: &str) -> &str {

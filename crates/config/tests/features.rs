@@ -226,7 +226,7 @@ clauses = [{ attribute = "displayName", operator = "ENDS_WITH", value = "-klaxoo
             smtp: Some(Smtp {
                 host: "smtp.example.com".into(),
                 port: 465,
-                starttls: false,
+                tls: SmtpTls::Implicit,
                 username: Some("scimsync".into()),
                 password: Some(SecretRef::env("SMTP_PASSWORD")),
                 from: "scimsync@example.com".into(),
@@ -480,8 +480,8 @@ fn notifications_are_checked() {
     let job = ok(&with(smtp)).job;
     let s = job.notifications.smtp.unwrap();
     assert_eq!(
-        (s.port, s.starttls, s.username, s.password),
-        (587, true, None, None)
+        (s.port, s.tls, s.username, s.password),
+        (587, SmtpTls::Starttls, None, None)
     );
 
     let (line, col, key, msg) = one(&with(&smtp.replace("to = [\"b@example.com\"]", "to = []")));
@@ -523,6 +523,89 @@ fn notifications_are_checked() {
         one(&with(&format!("{smtp}password = \"env:P\"\n"))).2,
         "notifications.smtp.password"
     );
+}
+
+/// Issue 12 §1: SMTP credentials never go over plain TCP, except to a loopback relay.
+#[test]
+fn smtp_credentials_need_tls_unless_the_host_is_loopback() {
+    let smtp = "[notifications.smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\n\
+                to = [\"b@example.com\"]\nusername = \"scimsync\"\npassword = \"env:SMTP_PASSWORD\"\n";
+    let tls_of = |extra: &str| {
+        ok(&with(&format!("{smtp}{extra}")))
+            .job
+            .notifications
+            .smtp
+            .unwrap()
+            .tls
+    };
+    // With credentials: STARTTLS by default, implicit TLS on 465 (however it is spelled).
+    assert_eq!(tls_of(""), SmtpTls::Starttls);
+    assert_eq!(tls_of("port = 465\n"), SmtpTls::Implicit);
+    assert_eq!(tls_of("port = 465\nstarttls = false\n"), SmtpTls::Implicit);
+    assert_eq!(
+        tls_of("tls = \"implicit\"\nport = 2465\n"),
+        SmtpTls::Implicit
+    );
+    assert_eq!(tls_of("starttls = true\n"), SmtpTls::Starttls);
+    assert_eq!(tls_of("tls = \"starttls\"\n"), SmtpTls::Starttls);
+
+    // Credentials in cleartext to a host that is not loopback: refused at the key that turned
+    // TLS off (BASE has 13 lines, the table starts on line 14).
+    let (line, col, key, msg) = one(&with(&format!("{smtp}starttls = false\n")));
+    assert_eq!(
+        (line, col, key.as_str()),
+        (20, 12, "notifications.smtp.starttls")
+    );
+    assert!(msg.contains("cleartext"), "{msg}");
+    assert!(
+        msg.contains("\"smtp.example.com\" is not a loopback host"),
+        "{msg}"
+    );
+    assert!(msg.contains("tls = \"starttls\""), "{msg}");
+    assert!(!msg.contains("SMTP_PASSWORD"), "{msg}");
+    let (line, col, key, _) = one(&with(&format!("{smtp}port = 25\ntls = \"none\"\n")));
+    assert_eq!((line, col, key.as_str()), (21, 7, "notifications.smtp.tls"));
+    // A relay that only looks local is judged by its name, not resolved.
+    let e = errors(&with(&format!(
+        "{}tls = \"none\"\n",
+        smtp.replace("smtp.example.com", "localhost.example.com")
+    )));
+    assert_eq!(e[0].key, "notifications.smtp.tls", "{e:#?}");
+
+    // Plain SMTP is fine on loopback, or without credentials.
+    for host in ["localhost", "127.0.0.1", "127.0.0.25", "::1", "[::1]"] {
+        let text = with(&format!(
+            "{}starttls = false\nport = 25\n",
+            smtp.replace("smtp.example.com", host)
+        ));
+        let s = ok(&text).job.notifications.smtp.unwrap();
+        assert_eq!(s.tls, SmtpTls::None, "{host}");
+        assert_eq!(s.host, host.trim_matches(['[', ']']), "{host}");
+        assert!(
+            s.host_is_loopback() && !s.credentials_in_cleartext(),
+            "{host}"
+        );
+    }
+    let anonymous = smtp
+        .replace("username = \"scimsync\"\n", "")
+        .replace("password = \"env:SMTP_PASSWORD\"\n", "");
+    let s = ok(&with(&format!("{anonymous}tls = \"none\"\nport = 25\n")))
+        .job
+        .notifications
+        .smtp
+        .unwrap();
+    assert_eq!(s.tls, SmtpTls::None);
+    assert!(!s.has_credentials() && !s.credentials_in_cleartext());
+
+    // One spelling at a time, and only known modes.
+    let (_, _, key, msg) = one(&with(&format!(
+        "{smtp}tls = \"starttls\"\nstarttls = true\n"
+    )));
+    assert_eq!(key, "notifications.smtp.starttls");
+    assert!(msg.contains("remove `starttls`"), "{msg}");
+    let (_, _, key, msg) = one(&with(&format!("{smtp}tls = \"ssl\"\n")));
+    assert_eq!(key, "notifications.smtp.tls");
+    assert!(msg.contains("\"implicit\""), "{msg}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use scimsync_config::Notifications;
+use scimsync_config::{Notifications, SmtpTls};
 use scimsync_core::{ErrorCode, Secret};
 use serde::Serialize;
 use std::sync::Arc;
@@ -165,8 +165,16 @@ impl Notifier for WebhookNotifier {
 }
 
 /// Mails the notification through an SMTP relay.
+///
+/// Credentials are never sent in cleartext: with `tls = "starttls"` the connection is upgraded
+/// before anything else and a server that does not offer STARTTLS is an error (no fallback to
+/// plain text, so no `AUTH` and no message); plain SMTP with credentials is refused unless the
+/// host is loopback, even if validation was bypassed.
 pub struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// `host:port`, for errors.
+    server: String,
+    tls: SmtpTls,
     from: Mailbox,
     to: Vec<Mailbox>,
 }
@@ -192,16 +200,26 @@ fn mailbox(s: &str) -> Result<Mailbox, NotifyError> {
 }
 
 impl SmtpNotifier {
-    /// Port 465 uses implicit TLS; otherwise STARTTLS when `starttls` (the default), else a
-    /// plain connection (only sensible for a relay on the same host).
+    /// STARTTLS (required, never opportunistic), implicit TLS, or a plain connection — the
+    /// last only without credentials or to a loopback relay.
     pub fn from_config(smtp: &scimsync_config::Smtp) -> Result<Self, NotifyError> {
         let err = |e: lettre::transport::smtp::Error| NotifyError::Config(e.to_string());
-        let mut builder = if smtp.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(err)?
-        } else if smtp.port == 465 {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(err)?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        let mut builder = match smtp.tls {
+            // `Tls::Required`: lettre fails when the server does not offer STARTTLS.
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(err)?
+            }
+            SmtpTls::Implicit => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(err)?
+            }
+            SmtpTls::None if smtp.credentials_in_cleartext() => {
+                return Err(NotifyError::Config(format!(
+                    "smtp: refusing to send the username and password in cleartext to {}, which \
+                     is not a loopback host: set tls = \"starttls\" or tls = \"implicit\"",
+                    smtp.host
+                )));
+            }
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
         };
         builder = builder
             .port(smtp.port)
@@ -217,6 +235,8 @@ impl SmtpNotifier {
         }
         Ok(SmtpNotifier {
             transport: builder.build(),
+            server: server_name(&smtp.host, smtp.port),
+            tls: smtp.tls,
             from: mailbox(&smtp.from)?,
             to: smtp
                 .to
@@ -234,9 +254,33 @@ impl Notifier for SmtpNotifier {
             self.transport
                 .send(msg)
                 .await
-                .map_err(|e| NotifyError::Mail(e.to_string()))?;
+                .map_err(|e| self.send_error(&e))?;
             Ok(())
         })
+    }
+}
+
+impl SmtpNotifier {
+    fn send_error(&self, e: &lettre::transport::smtp::Error) -> NotifyError {
+        let text = e.to_string();
+        if self.tls == SmtpTls::Starttls && text.contains("STARTTLS is not supported") {
+            return NotifyError::Mail(format!(
+                "{} does not offer STARTTLS, which tls = \"starttls\" requires: nothing was sent \
+                 (no credentials, no message); fix the server, or use tls = \"implicit\" if it \
+                 speaks SMTPS",
+                self.server
+            ));
+        }
+        NotifyError::Mail(format!("{}: {text}", self.server))
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn server_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -312,12 +356,164 @@ mod tests {
         assert!(raw.contains("Error code: Unauthorized"));
     }
 
+    /// A fake SMTP server on loopback: greets, answers EHLO with `ehlo` (never STARTTLS),
+    /// accepts AUTH, MAIL, RCPT and DATA, and records every line the client sends.
+    async fn fake_smtp(
+        ehlo: &'static [&'static str],
+    ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut read = BufReader::new(read);
+                    let _ = write.write_all(b"220 fake.example ESMTP\r\n").await;
+                    let mut in_data = false;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end().to_string();
+                        seen.lock().unwrap().push(l.clone());
+                        let verb = l.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                        let answer = if in_data {
+                            if l != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            "250 queued\r\n".to_string()
+                        } else {
+                            match verb.as_str() {
+                                "EHLO" => ehlo
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, e)| {
+                                        let sep = if i + 1 == ehlo.len() { ' ' } else { '-' };
+                                        format!("250{sep}{e}\r\n")
+                                    })
+                                    .collect(),
+                                "AUTH" => "235 2.7.0 accepted\r\n".into(),
+                                "MAIL" | "RCPT" | "RSET" | "NOOP" => "250 ok\r\n".into(),
+                                "DATA" => {
+                                    in_data = true;
+                                    "354 go on\r\n".into()
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    return;
+                                }
+                                _ => "502 not implemented\r\n".into(),
+                            }
+                        };
+                        if write.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, lines)
+    }
+
+    fn smtp_to(host: &str, port: u16, tls: SmtpTls) -> scimsync_config::Smtp {
+        scimsync_config::Smtp {
+            host: host.into(),
+            port,
+            tls,
+            username: Some("scimsync".into()),
+            password: Some(scimsync_config::SecretRef::literal("hunter2-smtp")),
+            from: "scimsync@example.com".into(),
+            to: vec!["ops@example.com".into()],
+        }
+    }
+
+    /// Issue 12 §1: a server that does not offer STARTTLS while it is required never sees the
+    /// credentials (nor the message): no downgrade to plain text.
+    #[tokio::test]
+    async fn without_starttls_offered_no_auth_is_ever_sent() {
+        // The server offers AUTH in the clear, the tempting downgrade.
+        let (port, lines) = fake_smtp(&["fake.example", "AUTH PLAIN LOGIN", "8BITMIME"]).await;
+        let notifier = SmtpNotifier::from_config(&smtp_to("127.0.0.1", port, SmtpTls::Starttls))
+            .expect("STARTTLS settings are accepted");
+        let err = notifier.notify(&sample()).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("127.0.0.1:{port} does not offer STARTTLS")),
+            "{err}"
+        );
+        assert!(err.contains("nothing was sent"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let seen = lines.lock().unwrap().clone();
+        assert!(
+            seen.iter().any(|l| l.starts_with("EHLO")),
+            "the client did talk to the fake server: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|l| {
+                let l = l.to_ascii_uppercase();
+                l.starts_with("AUTH") || l.starts_with("MAIL") || l.starts_with("DATA")
+            }),
+            "nothing but the greeting may cross a plain connection: {seen:?}"
+        );
+        assert!(!seen.concat().contains("hunter2"), "{seen:?}");
+    }
+
+    /// Plain SMTP with credentials is refused before connecting unless the host is loopback,
+    /// even with settings that never went through validation.
+    #[tokio::test]
+    async fn plain_smtp_with_credentials_only_to_loopback() {
+        let err = match SmtpNotifier::from_config(&smtp_to("smtp.example.com", 25, SmtpTls::None)) {
+            Err(NotifyError::Config(m)) => m,
+            Err(other) => panic!("expected a settings error, got {other}"),
+            Ok(_) => panic!("credentials in cleartext to a remote relay were accepted"),
+        };
+        assert!(
+            err.contains("cleartext") && err.contains("smtp.example.com"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+
+        // To a relay on this host it is allowed: the mail goes out, with AUTH.
+        let (port, lines) = fake_smtp(&["fake.example", "AUTH PLAIN LOGIN"]).await;
+        let notifier =
+            SmtpNotifier::from_config(&smtp_to("127.0.0.1", port, SmtpTls::None)).unwrap();
+        notifier.notify(&sample()).await.expect("delivered");
+        let seen = lines.lock().unwrap().clone();
+        assert!(seen.iter().any(|l| l.starts_with("AUTH")), "{seen:?}");
+        assert!(
+            seen.iter()
+                .any(|l| l.starts_with("Subject: scimsync: job slack")),
+            "{seen:?}"
+        );
+
+        // Without credentials plain SMTP goes anywhere, and sends no AUTH.
+        let (port, lines) = fake_smtp(&["fake.example", "AUTH PLAIN LOGIN"]).await;
+        let mut anonymous = smtp_to("127.0.0.1", port, SmtpTls::None);
+        (anonymous.username, anonymous.password) = (None, None);
+        SmtpNotifier::from_config(&anonymous)
+            .unwrap()
+            .notify(&sample())
+            .await
+            .expect("delivered");
+        let seen = lines.lock().unwrap().clone();
+        assert!(seen.iter().any(|l| l.starts_with("DATA")), "{seen:?}");
+        assert!(!seen.iter().any(|l| l.starts_with("AUTH")), "{seen:?}");
+        anonymous.host = "smtp.example.com".into();
+        assert!(SmtpNotifier::from_config(&anonymous).is_ok());
+    }
+
     #[test]
     fn smtp_settings_with_a_bad_address_are_refused() {
         let smtp = scimsync_config::Smtp {
             host: "localhost".into(),
             port: 25,
-            starttls: false,
+            tls: SmtpTls::None,
             username: None,
             password: None,
             from: "not an address".into(),

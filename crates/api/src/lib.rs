@@ -3,7 +3,10 @@
 //! Every endpoint requires `Authorization: Bearer <token>`, compared in constant time; a
 //! request without it gets 401 with a JSON error. A router built without a token refuses
 //! everything (`serve` generates a token when none is configured). Bind it to loopback unless
-//! the service file says otherwise.
+//! the service file says otherwise; beyond loopback `serve` speaks HTTPS ([`tls`], `[admin]
+//! tls_cert` and `tls_key`) unless `allow_plain_http = true`. Failed authentication is limited
+//! per client address (429 with `Retry-After`), and every answer carries the security headers
+//! of [`guard`].
 //!
 //! | method | path | does |
 //! |---|---|---|
@@ -25,12 +28,12 @@
 //! with a `description` for people.
 //!
 //! Errors: `{"error":{"code":"…","message":"…"}}` with 400 (bad body), 401, 404 (unknown job
-//! or object), 409 (the held set changed), 502 (the source or target failed), 503 (shutting
-//! down), 500 (state store).
+//! or object), 409 (the held set changed), 429 (too many failed authentications from this
+//! address), 502 (the source or target failed), 503 (shutting down), 500 (state store).
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,13 +44,18 @@ use scimsync_service::{CommandError, ServiceHandle, Subject};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use subtle::ConstantTimeEq;
 
 pub mod dashboard;
+pub mod guard;
 pub mod logs;
 pub mod metrics;
+pub mod tls;
 
+pub use guard::{AuthLimit, Options};
 pub use logs::{JobStore, JobStores, with_stores};
 
 /// What every handler can reach, including the ones in [`extra_routes`].
@@ -56,9 +64,18 @@ pub struct ApiState {
     pub handle: ServiceHandle,
 }
 
-/// The admin API. `token: None` refuses every request.
+/// The admin API with the default [`Options`] (plain HTTP). `token: None` refuses every
+/// request.
 pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
-    let auth = Arc::new(token.map(|t| Sha256::digest(t.expose().as_bytes()).to_vec()));
+    router_with(handle, token, Options::default())
+}
+
+/// The admin API. `token: None` refuses every request.
+pub fn router_with(handle: ServiceHandle, token: Option<Secret>, options: Options) -> Router {
+    let auth = Arc::new(Auth {
+        expected: token.map(|t| Sha256::digest(t.expose().as_bytes()).to_vec()),
+        limiter: Mutex::new(guard::Limiter::new(options.auth_limit)),
+    });
     let api = Router::new()
         .route("/api/jobs", get(list_jobs))
         .route("/api/jobs/{name}", get(job_status))
@@ -78,6 +95,10 @@ pub fn router(handle: ServiceHandle, token: Option<Secret>) -> Router {
         .with_state(ApiState { handle })
         // The dashboard page carries no data; what it shows comes from the endpoints above.
         .merge(dashboard::page())
+        .layer(middleware::from_fn_with_state(
+            options.tls,
+            guard::security_headers,
+        ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -103,11 +124,41 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
         .into_response()
 }
 
-async fn require_token(
-    State(expected): State<Arc<Option<Vec<u8>>>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// The token's hash, and the failed attempts per client.
+struct Auth {
+    expected: Option<Vec<u8>>,
+    limiter: Mutex<guard::Limiter>,
+}
+
+impl Auth {
+    fn limiter(&self) -> std::sync::MutexGuard<'_, guard::Limiter> {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client = guard::Client::of(addr.map(|a| a.ip()));
+    let now = Instant::now();
+    // Before the token is looked at: while refused, a good token is refused too, so guessing
+    // learns nothing.
+    let refused = auth.limiter().refused(client, now);
+    if let Some(wait) = refused {
+        let secs = guard::retry_after_secs(wait);
+        let mut resp = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests.as_str(),
+            format!(
+                "too many failed authentication attempts from this address; try again in {secs} s"
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return resp;
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -117,12 +168,19 @@ async fn require_token(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| Sha256::digest(t.trim().as_bytes()).to_vec());
-    let ok = match (expected.as_ref(), given) {
+    let ok = match (auth.expected.as_ref(), given) {
         // Hashes have the same length, so the comparison time does not depend on the token.
         (Some(want), Some(got)) => bool::from(want.ct_eq(&got)),
         _ => false,
     };
     if !ok {
+        if auth.limiter().failed(client, now) {
+            let from =
+                addr.map_or_else(|| "an unknown address".to_string(), |a| a.ip().to_string());
+            tracing::warn!(
+                "admin API: repeated failed authentication from {from}; refusing it for a while"
+            );
+        }
         let mut resp = error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",

@@ -178,7 +178,20 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_needs_the_bearer_token() {
     let service = service();
-    let app = scimsync_api::router(service.handle(), Some(Secret::inline(TOKEN)));
+    // Some fifty failures in a row: without a higher limit the 11th would be 429 (that limit
+    // has its own tests in tests/tls.rs).
+    let options = scimsync_api::Options {
+        auth_limit: scimsync_api::AuthLimit {
+            max_failures: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let app = scimsync_api::router_with(
+        service.handle(),
+        Some(Secret::inline(TOKEN)),
+        options.clone(),
+    );
     let wrong = format!("Bearer {TOKEN}x");
     for (method, path) in ENDPOINTS {
         for auth in [None, Some("Bearer "), Some(wrong.as_str()), Some(TOKEN)] {
@@ -192,7 +205,7 @@ async fn every_endpoint_needs_the_bearer_token() {
         }
     }
     // Without a configured token nothing is open.
-    let closed = scimsync_api::router(service.handle(), None);
+    let closed = scimsync_api::router_with(service.handle(), None, options);
     for (method, path) in ENDPOINTS {
         let bearer = format!("Bearer {TOKEN}");
         let (status, _) = call(&closed, method, path, Some(&bearer), "").await;

@@ -122,16 +122,10 @@ pub(crate) async fn admin_get(
             Secret::inline(t.trim())
         }
     };
-    let host = if admin.bind.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], admin.bind.port()))
-    } else {
-        admin.bind
-    };
-    let url = format!("http://{host}{path}");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| e.to_string())?;
+    // http or https (trusting exactly `[admin] tls_cert`), as `serve` listens.
+    let (base, client) = crate::serve::admin_client(&admin, std::time::Duration::from_secs(60))
+        .map_err(|e| format!("{e:#}"))?;
+    let url = format!("{base}{path}");
     let resp = client
         .get(&url)
         .bearer_auth(token.expose())
@@ -139,7 +133,7 @@ pub(crate) async fn admin_get(
         .await
         .map_err(|_| {
             format!(
-                "the job's state is locked by a running `scimsync serve`, and its admin API at http://{host} is not reachable (give --config-dir)"
+                "the job's state is locked by a running `scimsync serve`, and its admin API at {base} is not reachable (give --config-dir)"
             )
         })?;
     let status = resp.status();

@@ -6,10 +6,15 @@
 //! directory of job files (and, if you like, its own `--state` directory and admin `bind`).
 //! A job's state is locked by the process that opened it, so a second process configured with
 //! the same job stops at once with an error naming the locked state directory.
+//!
+//! The admin listener speaks HTTPS when `[admin] tls_cert` and `tls_key` are set; a `bind`
+//! beyond loopback without them is refused (exit 2) unless `allow_plain_http = true`. The
+//! commands here reach a running `serve` the same way, trusting exactly the configured
+//! certificate ([`admin_client`]).
 
 use crate::{render, wiring};
 use anyhow::{Context, Result, anyhow};
-use scimsync_config::{AdminConfig, JobConfig, SERVICE_FILE};
+use scimsync_config::{AdminConfig, AdminTls, ConfigError, JobConfig, SERVICE_FILE};
 use scimsync_core::{Secret, StateStore, SystemClock};
 use scimsync_engine::{
     ApproveOutcome, CycleReport, Engine, HeldDeletions, JobSpec, JobState, Mode, ObjectReport,
@@ -102,6 +107,72 @@ fn admin_token(admin: &AdminConfig, state: &Path, generate: bool) -> Result<Secr
     Ok(Secret::inline(token))
 }
 
+/// The rustls configuration for `[admin] tls_cert` / `tls_key`, or errors at those keys.
+fn admin_tls(tls: &AdminTls) -> Result<Arc<scimsync_api::tls::ServerConfig>, Vec<ConfigError>> {
+    let pem = tls.read()?;
+    scimsync_api::tls::server_config(pem.cert.as_bytes(), pem.key.expose().as_bytes()).map_err(
+        |e| {
+            vec![match e {
+                scimsync_api::tls::TlsError::Cert(m) => tls.cert_error(m),
+                scimsync_api::tls::TlsError::Key(m) => tls.key_error(m),
+            }]
+        },
+    )
+}
+
+/// How the admin listener is secured: TLS, loopback, or plain HTTP beyond loopback only when
+/// `allow_plain_http` says so (the service file refuses the rest already; this holds for an
+/// `AdminConfig` from anywhere).
+fn admin_transport(
+    admin: &AdminConfig,
+) -> Result<Option<Arc<scimsync_api::tls::ServerConfig>>, Vec<String>> {
+    if let Some(tls) = &admin.tls {
+        return admin_tls(tls)
+            .map(Some)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect());
+    }
+    if !admin.bind.ip().is_loopback() && !admin.allow_plain_http {
+        return Err(vec![format!(
+            "[admin] bind {} is beyond loopback without TLS: the admin token would cross the \
+             network in clear; set tls_cert and tls_key, or allow_plain_http = true",
+            admin.bind
+        )]);
+    }
+    Ok(None)
+}
+
+/// How the CLI reaches the admin API of a running `serve`: the base URL (`https` with
+/// `[admin] tls_cert`, loopback when the bind address is unspecified) and a client that, over
+/// TLS, accepts exactly the configured certificate. Only the certificate is read, never the
+/// key.
+pub(crate) fn admin_client(
+    admin: &AdminConfig,
+    timeout: std::time::Duration,
+) -> Result<(String, reqwest::Client)> {
+    let host = match admin.bind.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], admin.bind.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, admin.bind.port()))
+        }
+        _ => admin.bind,
+    };
+    let builder = reqwest::Client::builder().timeout(timeout);
+    let (scheme, builder) = match &admin.tls {
+        None => ("http", builder),
+        Some(tls) => {
+            let pem = tls.cert.resolve().map_err(|e| {
+                anyhow!(tls.cert_error(format!("cannot read the certificate chain: {e}")))
+            })?;
+            let config = scimsync_api::tls::pinned_client_config(pem.expose().as_bytes())
+                .map_err(|e| anyhow!(tls.cert_error(e.to_string())))?;
+            ("https", builder.tls_backend_preconfigured(config))
+        }
+    };
+    Ok((format!("{scheme}://{host}"), builder.build()?))
+}
+
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -178,6 +249,17 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    // Before anything is opened: a listener that would be unsafe, or a certificate or key that
+    // cannot be used, stops here (exit 2, like any configuration error).
+    let tls = match admin_transport(&admin) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            return Ok(2);
+        }
+    };
     let jobs = match load_jobs(config_dir) {
         Ok(j) => j,
         Err(code) => return Ok(code),
@@ -211,21 +293,24 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {} ([admin] bind)", admin.bind))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "admin API listening on http://{addr}/api/jobs (bearer token from {})",
+        "admin API listening on {scheme}://{addr}/api/jobs (bearer token from {})",
         token.origin()
     );
     scimsync_api::metrics::install_recorder();
+    let options = scimsync_api::Options {
+        tls: tls.is_some(),
+        ..Default::default()
+    };
     let app = scimsync_api::with_stores(
-        scimsync_api::router(service.handle(), Some(token)),
+        scimsync_api::router_with(service.handle(), Some(token), options),
         scimsync_api::JobStores::new(stores),
     );
     let cancel = service.cancel_token();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await
-    });
+    let server = tokio::spawn(scimsync_api::tls::serve(listener, app, tls, async move {
+        cancel.cancelled().await
+    }));
     shutdown_signal().await;
     eprintln!("shutting down: finishing cycles in flight and saving state");
     service.shutdown().await;
@@ -279,15 +364,8 @@ async fn via_api_raw(
 ) -> Result<(reqwest::StatusCode, Value)> {
     let admin = admin_config(config_dir).map_err(|_| anyhow!("invalid {SERVICE_FILE}"))?;
     let token = admin_token(&admin, state, false)?;
-    let host = if admin.bind.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], admin.bind.port()))
-    } else {
-        admin.bind
-    };
-    let url = format!("http://{host}{path}");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(120))
-        .build()?;
+    let (base, client) = admin_client(&admin, std::time::Duration::from_secs(120))?;
+    let url = format!("{base}{path}");
     let req = match method {
         "GET" => client.get(&url),
         _ => client.post(&url).json(&body),
@@ -296,7 +374,7 @@ async fn via_api_raw(
         .bearer_auth(token.expose())
         .send()
         .await
-        .with_context(|| format!("the admin API at http://{host} is not reachable"))?;
+        .with_context(|| format!("the admin API at {base} is not reachable"))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     Ok((status, v))
@@ -863,5 +941,226 @@ mod tests {
         assert!(text.contains("retries the 3 escrowed objects"), "{text}");
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(restart_summary(&v).unwrap(), s);
+    }
+}
+
+/// The admin listener's transport: TLS from the service file, the refusal of plain HTTP beyond
+/// loopback, and the commands reaching a running `serve` over HTTPS.
+#[cfg(test)]
+mod admin_tests {
+    use super::*;
+    use scimsync_core::UserScope;
+    use scimsync_service::{PlainRender, ServiceOptions};
+    use scimsync_store::MemoryStore;
+    use scimsync_testkit::doubles::{MemorySource, MemoryTarget};
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/tests/fixtures");
+    const TOKEN: &str = "cli-admin-token";
+
+    fn fixture(name: &str) -> String {
+        format!("{FIXTURES}/{name}")
+    }
+
+    /// A config directory with `scimsync.toml` holding `admin` (the `[admin]` table's body).
+    fn config_dir(admin: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SERVICE_FILE), format!("[admin]\n{admin}")).unwrap();
+        dir
+    }
+
+    fn loaded(dir: &Path) -> AdminConfig {
+        scimsync_config::load_service(&dir.join(SERVICE_FILE))
+            .unwrap()
+            .admin
+    }
+
+    #[tokio::test]
+    async fn serve_refuses_plain_http_beyond_loopback_with_exit_2() {
+        let dir = config_dir("bind = \"0.0.0.0:0\"\ntoken = \"env:SCIMSYNC_TEST_UNSET\"\n");
+        let state = tempfile::tempdir().unwrap();
+        assert_eq!(serve(dir.path(), state.path()).await, 2);
+        // Nothing was started or written.
+        assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+
+        // The same holds for settings made in code, not read from a file.
+        let mut admin = AdminConfig {
+            bind: "0.0.0.0:8787".parse().unwrap(),
+            ..AdminConfig::default()
+        };
+        let e = admin_transport(&admin).unwrap_err();
+        assert!(e[0].contains("beyond loopback without TLS"), "{e:?}");
+        admin.allow_plain_http = true;
+        assert!(admin_transport(&admin).unwrap().is_none());
+        assert!(admin_transport(&AdminConfig::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn unusable_certificates_and_keys_are_errors_at_their_keys() {
+        let dir = config_dir(&format!(
+            "tls_cert = \"file:{}\"\ntls_key = \"file:{}\"\n",
+            fixture("admin-cert.pem"),
+            fixture("other-key.pem")
+        ));
+        let file = dir.path().join(SERVICE_FILE).display().to_string();
+        let e = admin_transport(&loaded(dir.path())).unwrap_err();
+        assert_eq!(
+            e,
+            [format!(
+                "{file}:3:11: admin.tls_key: does not belong to the certificate in tls_cert (the \
+                 first certificate of the chain must be the one this key is for)"
+            )]
+        );
+
+        let dir = config_dir(&format!(
+            "tls_cert = \"file:{}\"\ntls_key = \"file:missing-key.pem\"\n",
+            fixture("admin-key.pem")
+        ));
+        let file = dir.path().join(SERVICE_FILE).display().to_string();
+        let e = admin_transport(&loaded(dir.path())).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(&format!(
+                "{file}:3:11: admin.tls_key: cannot read the private key"
+            )),
+            "{e:?}"
+        );
+        // The certificate is fine to read but is a key: found once the key is readable.
+        std::fs::copy(fixture("admin-key.pem"), dir.path().join("missing-key.pem")).unwrap();
+        let e = admin_transport(&loaded(dir.path())).unwrap_err();
+        assert_eq!(
+            e,
+            [format!(
+                "{file}:2:12: admin.tls_cert: holds a private key, not a certificate (PEM CERTIFICATE)"
+            )]
+        );
+        // Never the key's content.
+        let key = std::fs::read_to_string(fixture("admin-key.pem")).unwrap();
+        let body = key.lines().nth(1).unwrap();
+        assert!(!format!("{e:?}").contains(body));
+
+        let dir = config_dir(&format!(
+            "tls_cert = \"file:{}\"\ntls_key = \"file:{}\"\n",
+            fixture("admin-cert.pem"),
+            fixture("admin-key.pem")
+        ));
+        assert!(admin_transport(&loaded(dir.path())).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn commands_reach_serve_over_https_trusting_the_configured_certificate() {
+        let mut service = scimsync_service::Service::new(ServiceOptions::system());
+        service
+            .add_job(JobDef {
+                name: "app".into(),
+                schedule: scimsync_config::Schedule::default(),
+                quarantine: scimsync_config::Quarantine::default(),
+                spec: JobSpec::new("app", UserScope::All, Vec::new()),
+                source: MemorySource::new(Vec::new()),
+                target: MemoryTarget::new(),
+                store: Arc::new(MemoryStore::new()),
+                notifier: Arc::new(scimsync_service::notify::NoNotifier),
+                render: Arc::new(PlainRender),
+            })
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = config_dir(&format!(
+            "bind = \"127.0.0.1:{port}\"\ntoken = \"file:token\"\n\
+             tls_cert = \"file:{}\"\ntls_key = \"file:{}\"\n",
+            fixture("admin-cert.pem"),
+            fixture("admin-key.pem")
+        ));
+        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        let admin = loaded(dir.path());
+        let tls = admin_transport(&admin).unwrap();
+        assert!(tls.is_some());
+        let app = scimsync_api::router_with(
+            service.handle(),
+            Some(Secret::inline(TOKEN)),
+            scimsync_api::Options {
+                tls: true,
+                ..Default::default()
+            },
+        );
+        let cancel = service.cancel_token();
+        let server = tokio::spawn(scimsync_api::tls::serve(listener, app, tls, async move {
+            cancel.cancelled().await
+        }));
+
+        let (base, _) = admin_client(&admin, std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(base, format!("https://127.0.0.1:{port}"));
+        let state = tempfile::tempdir().unwrap();
+        let v = via_api(
+            dir.path(),
+            state.path(),
+            "GET",
+            "/api/jobs/app",
+            Value::Null,
+        )
+        .await
+        .unwrap();
+        assert_eq!(v["name"], "app", "{v}");
+        let (status, v) = via_api_raw(
+            dir.path(),
+            state.path(),
+            "POST",
+            "/api/jobs/app/restart",
+            json!({"scopes": ["nonsense"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 400, "{v}");
+
+        // A CLI whose service file names another certificate refuses to talk (and so never
+        // sends the token to a server it cannot trust).
+        let other = config_dir(&format!(
+            "bind = \"127.0.0.1:{port}\"\ntoken = \"file:token\"\n\
+             tls_cert = \"file:{}\"\ntls_key = \"file:{}\"\n",
+            fixture("other-cert.pem"),
+            fixture("other-key.pem")
+        ));
+        std::fs::write(other.path().join("token"), TOKEN).unwrap();
+        let e = via_api(other.path(), state.path(), "GET", "/api/jobs", Value::Null)
+            .await
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains(&format!(
+                "the admin API at https://127.0.0.1:{port} is not reachable"
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains("another certificate than [admin] tls_cert"),
+            "{e}"
+        );
+
+        // Without TLS in the service file the CLI speaks plain HTTP, which the TLS port does
+        // not answer.
+        let plain = config_dir(&format!(
+            "bind = \"127.0.0.1:{port}\"\ntoken = \"file:token\"\n"
+        ));
+        std::fs::write(plain.path().join("token"), TOKEN).unwrap();
+        assert!(
+            via_api(plain.path(), state.path(), "GET", "/api/jobs", Value::Null)
+                .await
+                .is_err()
+        );
+
+        service.shutdown().await;
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn an_unspecified_bind_is_reached_on_loopback_of_its_family() {
+        let mut admin = AdminConfig {
+            bind: "0.0.0.0:8787".parse().unwrap(),
+            ..AdminConfig::default()
+        };
+        let (base, _) = admin_client(&admin, std::time::Duration::from_secs(1)).unwrap();
+        assert_eq!(base, "http://127.0.0.1:8787");
+        admin.bind = "[::]:8787".parse().unwrap();
+        let (base, _) = admin_client(&admin, std::time::Duration::from_secs(1)).unwrap();
+        assert_eq!(base, "http://[::1]:8787");
     }
 }

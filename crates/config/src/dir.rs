@@ -1,11 +1,94 @@
 //! A config directory: every `*.toml` job file in it, plus the service file `scimsync.toml`.
 
-use crate::{ConfigError, Loaded, ServiceConfig, validate};
+use crate::{ConfigError, Loaded, SecretRef, ServiceConfig, validate};
+use scimsync_core::Secret;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The service file's name in a config directory; [`load_dir`] skips it.
 pub const SERVICE_FILE: &str = "scimsync.toml";
+
+/// `[admin] tls_cert` and `tls_key` in the service file: the admin API speaks HTTPS with this
+/// certificate chain and private key, both PEM, each `file:PATH` (relative to the service file)
+/// or `env:NAME` holding the PEM text. They are read when `serve` starts ([`AdminTls::read`]),
+/// and a problem with either is reported at the file:line:column of its key. The key is a
+/// secret: never shown, not even in `Debug`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTls {
+    /// The certificate chain, leaf first.
+    pub cert: SecretRef,
+    /// The leaf certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: SecretRef,
+    file: PathBuf,
+    cert_at: (usize, usize),
+    key_at: (usize, usize),
+}
+
+/// The PEM text [`AdminTls`] names, read (`Debug` shows the key's origin only).
+#[derive(Debug)]
+pub struct AdminTlsPem {
+    pub cert: String,
+    pub key: Secret,
+}
+
+impl AdminTls {
+    /// `cert_at` and `key_at`: the 1-based line and column of each value in `file`.
+    pub(crate) fn new(
+        file: &Path,
+        cert: SecretRef,
+        cert_at: (usize, usize),
+        key: SecretRef,
+        key_at: (usize, usize),
+    ) -> AdminTls {
+        AdminTls {
+            cert,
+            key,
+            file: file.to_path_buf(),
+            cert_at,
+            key_at,
+        }
+    }
+
+    /// Read both now. Each one that cannot be read is an error at its key (never with its
+    /// content).
+    pub fn read(&self) -> Result<AdminTlsPem, Vec<ConfigError>> {
+        let cert = self
+            .cert
+            .resolve()
+            .map_err(|e| self.cert_error(format!("cannot read the certificate chain: {e}")));
+        let key = self
+            .key
+            .resolve()
+            .map_err(|e| self.key_error(format!("cannot read the private key: {e}")));
+        match (cert, key) {
+            (Ok(cert), Ok(key)) => Ok(AdminTlsPem {
+                cert: cert.expose().to_string(),
+                key,
+            }),
+            (c, k) => Err(c.err().into_iter().chain(k.err()).collect()),
+        }
+    }
+
+    /// A problem with the certificate chain, at `tls_cert`.
+    pub fn cert_error(&self, message: impl Into<String>) -> ConfigError {
+        self.error(self.cert_at, "admin.tls_cert", message.into())
+    }
+
+    /// A problem with the private key, at `tls_key`. The message must not quote the key.
+    pub fn key_error(&self, message: impl Into<String>) -> ConfigError {
+        self.error(self.key_at, "admin.tls_key", message.into())
+    }
+
+    fn error(&self, (line, column): (usize, usize), key: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.into(),
+            message,
+        }
+    }
+}
 
 fn unreadable(path: &Path, what: &str, e: std::io::Error) -> ConfigError {
     ConfigError {

@@ -38,7 +38,7 @@ mod secrets;
 mod smtp;
 mod validate;
 
-pub use dir::{SERVICE_FILE, load_dir, load_service};
+pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
 pub use operator::Operator;
 pub use schedule::{DEFAULT_INTERVAL, Schedule};
@@ -411,6 +411,11 @@ pub struct AdminConfig {
     pub bind: SocketAddr,
     /// Bearer token the API requires. Optional only on a loopback `bind`.
     pub token: Option<SecretRef>,
+    /// `tls_cert` and `tls_key`: the API speaks HTTPS with this certificate and key.
+    pub tls: Option<AdminTls>,
+    /// `allow_plain_http = true`: a `bind` beyond loopback without TLS is accepted (the token
+    /// crosses the network in clear). Without it such a `bind` is a configuration error.
+    pub allow_plain_http: bool,
 }
 
 impl Default for AdminConfig {
@@ -418,6 +423,8 @@ impl Default for AdminConfig {
         AdminConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8787)),
             token: None,
+            tls: None,
+            allow_plain_http: false,
         }
     }
 }

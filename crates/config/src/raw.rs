@@ -165,4 +165,7 @@ pub(crate) struct RawService {
 pub(crate) struct RawAdmin {
     pub bind: S<String>,
     pub token: S<String>,
+    pub tls_cert: S<String>,
+    pub tls_key: S<String>,
+    pub allow_plain_http: S<bool>,
 }

@@ -139,7 +139,13 @@ pub(crate) const JOB: &[Field] = &[
     f("users", Kind::Table(USERS)),
     f("groups", Kind::Table(GROUPS)),
 ];
-const ADMIN: &[Field] = &[f("bind", Kind::Str), f("token", Kind::Secret)];
+const ADMIN: &[Field] = &[
+    f("bind", Kind::Str),
+    f("token", Kind::Secret),
+    f("tls_cert", Kind::Secret),
+    f("tls_key", Kind::Secret),
+    f("allow_plain_http", Kind::Bool),
+];
 /// The service file, `scimsync.toml`.
 pub(crate) const SERVICE: &[Field] = &[f("admin", Kind::Table(ADMIN))];
 
@@ -148,7 +154,13 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
     matches!(
         last,
-        "client_secret" | "private_key" | "certificate" | "token" | "webhook_token" | "password"
+        "client_secret"
+            | "private_key"
+            | "certificate"
+            | "token"
+            | "webhook_token"
+            | "password"
+            | "tls_key"
     )
 }
 

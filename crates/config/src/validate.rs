@@ -1289,7 +1289,13 @@ impl Cx<'_> {
     }
 
     fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {
-        let RawAdmin { bind, token } = raw.into_inner();
+        let RawAdmin {
+            bind,
+            token,
+            tls_cert,
+            tls_key,
+            allow_plain_http,
+        } = raw.into_inner();
         let mut cfg = AdminConfig::default();
         if let Some(b) = &bind {
             match b.get_ref().trim().parse::<SocketAddr>() {
@@ -1316,7 +1322,100 @@ impl Cx<'_> {
                 "the admin API listens beyond loopback, so it needs a token: set token = \"env:NAME\"",
             );
         }
+        let tls_given = tls_cert.is_some() || tls_key.is_some();
+        cfg.tls = self.admin_tls(tls_cert, tls_key, base_dir);
+        cfg.allow_plain_http = allow_plain_http.as_ref().is_some_and(|v| *v.get_ref());
+        let beyond_loopback = !cfg.bind.ip().is_loopback();
+        if beyond_loopback
+            && !tls_given
+            && !cfg.allow_plain_http
+            && !self.suppressed("admin.allow_plain_http")
+            && let Some(b) = &bind
+        {
+            self.error(
+                b.span(),
+                "admin.bind",
+                "the admin API listens beyond loopback without TLS, so the admin token would cross \
+                 the network in clear: set tls_cert and tls_key (PEM files), or bind to loopback; \
+                 allow_plain_http = true accepts the risk (behind a TLS proxy on a trusted network)",
+            );
+        }
+        if let Some(a) = &allow_plain_http
+            && cfg.allow_plain_http
+        {
+            if tls_given {
+                self.warn(
+                    a.span(),
+                    "admin.allow_plain_http",
+                    "has no effect: with tls_cert and tls_key the admin API speaks HTTPS only",
+                );
+            } else if beyond_loopback {
+                self.warn(
+                    a.span(),
+                    "admin.allow_plain_http",
+                    "the admin API answers plain HTTP beyond loopback: the admin token crosses the \
+                     network in clear",
+                );
+            }
+        }
         cfg
+    }
+
+    /// `tls_cert` and `tls_key`: both or neither, each `file:PATH` (or `env:NAME`) of PEM text.
+    /// The files are read when `serve` starts ([`crate::AdminTls::read`]).
+    fn admin_tls(
+        &mut self,
+        cert: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+        base_dir: &Path,
+    ) -> Option<crate::AdminTls> {
+        let mut pem_ref = |v: &Spanned<String>, key: &str, what: &str| {
+            let r = match SecretRef::parse(v.get_ref()) {
+                Ok(r) if r.is_literal() => Err(format!(
+                    "expected file:PATH of a PEM {what} (or env:NAME holding the PEM text)"
+                )),
+                other => other,
+            };
+            match r {
+                Ok(r) => Some((r.rebased(base_dir), self.lines.position(v.span().start))),
+                Err(message) => {
+                    self.error(v.span(), key, message);
+                    None
+                }
+            }
+        };
+        let c = cert
+            .as_ref()
+            .map(|v| pem_ref(v, "admin.tls_cert", "certificate chain"));
+        let k = key
+            .as_ref()
+            .map(|v| pem_ref(v, "admin.tls_key", "private key"));
+        match (c, k) {
+            (Some(Some((cert, cert_at))), Some(Some((key, key_at)))) => {
+                Some(crate::AdminTls::new(self.file, cert, cert_at, key, key_at))
+            }
+            (Some(Some(_)), None) => {
+                if let Some(v) = &cert {
+                    self.error(
+                        v.span(),
+                        "admin.tls_cert",
+                        "tls_cert needs tls_key, the certificate's private key, as well",
+                    );
+                }
+                None
+            }
+            (None, Some(Some(_))) => {
+                if let Some(v) = &key {
+                    self.error(
+                        v.span(),
+                        "admin.tls_key",
+                        "tls_key needs tls_cert, the certificate chain it belongs to, as well",
+                    );
+                }
+                None
+            }
+            _ => None,
+        }
     }
 
     fn mapping_value(&mut self, m: &RawMapping, key: &str, span: &Range<usize>) -> MappingValue {

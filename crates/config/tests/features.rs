@@ -912,13 +912,17 @@ fn service_file_rules() {
     let s = load("[admin]\ntoken = \"adm-hunter2\"\n").unwrap();
     assert_eq!(s.warnings.len(), 1);
     assert!(!s.warnings[0].to_string().contains("hunter2"));
-    // Beyond loopback a token is required.
-    let e = load("[admin]\nbind = \"0.0.0.0:8787\"\n").unwrap_err();
+    // Beyond loopback a token is required (and TLS, or an explicit `allow_plain_http`: see
+    // tests/admin.rs).
+    let e = load("[admin]\nbind = \"0.0.0.0:8787\"\nallow_plain_http = true\n").unwrap_err();
     assert_eq!(
         (e[0].line, e[0].column, e[0].key.as_str()),
         (2, 8, "admin.token")
     );
-    assert!(load("[admin]\nbind = \"0.0.0.0:8787\"\ntoken = \"file:tok\"\n").is_ok());
+    assert!(
+        load("[admin]\nbind = \"0.0.0.0:8787\"\ntoken = \"file:tok\"\nallow_plain_http = true\n")
+            .is_ok()
+    );
     let e = load("[admin]\nbind = \"localhost\"\n").unwrap_err();
     assert_eq!(e[0].key, "admin.bind");
     let e = load("[admin]\nbnd = \"127.0.0.1:1\"\n").unwrap_err();

@@ -39,7 +39,12 @@ pub(crate) enum AttrPath<'a> {
 
 impl<'a> AttrPath<'a> {
     pub(crate) fn parse(path: &'a str) -> AttrPath<'a> {
-        if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") {
+        // `get`: the fourth byte may fall inside a character (`"éé"`).
+        if path.len() > 4
+            && path
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             // Attribute names never contain ':', the URN always does: split at the last one.
             if let Some(i) = path.rfind(':') {
                 let (urn, attr) = (&path[..i], &path[i + 1..]);
@@ -110,15 +115,23 @@ fn parse_filtered(path: &str) -> Option<AttrPath<'_>> {
 }
 
 /// A quoted string with escapes, or a bare word up to `]`. Returns the value and bytes consumed.
+///
+/// A quoted value is a JSON string (RFC 7644 §3.4.2.2), decoded as such (`\n`, `\u001b`, …),
+/// so the value written into a resource is the one [`escape`] puts back into a filter; an
+/// escape JSON does not know (`\x`) keeps the character after the backslash.
 fn parse_value(s: &str) -> Option<(String, usize)> {
     if let Some(body) = s.strip_prefix('"') {
-        let mut out = String::new();
+        let mut lenient = String::new();
         let mut chars = body.char_indices();
         while let Some((i, c)) = chars.next() {
             match c {
-                '\\' => out.push(chars.next()?.1),
-                '"' => return Some((out, i + 2)),
-                c => out.push(c),
+                '\\' => lenient.push(chars.next()?.1),
+                '"' => {
+                    let consumed = i + 2;
+                    let json = serde_json::from_str::<String>(&s[..consumed]).ok();
+                    return Some((json.unwrap_or(lenient), consumed));
+                }
+                c => lenient.push(c),
             }
         }
         None
@@ -128,14 +141,30 @@ fn parse_value(s: &str) -> Option<(String, usize)> {
     }
 }
 
-/// Escapes `\` and `"` for a SCIM filter string literal.
+/// The body of a SCIM filter string literal for `value` (without the surrounding quotes).
+///
+/// RFC 7644 §3.4.2.2 makes filter comparison values JSON values, so a string is escaped as a
+/// JSON string is (RFC 8259 §7): `"` and `\` get a backslash, `\n` `\r` `\t` `\b` `\f` use
+/// their short forms, and every other control character (U+0000–U+001F, U+007F) is written
+/// `\u00XX`. A raw control character inside the quotes is invalid JSON, and a strict server
+/// answers 400 `invalidFilter`: a group named `Ops\u{1b}[31mRed` could never be matched.
 pub(crate) fn escape(value: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(value.len() + 2);
     for c in value.chars() {
-        if c == '\\' || c == '"' {
-            out.push('\\');
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out
 }
@@ -214,6 +243,26 @@ mod tests {
     }
 
     #[test]
+    fn paths_starting_with_multibyte_characters_parse() {
+        // Found by the `scim_path` fuzz target: slicing the first four bytes panicked.
+        assert_eq!(
+            AttrPath::parse("dm!\u{7c8}i"),
+            AttrPath::Core {
+                attr: "dm!\u{7c8}i",
+                sub: None
+            }
+        );
+        assert!(matches!(
+            AttrPath::parse("éé.x"),
+            AttrPath::Core {
+                attr: "éé",
+                sub: Some("x")
+            }
+        ));
+        assert_eq!(match_filter("éé", "v"), r#"éé eq "v""#);
+    }
+
+    #[test]
     fn malformed_filter_paths_fall_back_to_a_plain_attribute() {
         assert!(matches!(
             AttrPath::parse(r#"emails[type eq "work"#),
@@ -240,6 +289,37 @@ mod tests {
             match_filter(&format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber"), "42"),
             format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber eq \"42\"")
         );
+    }
+
+    #[test]
+    fn filters_escape_control_characters_as_json() {
+        let value = "Ops\u{1b}[31mRed\u{7}\n\r\t\u{8}\u{c}\u{0}\u{7f}\"\\é";
+        let filter = match_filter("displayName", value);
+        assert_eq!(
+            filter,
+            r#"displayName eq "Ops\u001b[31mRed\u0007\n\r\t\b\f\u0000\u007f\"\\é""#
+        );
+        assert!(!filter.chars().any(|c| c.is_control()), "{filter:?}");
+        // The literal is a JSON string that decodes to the value.
+        let literal = filter.strip_prefix("displayName eq ").unwrap();
+        assert_eq!(serde_json::from_str::<String>(literal).unwrap(), value);
+        for c in (0u8..0x20).chain([0x7f]).map(char::from) {
+            let lit = format!("\"{}\"", escape(&c.to_string()));
+            assert!(!lit.chars().any(|c| c.is_control()), "{c:?} -> {lit:?}");
+            assert_eq!(serde_json::from_str::<String>(&lit).unwrap(), c.to_string());
+        }
+    }
+
+    #[test]
+    fn quoted_path_values_decode_json_escapes() {
+        match AttrPath::parse(r#"emails[type eq "a\u001bb\nc"].value"#) {
+            AttrPath::Filtered { filter_value, .. } => assert_eq!(filter_value, "a\u{1b}b\nc"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match AttrPath::parse(r#"emails[type eq "a\xb"].value"#) {
+            AttrPath::Filtered { filter_value, .. } => assert_eq!(filter_value, "axb"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

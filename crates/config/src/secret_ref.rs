@@ -6,7 +6,13 @@
 
 use scimsync_core::Secret;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Largest `file:` secret read, 64 KiB: a token, a client secret, a PEM key or certificate is a
+/// few KB. Anything longer is refused after reading at most this many bytes (one more, to tell),
+/// so `file:/dev/zero` or a log file named by mistake fails at once instead of filling memory.
+pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why a [`SecretRef`] could not be read. Never contains the secret's value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,6 +21,11 @@ pub enum SecretError {
     MissingEnv(String),
     #[error("cannot read secret file {path}: {reason}")]
     File { path: String, reason: String },
+    #[error(
+        "secret file {path} is larger than {limit} bytes ({} KiB); a secret file holds only the secret",
+        limit / 1024
+    )]
+    TooLarge { path: String, limit: u64 },
     #[error("secret is empty ({0})")]
     Empty(String),
 }
@@ -40,7 +51,7 @@ impl SecretRef {
         SecretRef(Repr::Env(name.into()))
     }
 
-    /// `file:PATH`; the file's content minus a trailing newline is the secret.
+    /// `file:PATH`; the file's content minus a trailing newline is the secret (at most 64 KiB).
     pub fn file(path: impl Into<PathBuf>) -> SecretRef {
         SecretRef(Repr::File(path.into()))
     }
@@ -78,7 +89,9 @@ impl SecretRef {
     }
 
     /// Read the secret now: the environment variable, the file's content minus a trailing
-    /// newline, or the literal itself. An empty value is an error.
+    /// newline, or the literal itself. An empty value is an error, and so is a file larger than
+    /// 64 KiB ([`SecretError::TooLarge`], refused after reading that much: `file:/dev/zero`
+    /// fails at once).
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         let (value, origin) = match &self.0 {
             Repr::Env(name) => (read_env(name)?, format!("env:{name}")),
@@ -129,12 +142,28 @@ fn read_env(name: &str) -> Result<String, SecretError> {
 }
 
 fn read_file(path: &Path) -> Result<String, SecretError> {
-    std::fs::read_to_string(path)
-        .map(|v| v.trim_end_matches(['\r', '\n']).to_string())
-        .map_err(|e| SecretError::File {
+    read_file_capped(path, MAX_SECRET_FILE_BYTES)
+}
+
+/// `path`'s content as UTF-8 minus trailing newlines, reading at most `limit + 1` bytes.
+fn read_file_capped(path: &Path, limit: u64) -> Result<String, SecretError> {
+    let failed = |reason: String| SecretError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(SecretError::TooLarge {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            limit,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| failed("not UTF-8 text".into()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -227,6 +256,46 @@ mod tests {
         let s = SecretRef::parse("plain-s3cr3t").unwrap().resolve().unwrap();
         assert_eq!(s.origin(), "literal");
         assert!(!format!("{s:?} {s}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn endless_and_oversized_secret_files_fail_fast_naming_the_file_and_limit() {
+        let started = std::time::Instant::now();
+        let err = SecretRef::file("/dev/zero").resolve().unwrap_err();
+        assert_eq!(
+            err,
+            SecretError::TooLarge {
+                path: "/dev/zero".into(),
+                limit: MAX_SECRET_FILE_BYTES
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "secret file /dev/zero is larger than 65536 bytes (64 KiB); a secret file holds only \
+             the secret"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'k'; MAX_SECRET_FILE_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            SecretRef::file(&big).resolve().unwrap_err(),
+            SecretError::TooLarge { path, .. } if path == big.display().to_string()
+        ));
+        // Exactly the limit is fine (a trailing newline is still trimmed).
+        let mut at_limit = vec![b'k'; MAX_SECRET_FILE_BYTES as usize - 1];
+        at_limit.push(b'\n');
+        std::fs::write(&big, at_limit).unwrap();
+        let s = SecretRef::file(&big).resolve().unwrap();
+        assert_eq!(s.expose().len(), MAX_SECRET_FILE_BYTES as usize - 1);
+
+        let binary = dir.path().join("bin");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(matches!(
+            SecretRef::file(&binary).resolve().unwrap_err(),
+            SecretError::File { reason, .. } if reason == "not UTF-8 text"
+        ));
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl GraphClient {
 }
 
 /// `Retry-After` from an item's inner `headers` (any casing; string or number).
-fn inner_retry_after(item: &Value) -> Option<Duration> {
+pub(crate) fn inner_retry_after(item: &Value) -> Option<Duration> {
     let headers = item.get("headers")?.as_object()?;
     let (_, v) = headers
         .iter()
@@ -151,7 +151,7 @@ fn inner_retry_after(item: &Value) -> Option<Duration> {
     }
 }
 
-fn item_error(url: &str, status: u64, item: &Value) -> SourceError {
+pub(crate) fn item_error(url: &str, status: u64, item: &Value) -> SourceError {
     let error = item.get("body").and_then(|b| b.get("error"));
     let text = |k: &str| {
         error

@@ -1,6 +1,7 @@
 //! The Graph HTTP client: configuration, authenticated GETs with retries, error envelopes and
 //! `@odata.nextLink` paging.
 
+use crate::body::{Body, human, read_capped, too_large_text};
 use crate::credential::{AssertionSigner, CertificateAlgorithm, Credential};
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use crate::token::{Auth, TokenCache, TokenSettings, error_chain};
@@ -22,6 +23,13 @@ pub const DEFAULT_MAX_RETRIES: u32 = 6;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
 /// First step of the exponential backoff used when Graph sends no `Retry-After`.
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Largest Graph answer (one page, one `$batch` response) read, 64 MiB: a page of 999 users
+/// with every property is a few MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Largest token endpoint answer read, 1 MiB (a token answer is a few KB).
+pub const DEFAULT_MAX_TOKEN_RESPONSE_BYTES: usize = 1 << 20;
+/// The smallest accepted value of either limit.
+const MIN_RESPONSE_LIMIT: usize = 1 << 10;
 
 /// How to reach a tenant's Graph with an app registration's client credentials.
 #[derive(Debug, Clone)]
@@ -42,6 +50,13 @@ pub struct GraphConfig {
     pub max_retries: u32,
     /// Graph requests in flight at once (default 4).
     pub max_concurrency: usize,
+    /// Largest Graph answer read, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`], at least
+    /// 1 KiB). The body is read chunk by chunk and the read stops past the limit: the request
+    /// fails with `GraphRequestFailed` naming it and the limit, and is not retried.
+    pub max_response_bytes: usize,
+    /// Largest token endpoint answer read, in bytes (default
+    /// [`DEFAULT_MAX_TOKEN_RESPONSE_BYTES`], at least 1 KiB).
+    pub max_token_response_bytes: usize,
 }
 
 impl GraphConfig {
@@ -91,6 +106,8 @@ impl GraphConfig {
             page_size: DEFAULT_PAGE_SIZE,
             max_retries: DEFAULT_MAX_RETRIES,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_token_response_bytes: DEFAULT_MAX_TOKEN_RESPONSE_BYTES,
         }
     }
 }
@@ -110,6 +127,7 @@ pub(crate) struct Inner {
     pub(crate) max_retries: u32,
     pub(crate) retry_base: Duration,
     pub(crate) max_concurrency: usize,
+    max_response_bytes: usize,
     permits: Semaphore,
     requests: Arc<AtomicU64>,
 }
@@ -186,6 +204,17 @@ impl GraphClient {
         if cfg.max_concurrency == 0 {
             return Err(config_error("max_concurrency must be at least 1".into()));
         }
+        for (name, value) in [
+            ("max_response_bytes", cfg.max_response_bytes),
+            ("max_token_response_bytes", cfg.max_token_response_bytes),
+        ] {
+            if value < MIN_RESPONSE_LIMIT {
+                return Err(config_error(format!(
+                    "{name} {value} must be at least {}",
+                    human(MIN_RESPONSE_LIMIT)
+                )));
+            }
+        }
         let graph_url = base_url("graph_url", &cfg.graph_url)?;
         let login_url = base_url("login_url", &cfg.login_url)?;
         let http = reqwest::Client::builder()
@@ -222,6 +251,7 @@ impl GraphClient {
                 auth,
                 max_retries: cfg.max_retries,
                 retry_base,
+                max_response_bytes: cfg.max_token_response_bytes,
             },
             http.clone(),
             requests.clone(),
@@ -236,6 +266,7 @@ impl GraphClient {
                 max_retries: cfg.max_retries,
                 retry_base,
                 max_concurrency: cfg.max_concurrency,
+                max_response_bytes: cfg.max_response_bytes,
                 permits: Semaphore::new(cfg.max_concurrency),
                 requests,
             }),
@@ -314,7 +345,9 @@ impl GraphClient {
                     Ok(r) => {
                         let status = r.status();
                         let headers = r.headers().clone();
-                        r.bytes().await.map(|body| (status, headers, body))
+                        read_capped(r, inner.max_response_bytes)
+                            .await
+                            .map(|body| (status, headers, body))
                     }
                     Err(e) => Err(e),
                 }
@@ -353,6 +386,24 @@ impl GraphClient {
             }
             let request_id = header(&headers, "request-id");
             tracing::debug!(request = %what, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), "Graph answered");
+            let body = match body {
+                Body::Complete(body) => body,
+                // Not retried: the same request would bring the same answer.
+                Body::TooLarge { declared, .. } if status.is_success() => {
+                    return Err(Failure::other(request_failed(
+                        format!(
+                            "{what}: Graph answered {status} with a body {}; refused without \
+                             reading the rest (raise max_response_bytes, or lower page_size) \
+                             [request-id {}, client-request-id {client_request_id}]",
+                            too_large_text(declared, inner.max_response_bytes),
+                            request_id.as_deref().unwrap_or("none"),
+                        ),
+                        request_id,
+                    )));
+                }
+                // An error answer is still that error; its start is enough for the message.
+                Body::TooLarge { prefix, .. } => prefix,
+            };
             if status.is_success() {
                 return serde_json::from_slice(&body).map_err(|e| {
                     Failure::other(request_failed(
@@ -611,15 +662,15 @@ fn describe(post: bool, url: &Url) -> String {
 
 /// Graph's `{"error":{"code","message","innerError":{"request-id","client-request-id"}}}`.
 #[derive(Debug, Default)]
-struct GraphErrorBody {
-    code: Option<String>,
-    message: Option<String>,
-    request_id: Option<String>,
-    client_request_id: Option<String>,
+pub(crate) struct GraphErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) client_request_id: Option<String>,
 }
 
 impl GraphErrorBody {
-    fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         #[derive(Deserialize)]
         struct Envelope {
             error: Option<Map<String, Value>>,

@@ -26,14 +26,14 @@ const ALWAYS: [&str; 2] = ["objectId", "displayName"];
 type Members = BTreeMap<String, BTreeMap<String, MemberKind>>;
 
 /// The requested group attributes resolved to Graph properties.
-struct GroupProjection {
+pub(crate) struct GroupProjection {
     attrs: Vec<(String, GraphProperty)>,
     /// `$select` without `members`.
     select: String,
 }
 
 impl GroupProjection {
-    fn new(requested: &[String]) -> Self {
+    pub(crate) fn new(requested: &[String]) -> Self {
         let mut attrs: Vec<(String, GraphProperty)> = Vec::new();
         let mut select: Vec<String> = vec!["id".into()];
         for name in ALWAYS
@@ -62,7 +62,7 @@ impl GroupProjection {
         }
     }
 
-    fn group(&self, graph: &Value) -> Option<SourceGroup> {
+    pub(crate) fn group(&self, graph: &Value) -> Option<SourceGroup> {
         let obj: &Map<String, Value> = graph.as_object()?;
         let id = obj.get("id")?.as_str()?.to_string();
         let attrs = self
@@ -75,7 +75,7 @@ impl GroupProjection {
 }
 
 /// One `members@delta` element: (member id, kind, removed?); `None` for other object types.
-fn member_link(group: &str, link: &Value) -> Option<(String, MemberKind, bool)> {
+pub(crate) fn member_link(group: &str, link: &Value) -> Option<(String, MemberKind, bool)> {
     let id = link.get("id")?.as_str()?.to_string();
     let kind = match link.get("@odata.type").and_then(Value::as_str) {
         Some(t) if t.eq_ignore_ascii_case("#microsoft.graph.user") => MemberKind::User,
@@ -89,7 +89,7 @@ fn member_link(group: &str, link: &Value) -> Option<(String, MemberKind, bool)> 
     Some((id, kind, link.get("@removed").is_some()))
 }
 
-fn links(item: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn links(item: &Value) -> impl Iterator<Item = &Value> {
     item.get("members@delta")
         .and_then(Value::as_array)
         .into_iter()

@@ -22,9 +22,11 @@
 
 mod attributes;
 mod batch;
+mod body;
 mod client;
 mod credential;
 mod delta;
+pub mod fuzz;
 mod groups;
 mod read;
 mod retry;
@@ -34,7 +36,8 @@ pub use attributes::{
     COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property, is_computed_attribute,
 };
 pub use client::{
-    DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_PAGE_SIZE, DEFAULT_RETRY_BASE, GraphClient, GraphConfig,
+    DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKEN_RESPONSE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_BASE,
+    GraphClient, GraphConfig,
 };
 pub use credential::{CertificateAlgorithm, Credential};

@@ -21,7 +21,10 @@ pub(crate) fn retry_after_text(text: &str) -> Option<Duration> {
     if !secs.is_finite() || secs < 0.0 {
         return None;
     }
-    Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER))
+    // Capped before the conversion: `from_secs_f64` panics past u64::MAX seconds (`1e20`).
+    Some(Duration::from_secs_f64(
+        secs.min(MAX_RETRY_AFTER.as_secs_f64()),
+    ))
 }
 
 /// Whether Graph (or its token endpoint) may answer differently if asked again: 429 and every
@@ -58,6 +61,10 @@ mod tests {
         assert_eq!(retry_after(&headers("86400")), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(retry_after(&headers("-1")), None);
+        // Found by the `graph_answer` fuzz target: past u64::MAX seconds the conversion panicked.
+        assert_eq!(retry_after(&headers("1e20")), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after_text("1111e300"), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after_text("inf"), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 

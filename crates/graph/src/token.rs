@@ -6,6 +6,7 @@
 //! time. With a certificate credential each request carries a freshly signed
 //! `client_assertion` instead of `client_secret`. Token endpoint errors are turned into one message that names the likely cause.
 
+use crate::body::{Body, read_capped, too_large_text};
 use crate::credential::AssertionSigner;
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use oauth2::basic::{
@@ -55,7 +56,7 @@ impl ErrorResponse for AadError {}
 
 impl AadError {
     /// The AADSTS number: from `error_codes`, else from the `AADSTSnnnn:` prefix of the text.
-    fn code(&self) -> Option<u64> {
+    pub(crate) fn code(&self) -> Option<u64> {
         let listed = self.error_codes.iter().find_map(|v| match v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.trim().parse().ok(),
@@ -78,7 +79,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// What an AADSTS code means for the admin who configured the job.
-fn explain(code: u64) -> Option<&'static str> {
+pub(crate) fn explain(code: u64) -> Option<&'static str> {
     Some(match code {
         7000215 => {
             "invalid client secret (use the secret's Value, not its Secret ID, and check it belongs to this app registration)"
@@ -119,6 +120,13 @@ pub(crate) enum TokenTransportError {
     },
     #[error("{0}")]
     Http(#[from] oauth2::http::Error),
+    /// The answer is larger than `max_token_response_bytes`; not retried.
+    #[error("token endpoint answered HTTP {status} with a body {}", too_large_text(*declared, *cap))]
+    TooLarge {
+        status: u16,
+        declared: Option<u64>,
+        cap: usize,
+    },
 }
 
 /// The adapter oauth2 5 asks for: run its `http::Request` on reqwest 0.13 and hand back an
@@ -126,6 +134,7 @@ pub(crate) enum TokenTransportError {
 async fn send(
     http: reqwest::Client,
     counter: Arc<AtomicU64>,
+    cap: usize,
     request: HttpRequest,
 ) -> Result<HttpResponse, TokenTransportError> {
     let request = reqwest::Request::try_from(request)?;
@@ -144,8 +153,17 @@ async fn send(
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
     }
-    let body = response.bytes().await?;
-    Ok(builder.body(body.to_vec())?)
+    let body = match read_capped(response, cap).await? {
+        Body::Complete(body) => body,
+        Body::TooLarge { declared, .. } => {
+            return Err(TokenTransportError::TooLarge {
+                status: status.as_u16(),
+                declared,
+                cap,
+            });
+        }
+    };
+    Ok(builder.body(body)?)
 }
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -188,6 +206,7 @@ pub(crate) struct TokenCache {
     client_id: String,
     max_retries: u32,
     retry_base: Duration,
+    max_response_bytes: usize,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -199,6 +218,8 @@ pub(crate) struct TokenSettings {
     pub auth: Auth,
     pub max_retries: u32,
     pub retry_base: Duration,
+    /// Largest token answer read.
+    pub max_response_bytes: usize,
 }
 
 impl TokenCache {
@@ -228,6 +249,7 @@ impl TokenCache {
             client_id: s.client_id,
             max_retries: s.max_retries,
             retry_base: s.retry_base,
+            max_response_bytes: s.max_response_bytes,
             cached: Mutex::new(None),
         })
     }
@@ -262,7 +284,8 @@ impl TokenCache {
         loop {
             let http = self.http.clone();
             let counter = self.counter.clone();
-            let adapter = move |req: HttpRequest| send(http.clone(), counter.clone(), req);
+            let cap = self.max_response_bytes;
+            let adapter = move |req: HttpRequest| send(http.clone(), counter.clone(), cap, req);
             let mut request = self
                 .oauth
                 .exchange_client_credentials()
@@ -358,6 +381,11 @@ impl TokenCache {
                 ),
                 None,
             ),
+            RequestTokenError::Request(e @ TokenTransportError::TooLarge { .. }) => (
+                ErrorCode::GraphRequestFailed,
+                format!("{e} ({who}); refused without reading the rest (max_token_response_bytes)"),
+                None,
+            ),
             RequestTokenError::Request(e) => (
                 ErrorCode::GraphRequestFailed,
                 format!(
@@ -429,7 +457,7 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Refresh five minutes before expiry, or at half-life for tokens shorter than ten minutes.
-fn refresh_after(lifetime: Duration) -> Duration {
+pub(crate) fn refresh_after(lifetime: Duration) -> Duration {
     let margin = Duration::from_secs(300);
     if lifetime >= margin * 2 {
         lifetime - margin

@@ -4,6 +4,7 @@
 //! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
 //! preview printed from the same plan is byte-for-byte what goes on the wire.
 
+use crate::body::{Body, human, read_capped, too_large_text};
 use crate::members::{MemberRemoval, add_members_body, remove_members_body};
 use crate::patch::{Dialect, patch_body, patch_body_with_manager};
 use crate::path::{ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, match_filter};
@@ -35,6 +36,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Entra's feature flags that admins paste into the Tenant URL; they are meant for Entra, not
 /// for the target, so they are not forwarded.
 const ENTRA_URL_FLAGS: [&str; 2] = ["aadOptscim062020", "AzureAdScimPatch2017"];
+/// Largest SCIM answer read, 16 MiB: a filtered query returns one or two resources, a group's
+/// member list of 100,000 ids is a few MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// The smallest accepted [`ScimClientConfig::max_response_bytes`].
+const MIN_RESPONSE_LIMIT: usize = 1 << 10;
 
 /// One request, fully built but not sent. `path` is relative to the configured base URL and
 /// already URL-encoded (`/Users/{id}`, `/Users?filter=userName+eq+%22x%22`).
@@ -212,6 +218,13 @@ pub struct ScimClientConfig {
     pub member_removal: Option<MemberRemoval>,
     /// How enterprise `manager` is written in POST and PATCH. Default `Complex`.
     pub manager_format: ManagerFormat,
+    /// Largest answer read, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`], at least 1 KiB).
+    /// The body is read chunk by chunk and the read stops past the limit. A larger 2xx is
+    /// `SystemForCrossDomainIdentityManagementServiceIncompatible` naming the request and the
+    /// limit, never resent; after a write it carries the 2xx status (the target has acted, see
+    /// [`TargetError::target_may_have_acted`]). A larger error answer is still that error,
+    /// described from its first bytes.
+    pub max_response_bytes: usize,
 }
 
 impl ScimClientConfig {
@@ -228,6 +241,7 @@ impl ScimClientConfig {
             retry_base_delay: Duration::from_millis(250),
             member_removal: None,
             manager_format: ManagerFormat::Complex,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -254,6 +268,7 @@ struct Inner {
     max_retries: u32,
     retry_base_delay: Duration,
     max_concurrency: usize,
+    max_response_bytes: usize,
     permits: Semaphore,
     sent: AtomicU64,
 }
@@ -271,7 +286,7 @@ impl fmt::Debug for ScimClient {
 
 /// What a 404 means depends on what was addressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Addressing {
+pub(crate) enum Addressing {
     /// `/Users?filter=…`: a miss must be an empty ListResponse, a 404 is non-compliance.
     Filter,
     /// `POST /Users`: the collection itself is missing.
@@ -281,7 +296,7 @@ enum Addressing {
 }
 
 impl Addressing {
-    fn of(path: &str) -> Addressing {
+    pub(crate) fn of(path: &str) -> Addressing {
         let (resource, query) = match path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
@@ -317,6 +332,13 @@ impl ScimClient {
                 .collect();
             (!kept.is_empty()).then(|| kept.join("&"))
         });
+        if cfg.max_response_bytes < MIN_RESPONSE_LIMIT {
+            return Err(invalid(format!(
+                "max_response_bytes {} must be at least {}",
+                cfg.max_response_bytes,
+                human(MIN_RESPONSE_LIMIT)
+            )));
+        }
         base.set_query(None);
         base.set_fragment(None);
         let path = base.path().trim_end_matches('/').to_string();
@@ -355,6 +377,7 @@ impl ScimClient {
                 max_retries: cfg.max_retries,
                 retry_base_delay: cfg.retry_base_delay,
                 max_concurrency,
+                max_response_bytes: cfg.max_response_bytes,
                 permits: Semaphore::new(max_concurrency),
                 sent: AtomicU64::new(0),
             }),
@@ -536,10 +559,21 @@ impl ScimClient {
                     let retry_after =
                         header(RETRY_AFTER).and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
                     let location = header(LOCATION);
-                    match resp.bytes().await {
-                        Ok(bytes) => Ok((status, retry_after, location, bytes.to_vec())),
+                    let success = (200..300).contains(&status);
+                    match read_capped(resp, self.inner.max_response_bytes).await {
+                        Ok(Body::Complete(bytes)) => Ok((status, retry_after, location, bytes)),
+                        Ok(Body::TooLarge { declared, .. }) if success => Err(too_large(
+                            req,
+                            status,
+                            declared,
+                            self.inner.max_response_bytes,
+                        )),
+                        // An error answer is still that error; its start describes it.
+                        Ok(Body::TooLarge { prefix, .. }) => {
+                            Ok((status, retry_after, location, prefix))
+                        }
                         // A 2xx cut short: the target acted, and we cannot tell the outcome.
-                        Err(e) if (200..300).contains(&status) => {
+                        Err(e) if success => {
                             Err(unreadable_success(req, status, &transport_error(&e, req)))
                         }
                         // An error whose body was cut short is still that error.
@@ -641,6 +675,25 @@ fn unreadable_success(req: &PlannedRequest, status: u16, cause: &TargetError) ->
                 "answered {status} but its body could not be read ({detail}); the target has probably acted"
             ),
         )
+    }
+}
+
+/// A 2xx whose body is larger than `cap`: `ServiceIncompatible`, not resent (the same request
+/// brings the same answer). A GET's error has no status, so it is permanent; a write's carries
+/// the 2xx status, because the target has acted (the engine matches before anything else).
+fn too_large(req: &PlannedRequest, status: u16, declared: Option<u64>, cap: usize) -> TargetError {
+    let cause = incompatible(
+        req,
+        format!(
+            "answered {status} with a body {}; refused without reading the rest \
+             (max_response_bytes)",
+            too_large_text(declared, cap)
+        ),
+    );
+    if req.method == "GET" {
+        cause
+    } else {
+        unreadable_success(req, status, &cause)
     }
 }
 
@@ -813,7 +866,11 @@ impl Target for ScimClient {
 }
 
 /// A single resource answer (a JSON object), or `ServiceIncompatible`.
-fn parse_resource(body: &[u8], req: &PlannedRequest, what: &str) -> Result<Value, TargetError> {
+pub(crate) fn parse_resource(
+    body: &[u8],
+    req: &PlannedRequest,
+    what: &str,
+) -> Result<Value, TargetError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| incompatible(req, format!("the {what} answered is not JSON: {e}")))?;
     if !v.is_object() {
@@ -826,7 +883,7 @@ fn parse_resource(body: &[u8], req: &PlannedRequest, what: &str) -> Result<Value
 }
 
 /// `totalResults` and the resources of a ListResponse; anything else is `ServiceIncompatible`.
-fn parse_list_response(
+pub(crate) fn parse_list_response(
     body: &[u8],
     req: &PlannedRequest,
 ) -> Result<(u64, Vec<Value>), TargetError> {
@@ -900,7 +957,7 @@ fn parse_error_body(body: &[u8]) -> Option<ScimErrorBody> {
 }
 
 /// A 2xx whose body is a SCIM Error (some servers do that): its `status`, when ≥ 400.
-fn error_in_success(body: &[u8]) -> Option<u16> {
+pub(crate) fn error_in_success(body: &[u8]) -> Option<u16> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let is_error = v
         .get("schemas")?
@@ -911,7 +968,7 @@ fn error_in_success(body: &[u8]) -> Option<u16> {
     (is_error && status >= 400).then_some(status)
 }
 
-fn http_error(
+pub(crate) fn http_error(
     req: &PlannedRequest,
     addressing: Addressing,
     status: u16,

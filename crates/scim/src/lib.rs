@@ -26,13 +26,15 @@
 //! - 429/503/504 are retried within the call (honouring `Retry-After`, capped at 60 s);
 //!   timeouts and connection errors are not, because a POST may have been applied.
 
+mod body;
 mod client;
+pub mod fuzz;
 mod members;
 mod patch;
 mod path;
 mod resource;
 
-pub use client::{PlannedRequest, ScimClient, ScimClientConfig};
+pub use client::{DEFAULT_MAX_RESPONSE_BYTES, PlannedRequest, ScimClient, ScimClientConfig};
 pub use members::{MemberRemoval, add_members_body, remove_members_body};
 pub use patch::{Dialect, patch_body, patch_body_with_manager};
 pub use path::{

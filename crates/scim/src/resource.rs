@@ -275,7 +275,8 @@ pub fn flatten_user(resource: &Value) -> (String, Attrs) {
         if matches!(key.as_str(), "schemas" | "id" | "meta") || value.is_null() {
             continue;
         }
-        let is_urn = key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:");
+        // `get`: a key from the target may have a character across its fourth byte.
+        let is_urn = key.len() > 4 && key.get(..4).is_some_and(|k| k.eq_ignore_ascii_case("urn:"));
         match value {
             Value::Object(ext) if is_urn => {
                 let enterprise = key.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA);
@@ -502,6 +503,15 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(attrs, expected);
+    }
+
+    #[test]
+    fn keys_with_multibyte_characters_near_the_start_are_read() {
+        // Found by the `scim_path` fuzz target: a key such as "dm!\u{7c8}i" in a target's
+        // answer panicked while checking for a `urn:` prefix.
+        let (_, attrs) = flatten_user(&json!({"id": "1", "dm!\u{7c8}i": "x", "éé": {"a": 1}}));
+        assert_eq!(attrs["dm!\u{7c8}i"], json!("x"));
+        assert_eq!(attrs["éé.a"], json!(1));
     }
 
     #[test]

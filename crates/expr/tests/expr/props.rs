@@ -58,8 +58,30 @@ fn tree() -> impl Strategy<Value = Expr> {
     })
 }
 
+/// 512 cases per property unless `PROPTEST_CASES` says otherwise (a long soak in CI, a quick
+/// run while editing); the rest of proptest's configuration keeps its defaults, which read the
+/// other `PROPTEST_*` variables.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases_from(std::env::var("PROPTEST_CASES").ok().as_deref()),
+        ..ProptestConfig::default()
+    }
+}
+
+fn cases_from(var: Option<&str>) -> u32 {
+    var.and_then(|v| v.trim().parse().ok()).unwrap_or(512)
+}
+
+#[test]
+fn proptest_cases_default_to_512_and_follow_the_environment() {
+    assert_eq!(cases_from(None), 512);
+    assert_eq!(cases_from(Some("100000")), 100_000);
+    assert_eq!(cases_from(Some(" 7 ")), 7);
+    assert_eq!(cases_from(Some("lots")), 512);
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config())]
 
     #[test]
     fn parser_never_panics(text in any::<String>()) {

@@ -237,20 +237,6 @@ pub fn properties_text(e: &LogEntry) -> String {
         .join("; ")
 }
 
-fn csv_cell(s: &str) -> String {
-    // A cell that starts like a formula would run as one in a spreadsheet.
-    let s = if s.starts_with(['=', '+', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The columns of [`to_csv`], after Entra's provisioning log download.
 pub const CSV_HEADER: &[&str] = &[
     "Date (UTC)",
@@ -292,7 +278,10 @@ pub fn to_csv(entries: &[LogEntry]) -> String {
             steps_text(e),
             properties_text(e),
         ];
-        let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| scimsync_core::text::csv_cell(c))
+            .collect();
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
     }

@@ -218,33 +218,9 @@ pub fn render(entries: &[LogEntry], format: Format) -> String {
 }
 
 /// Entra's provisioning log download: the API's columns, each cell safe to open in a
-/// spreadsheet (control characters shown, no formulas; see [`render::csv_cell`]).
+/// spreadsheet (control characters shown, no formulas; see [`scimsync_core::text::csv_cell`]).
 fn csv(entries: &[LogEntry]) -> String {
-    let mut out = shared::CSV_HEADER.join(",");
-    out.push_str("\r\n");
-    for e in entries {
-        let row = [
-            e.activity_date_time.to_rfc3339(),
-            e.id.clone(),
-            e.job_id.clone(),
-            e.cycle_id.clone(),
-            e.change_id.clone(),
-            shared::name_of(&e.provisioning_action),
-            shared::name_of(&e.status),
-            e.error_code.map(|c| c.to_string()).unwrap_or_default(),
-            e.reason.clone().unwrap_or_default(),
-            e.source_id.clone(),
-            e.source_display_name.clone(),
-            e.target_id.clone().unwrap_or_default(),
-            e.duration_in_milliseconds.to_string(),
-            shared::steps_text(e),
-            shared::properties_text(e),
-        ];
-        let cells: Vec<String> = row.iter().map(|c| render::csv_cell(c)).collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    out
+    shared::to_csv(entries)
 }
 
 /// `s` shown safely ([`render::visible`]) and cut to `max` characters.

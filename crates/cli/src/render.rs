@@ -2,61 +2,15 @@
 //!
 //! Every value that comes from a source, a target or the state (names, ids, reasons, error
 //! texts) goes through [`visible`] before it reaches a terminal table or line, so an ESC or BEL
-//! in a display name cannot drive the terminal; CSV cells go through [`csv_cell`]. JSON output
+//! in a display name cannot drive the terminal; CSV cells go through
+//! [`scimsync_core::text::csv_cell`]. JSON output
 //! is left to serde, which escapes control characters itself.
 
 use scimsync_engine::{Action, CycleReport, ObjectReport, ObjectType};
 use scimsync_scim::{Dialect, MemberRemoval, PlannedRequest};
 use serde_json::{Value, json};
-use std::borrow::Cow;
 
-/// Whether `c` must not reach a terminal as is: C0 and C1 controls, DEL, and the bidirectional
-/// overrides and isolates that reorder what a terminal shows.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `s` with every control character written visibly, as Rust writes it in a string literal
-/// (`\u{1b}`, `\u{7}`, `\n`, `\t`, `\r`); borrowed when there is none (the usual case).
-pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if is_unsafe(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// A block of lines made by the CLI itself: its line breaks stay, every other control
-/// character is written visibly (for output built from many values, e.g. `eval`).
-pub fn visible_lines(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.split('\n').map(visible).collect::<Vec<_>>().join("\n"))
-}
-
-/// One CSV cell (RFC 4180) that a spreadsheet shows as text: control characters written as
-/// [`visible`] does, and a cell that would start a formula (`=`, `+`, `-`, `@`, or a tab or
-/// carriage return, OWASP's list) prefixed with `'`.
-pub fn csv_cell(s: &str) -> String {
-    let mut cell = visible(s).into_owned();
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        cell.insert(0, '\'');
-    }
-    if cell.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell
-    }
-}
+pub use scimsync_core::text::{visible, visible_lines};
 
 /// How requests are rendered for a job: the same choices the SCIM client makes.
 #[derive(Debug, Clone, Copy)]
@@ -286,6 +240,7 @@ pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scimsync_core::text::csv_cell;
 
     const HOSTILE: &str = "Ada\u{1b}]0;owned\u{7}\nLovelace\u{1b}[2J";
 
@@ -299,12 +254,15 @@ mod tests {
 
     /// No byte a terminal would act on: no C0/C1 control but the line breaks we write.
     fn terminal_safe(out: &str) -> bool {
-        !out.chars().any(|c| c != '\n' && is_unsafe(c))
+        !out.chars().any(|c| c != '\n' && c.is_control())
     }
 
     #[test]
     fn visible_writes_control_characters_as_escapes() {
-        assert!(matches!(visible("Ada Lovelace é 名"), Cow::Borrowed(_)));
+        assert!(matches!(
+            visible("Ada Lovelace é 名"),
+            std::borrow::Cow::Borrowed(_)
+        ));
         assert_eq!(
             visible(HOSTILE),
             r"Ada\u{1b}]0;owned\u{7}\nLovelace\u{1b}[2J"

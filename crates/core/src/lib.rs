@@ -15,6 +15,7 @@ mod secret;
 mod source;
 mod state;
 mod target;
+pub mod text;
 
 pub use attrs::{Attrs, Change, ChangeOp};
 pub use backoff::Backoff;

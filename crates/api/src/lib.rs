@@ -50,11 +50,13 @@ use std::time::Instant;
 use subtle::ConstantTimeEq;
 
 pub mod dashboard;
+pub mod graph_api;
 pub mod guard;
 pub mod logs;
 pub mod metrics;
 pub mod tls;
 
+pub use graph_api::{GraphJob, GraphJobs, with_graph_jobs};
 pub use guard::{AuthLimit, Options};
 pub use logs::{JobStore, JobStores, with_stores};
 
@@ -91,7 +93,10 @@ pub fn router_with(handle: ServiceHandle, token: Option<Secret>, options: Option
         .route("/api/jobs/{name}/escrows", get(escrows))
         .merge(extra_routes())
         .fallback(not_found);
+    let scheme = graph_api::Scheme(if options.tls { "https" } else { "http" });
     api.layer(middleware::from_fn_with_state(auth, require_token))
+        .layer(axum::Extension(scheme))
+        .layer(axum::Extension(graph_api::OnDemandLimit::default()))
         .with_state(ApiState { handle })
         // The dashboard page carries no data; what it shows comes from the endpoints above.
         .merge(dashboard::page())
@@ -113,6 +118,8 @@ fn extra_routes() -> Router<ApiState> {
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(dashboard::routes())
+        // Microsoft Graph's synchronization API and provisioning logs (`graph_api.rs`).
+        .merge(graph_api::routes())
 }
 
 /// A JSON error body.
@@ -142,6 +149,24 @@ async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let client = guard::Client::of(addr.map(|a| a.ip()));
+    let graph = graph_api::is_graph_path(req.uri().path());
+    let client_id: Option<String> = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let error = |status: StatusCode, code: &str, message: String| {
+        if graph {
+            let code = if status == StatusCode::UNAUTHORIZED {
+                "InvalidAuthenticationToken"
+            } else {
+                code
+            };
+            graph_api::graph_error_for(status, code, message, client_id.as_deref())
+        } else {
+            error(status, code, message)
+        }
+    };
     let now = Instant::now();
     // Before the token is looked at: while refused, a good token is refused too, so guessing
     // learns nothing.
@@ -184,7 +209,7 @@ async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
         let mut resp = error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "this API needs `Authorization: Bearer <admin token>`",
+            "this API needs `Authorization: Bearer <admin token>`".to_string(),
         );
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,

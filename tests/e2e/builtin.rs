@@ -97,7 +97,7 @@ async fn a_changed_attribute_is_one_patch_with_just_that_attribute() {
         w[0].2,
         Some(json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"title": "Chief Widget Officer"}}]
+            "Operations": [{"op": "replace", "path": "title", "value": "Chief Widget Officer"}]
         }))
     );
     let upn = upn_of(&graph, &id);

@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 pub enum Dialect {
     /// RFC 7644 form, Entra's behaviour with the `aadOptscim062020` flag (and what real servers
     /// such as scim2-server and SCIMMY accept): lowercase ops, boolean `active`, value-filter
-    /// paths as their own op, other replaces merged into one path-less `replace`.
+    /// paths as their own op, a single other replace as `path` + `value`
+    /// (`{"op":"replace","path":"active","value":false}`), several merged into one path-less
+    /// `replace`.
     #[default]
     Rfc,
     /// Entra's default client: capitalised `Add`/`Replace`, one op per attribute with its
@@ -22,9 +24,12 @@ pub enum Dialect {
 
 /// The PatchOp body for `changes`.
 ///
-/// [`Dialect::Rfc`]: a `Replace` on a value-filter path (`emails[type eq "work"].value`) is
-/// its own op; every other `Replace` joins one path-less
-/// `{"op":"replace","value":{"name.givenName": …, "urn:…:User:department": …}}` op, sent last.
+/// [`Dialect::Rfc`] (reference §1.6, `aadOptscim062020`): a `Replace` on a value-filter path
+/// (`emails[type eq "work"].value`) is its own op; the other `Replace`s, when there are two or
+/// more, join one path-less
+/// `{"op":"replace","value":{"name.givenName": …, "urn:…:User:department": …}}` op, sent last;
+/// a single one is `{"op":"replace","path":…,"value":…}` (the flag's disable:
+/// `{"op":"replace","path":"active","value":false}`), also last.
 /// An `Add` on a typed path adds an entry to the collection
 /// (`{"op":"add","path":"emails","value":[{"type":"work","value":…,"primary":true}]}`), all
 /// `Add`s for the same entry merged, because strict servers reject an add through a filter
@@ -147,7 +152,12 @@ fn rfc_ops(changes: &[Change], manager: ManagerFormat) -> Vec<Value> {
             (ChangeOp::Remove, _) => {}
         }
     }
-    if !pathless.is_empty() {
+    // One attribute: `path` + `value`, as Entra's flagged disable; several: one path-less op.
+    if pathless.len() == 1 {
+        if let Some((path, value)) = pathless.into_iter().next() {
+            ops.push(json!({"op": "replace", "path": path, "value": value}));
+        }
+    } else if !pathless.is_empty() {
         ops.push(json!({"op": "replace", "value": pathless}));
     }
     ops
@@ -204,7 +214,17 @@ mod tests {
                 &[ch(ChangeOp::Replace, "active", json!("False"))],
                 Dialect::Rfc
             )["Operations"],
-            json!([{"op": "replace", "value": {"active": false}}])
+            json!([{"op": "replace", "path": "active", "value": false}])
+        );
+        assert_eq!(
+            patch_body(
+                &[
+                    ch(ChangeOp::Replace, "active", json!(false)),
+                    ch(ChangeOp::Replace, "userName", json!("someone")),
+                ],
+                Dialect::Rfc
+            )["Operations"],
+            json!([{"op": "replace", "value": {"active": false, "userName": "someone"}}])
         );
         assert_eq!(
             patch_body(
@@ -280,7 +300,7 @@ mod tests {
         let c = [ch(ChangeOp::Replace, &m, json!("m-1"))];
         assert_eq!(
             patch_body(&c, Dialect::Rfc)["Operations"],
-            json!([{"op": "replace", "value": {(m.clone()): {"value": "m-1"}}}])
+            json!([{"op": "replace", "path": m.clone(), "value": {"value": "m-1"}}])
         );
         assert_eq!(
             patch_body(&c, Dialect::EntraDefault)["Operations"],

@@ -207,7 +207,7 @@ async fn rename_is_one_op_in_each_dialect() {
     let server = MockServer::start().await;
     expect_patch(
         &server,
-        patch(json!([{"op": "replace", "value": {"displayName": "Sales EMEA"}}])),
+        patch(json!([{"op": "replace", "path": "displayName", "value": "Sales EMEA"}])),
     )
     .await;
     client(&server, Dialect::Rfc)

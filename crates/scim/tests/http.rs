@@ -256,7 +256,7 @@ async fn patch_and_delete_by_id() {
         .and(path("/scim/v2/Users/abc"))
         .and(body_json(json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"active": false}}]
+            "Operations": [{"op": "replace", "path": "active", "value": false}]
         })))
         .respond_with(ResponseTemplate::new(204))
         .expect(1)

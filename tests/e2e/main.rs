@@ -11,4 +11,5 @@ mod logs;
 mod scim2;
 mod serve;
 mod support;
+mod test_connection;
 mod tidy;

@@ -183,16 +183,16 @@ pub async fn test_connection(config: &Path) -> u8 {
     };
     let mut failed = false;
     match wiring::graph(&cfg) {
-        Ok(g) => match g.token().await {
-            Ok(()) => println!(
-                "source: OK (token issued for tenant {})",
-                cfg.source.tenant_id
-            ),
-            Err(e) => {
-                println!("source: FAILED: {}", render::visible(&e.to_string()));
-                failed = true;
+        Ok(g) => {
+            // As Entra's Test Connection: token, service principal, users, groups, assignments.
+            let checks = g
+                .check_access(cfg.source.service_principal_id.as_deref())
+                .await;
+            for line in source_check_lines(&checks, &cfg.source.tenant_id) {
+                println!("{line}");
             }
-        },
+            failed |= checks.iter().any(scimsync_graph::AccessCheck::failed);
+        }
         Err(e) => {
             println!("source: FAILED: {e:#}");
             failed = true;
@@ -215,6 +215,37 @@ pub async fn test_connection(config: &Path) -> u8 {
         }
     }
     u8::from(failed)
+}
+
+/// One line per source check: `source: OK: …`, `source: FAILED: <what>: …` (naming the missing
+/// permission on a 403), `source: not checked: <what> (…)`.
+fn source_check_lines(checks: &[scimsync_graph::AccessCheck], tenant: &str) -> Vec<String> {
+    let token_failed = checks.iter().any(|c| c.what == "token" && c.failed());
+    checks
+        .iter()
+        .map(|c| match &c.outcome {
+            Some(Ok(_)) if c.what == "token" => {
+                format!(
+                    "source: OK: token issued for tenant {}",
+                    render::visible(tenant)
+                )
+            }
+            Some(Ok(detail)) => format!("source: OK: {}", render::visible(detail)),
+            Some(Err(f)) => format!(
+                "source: FAILED: {}: {}",
+                c.what,
+                render::visible(&f.to_string())
+            ),
+            None if token_failed => format!("source: not checked: {} (no token)", c.what),
+            None if c.what == "service principal" => {
+                "source: not checked: service principal (no source.service_principal_id)".into()
+            }
+            None => format!(
+                "source: not checked: {} (the service principal was not found or not readable)",
+                c.what
+            ),
+        })
+        .collect()
 }
 
 /// `scimsync validate`: every problem of the job file, each at file:line:column and key.

@@ -23,6 +23,7 @@
 mod attributes;
 mod batch;
 mod body;
+mod check;
 mod client;
 mod credential;
 mod delta;
@@ -35,6 +36,7 @@ mod token;
 pub use attributes::{
     COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property, is_computed_attribute,
 };
+pub use check::{AccessCheck, AccessFailure};
 pub use client::{
     DEFAULT_GRAPH_URL, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKEN_RESPONSE_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RETRY_BASE,

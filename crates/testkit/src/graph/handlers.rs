@@ -60,6 +60,9 @@ fn route(inner: &mut Inner, ctx: &Ctx, method: &Method, uri: &Uri, headers: &Hea
         .get("consistencylevel")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    if let Some(refused) = inner.access.refuse(&segs) {
+        return Err(refused);
+    }
     let d = &inner.dir;
     let epoch = inner.page_epoch;
     match segs.as_slice() {

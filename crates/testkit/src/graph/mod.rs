@@ -31,6 +31,7 @@
 //! - `/v1.0/directory/deletedItems/microsoft.graph.user`, `/directory/deletedItems/{id}`,
 //!   `/v1.0/organization`.
 
+mod access;
 mod batch;
 mod cert;
 mod delta;

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub group_member_chunk: usize,
     /// `Retry-After` seconds of the next `$batch` items to answer 429.
     pub batch_faults: VecDeque<f64>,
+    /// Granted permissions and the service principal's existence (all there by default).
+    pub access: super::access::Access,
 }
 
 pub(crate) struct Shared {
@@ -451,6 +453,7 @@ impl GraphEmulator {
                 delta_reset_next: false,
                 group_member_chunk: 100,
                 batch_faults: VecDeque::new(),
+                access: super::access::Access::default(),
                 dir: dir.clone(),
             }),
         });
@@ -694,6 +697,52 @@ impl GraphEmulator {
     /// deltaLink, and the last object of a page is replayed at the top of the next one.
     pub fn set_delta_quirks(&self, on: bool) {
         self.shared.lock().delta_quirks = on;
+    }
+
+    /// Withdraws an application permission (`User.Read.All`, `GroupMember.Read.All`,
+    /// `Group.Read.All`, `Application.Read.All`, `Directory.Read.All`; all granted at start):
+    /// reads that no remaining permission allows answer 403 `Authorization_RequestDenied`
+    /// (`/users` and deleted items: `User.Read.All`; `/groups`: `GroupMember.Read.All` or
+    /// `Group.Read.All`; `/servicePrincipals…`: `Application.Read.All`; `Directory.Read.All`
+    /// allows all three). Tokens are still issued.
+    pub fn revoke_permission(&self, permission: &str) {
+        self.shared.lock().access.granted.remove(permission);
+    }
+    /// Grants an application permission again (see [`GraphEmulator::revoke_permission`]).
+    pub fn grant_permission(&self, permission: &str) {
+        self.shared
+            .lock()
+            .access
+            .granted
+            .insert(permission.to_string());
+    }
+    /// Withdraws every permission that allows reading users (`User.Read.All`,
+    /// `Directory.Read.All`): `/users` answers 403.
+    pub fn deny_users(&self) {
+        self.revoke_permission("User.Read.All");
+        self.revoke_permission("Directory.Read.All");
+    }
+    /// Withdraws every permission that allows reading groups (`GroupMember.Read.All`,
+    /// `Group.Read.All`, `Directory.Read.All`): `/groups` answers 403.
+    pub fn deny_groups(&self) {
+        for p in [
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Directory.Read.All",
+        ] {
+            self.revoke_permission(p);
+        }
+    }
+    /// Withdraws every permission that allows reading service principals and their
+    /// `appRoleAssignedTo` (`Application.Read.All`, `Directory.Read.All`): they answer 403.
+    pub fn deny_service_principals(&self) {
+        self.revoke_permission("Application.Read.All");
+        self.revoke_permission("Directory.Read.All");
+    }
+    /// The app's service principal no longer exists (or never did, for this tenant): every
+    /// `/servicePrincipals/{id}…` read answers 404 `Request_ResourceNotFound`. `false` restores it.
+    pub fn set_service_principal_missing(&self, missing: bool) {
+        self.shared.lock().access.service_principal_missing = missing;
     }
 
     /// Requests answered so far (token and Graph), oldest first.

@@ -12,10 +12,10 @@
 //! | GET | `…/jobs/{jobId}/schema` | the job as Entra's `synchronizationSchema` (needs [`with_graph_jobs`]) |
 //! | PUT | `…/jobs/{jobId}/schema` | 403 `Authorization_RequestDenied`: job files are edited by hand |
 //! | GET | `…/jobs/{jobId}/schema/filterOperators` | the 14 scoping operators |
-//! | POST | `…/jobs/{jobId}/validateCredentials` | checks the keys; see [`validate_credentials`] |
+//! | POST | `…/jobs/{jobId}/validateCredentials` | 204, or 400 `CredentialValidationFailed`: Entra's Test Connection against the given or saved target |
 //! | GET | `/v1.0/auditLogs/provisioning` | `provisioningObjectSummary`, every job, newest first; `$filter`, `$top`, `$orderby`, `@odata.nextLink` |
 //!
-//! Decisions [scimsync]: `{jobId}` is the job's `name`. `{id}` is the job's `[source]
+//! Decisions (scimsync's, the contract's `[scimsync]`): `{jobId}` is the job's `name`. `{id}` is the job's `[source]
 //! service_principal_id`; a job without one — and every job when the router was not given the
 //! job files with [`with_graph_jobs`] — answers under any `{id}`. An `{id}` no job answers
 //! under is 404 `Request_ResourceNotFound`. Errors use Graph's envelope
@@ -54,6 +54,17 @@ pub struct GraphJob {
     pub cron: Option<String>,
     /// The job as Entra's `synchronizationSchema` (`scimsync export-entra`).
     pub schema: Option<Value>,
+    /// `[target]` url, token reference and timeout: what `validateCredentials` tests with
+    /// `useSavedCredentials`.
+    pub target: Option<SavedTarget>,
+}
+
+/// The job's saved SCIM credentials (the token as its reference, resolved when tested).
+#[derive(Debug, Clone)]
+pub struct SavedTarget {
+    pub url: String,
+    pub token: scimsync_config::SecretRef,
+    pub timeout: Duration,
 }
 
 impl GraphJob {
@@ -68,6 +79,11 @@ impl GraphJob {
                 scimsync_config::Schedule::Interval(_) => None,
             },
             schema,
+            target: Some(SavedTarget {
+                url: cfg.target.url.clone(),
+                token: cfg.target.token.clone(),
+                timeout: cfg.target.timeout,
+            }),
         }
     }
 }
@@ -942,10 +958,14 @@ const SECRET_KEYS: &[&str] = &[
     "ConnectionString",
 ];
 
-/// `validateCredentials`: the body is checked (object, `credentials` keys are
-/// `synchronizationSecret` names, case-sensitive: 400 otherwise, the values never echoed).
-/// The connection test itself (`scimsync test-connection`) needs the target client, which
-/// the API does not hold: the answer is 501 `NotImplemented` after a valid body.
+/// `validateCredentials`: Entra's Test Connection (`scimsync test-connection`'s target probe:
+/// a filter on a random `userName` must answer an empty list) against `BaseAddress` with
+/// `SecretToken` from `credentials`, or against the job's `[target]` with
+/// `useSavedCredentials: true` (or no `credentials`). Keys are `synchronizationSecret` names,
+/// case-sensitive (400 `BadRequest` otherwise); a failed test is 400
+/// `CredentialValidationFailed` (scimsync's code; Entra's is unconfirmed). Values are never echoed or logged. The caller holds
+/// the admin token, which already lets it point jobs anywhere, so probing the `BaseAddress` it
+/// names adds no reach.
 async fn validate_credentials(
     State(s): State<ApiState>,
     jobs: Jobs,
@@ -985,11 +1005,61 @@ async fn validate_credentials(
             }
         }
     }
-    graph_error(
-        StatusCode::NOT_IMPLEMENTED,
-        "NotImplemented",
-        "the connection test is not served through Graph yet: run scimsync test-connection",
-    )
+    let saved = prop(&body, "useSavedCredentials").and_then(Value::as_bool) == Some(true);
+    let given = |name: &str| -> Option<String> {
+        prop(&body, "credentials")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_object)
+            .find(|m| prop(m, "key").and_then(Value::as_str) == Some(name))
+            .and_then(|m| prop(m, "value"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (url, token, timeout) = if saved || prop(&body, "credentials").is_none() {
+        let Some(t) = ext(&jobs)
+            .and_then(|j| j.get(&job))
+            .and_then(|g| g.target.clone())
+        else {
+            return graph_error(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "this server was started without the job files: the saved credentials cannot be tested",
+            );
+        };
+        match t.token.resolve() {
+            Ok(token) => (t.url, token, t.timeout),
+            Err(e) => {
+                return bad_request(
+                    "CredentialValidationFailed",
+                    format!("the job's target.token cannot be read: {e}"),
+                );
+            }
+        }
+    } else {
+        let (Some(url), Some(token)) = (given("BaseAddress"), given("SecretToken")) else {
+            return bad_request(
+                "BadRequest",
+                "credentials need BaseAddress and SecretToken (or useSavedCredentials: true)",
+            );
+        };
+        (
+            url,
+            scimsync_core::Secret::inline(token),
+            Duration::from_secs(30),
+        )
+    };
+    let mut cfg = scimsync_scim::ScimClientConfig::new(url, token);
+    cfg.timeout = timeout;
+    cfg.max_retries = 1;
+    let tested = match scimsync_scim::ScimClient::new(cfg) {
+        Ok(client) => client.test_connection().await,
+        Err(e) => Err(e),
+    };
+    match tested {
+        Ok(()) => no_content(),
+        Err(e) => bad_request("CredentialValidationFailed", e.to_string()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

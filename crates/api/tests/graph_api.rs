@@ -62,6 +62,7 @@ fn graph_job(schema: Option<Value>) -> GraphJob {
         deletion_threshold: 500,
         cron: None,
         schema,
+        target: None,
     }
 }
 
@@ -738,13 +739,42 @@ async fn schema_filter_operators_and_credentials() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "BadRequest");
     assert!(!body.to_string().contains("s3cr3t-value"));
+
+    // Entra's Test Connection against a real SCIM server: the right token passes (204), a
+    // wrong one fails as CredentialValidationFailed without echoing it.
+    let scim = scimsync_testkit::scim::ScimTarget::start(Default::default())
+        .await
+        .unwrap();
+    let creds = |token: &str| {
+        json!({"useSavedCredentials": false, "credentials": [
+            {"key": "BaseAddress", "value": scim.url()},
+            {"key": "SecretToken", "value": token}]})
+        .to_string()
+    };
+    let (status, body) = call(&app, "POST", &path, &creds("scimsync-test-token")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = call(&app, "POST", &path, &creds("wrong-t0ken-value")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"]["code"], "CredentialValidationFailed",
+        "{body}"
+    );
+    assert!(!body.to_string().contains("wrong-t0ken-value"));
     let (status, body) = call(
         &app,
         "POST",
         &path,
-        r#"{"credentials":[{"key":"BaseAddress","value":"https://app.example/scim"},{"key":"SecretToken","value":"t"}]}"#,
+        r#"{"credentials":[{"key":"SecretToken","value":"t"}]}"#,
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "BadRequest");
+    // The demo job's saved token is an env: reference that is not set here.
+    let (status, body) = call(&app, "POST", &path, r#"{"useSavedCredentials":true}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"]["code"], "CredentialValidationFailed",
+        "{body}"
+    );
     service.shutdown().await;
 }

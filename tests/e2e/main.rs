@@ -5,6 +5,7 @@
 mod apps;
 mod builtin;
 mod entra;
+mod graph_sdk;
 mod groups;
 mod identity;
 mod logs;

@@ -404,8 +404,10 @@ fn find_job(
 
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
+/// UTC with `Z`, at most microseconds (what every Graph SDK's date parser reads).
 fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// `40m` → `PT40M`, `1h30m` → `PT1H30M`, `1d` → `P1D` (the status's schedule text).

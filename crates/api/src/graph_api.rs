@@ -21,6 +21,19 @@
 //! under is 404 `Request_ResourceNotFound`. Errors use Graph's envelope
 //! `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`;
 //! every answer carries `request-id` and echoes `client-request-id`.
+//!
+//! Choices resting on what the contract marks unconfirmed or inferred, free to change when
+//! evidence comes: 404 `Request_ResourceNotFound` for an unknown service principal or job;
+//! 400 `CredentialValidationFailed` for a failed connection test; `synchronizedEntryCountByType`
+//! keys `User` and `Group`; the JSON spellings of 6 of the 14 filter operators (`ENDS_WITH`,
+//! `Includes`, `Greater_Than`, `Greater_Than_OR_EQUALS`, `&`, `!&`); `$top` 100 by default, at
+//! most 1000; `eq` on `provisioningStatusInfo/status`; `resetScope` `ConnectorDataStore` runs
+//! the full reset (scimsync cannot forget its links alone) and `ForceDeletes` approves the held
+//! set (`approve-deletions`). Also scimsync's: `start` lifts a quarantine except
+//! `TooManyDeletes` (that one waits for approval); `PUT …/schema` is always refused; on demand, a
+//! group is provisioned with its members as `provision --group` does (`links` is not read); log
+//! entries are `initiatedBy` `system`; `lastSuccessfulExecution` is the last cycle when it had no
+//! errors (earlier cycles are not kept); the steady-state times read "never".
 
 use crate::ApiState;
 use crate::logs::{JobStores, blocking, mask, name_of};
@@ -407,7 +420,8 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 /// UTC with `Z`, at most microseconds (what every Graph SDK's date parser reads).
 fn time(t: DateTime<Utc>) -> String {
     use chrono::SubsecRound;
-    t.trunc_subsecs(6).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    t.trunc_subsecs(6)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// `40m` → `PT40M`, `1h30m` → `PT1H30M`, `1d` → `P1D` (the status's schedule text).
@@ -665,18 +679,28 @@ async fn get_job(
     axum::Json(v).into_response()
 }
 
+/// Entra's start resumes the job and lifts its quarantine (a `TooManyDeletes` one waits for
+/// the held set to be approved: `restart` with `ForceDeletes`).
 async fn start(
     State(s): State<ApiState>,
     jobs: Jobs,
     Path((sp, job)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = find_job(&s, ext(&jobs), &sp, &job) {
-        return r;
+    let st = match find_job(&s, ext(&jobs), &sp, &job) {
+        Ok(st) => st,
+        Err(r) => return r,
+    };
+    if let Err(e) = s.handle.start(&job).await {
+        return command_error(e);
     }
-    s.handle
-        .start(&job)
-        .await
-        .map_or_else(command_error, |_| no_content())
+    let quarantined = st
+        .quarantine
+        .as_ref()
+        .is_some_and(|q| q.reason != scimsync_service::QuarantineReason::TooManyDeletes);
+    if quarantined && let Err(e) = s.handle.restart(&job, vec![ResetScope::Quarantine]).await {
+        return command_error(e);
+    }
+    no_content()
 }
 
 async fn pause(

@@ -430,6 +430,49 @@ async fn jobs_are_listed_read_paused_started_and_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_reads_as_graphs_and_start_lifts_it() {
+    let (service, app, store) = app_with(2, 0, Some(graph_job(None))).await;
+    wait_cycles(&app, 1).await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let q = scimsync_service::QuarantineState {
+        reason: scimsync_service::QuarantineReason::EncounteredQuarantineException,
+        series_began: at,
+        current_began: at,
+        next_attempt: at + chrono::Duration::minutes(5),
+        series_count: 1,
+        error_code: Some(scimsync_core::ErrorCode::Unauthorized),
+        error: "The SCIM endpoint answered 401.".into(),
+        disabled: false,
+    };
+    scimsync_engine::JobState::new(&*store, "app")
+        .set_quarantine(Some(&q))
+        .unwrap();
+    let one = format!("{JOBS}/app");
+    let (_, body) = call(&app, "GET", &one, "").await;
+    let st = &body["status"];
+    assert_eq!(st["code"], "Quarantine", "{st}");
+    assert_eq!(
+        st["quarantine"],
+        json!({
+            "currentBegan": "2026-03-02T09:00:00Z",
+            "nextAttempt": "2026-03-02T09:05:00Z",
+            "reason": "EncounteredQuarantineException",
+            "seriesBegan": "2026-03-02T09:00:00Z",
+            "seriesCount": 1,
+            "error": {"code": "Unauthorized", "message": "The SCIM endpoint answered 401.", "tenantActionable": true},
+        })
+    );
+    let (status, body) = call(&app, "POST", &format!("{one}/start"), "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, body) = call(&app, "GET", &one, "").await;
+    assert_eq!(body["status"]["quarantine"], Value::Null, "{body}");
+    assert_ne!(body["status"]["code"], "Quarantine", "{body}");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_job_files_any_service_principal_id_reaches_the_jobs() {
     let (service, app, _) = app_with(0, 0, None).await;
     let (status, body) = call(

@@ -90,20 +90,19 @@ impl AdminTls {
     }
 }
 
-fn unreadable(path: &Path, what: &str, e: std::io::Error) -> ConfigError {
+fn unreadable(path: &Path, what: &str, why: String) -> ConfigError {
     ConfigError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
         key: String::new(),
-        message: format!("cannot read the {what}: {e}"),
+        message: format!("cannot read the {what}: {why}"),
     }
 }
 
 /// Read and validate the service file (normally `<config-dir>/scimsync.toml`).
 pub fn load_service(path: &Path) -> Result<ServiceConfig, Vec<ConfigError>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![unreadable(path, "service file", e)])?;
+    let text = crate::read_bounded(path).map_err(|e| vec![unreadable(path, "service file", e)])?;
     validate::parse_service(path, &text)
 }
 
@@ -115,7 +114,12 @@ pub fn load_dir(dir: &Path) -> (Vec<Loaded>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) => return (Vec::new(), vec![unreadable(dir, "config directory", e)]),
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![unreadable(dir, "config directory", e.to_string())],
+            );
+        }
     };
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in entries {
@@ -132,7 +136,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Loaded>, Vec<ConfigError>) {
                     paths.push(path);
                 }
             }
-            Err(e) => errors.push(unreadable(dir, "config directory", e)),
+            Err(e) => errors.push(unreadable(dir, "config directory", e.to_string())),
         }
     }
     paths.sort();
@@ -141,7 +145,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Loaded>, Vec<ConfigError>) {
     // Each valid job with the line:column of its `name` value.
     let mut texts: Vec<(Loaded, (usize, usize))> = Vec::new();
     for path in paths {
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::read_bounded(&path) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(unreadable(&path, "job file", e));

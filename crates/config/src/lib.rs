@@ -484,16 +484,37 @@ pub struct Loaded {
 
 /// Read and validate a job file, reporting all problems found.
 pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_bounded(path).map_err(|why| {
         vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             key: String::new(),
-            message: format!("cannot read the job file: {e}"),
+            message: format!("cannot read the job file: {why}"),
         }]
     })?;
     parse(path, &text)
+}
+
+/// The largest job or service file read: real ones are a few KiB; a bigger one is a mistake
+/// (or `/dev/zero`), refused before it is held in memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A configuration file's text, read with [`MAX_CONFIG_FILE_BYTES`] as the limit.
+pub(crate) fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(format!(
+            "it is larger than {} KiB, which no configuration file is",
+            MAX_CONFIG_FILE_BYTES / 1024
+        ));
+    }
+    Ok(text)
 }
 
 /// Validate job file text; `path` is used in errors and to anchor relative `file:` secrets.

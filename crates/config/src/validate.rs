@@ -62,6 +62,9 @@ pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Ve
 
 /// Syntax and shape: on success the typed tree and a context holding any shape errors, so the
 /// semantic pass can add its own before everything is reported together.
+/// Syntax errors listed one by one; more are counted in one last error.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
 fn prepare<'a, R: for<'de> Deserialize<'de>>(
     path: &'a Path,
     text: &'a str,
@@ -79,8 +82,18 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
     let (mut root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         // The tree is incomplete after a syntax error; anything checked on it would mislead.
-        for e in syntax {
+        // Naming each error's key rescans the text, so a garbled file (thousands of errors)
+        // would cost the square of its size: the first ones are listed, the rest counted.
+        let total = syntax.len();
+        for (i, e) in syntax.into_iter().enumerate() {
             let at = e.span().unwrap_or(0..0);
+            if i == MAX_SYNTAX_ERRORS {
+                let more = total - MAX_SYNTAX_ERRORS;
+                let message =
+                    format!("{more} more syntax error(s) from here on; fix the ones above first");
+                cx.error(at, String::new(), message);
+                break;
+            }
             let key = schema::syntax_key(text, at.start);
             cx.error(at, key, e.message());
         }

@@ -717,3 +717,31 @@ fn inline_mapping_arrays_work_too() {
         (13, 23, "users.mappings[1].sorce")
     );
 }
+
+/// A garbled file is refused quickly: the first syntax errors are listed, the rest counted
+/// (naming each error's key rescans the text, which would cost the square of the file size).
+#[test]
+fn a_garbled_file_lists_the_first_syntax_errors_and_counts_the_rest() {
+    let text = "= =\n".repeat(5_000);
+    let errors = match scimsync_config::parse(std::path::Path::new("big.toml"), &text) {
+        Ok(_) => panic!("garbage accepted"),
+        Err(e) => e,
+    };
+    assert!(errors.len() <= 21, "{} errors", errors.len());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("more syntax error")),
+        "{errors:?}"
+    );
+}
+
+/// `/dev/zero` or a huge file is not a job file: refused before it is held in memory.
+#[test]
+fn an_oversized_job_file_is_refused_before_it_is_read_whole() {
+    let errors = match scimsync_config::load(std::path::Path::new("/dev/zero")) {
+        Ok(_) => panic!("/dev/zero accepted"),
+        Err(e) => e,
+    };
+    assert!(errors[0].message.contains("larger than"), "{errors:?}");
+}

@@ -85,11 +85,16 @@ async def main():
     )
     out["restarted"] = True
 
+    # As automation does: the rule to provision under comes from the job's schema.
+    schema = await job.schema.get()
+    rule_id = schema.synchronization_rules[0].id
+    out["rule_id"] = rule_id
+
     pair = await job.provision_on_demand.post(
         ProvisionOnDemandPostRequestBody(
             parameters=[
                 SynchronizationJobApplicationParameters(
-                    rule_id="USER_OUTBOUND",
+                    rule_id=rule_id,
                     subjects=[SynchronizationJobSubject(object_id=user, object_type_name="User")],
                 )
             ]

@@ -307,6 +307,8 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         scimsync_api::router_with(service.handle(), Some(token), options),
         scimsync_api::JobStores::new(stores),
     );
+    // The Graph-shaped API answers under each job's service principal id, with its schema.
+    let app = scimsync_api::with_graph_jobs(app, scimsync_api::GraphJobs::from_configs(&jobs));
     let cancel = service.cancel_token();
     let server = tokio::spawn(scimsync_api::tls::serve(listener, app, tls, async move {
         cancel.cancelled().await

@@ -48,7 +48,7 @@ impl AppJob {
 }
 
 /// `scimsync init` with the emulator's ids and the server's URL, then `validate`.
-fn init(app: &str, graph: &GraphEmulator, server: &Scim2Server) -> AppJob {
+fn init(app: &str, graph: &GraphEmulator, server: &impl RealScim) -> AppJob {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join(format!("{app}.toml"));
     let out = scimsync(&[
@@ -64,7 +64,7 @@ fn init(app: &str, graph: &GraphEmulator, server: &Scim2Server) -> AppJob {
         "--service-principal-id",
         graph.service_principal_id(),
         "--tenant-url",
-        &server.base,
+        server.base(),
         "--graph-url",
         &graph.url(),
         "--login-url",
@@ -84,7 +84,7 @@ fn init(app: &str, graph: &GraphEmulator, server: &Scim2Server) -> AppJob {
         config,
         env: vec![
             ("GRAPH_CLIENT_SECRET".into(), graph.client_secret().into()),
-            (token_var, server.token.clone()),
+            (token_var, server.token().to_string()),
         ],
     };
     let out = job.scimsync(&["validate", "--config", job.config.to_str().unwrap()]);
@@ -146,7 +146,7 @@ enum Want {
     Absent,
 }
 
-fn check_user(app: &str, server: &Scim2Server, src: &Value, table: &[(&str, Want)]) -> Value {
+fn check_user(app: &str, server: &impl RealScim, src: &Value, table: &[(&str, Want)]) -> Value {
     let upn = src["userPrincipalName"].as_str().expect("upn");
     let u = server
         .user(upn)
@@ -207,7 +207,7 @@ fn pct(s: &str) -> String {
         .collect()
 }
 
-fn server_groups(server: &Scim2Server) -> Vec<Value> {
+fn server_groups(server: &impl RealScim) -> Vec<Value> {
     server.get("/Groups?count=100")["Resources"]
         .as_array()
         .cloned()
@@ -219,7 +219,7 @@ fn server_groups(server: &Scim2Server) -> Vec<Value> {
 fn check_groups(
     app: &str,
     graph: &GraphEmulator,
-    server: &Scim2Server,
+    server: &impl RealScim,
     principals: &BTreeSet<String>,
     provisioned: &[Value],
     external_id: bool,
@@ -330,7 +330,7 @@ fn unassign_deletes(
     app: &str,
     job: &AppJob,
     graph: &GraphEmulator,
-    server: &Scim2Server,
+    server: &impl RealScim,
     u: &Value,
 ) {
     graph.unassign_user(u["id"].as_str().unwrap());
@@ -345,9 +345,13 @@ fn unassign_deletes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_template_provisions_its_table() {
+    chaos_flow(&Scim2Server::start()).await;
+}
+
+/// The chaos template against a real SCIM server (scim2-server here, SCIMMY in `scimmy.rs`).
+pub async fn chaos_flow(server: &impl RealScim) {
     let graph = emulator(40, 5).await;
-    let server = Scim2Server::start();
-    let job = init("chaos", &graph, &server);
+    let job = init("chaos", &graph, server);
     let (code, report) = job.run();
     assert_clean("chaos", code, &report);
     let principals = assigned(&graph);
@@ -364,18 +368,22 @@ async fn chaos_template_provisions_its_table() {
         ("externalId", Want::Absent),
     ];
     for u in &users {
-        check_user("chaos", &server, u, &table);
+        check_user("chaos", server, u, &table);
     }
-    assert!(server_groups(&server).is_empty(), "Chaos takes no groups");
+    assert!(server_groups(server).is_empty(), "Chaos takes no groups");
     let u = directly_assigned(&graph, &principals, &users);
-    unassign_deletes("chaos", &job, &graph, &server, &u);
+    unassign_deletes("chaos", &job, &graph, server, &u);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tribeloo_template_provisions_its_table() {
+    tribeloo_flow(&Scim2Server::start()).await;
+}
+
+/// The tribeloo template against a real SCIM server (scim2-server here, SCIMMY in `scimmy.rs`).
+pub async fn tribeloo_flow(server: &impl RealScim) {
     let graph = emulator(40, 5).await;
-    let server = Scim2Server::start();
-    let job = init("tribeloo", &graph, &server);
+    let job = init("tribeloo", &graph, server);
     let (code, report) = job.run();
     assert_clean("tribeloo", code, &report);
     let principals = assigned(&graph);
@@ -395,21 +403,22 @@ async fn tribeloo_template_provisions_its_table() {
         ),
     ];
     for u in &users {
-        check_user("tribeloo", &server, u, &table);
+        check_user("tribeloo", server, u, &table);
     }
-    assert!(
-        server_groups(&server).is_empty(),
-        "Tribeloo takes no groups"
-    );
+    assert!(server_groups(server).is_empty(), "Tribeloo takes no groups");
     let u = directly_assigned(&graph, &principals, &users);
-    unassign_deletes("tribeloo", &job, &graph, &server, &u);
+    unassign_deletes("tribeloo", &job, &graph, server, &u);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atmos_template_provisions_users_with_enterprise_attributes_and_groups() {
+    atmos_flow(&Scim2Server::start()).await;
+}
+
+/// The atmos template against a real SCIM server (scim2-server here, SCIMMY in `scimmy.rs`).
+pub async fn atmos_flow(server: &impl RealScim) {
     let graph = emulator(40, 5).await;
-    let server = Scim2Server::start();
-    let job = init("atmos", &graph, &server);
+    let job = init("atmos", &graph, server);
     let (code, report) = job.run();
     assert_clean("atmos", code, &report);
     let principals = assigned(&graph);
@@ -434,13 +443,13 @@ async fn atmos_template_provisions_users_with_enterprise_attributes_and_groups()
         ),
     ];
     for u in &users {
-        let su = check_user("atmos", &server, u, &table);
+        let su = check_user("atmos", server, u, &table);
         assert!(su[ENTERPRISE]["division"].is_string(), "{su}");
     }
     // Item 12: the group table (displayName, members, externalId).
-    check_groups("atmos", &graph, &server, &principals, &users, true);
+    check_groups("atmos", &graph, server, &principals, &users, true);
     let u = directly_assigned(&graph, &principals, &users);
-    unassign_deletes("atmos", &job, &graph, &server, &u);
+    unassign_deletes("atmos", &job, &graph, server, &u);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,6 +512,11 @@ async fn klaxoon_template_provisions_required_attributes_licensed_groups_and_dis
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cybsafe_template_skips_default_access_and_provisions_its_tables() {
+    cybsafe_flow(&Scim2Server::start()).await;
+}
+
+/// The cybsafe template against a real SCIM server (scim2-server here, SCIMMY in `scimmy.rs`).
+pub async fn cybsafe_flow(server: &impl RealScim) {
     let mut tenant = Tenant::generate("contoso.onmicrosoft.com", 40, 5, 7);
     let role = tenant.add_app_role("User", "CybSafe user");
     // The generated assignments all use Default Access: CybSafe's tutorial excludes those.
@@ -527,11 +541,10 @@ async fn cybsafe_template_skips_default_access_and_provisions_its_tables() {
         .to_string();
     tenant.assign_role(&group, &role);
     let graph = GraphEmulator::start(tenant).await.expect("graph emulator");
-    let server = Scim2Server::start();
-    let job = init("cybsafe", &graph, &server);
+    let job = init("cybsafe", &graph, server);
     let said = std::fs::read_to_string(&job.config).unwrap();
     assert!(
-        said.contains(&format!("url = \"{}\"", server.base)),
+        said.contains(&format!("url = \"{}\"", server.base())),
         "--tenant-url replaced the fixed CybSafe URL"
     );
     let (code, report) = job.run();
@@ -571,7 +584,7 @@ async fn cybsafe_template_skips_default_access_and_provisions_its_tables() {
         ("userType", Want::Source("userType")),
     ];
     for u in &users {
-        check_user("cybsafe", &server, u, &table);
+        check_user("cybsafe", server, u, &table);
     }
     assert!(
         users
@@ -580,18 +593,22 @@ async fn cybsafe_template_skips_default_access_and_provisions_its_tables() {
         "some user has a mobile number to check"
     );
     // Item 11: the group table (displayName, members); no externalId mapped.
-    for g in check_groups("cybsafe", &graph, &server, &principals, &users, false) {
+    for g in check_groups("cybsafe", &graph, server, &principals, &users, false) {
         assert!(g.get("externalId").is_none(), "{g}");
     }
     let u = directly_assigned(&graph, &principals, &users);
-    unassign_deletes("cybsafe", &job, &graph, &server, &u);
+    unassign_deletes("cybsafe", &job, &graph, server, &u);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_template_is_entras_default_mapping_end_to_end() {
+    scim_flow(&Scim2Server::start()).await;
+}
+
+/// The scim template against a real SCIM server (scim2-server here, SCIMMY in `scimmy.rs`).
+pub async fn scim_flow(server: &impl RealScim) {
     let graph = emulator(30, 5).await;
-    let server = Scim2Server::start();
-    let job = init("scim", &graph, &server);
+    let job = init("scim", &graph, server);
     let (code, report) = job.run();
     assert_clean("scim", code, &report);
     let principals = assigned(&graph);
@@ -650,7 +667,7 @@ async fn scim_template_is_entras_default_mapping_end_to_end() {
     ];
     let table: Vec<(&str, Want)> = table.into_iter().map(|(t, w)| (leak(t), w)).collect();
     for u in &users {
-        check_user("scim", &server, u, &table);
+        check_user("scim", server, u, &table);
     }
     for path in ["businessPhones[0]", "mobilePhone", "employeeId", "state"] {
         assert!(
@@ -658,7 +675,7 @@ async fn scim_template_is_entras_default_mapping_end_to_end() {
             "some user has {path} to check"
         );
     }
-    check_groups("scim", &graph, &server, &principals, &users, true);
+    check_groups("scim", &graph, server, &principals, &users, true);
 }
 
 fn leak(s: String) -> &'static str {

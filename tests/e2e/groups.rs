@@ -186,13 +186,19 @@ async fn assigned_groups_are_created_with_exactly_their_provisioned_members_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_against_scim2_server() {
+    groups_flow(&Scim2Server::start()).await;
+}
+
+/// Assigned groups with their members on a real SCIM server (scim2-server here, SCIMMY in
+/// `scimmy.rs`): created with exactly the provisioned members, a member added, a member
+/// removed (with a rename in the same cycle).
+pub async fn groups_flow(server: &impl RealScim) {
     let graph = tenant_with_groups().await;
-    let server = Scim2Server::start();
     let mappings = job_text();
     let job = write_job(
         &graph,
-        &server.base,
-        &server.token,
+        server.base(),
+        server.token(),
         JobOptions {
             scope: "assigned",
             mappings: &mappings,
@@ -209,7 +215,7 @@ async fn groups_against_scim2_server() {
             .as_array()
             .and_then(|a| a.first().cloned())
     };
-    let g = found(&name).expect("group on scim2-server");
+    let g = found(&name).expect("group on the server");
     assert_eq!(g["externalId"], gid.as_str());
     let full = server.get(&format!("/Groups/{}", g["id"].as_str().unwrap()));
     let have: BTreeSet<String> = full["members"]
@@ -228,7 +234,32 @@ async fn groups_against_scim2_server() {
         .collect();
     assert_eq!(have, expected);
 
-    // A member removed at the source leaves the group on the strict server (RFC removal form).
+    // A provisioned user who is not a member joins the group: one member add.
+    let joining = graph
+        .users()
+        .into_iter()
+        .filter_map(|u| u["id"].as_str().map(str::to_string))
+        .filter(|id| !members.contains(id))
+        .find(|id| server.user(&upn_of(&graph, id)).is_some())
+        .expect("a provisioned user outside the group");
+    graph.add_member(&gid, &joining);
+    let report = run_once(&job);
+    assert_eq!(tally(&report, "failed"), 0, "{report}");
+    let joined_id = server.user(&upn_of(&graph, &joining)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let full = server.get(&format!("/Groups/{}", g["id"].as_str().unwrap()));
+    assert!(
+        full["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["value"] == joined_id.as_str()),
+        "{joining} joined: {full}"
+    );
+
+    // A member removed at the source leaves the group on the server (RFC removal form).
     let leaving = members[0].clone();
     graph.remove_member(&gid, &leaving);
     graph.update_group(&gid, json!({"displayName": format!("{name}-renamed")}));

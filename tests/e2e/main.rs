@@ -10,6 +10,7 @@ mod groups;
 mod identity;
 mod logs;
 mod scim2;
+mod scimmy;
 mod serve;
 mod support;
 mod test_connection;

@@ -8,9 +8,15 @@ const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_lifecycle_against_scim2_server() {
+    lifecycle_flow(&Scim2Server::start()).await;
+}
+
+/// A user's whole life in the `rfc` dialect on a real SCIM server (scim2-server here, SCIMMY in
+/// `scimmy.rs`): created, left alone, one attribute updated, a work email added, disabled,
+/// enabled, deleted.
+pub async fn lifecycle_flow(server: &impl RealScim) {
     let graph = tenant(25).await;
-    let server = Scim2Server::start();
-    let job = write_job(&graph, &server.base, &server.token, JobOptions::default());
+    let job = write_job(&graph, server.base(), server.token(), JobOptions::default());
 
     // Initial cycle: every enabled user is created, with the enterprise extension.
     let report = run_once(&job);

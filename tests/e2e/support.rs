@@ -268,13 +268,20 @@ impl Scim2Server {
             token,
         }
     }
+}
+
+/// What the tests read and seed on a real SCIM server, whichever it is (scim2-server, SCIMMY).
+pub trait RealScim {
+    /// The SCIM base URL (`…/v2`, `…/scim/v2`).
+    fn base(&self) -> &str;
+    fn token(&self) -> &str;
 
     /// GET a path on the server (e.g. `/Users?filter=...`), asserting 200.
-    pub fn get(&self, path_and_query: &str) -> Value {
+    fn get(&self, path_and_query: &str) -> Value {
         let (status, body) = plain_http::request(
             "GET",
-            &format!("{}{}", self.base, path_and_query),
-            &self.token,
+            &format!("{}{}", self.base(), path_and_query),
+            self.token(),
             None,
         );
         assert_eq!(status, 200, "GET {path_and_query}: {body}");
@@ -282,11 +289,11 @@ impl Scim2Server {
     }
 
     /// POST a resource (to seed the app as an admin would by hand), asserting 201.
-    pub fn post(&self, path: &str, body: &Value) -> Value {
+    fn post(&self, path: &str, body: &Value) -> Value {
         let (status, body) = plain_http::request(
             "POST",
-            &format!("{}{}", self.base, path),
-            &self.token,
+            &format!("{}{}", self.base(), path),
+            self.token(),
             Some(body),
         );
         assert_eq!(status, 201, "POST {path}: {body}");
@@ -294,7 +301,7 @@ impl Scim2Server {
     }
 
     /// The one user with this userName, if any.
-    pub fn user(&self, user_name: &str) -> Option<Value> {
+    fn user(&self, user_name: &str) -> Option<Value> {
         let q = format!(
             "/Users?filter={}",
             pct(&format!("userName eq \"{user_name}\""))
@@ -306,7 +313,7 @@ impl Scim2Server {
     }
 
     /// Every resource of a type (`Users`, `Groups`), all pages.
-    pub fn list_all(&self, resource: &str) -> Vec<Value> {
+    fn list_all(&self, resource: &str) -> Vec<Value> {
         let mut all = Vec::new();
         loop {
             let page = self.get(&format!(
@@ -323,10 +330,19 @@ impl Scim2Server {
         }
     }
 
-    pub fn user_count(&self) -> u64 {
+    fn user_count(&self) -> u64 {
         self.get("/Users?count=1")["totalResults"]
             .as_u64()
             .expect("totalResults")
+    }
+}
+
+impl RealScim for Scim2Server {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -342,6 +358,85 @@ fn pct(s: &str) -> String {
 }
 
 impl Drop for Scim2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SCIMMY (npm) made into a server by `tests/scimmy/server.js`: the second real SCIM target,
+/// lenient where scim2-server is strict and strict where it is lenient. `.ci/run` installs its
+/// pinned packages (`npm ci` in `tests/scimmy`); the server picks a free loopback port and
+/// prints it on stdout.
+pub struct Scimmy {
+    child: Child,
+    pub base: String,
+    pub token: String,
+}
+
+impl Scimmy {
+    /// Started, or `None` (with a message saying why the test is skipped) when its packages are
+    /// not installed and `CI` is not set; in CI a missing install is a failure.
+    pub fn start() -> Option<Scimmy> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scimmy");
+        if !dir.join("node_modules/scimmy").is_dir() {
+            let why = format!(
+                "SCIMMY is not installed: run `npm ci` in {} (node and npm needed)",
+                dir.display()
+            );
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let token = format!("tok-{}", std::process::id());
+        let mut child = Command::new(std::env::var("SCIMSYNC_NODE").unwrap_or("node".into()))
+            .arg(dir.join("server.js"))
+            .arg("0")
+            .env("SCIMMY_TOKEN", &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node {}/server.js: {e}", dir.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let port: u16 = match line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+        {
+            Some(p) => p,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the SCIMMY server did not say its port (it said {line:?})");
+            }
+        };
+        Some(Scimmy {
+            child,
+            base: format!("http://127.0.0.1:{port}/scim/v2"),
+            token,
+        })
+    }
+}
+
+impl RealScim for Scimmy {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for Scimmy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -276,6 +276,16 @@ pub trait RealScim {
     fn base(&self) -> &str;
     fn token(&self) -> &str;
 
+    /// Any request, as sent: the status and the JSON body (`Null` when there is none).
+    fn request(&self, method: &str, path_and_query: &str, body: Option<&Value>) -> (u16, Value) {
+        plain_http::request(
+            method,
+            &format!("{}{}", self.base(), path_and_query),
+            self.token(),
+            body,
+        )
+    }
+
     /// GET a path on the server (e.g. `/Users?filter=...`), asserting 200.
     fn get(&self, path_and_query: &str) -> Value {
         let (status, body) = plain_http::request(

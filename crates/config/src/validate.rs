@@ -1206,6 +1206,9 @@ impl Cx<'_> {
             operator,
             value,
         } = raw.into_inner();
+        if let Some(a) = &attribute {
+            self.source_attribute(a.get_ref(), a.span(), &format!("{key}.attribute"));
+        }
         let attribute = self.required(
             attribute,
             &span,
@@ -1463,6 +1466,8 @@ impl Cx<'_> {
                     "source" => {
                         if v.get_ref().trim().is_empty() {
                             self.error(v.span(), vkey, "must not be empty");
+                        } else {
+                            self.source_attribute(v.get_ref().trim(), v.span(), &vkey);
                         }
                         MappingValue::Direct {
                             source: v.get_ref().trim().to_string(),
@@ -1520,12 +1525,39 @@ impl Cx<'_> {
         };
         let errors = match scimsync_expr::parse(text) {
             Err(e) => vec![e],
-            Ok(expr) => scimsync_expr::check(&expr, &|_| true),
+            Ok(expr) => {
+                for name in scimsync_expr::attributes(&expr) {
+                    self.source_attribute(&name, v.span(), key);
+                }
+                scimsync_expr::check(&expr, &|_| true)
+            }
         };
         for e in errors {
             let offset = byte_offset(text, e.line, e.column);
             let at = v.span().start + delimiter + offset;
             self.error(at..at, key, format!("expression: {}", e.message));
+        }
+    }
+
+    /// A source attribute a mapping, an expression or a scoping clause reads: a name that looks
+    /// like a directory extension must be one exactly (it is sent to Graph's `$select` as
+    /// written). Whether other names exist in Graph is checked by `scimsync validate`.
+    fn source_attribute(&mut self, name: &str, span: Range<usize>, key: &str) {
+        if name.len() >= EXTENSION_PREFIX.len()
+            && name.as_bytes()[..EXTENSION_PREFIX.len()]
+                .eq_ignore_ascii_case(EXTENSION_PREFIX.as_bytes())
+            && !is_directory_extension(name)
+        {
+            self.error(
+                span,
+                key,
+                format!(
+                    "source attribute {name:?} is not a directory extension name: expected \
+                     extension_<app id without hyphens: 32 lowercase hex digits>_<name: letters, \
+                     digits, _> (case-sensitive), e.g. \
+                     extension_b7d8e648520f41d3b9c0fdeb91768a0a_costCenter"
+                ),
+            );
         }
     }
 
@@ -1689,6 +1721,23 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+const EXTENSION_PREFIX: &str = "extension_";
+
+/// `extension_[0-9a-f]{32}_[A-Za-z0-9_]+`: a directory extension source attribute (the same
+/// rule as `scimsync_graph::is_directory_extension`, which reads it).
+pub(crate) fn is_directory_extension(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(EXTENSION_PREFIX) else {
+        return false;
+    };
+    let Some((app, attr)) = rest.split_once('_') else {
+        return false;
+    };
+    app.len() == 32
+        && app.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && !attr.is_empty()
+        && attr.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 fn is_loopback(host: &url::Host<&str>) -> bool {

@@ -714,7 +714,7 @@ fn scoping_clauses_are_validated() {
 
     // Greater_Than* compare integers.
     let (_, _, key, msg) = one(&scoped(
-        "attribute = \"extension_1_level\"\noperator = \"Greater_Than\"\nvalue = \"ten\"\n",
+        "attribute = \"extension_0123456789abcdef0123456789abcdef_level\"\noperator = \"Greater_Than\"\nvalue = \"ten\"\n",
     ));
     assert_eq!(key, "users.scoping[0].clauses[0].value");
     assert!(msg.contains("expected a whole number"), "{msg}");

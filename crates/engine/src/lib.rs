@@ -41,6 +41,8 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_extensions;
+#[cfg(test)]
 mod tests_groups;
 #[cfg(test)]
 mod tests_identity;

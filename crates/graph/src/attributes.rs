@@ -100,7 +100,21 @@ const PLAIN: &[(&str, &str)] = &[
     ("onPremisesDistinguishedName", "onPremisesDistinguishedName"),
     ("onPremisesDomainName", "onPremisesDomainName"),
     ("onPremisesUserPrincipalName", "onPremisesUserPrincipalName"),
+    ("onPremisesSyncEnabled", "onPremisesSyncEnabled"),
+    // The UPN as Graph stores it. Entra rewrites a B2B guest's `userPrincipalName`
+    // (`alias_domain#EXT#@tenant` → `alias@domain`) and keeps the raw value here; scimsync does
+    // not rewrite yet, so both read Graph's `userPrincipalName`.
+    ("originalUserPrincipalName", "userPrincipalName"),
 ];
+
+// Source attributes of the reference that cannot be read as a property of the user object:
+// - `manager`: a navigation property (`GET /users/{id}/manager` or `$expand=manager`), not a
+//   value `$select` returns; not supported yet (it reads as empty, with a warning);
+// - `SamAccountName`: listed as unavailable to Entra itself (on-premises only; the Graph
+//   property is `onPremisesSamAccountName`, which is read);
+// - `IsSoftDeleted`, `appRoleAssignments`: computed, see [`COMPUTED_ATTRIBUTES`];
+// - `deletedDateTime`: not a source attribute; soft-deleted users come from `deletedItems`
+//   and read as `IsSoftDeleted`.
 
 /// Names of `onPremisesExtensionAttributes` members, so the table can hand out `&'static str`.
 const EXTENSION_ATTRIBUTES: [&str; 15] = [
@@ -170,6 +184,8 @@ pub fn graph_property(entra_name: &str) -> Option<GraphProperty> {
         return None;
     }
     if is_directory_extension(entra_name) {
+        // Case-sensitive and passed through verbatim: `$select` and the JSON key are the name
+        // as written in the mapping.
         return Some(GraphProperty::Property(entra_name.to_string()));
     }
     None
@@ -209,8 +225,11 @@ fn member(property: &'static str, member: &str) -> GraphProperty {
     }
 }
 
-/// `extension_{appId without hyphens}_{name}`: a directory extension, passed through as is.
-fn is_directory_extension(name: &str) -> bool {
+/// Whether `name` is a directory extension, `extension_{appId without hyphens}_{name}`:
+/// `extension_[0-9a-f]{32}_[A-Za-z0-9_]+`, case-sensitive (Entra and Graph write the app id in
+/// lowercase). Such a source attribute is selected from Graph and read back by exactly this name;
+/// its value is a string, number, boolean or string array (the extension's `dataType`).
+pub fn is_directory_extension(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("extension_") else {
         return false;
     };
@@ -218,9 +237,9 @@ fn is_directory_extension(name: &str) -> bool {
         return false;
     };
     app.len() == 32
-        && app.chars().all(|c| c.is_ascii_hexdigit())
+        && app.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
         && !attr.is_empty()
-        && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && attr.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 #[cfg(test)]
@@ -274,6 +293,11 @@ mod tests {
             "extensionAttribute16",
             "extensionAttribute03",
             "extension_notanappid_x",
+            "extension_x",
+            "extension_B7D8E648520F41D3B9C0FDEB91768A0A_upper",
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_",
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_bad-name",
+            "Extension_b7d8e648520f41d3b9c0fdeb91768a0a_x",
             "noSuchAttribute",
             "",
         ] {
@@ -299,6 +323,54 @@ mod tests {
         assert_eq!(
             graph_property(name),
             Some(GraphProperty::Property(name.to_string()))
+        );
+        let name = "extension_b7d8e648520f41d3b9c0fdeb91768a0a_permanent_pensionable";
+        assert!(is_directory_extension(name));
+        assert_eq!(graph_property(name).unwrap().select(), name);
+        // Read by exactly the name as written: a key differing in case is another property.
+        let u = user(json!({
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_jobGroupTracker": "E4",
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_level": 7,
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_permanent_pensionable": true,
+            "extension_b7d8e648520f41d3b9c0fdeb91768a0a_skills": ["a", "b"],
+        }));
+        for (name, want) in [
+            (
+                "extension_b7d8e648520f41d3b9c0fdeb91768a0a_jobGroupTracker",
+                Some(json!("E4")),
+            ),
+            (
+                "extension_b7d8e648520f41d3b9c0fdeb91768a0a_jobgrouptracker",
+                None,
+            ),
+            (
+                "extension_b7d8e648520f41d3b9c0fdeb91768a0a_level",
+                Some(json!(7)),
+            ),
+            (
+                "extension_b7d8e648520f41d3b9c0fdeb91768a0a_permanent_pensionable",
+                Some(json!(true)),
+            ),
+            (
+                "extension_b7d8e648520f41d3b9c0fdeb91768a0a_skills",
+                Some(json!(["a", "b"])),
+            ),
+        ] {
+            assert_eq!(graph_property(name).unwrap().read(&u), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_reference_attributes_added_with_issue_13_translate() {
+        assert_eq!(
+            graph_property("onPremisesSyncEnabled").unwrap().select(),
+            "onPremisesSyncEnabled"
+        );
+        assert_eq!(
+            graph_property("originalUserPrincipalName")
+                .unwrap()
+                .select(),
+            "userPrincipalName"
         );
     }
 

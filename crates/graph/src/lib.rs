@@ -34,7 +34,8 @@ mod retry;
 mod token;
 
 pub use attributes::{
-    COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property, is_computed_attribute,
+    COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property,
+    is_computed_attribute, is_directory_extension,
 };
 pub use check::{AccessCheck, AccessFailure};
 pub use client::{

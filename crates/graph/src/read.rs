@@ -430,4 +430,25 @@ mod tests {
                    "employeeOrgData.division": "R&D"})
         );
     }
+
+    #[test]
+    fn directory_extensions_are_selected_and_read_verbatim() {
+        let ext = "extension_b7d8e648520f41d3b9c0fdeb91768a0a_jobGroupTracker";
+        let p = Projection::new(&[
+            ext.into(),
+            "originalUserPrincipalName".into(),
+            "extension_x".into(),
+        ]);
+        assert_eq!(
+            p.select,
+            format!("id,userPrincipalName,accountEnabled,{ext}")
+        );
+        let u = p
+            .user(
+                &json!({"id": "u1", "userPrincipalName": "a@x", "accountEnabled": true, ext: "E4"}),
+            )
+            .unwrap();
+        assert_eq!(u.attrs.get(ext), Some(&json!("E4")));
+        assert_eq!(u.str("originalUserPrincipalName"), Some("a@x"));
+    }
 }

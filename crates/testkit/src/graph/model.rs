@@ -695,9 +695,25 @@ fn canonical_with(
         if canon == "accountEnabled" && !v.is_boolean() {
             return Err("accountEnabled must be a boolean".into());
         }
+        if schema::is_extension_name(&canon) && !is_extension_value(&v) {
+            return Err(format!(
+                "'{canon}' is a directory extension: its value must be a string, number, boolean, \
+                 string array or null"
+            ));
+        }
         out.insert(canon, v);
     }
     Ok(out)
+}
+
+/// The values a directory extension's `dataType` allows (String, Integer, Boolean, a String
+/// collection; Binary and DateTime travel as strings), or `null` (cleared).
+fn is_extension_value(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
+        Value::Array(a) => a.iter().all(Value::is_string),
+        Value::Object(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -754,5 +770,29 @@ mod tests {
         assert_eq!(rec.prop_seq["mobilePhone"], rec.seq);
         assert_eq!(rec.props["mobilePhone"], Value::Null);
         assert!(d.update_user(&u, json!({"bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn directory_extensions_are_stored_by_their_exact_name_with_their_data_type() {
+        let mut d = dir();
+        let ext = |n: &str| format!("extension_b7d8e648520f41d3b9c0fdeb91768a0a_{n}");
+        let id = d
+            .add_user(json!({
+                "userPrincipalName": "a@contoso.com",
+                ext("s"): "E4", ext("n"): 7, ext("b"): true, ext("list"): ["x", "y"],
+            }))
+            .unwrap();
+        let props = &d.users[&id].props;
+        assert_eq!(props[&ext("s")], json!("E4"));
+        assert_eq!(props[&ext("n")], json!(7));
+        assert_eq!(props[&ext("b")], json!(true));
+        assert_eq!(props[&ext("list")], json!(["x", "y"]));
+        d.update_user(&id, json!({ext("s"): null})).unwrap();
+        assert_eq!(d.users[&id].props[&ext("s")], Value::Null);
+        for bad in [json!({"a": 1}), json!([1, 2])] {
+            let err = d.update_user(&id, json!({ext("s"): bad})).unwrap_err();
+            assert!(err.contains("directory extension"), "{err}");
+        }
+        assert!(d.update_user(&id, json!({"extension_x": "v"})).is_err());
     }
 }

@@ -454,17 +454,29 @@ pub async fn atmos_flow(server: &impl RealScim) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn klaxoon_template_provisions_required_attributes_licensed_groups_and_disables() {
-    let graph = emulator(40, 5).await;
+    let args = klaxoon_schema_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    klaxoon_flow(&Scim2Server::start_with(&args)).await;
+}
+
+/// The arguments that make a real server (scim2-server, SCIMMY) serve Klaxoon's group
+/// extension schema.
+pub fn klaxoon_schema_args() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let schema = root.join("klaxoon-schema.json");
     let types = root.join("klaxoon-resource-types.json");
-    let server = Scim2Server::start_with(&[
-        "--schema",
-        schema.to_str().unwrap(),
-        "--resource-type",
-        types.to_str().unwrap(),
-    ]);
-    let job = init("klaxoon", &graph, &server);
+    vec![
+        "--schema".into(),
+        schema.display().to_string(),
+        "--resource-type".into(),
+        types.display().to_string(),
+    ]
+}
+
+/// The klaxoon template against a real SCIM server started with [`klaxoon_schema_args`].
+pub async fn klaxoon_flow(server: &impl RealScim) {
+    let graph = emulator(40, 5).await;
+    let job = init("klaxoon", &graph, server);
     let (code, report) = job.run();
     let principals = assigned(&graph);
     let in_scope = in_scope_users(&graph, &principals);
@@ -494,10 +506,10 @@ async fn klaxoon_template_provisions_required_attributes_licensed_groups_and_dis
         ("active", Want::Active),
     ];
     for u in &users {
-        check_user("klaxoon", &server, u, &table);
+        check_user("klaxoon", server, u, &table);
     }
     // Item 12/13: groups with externalId, members and the licence at its documented default.
-    for g in check_groups("klaxoon", &graph, &server, &principals, &users, true) {
+    for g in check_groups("klaxoon", &graph, server, &principals, &users, true) {
         assert_eq!(g[KLAXOON_GROUP]["license"], json!("true"), "{g}");
     }
     // "Disable users in Klaxoon when they do not require access anymore".

@@ -26,8 +26,8 @@
 //!
 //! Besides the flows, every golden request of both dialects (`crates/scim/tests/golden`) is
 //! replayed on both servers, and what each refuses is asserted (`golden_requests_against_*`).
-//! - Custom extension schemas (Klaxoon's group licence) are served by scim2-server from a file;
-//!   this SCIMMY server declares none, so the Klaxoon template runs against scim2-server only.
+//! - Custom extension schemas (Klaxoon's group licence): both serve them from the same files
+//!   (`--schema`, `--resource-type`; `server.js` declares them as SCIMMY extensions).
 
 use crate::support::*;
 use serde_json::Value;
@@ -74,6 +74,16 @@ async fn cybsafe_template_against_scimmy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_template_against_scimmy() {
     on_scimmy!(crate::apps::scim_flow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn klaxoon_template_against_scimmy() {
+    let args = crate::apps::klaxoon_schema_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(server) = Scimmy::start_with(&args) else {
+        return;
+    };
+    crate::apps::klaxoon_flow(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -388,6 +388,12 @@ impl Scimmy {
     /// Started, or `None` (with a message saying why the test is skipped) when its packages are
     /// not installed and `CI` is not set; in CI a missing install is a failure.
     pub fn start() -> Option<Scimmy> {
+        Scimmy::start_with(&[])
+    }
+
+    /// Started with extra arguments: `--schema FILE --resource-type FILE` as scim2-server's,
+    /// to declare an app's own extension schema (Klaxoon's group licence).
+    pub fn start_with(extra: &[&str]) -> Option<Scimmy> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scimmy");
         if !dir.join("node_modules/scimmy").is_dir() {
             let why = format!(
@@ -402,6 +408,7 @@ impl Scimmy {
         let mut child = Command::new(std::env::var("SCIMSYNC_NODE").unwrap_or("node".into()))
             .arg(dir.join("server.js"))
             .arg("0")
+            .args(extra)
             .env("SCIMMY_TOKEN", &token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -4,7 +4,10 @@
 // leaves to the handlers: ids, meta, userName / displayName uniqueness (409) and
 // case-insensitive filtering on them.
 //
-//   node server.js [PORT]      (or SCIMMY_PORT; 0 picks a free port)
+//   node server.js [PORT] [--schema FILE --resource-type FILE]
+//       PORT                   (or SCIMMY_PORT; 0 picks a free port)
+//       --schema/--resource-type  as scim2-server's: the extension schemas the resource types
+//                              name (beyond the enterprise one) are declared from FILE
 //   SCIMMY_TOKEN=secret        bearer token every request must carry (required)
 //
 // Listens on 127.0.0.1 only and prints one line, "listening on PORT", once it accepts
@@ -19,9 +22,24 @@ if (!token) {
     console.error("SCIMMY_TOKEN is not set");
     process.exit(2);
 }
-const port = Number.parseInt(process.argv[2] ?? process.env.SCIMMY_PORT ?? "0", 10);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`bad port: ${process.argv[2] ?? process.env.SCIMMY_PORT}`);
+const args = process.argv.slice(2);
+const option = (name) => {
+    const i = args.indexOf(name);
+    if (i < 0) return undefined;
+    const value = args[i + 1];
+    if (value === undefined) {
+        console.error(`${name} needs a value`);
+        process.exit(2);
+    }
+    args.splice(i, 2);
+    return value;
+};
+const schemaFile = option("--schema");
+const resourceTypeFile = option("--resource-type");
+const portArg = args[0] ?? process.env.SCIMMY_PORT ?? "0";
+const port = Number.parseInt(portArg, 10);
+if (!/^\d+$/.test(portArg) || port > 65535 || args.length > 1) {
+    console.error(`usage: server.js [PORT] [--schema FILE --resource-type FILE] (got ${process.argv.slice(2).join(" ")})`);
     process.exit(2);
 }
 
@@ -114,6 +132,36 @@ SCIMMY.Resources.declare(SCIMMY.Resources.Group)
     .ingress((r, i) => groups.ingress(r, i))
     .egress((r) => groups.egress(r))
     .degress((r) => groups.degress(r));
+
+// Extension schemas from files (scim2-server's `--schema` / `--resource-type` format: SCIM
+// Schema and ResourceType resources), e.g. Klaxoon's group licence.
+if (schemaFile || resourceTypeFile) {
+    if (!schemaFile || !resourceTypeFile) {
+        console.error("--schema and --resource-type go together");
+        process.exit(2);
+    }
+    const {readFileSync} = await import("node:fs");
+    const list = (file) => [JSON.parse(readFileSync(file, "utf8"))].flat();
+    const schemas = new Map(list(schemaFile).map((sc) => [sc.id, sc]));
+    const attribute = (a) => new SCIMMY.Types.Attribute(
+        a.type, a.name,
+        {multiValued: !!a.multiValued, required: !!a.required, caseExact: !!a.caseExact, description: a.description ?? ""},
+        (a.subAttributes ?? []).map(attribute));
+    const resources = {User: SCIMMY.Resources.User, Group: SCIMMY.Resources.Group};
+    for (const rt of list(resourceTypeFile)) {
+        for (const ext of rt.schemaExtensions ?? []) {
+            if (ext.schema === SCIMMY.Schemas.EnterpriseUser.definition.id) continue;
+            const sc = schemas.get(ext.schema);
+            if (!sc || !resources[rt.name]) {
+                console.error(`no schema ${ext.schema} for resource type ${rt.name}`);
+                process.exit(2);
+            }
+            resources[rt.name].extend(
+                new SCIMMY.Types.SchemaDefinition(sc.name, sc.id, sc.description ?? "", sc.attributes.map(attribute)),
+                !!ext.required);
+        }
+    }
+}
 
 const app = express();
 app.use("/scim/v2", new SCIMMYRouters({

@@ -25,7 +25,6 @@ use scimsync_core::{
     AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError, StateStore,
     StoreError, Target, UserQuery, UserScope,
 };
-use scimsync_mapping::source_attributes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -283,12 +282,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 None
             };
             let query = GroupQuery {
-                attributes: self
-                    .job
-                    .groups
-                    .as_ref()
-                    .map(|g| source_attributes(&g.mappings))
-                    .unwrap_or_default(),
+                attributes: self.job.group_source_attributes(),
             };
             let read = self
                 .source
@@ -345,7 +339,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
 
         // Users.
         let query = UserQuery {
-            attributes: source_attributes(&self.job.mappings),
+            attributes: self.job.user_source_attributes(),
             scope: self.job.scope.clone(),
         };
         let watermark = if use_watermarks {

@@ -165,8 +165,37 @@ impl JobSpec {
         crate::diff::diff_clearing(confirmed, desired, &clearable)
     }
 
+    /// The source attributes a user decision reads: the mappings' and the scoping filters'
+    /// (an attribute only a scoping clause names must still be selected, or every user would
+    /// read as not matching it).
+    pub fn user_source_attributes(&self) -> Vec<String> {
+        with_scoping(
+            scimsync_mapping::source_attributes(&self.mappings),
+            &self.scoping,
+        )
+    }
+
+    /// The same for groups.
+    pub fn group_source_attributes(&self) -> Vec<String> {
+        match &self.groups {
+            Some(g) => with_scoping(scimsync_mapping::source_attributes(&g.mappings), &g.scoping),
+            None => Vec::new(),
+        }
+    }
+
     /// Whether a mapping sets `active` itself; otherwise the engine owns it.
     pub fn maps_active(&self) -> bool {
         self.mappings.iter().any(|m| m.target == "active")
     }
+}
+
+fn with_scoping(mut names: Vec<String>, scoping: &[ScopingFilter]) -> Vec<String> {
+    names.extend(
+        scoping
+            .iter()
+            .flat_map(|f| f.clauses.iter().map(|c| c.attribute.clone())),
+    );
+    names.sort();
+    names.dedup();
+    names
 }

@@ -13,7 +13,6 @@ use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
 use scimsync_core::{
     AppRoleAssignment, LogStatus, LogStep, Source, StateStore, Target, UserQuery, UserScope,
 };
-use scimsync_mapping::source_attributes;
 use std::collections::{BTreeMap, HashMap};
 
 /// Entra's limit for a group provisioned on demand.
@@ -28,7 +27,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
     ) -> Result<ObjectReport, CycleError> {
         let job = &self.job.name;
         let query = UserQuery {
-            attributes: source_attributes(&self.job.mappings),
+            attributes: self.job.user_source_attributes(),
             scope: self.job.scope.clone(),
         };
         let user = self
@@ -89,13 +88,13 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         group_id: &str,
         mode: Mode,
     ) -> Result<Vec<ObjectReport>, CycleError> {
-        let Some(spec) = &self.job.groups else {
+        if self.job.groups.is_none() {
             return Err(CycleError::NotFound(
                 "this job does not provision groups".into(),
             ));
-        };
+        }
         let query = scimsync_core::GroupQuery {
-            attributes: source_attributes(&spec.mappings),
+            attributes: self.job.group_source_attributes(),
         };
         let view = GroupView::apply(
             GroupView::load(self.store, &self.job.name)?,

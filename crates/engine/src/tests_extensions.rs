@@ -200,3 +200,36 @@ async fn a_scoping_filter_on_a_directory_extension_selects_by_its_value() {
         .collect();
     assert_eq!(names, vec![json!("adele@x")]);
 }
+
+/// An attribute only a scoping clause names is still asked for: otherwise every user would
+/// read as not matching it and fall out of scope.
+#[tokio::test]
+async fn an_attribute_only_a_scoping_filter_names_is_selected() {
+    let mut job = JobSpec::new(
+        "t",
+        UserScope::All,
+        vec![mapping("userName", "userPrincipalName", Some(1))],
+    );
+    job.scoping = vec![ScopingFilter {
+        name: None,
+        clauses: vec![Clause {
+            attribute: COST_CENTER.into(),
+            operator: Operator::parse("EQUALS").unwrap(),
+            value: Some("CC-4711".into()),
+            line: 1,
+        }],
+        line: 1,
+    }];
+    let source = Recording {
+        inner: MemorySource::new(vec![user("u1", "adele@x", json!({COST_CENTER: "CC-4711"}))]),
+        queries: Mutex::new(Vec::new()),
+    };
+    let (target, store) = (MemoryTarget::new(), MemoryStore::new());
+    cycle(&job, &source, &target, &store).await;
+    let queries = source.queries.lock().unwrap().clone();
+    assert!(
+        queries.iter().all(|q| q.iter().any(|a| a == COST_CENTER)),
+        "{queries:?}"
+    );
+    assert_eq!(target.users().len(), 1);
+}

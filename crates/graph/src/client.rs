@@ -1,7 +1,7 @@
 //! The Graph HTTP client: configuration, authenticated GETs with retries, error envelopes and
 //! `@odata.nextLink` paging.
 
-use crate::body::{Body, human, read_capped, too_large_text};
+use scimsync_http::{Body, human, read_capped, too_large_text};
 use crate::credential::{AssertionSigner, CertificateAlgorithm, Credential};
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use crate::token::{Auth, TokenCache, TokenSettings, error_chain};

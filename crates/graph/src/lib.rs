@@ -22,7 +22,6 @@
 
 mod attributes;
 mod batch;
-mod body;
 mod check;
 mod client;
 mod credential;

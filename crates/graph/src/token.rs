@@ -6,7 +6,7 @@
 //! time. With a certificate credential each request carries a freshly signed
 //! `client_assertion` instead of `client_secret`. Token endpoint errors are turned into one message that names the likely cause.
 
-use crate::body::{Body, read_capped, too_large_text};
+use scimsync_http::{Body, read_capped, too_large_text};
 use crate::credential::AssertionSigner;
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use oauth2::basic::{

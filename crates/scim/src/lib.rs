@@ -26,7 +26,6 @@
 //! - 429/503/504 are retried within the call (honouring `Retry-After`, capped at 60 s);
 //!   timeouts and connection errors are not, because a POST may have been applied.
 
-mod body;
 mod client;
 pub mod fuzz;
 mod members;

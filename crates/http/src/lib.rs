@@ -1,9 +1,9 @@
-//! Response bodies read with a cap: a misbehaving or hostile target cannot make the client
-//! buffer more than the configured number of bytes (a huge ListResponse, an endless chunked
-//! answer). The same reader as scimsync-graph's: each crate owns its HTTP client.
+//! What the two HTTP clients (Graph and SCIM) share: response bodies read with a cap, so a
+//! misbehaving or hostile endpoint cannot make a client buffer more than the configured number
+//! of bytes (a 300 MB page, an endless chunked answer). Each client keeps its own errors.
 
 /// What [`read_capped`] read.
-pub(crate) enum Body {
+pub enum Body {
     /// The whole body, at most `cap` bytes.
     Complete(Vec<u8>),
     /// The body is larger than `cap`: `declared` is its `Content-Length` when it announced one
@@ -19,7 +19,7 @@ pub(crate) enum Body {
 /// decoded size) and stops at the first chunk that would take it past `cap` bytes; the
 /// connection is then dropped with the rest unread. A `Content-Length` above `cap` is refused
 /// before anything is read.
-pub(crate) async fn read_capped(
+pub async fn read_capped(
     mut response: reqwest::Response,
     cap: usize,
 ) -> Result<Body, reqwest::Error> {
@@ -48,7 +48,7 @@ pub(crate) async fn read_capped(
 }
 
 /// "larger than 67108864 bytes (64 MiB)" / "of 300000000 bytes, more than …", for messages.
-pub(crate) fn too_large_text(declared: Option<u64>, cap: usize) -> String {
+pub fn too_large_text(declared: Option<u64>, cap: usize) -> String {
     match declared {
         Some(len) => format!(
             "announced {len} bytes, more than the limit of {}",
@@ -59,7 +59,7 @@ pub(crate) fn too_large_text(declared: Option<u64>, cap: usize) -> String {
 }
 
 /// `67108864 bytes (64 MiB)`.
-pub(crate) fn human(bytes: usize) -> String {
+pub fn human(bytes: usize) -> String {
     const KIB: usize = 1 << 10;
     const MIB: usize = 1 << 20;
     if bytes >= MIB && bytes.is_multiple_of(MIB) {

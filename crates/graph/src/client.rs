@@ -1,13 +1,13 @@
 //! The Graph HTTP client: configuration, authenticated GETs with retries, error envelopes and
 //! `@odata.nextLink` paging.
 
-use scimsync_http::{Body, human, read_capped, too_large_text};
 use crate::credential::{AssertionSigner, CertificateAlgorithm, Credential};
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use crate::token::{Auth, TokenCache, TokenSettings, error_chain};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
 use scimsync_core::{ErrorCode, Secret, SourceError};
+use scimsync_http::{Body, human, read_capped, too_large_text};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};

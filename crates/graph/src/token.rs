@@ -6,7 +6,6 @@
 //! time. With a certificate credential each request carries a freshly signed
 //! `client_assertion` instead of `client_secret`. Token endpoint errors are turned into one message that names the likely cause.
 
-use scimsync_http::{Body, read_capped, too_large_text};
 use crate::credential::AssertionSigner;
 use crate::retry::{backoff_delay, retry_after, retryable_status};
 use oauth2::basic::{
@@ -18,6 +17,7 @@ use oauth2::{
     TokenUrl,
 };
 use scimsync_core::{ErrorCode, Secret, SourceError};
+use scimsync_http::{Body, read_capped, too_large_text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;

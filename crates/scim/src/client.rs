@@ -4,7 +4,6 @@
 //! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
 //! preview printed from the same plan is byte-for-byte what goes on the wire.
 
-use scimsync_http::{Body, human, read_capped, too_large_text};
 use crate::members::{MemberRemoval, add_members_body, remove_members_body};
 use crate::patch::{Dialect, patch_body, patch_body_with_manager};
 use crate::path::{ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, match_filter};
@@ -19,6 +18,7 @@ use reqwest::{Method, redirect};
 use scimsync_core::{
     Attrs, Backoff, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
 };
+use scimsync_http::{Body, human, read_capped, too_large_text};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;

@@ -387,15 +387,16 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     }
                 }
             }
-            match free.len() {
-                0 => rec.step(
+            let n = free.len();
+            let mut free = free.into_iter();
+            match (free.next(), n) {
+                (None, _) => rec.step(
                     "Match",
                     "matching",
                     LogStatus::Success,
                     format!("{query}: no match"),
                 ),
-                1 => {
-                    let hit = free.into_iter().next().expect("one hit");
+                (Some(hit), 1) => {
                     rec.step(
                         "Match",
                         "matching",
@@ -405,7 +406,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     rec.matched_by = Some(query);
                     return Ok((Some(hit), holder));
                 }
-                n => {
+                (Some(_), n) => {
                     let msg = format!("{query} matched {n} target groups");
                     rec.step("Match", "matching", LogStatus::Failure, msg.clone());
                     return Err((ErrorCode::DuplicateTargetEntries, msg));

@@ -252,15 +252,16 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         for (path, value) in keys {
             let query = format!("{path} eq \"{value}\"");
             let hits = self.target.find_users(path, value).await.map_err(te)?;
-            match hits.len() {
-                0 => rec.step(
+            let n = hits.len();
+            let mut hits = hits.into_iter();
+            match (hits.next(), n) {
+                (None, _) => rec.step(
                     "Match",
                     "matching",
                     LogStatus::Success,
                     format!("{query}: no match"),
                 ),
-                1 => {
-                    let hit = hits.into_iter().next().expect("one hit");
+                (Some(hit), 1) => {
                     match cx.claims.user_claim(
                         self.store,
                         &self.job.name,
@@ -287,7 +288,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     rec.matched_by = Some(query);
                     return Ok(Some(hit));
                 }
-                n => {
+                (Some(_), n) => {
                     let msg = format!("{query} matched {n} target objects");
                     rec.step("Match", "matching", LogStatus::Failure, msg.clone());
                     return Err((ErrorCode::DuplicateTargetEntries, msg));

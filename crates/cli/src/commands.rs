@@ -334,6 +334,7 @@ fn unknown_attributes(cfg: &scimsync_config::JobConfig) -> Vec<(usize, String, S
     let user_ok = |n: &str| {
         scimsync_graph::graph_property(n).is_some()
             || scimsync_graph::is_computed_attribute(n)
+            || scimsync_graph::is_reference_attribute(n)
             || n.starts_with("extension_")
     };
     let group_ok =

@@ -79,6 +79,7 @@ fn readable(kind: ObjectKind, name: &str) -> bool {
         ObjectKind::User => {
             scimsync_graph::graph_property(name).is_some()
                 || scimsync_graph::is_computed_attribute(name)
+                || scimsync_graph::is_reference_attribute(name)
                 || name.starts_with("extension_")
         }
         ObjectKind::Group => {

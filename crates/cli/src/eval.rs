@@ -101,7 +101,9 @@ fn pointed(text: &str, e: &scimsync_expr::ExprError) -> String {
 
 /// A name Entra's source offers (Graph-backed or computed by the engine).
 fn known_attribute(name: &str) -> bool {
-    scimsync_graph::graph_property(name).is_some() || scimsync_graph::is_computed_attribute(name)
+    scimsync_graph::graph_property(name).is_some()
+        || scimsync_graph::is_computed_attribute(name)
+        || scimsync_graph::is_reference_attribute(name)
 }
 
 async fn read_user(

@@ -26,7 +26,12 @@ pub fn requests(o: &ObjectReport, shapes: Shapes) -> Vec<PlannedRequest> {
     let d = shapes.dialect;
     let mut out = match (&o.object_type, &o.action) {
         (ObjectType::User, Action::Create { attrs }) => vec![PlannedRequest::create(attrs, true)],
-        (ObjectType::User, Action::Update { target_id, .. } | Action::Disable { target_id }) => {
+        (
+            ObjectType::User,
+            Action::Update { target_id, .. }
+            | Action::Disable { target_id }
+            | Action::SetReference { target_id, .. },
+        ) => {
             vec![PlannedRequest::update(target_id, &o.action.changes(), d)]
         }
         (ObjectType::User, Action::Delete { target_id }) => vec![PlannedRequest::delete(target_id)],
@@ -62,6 +67,10 @@ pub fn requests(o: &ObjectReport, shapes: Shapes) -> Vec<PlannedRequest> {
 }
 
 fn action_word(o: &ObjectReport) -> &'static str {
+    // Logged under Entra's code for it, but not a failure: it is tried again every cycle.
+    if matches!(o.action, Action::ReferencePending { .. }) {
+        return "pending";
+    }
     if o.error_code.is_some() {
         return "FAILED";
     }
@@ -74,6 +83,8 @@ fn action_word(o: &ObjectReport) -> &'static str {
         Action::NoChange => "none",
         Action::Skip { .. } => "skip",
         Action::StagedDelete { .. } => "staged",
+        Action::SetReference { .. } => "manager",
+        Action::ReferencePending { .. } => "pending",
     }
 }
 

@@ -1528,6 +1528,18 @@ impl Cx<'_> {
             Ok(expr) => {
                 for name in scimsync_expr::attributes(&expr) {
                     self.source_attribute(&name, v.span(), key);
+                    if name.eq_ignore_ascii_case("manager") {
+                        // Entra too: a reference is mapped directly, never through a function.
+                        self.error(
+                            v.span(),
+                            key,
+                            "`manager` is a reference attribute: map it directly (`source = \"manager\"`), \
+                             and scimsync writes the manager's target id once the manager is \
+                             provisioned; inside an expression it would be the manager's Graph \
+                             object id, which the target does not know"
+                                .to_string(),
+                        );
+                    }
                 }
                 scimsync_expr::check(&expr, &|_| true)
             }

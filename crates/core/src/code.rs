@@ -43,6 +43,9 @@ pub enum ErrorCode {
     MandatoryFieldsMissing,
     /// An attribute-mapping expression failed for this object (e.g. `IIF` on a null value).
     ExpressionFailed,
+    /// A reference (`manager`) names a user the target does not have yet; the reference is
+    /// tried again at every cycle.
+    UnableToResolveReferenceAttributeValue,
 
     // --- source (Graph) failures ---
     /// The token endpoint refused our credentials (AADSTS…).
@@ -82,6 +85,9 @@ impl ErrorCode {
             ErrorCode::ImportSkipped => "ImportSkipped",
             ErrorCode::MandatoryFieldsMissing => "MandatoryFieldsMissing",
             ErrorCode::ExpressionFailed => "ExpressionFailed",
+            ErrorCode::UnableToResolveReferenceAttributeValue => {
+                "UnableToResolveReferenceAttributeValue"
+            }
             ErrorCode::GraphAuthenticationFailed => "GraphAuthenticationFailed",
             ErrorCode::GraphRequestFailed => "GraphRequestFailed",
             ErrorCode::ConfigInvalid => "ConfigInvalid",

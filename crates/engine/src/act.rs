@@ -348,7 +348,7 @@ fn show(v: &Value) -> String {
 pub(crate) fn modified_properties(action: &Action, old: Option<&Attrs>) -> Vec<ModifiedProperty> {
     let pairs: Vec<(String, Value)> = match action {
         Action::Create { attrs } => attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Action::Update { .. } | Action::Disable { .. } => action
+        Action::Update { .. } | Action::Disable { .. } | Action::SetReference { .. } => action
             .changes()
             .into_iter()
             .map(|c| (c.path, c.value))
@@ -374,6 +374,10 @@ fn describe(object_type: ObjectType, action: &Action) -> String {
         Action::Create { .. } if users => "POST /Users".into(),
         Action::Create { .. } => "POST /Groups (created empty)".into(),
         Action::Update { .. } | Action::Disable { .. } if users => "PATCH /Users/{id}".into(),
+        Action::SetReference { .. } => "PATCH /Users/{id} (references)".into(),
+        Action::ReferencePending { manager } => {
+            format!("manager {manager} is not provisioned yet; tried again every cycle")
+        }
         Action::Update { .. } | Action::Disable { .. } => "PATCH /Groups/{id}".into(),
         Action::Delete { .. } if users => "DELETE /Users/{id}".into(),
         Action::Delete { .. } => "DELETE /Groups/{id}".into(),

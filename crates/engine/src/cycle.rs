@@ -19,6 +19,7 @@ use crate::plan::{
 use crate::read::{
     GroupView, UserWork, assigned_groups, assignment_changes, effective_assignments, roles_key,
 };
+use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
@@ -121,7 +122,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         self
     }
 
-    fn report_progress(&self, phase: &'static str, done: usize, total: usize) {
+    pub(crate) fn report_progress(&self, phase: &'static str, done: usize, total: usize) {
         if let Some(p) = self.progress {
             p.progress(Progress { phase, done, total });
         }
@@ -185,7 +186,25 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
         let mut cx = Cycle::new(cycle_id.clone(), mode, now, claims);
         cx.reconcile = snap.reconcile;
+        let ref_wants: Vec<UserRefWork> = users
+            .iter()
+            .filter(|d| !d.refs.is_empty())
+            .map(|d| UserRefWork {
+                source_id: d.source_id.clone(),
+                display: d.display.clone(),
+                wants: d.refs.clone(),
+            })
+            .collect();
+        let planned: BTreeSet<String> = users
+            .iter()
+            .filter(|d| matches!(d.op, UserOp::Provision { .. }))
+            .map(|d| d.source_id.clone())
+            .collect();
         let mut processed = self.act_users(&cx, users).await?;
+        // References after every user of the cycle, so a manager created later in the same
+        // cycle is found; pending ones from earlier cycles are tried again.
+        let ref_work = ref_work(ref_wants, self.state().all_pending_refs()?);
+        let reference_results = self.act_references(&cx, ref_work, &planned).await?;
         let user_reports: Vec<&ObjectReport> = processed
             .iter()
             .filter_map(|p| match p {
@@ -196,6 +215,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
         let group_results = self.act_groups(&cx, groups, &targets).await?;
         processed.extend(group_results);
+        processed.extend(reference_results);
 
         let mut report = CycleReport {
             job: self.job.name.clone(),

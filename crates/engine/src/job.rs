@@ -183,11 +183,28 @@ impl JobSpec {
         }
     }
 
+    /// Target paths written from a reference source attribute (`manager`, mapped directly):
+    /// they hold a source object id that only the reference pass can turn into a target id,
+    /// so they are left out of creates and diffs (Entra's `referenceResolution` step).
+    pub fn reference_paths(&self) -> Vec<String> {
+        self.mappings
+            .iter()
+            .filter(|m| {
+                matches!(&m.value, scimsync_config::MappingValue::Direct { source }
+                    if source.eq_ignore_ascii_case(REFERENCE_SOURCE))
+            })
+            .map(|m| m.target.clone())
+            .collect()
+    }
+
     /// Whether a mapping sets `active` itself; otherwise the engine owns it.
     pub fn maps_active(&self) -> bool {
         self.mappings.iter().any(|m| m.target == "active")
     }
 }
+
+/// The one reference source attribute Entra's user mappings offer.
+pub const REFERENCE_SOURCE: &str = "manager";
 
 fn with_scoping(mut names: Vec<String>, scoping: &[ScopingFilter]) -> Vec<String> {
     names.extend(

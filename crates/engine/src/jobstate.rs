@@ -28,6 +28,8 @@ pub(crate) const FINGERPRINT: &str = "fingerprint";
 pub(crate) const ESCROW: &str = "escrow";
 pub(crate) const ASSIGNED: &str = "assigned";
 pub(crate) const GROUP_MIRROR: &str = "group";
+pub(crate) const REFS: &str = "ref";
+pub(crate) const REFS_PENDING: &str = "refpending";
 
 /// The last completed apply cycle, as `status`, the service and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +247,75 @@ impl<'a> JobState<'a> {
             self.store.remove_record(self.job, ESCROW, id)?;
         }
         Ok(all.len())
+    }
+
+    fn get_record_json<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.store.get_record(self.job, kind, id)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(&v)
+                .map(Some)
+                .map_err(|e| self.corrupt(&format!("rec/{kind}/{id}"), e)),
+        }
+    }
+
+    fn put_record_json<T: Serialize>(&self, kind: &str, id: &str, v: &T) -> Result<(), StoreError> {
+        let text = serde_json::to_string(v).map_err(|e| StoreError::new(e.to_string()))?;
+        self.store.put_record(self.job, kind, id, &text)
+    }
+
+    /// The references a user's target object holds, as far as we know.
+    pub(crate) fn user_refs(
+        &self,
+        user: &str,
+    ) -> Result<Option<crate::references::UserRefs>, StoreError> {
+        self.get_record_json(REFS, user)
+    }
+
+    pub(crate) fn put_user_refs(
+        &self,
+        user: &str,
+        refs: &crate::references::UserRefs,
+    ) -> Result<(), StoreError> {
+        self.put_record_json(REFS, user, refs)
+    }
+
+    /// A user's references waiting for their manager.
+    pub(crate) fn pending_refs(
+        &self,
+        user: &str,
+    ) -> Result<Option<crate::references::PendingRefs>, StoreError> {
+        self.get_record_json(REFS_PENDING, user)
+    }
+
+    pub(crate) fn put_pending_refs(
+        &self,
+        user: &str,
+        refs: &crate::references::PendingRefs,
+    ) -> Result<(), StoreError> {
+        self.put_record_json(REFS_PENDING, user, refs)
+    }
+
+    pub(crate) fn remove_pending_refs(&self, user: &str) -> Result<(), StoreError> {
+        self.store.remove_record(self.job, REFS_PENDING, user)
+    }
+
+    /// Every pending reference, by user: what each cycle tries again.
+    pub fn all_pending_refs(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StoreError> {
+        self.store
+            .list_records(self.job, REFS_PENDING)?
+            .into_iter()
+            .map(|(id, v)| {
+                serde_json::from_str(&v)
+                    .map(|r| (id.clone(), r))
+                    .map_err(|e| self.corrupt(&format!("rec/{REFS_PENDING}/{id}"), e))
+            })
+            .collect()
     }
 
     /// Make every escrowed object due now (a restart): returns how many.

@@ -19,6 +19,7 @@ mod jobstate;
 mod ondemand;
 mod plan;
 mod read;
+mod references;
 mod report;
 mod restart;
 mod users;
@@ -46,3 +47,5 @@ mod tests_extensions;
 mod tests_groups;
 #[cfg(test)]
 mod tests_identity;
+#[cfg(test)]
+mod tests_references;

@@ -7,13 +7,14 @@
 use crate::act::{Claims, Cycle, Processed, digest, v7_like};
 use crate::cycle::{CycleError, Engine};
 use crate::groups::UserTargets;
-use crate::plan::{Compiled, GROUP_PREFIX, PlanCtx, UserItem, decide_groups, decide_user};
+use crate::plan::{Compiled, GROUP_PREFIX, PlanCtx, UserItem, UserOp, decide_groups, decide_user};
 use crate::read::{GroupView, effective_assignments};
+use crate::references::UserRefWork;
 use crate::report::{Action, CycleKind, Mode, ObjectReport, ObjectType};
 use scimsync_core::{
     AppRoleAssignment, LogStatus, LogStep, Source, StateStore, Target, UserQuery, UserScope,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Entra's limit for a group provisioned on demand.
 pub const ON_DEMAND_MAX_MEMBERS: usize = 5;
@@ -54,8 +55,23 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         };
         let decision = decide_user(&pctx, UserItem::Present(&user, state.as_ref()));
         let cx = Cycle::new(on_demand_id(now, &user.id), mode, now, Claims::new(&[]));
+        let work = vec![UserRefWork {
+            source_id: decision.source_id.clone(),
+            display: decision.display.clone(),
+            wants: decision.refs.clone(),
+        }];
+        let planned: BTreeSet<String> = match decision.op {
+            UserOp::Provision { .. } => BTreeSet::from([decision.source_id.clone()]),
+            _ => BTreeSet::new(),
+        };
         let processed = self.act_user(&cx, decision).await?;
-        Ok(match processed {
+        // Entra's on-demand steps end with the reference step when the user has a manager.
+        let references = if work[0].wants.is_empty() {
+            Vec::new()
+        } else {
+            self.act_references(&cx, work, &planned).await?
+        };
+        let mut report = match processed {
             Processed::Reported(r) => r,
             _ => ObjectReport {
                 object_type: ObjectType::User,
@@ -79,7 +95,22 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                             .into(),
                 }],
             },
-        })
+        };
+        for p in references {
+            if let Processed::Reported(r) = p {
+                report.steps.extend(r.steps.into_iter().filter(|s| {
+                    s.provisioning_step_type == "referenceResolution"
+                        || s.provisioning_step_type == "export"
+                }));
+                if report.action == Action::NoChange {
+                    report.action = r.action;
+                    report.status = r.status;
+                    report.error_code = r.error_code;
+                    report.error = r.error;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Provision one group: its members first (at most five, as Entra), then the group.

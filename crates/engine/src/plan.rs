@@ -30,6 +30,8 @@ pub(crate) struct Compiled {
     pub scoping: CompiledFilters,
     pub groups: CompiledMappings,
     pub group_scoping: CompiledFilters,
+    /// User target paths the reference pass writes (see [`JobSpec::reference_paths`]).
+    pub references: Vec<String>,
 }
 
 impl Compiled {
@@ -43,6 +45,7 @@ impl Compiled {
             scoping: CompiledFilters::new(&job.scoping),
             groups: CompiledMappings::new(gm),
             group_scoping: CompiledFilters::new(gs),
+            references: job.reference_paths(),
         }
     }
 }
@@ -144,6 +147,42 @@ pub(crate) struct UserDecision<'a> {
     /// For a user gone from the source: whether it was soft-deleted (kept in its escrow so a
     /// retry knows what it was).
     pub gone: Option<bool>,
+    /// In scope: the references the source gives (for the reference pass after the users).
+    pub refs: Vec<RefWant>,
+}
+
+/// A reference attribute as the source gives it: the referenced source object's id, or
+/// `None` when the source says the link was removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefWant {
+    pub path: String,
+    pub manager: Option<String>,
+}
+
+/// The references of an in-scope user; an attribute the source did not return is no want.
+pub(crate) fn reference_wants(ctx: &PlanCtx<'_>, user: &SourceUser) -> Vec<RefWant> {
+    if ctx.compiled.references.is_empty() {
+        return Vec::new();
+    }
+    let Some(value) = user
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(crate::job::REFERENCE_SOURCE))
+        .map(|(_, v)| v)
+    else {
+        return Vec::new();
+    };
+    let manager = match value {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        _ => None,
+    };
+    (ctx.compiled.references)
+        .iter()
+        .map(|path| RefWant {
+            path: path.clone(),
+            manager: manager.clone(),
+        })
+        .collect()
 }
 
 pub(crate) fn step(name: &str, kind: &str, status: LogStatus, d: impl Into<String>) -> LogStep {
@@ -184,6 +223,10 @@ pub(crate) fn desired_user(
     if !ctx.job.maps_active() {
         attrs.insert("active".into(), Value::Bool(true));
     }
+    // References are written by the reference pass once their target ids are known.
+    for path in &ctx.compiled.references {
+        attrs.remove(path);
+    }
     Ok(attrs)
 }
 
@@ -202,6 +245,7 @@ pub(crate) fn decide_user<'a>(ctx: &PlanCtx<'a>, item: UserItem<'a>) -> UserDeci
         op: UserOp::Unchanged,
         state,
         gone,
+        refs: Vec::new(),
     };
     if !ctx.ignore_escrow && escrow.is_some_and(|e| e.next_retry > ctx.now) {
         d.op = UserOp::Escrowed;
@@ -238,6 +282,9 @@ fn decide_present(
     };
     d.steps.push(step("Scope", "scoping", status, scope.reason));
 
+    if decision == ScopeDecision::InScope {
+        d.refs = reference_wants(ctx, user);
+    }
     d.op = match (decision, state) {
         (ScopeDecision::InScope, Some(st)) => decide_linked(ctx, d, user, st),
         (ScopeDecision::InScope, None) => decide_unlinked(ctx, user),

@@ -45,13 +45,24 @@ pub enum Action {
     /// A disable or delete held back by the deletion threshold (Entra's `StagedDelete`):
     /// nothing is sent until an admin approves.
     StagedDelete { target_id: String, held: String },
+    /// PATCH reference attributes (`manager`) once the referenced user has a target id
+    /// (Entra's `referenceResolution` step, after the users of the cycle).
+    SetReference {
+        target_id: String,
+        changes: Vec<Change>,
+    },
+    /// A reference the target cannot hold yet: the referenced user (`manager`, its source id)
+    /// is not provisioned. Tried again at every cycle.
+    ReferencePending { manager: String },
 }
 
 impl Action {
     /// The PATCH operations this action sends, for `Update` and `Disable`.
     pub fn changes(&self) -> Vec<Change> {
         match self {
-            Action::Update { changes, .. } => changes.clone(),
+            Action::Update { changes, .. } | Action::SetReference { changes, .. } => {
+                changes.clone()
+            }
             Action::Disable { .. } => vec![Change {
                 op: ChangeOp::Replace,
                 path: "active".into(),
@@ -72,11 +83,14 @@ impl Action {
     pub fn log_action(&self) -> LogAction {
         match self {
             Action::Create { .. } => LogAction::Create,
-            Action::Update { .. } => LogAction::Update,
+            Action::Update { .. } | Action::SetReference { .. } => LogAction::Update,
             Action::Disable { .. } => LogAction::Disable,
             Action::Delete { .. } => LogAction::Delete,
             Action::StagedDelete { .. } => LogAction::StagedDelete,
-            Action::Link { .. } | Action::NoChange | Action::Skip { .. } => LogAction::Other,
+            Action::Link { .. }
+            | Action::NoChange
+            | Action::Skip { .. }
+            | Action::ReferencePending { .. } => LogAction::Other,
         }
     }
 
@@ -88,6 +102,7 @@ impl Action {
                 | Action::Update { .. }
                 | Action::Disable { .. }
                 | Action::Delete { .. }
+                | Action::SetReference { .. }
         )
     }
 }
@@ -144,6 +159,10 @@ pub struct Tally {
     pub escrowed: usize,
     pub members_added: usize,
     pub members_removed: usize,
+    /// References (`manager`) written in the reference pass.
+    pub references_set: usize,
+    /// References waiting for their manager to be provisioned (first seen this cycle).
+    pub references_pending: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,6 +210,8 @@ impl CycleReport {
                 Action::NoChange => t.unchanged += 1,
                 Action::Skip { .. } => t.skipped += 1,
                 Action::StagedDelete { .. } => t.staged_deletes += 1,
+                Action::SetReference { .. } => t.references_set += 1,
+                Action::ReferencePending { .. } => t.references_pending += 1,
             }
             t.members_added += o.members_added.len();
             t.members_removed += o.members_removed.len();

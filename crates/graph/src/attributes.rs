@@ -108,8 +108,9 @@ const PLAIN: &[(&str, &str)] = &[
 ];
 
 // Source attributes of the reference that cannot be read as a property of the user object:
-// - `manager`: a navigation property (`GET /users/{id}/manager` or `$expand=manager`), not a
-//   value `$select` returns; not supported yet (it reads as empty, with a warning);
+// - `manager`: a navigation property, not a value `$select` returns; `read.rs` reads it with
+//   `$expand=manager($select=id)` (GETs) and `manager@delta` (delta rounds) as the manager's
+//   object id, which the engine resolves to a target id in its reference pass;
 // - `SamAccountName`: listed as unavailable to Entra itself (on-premises only; the Graph
 //   property is `onPremisesSamAccountName`, which is read);
 // - `IsSoftDeleted`, `appRoleAssignments`: computed, see [`COMPUTED_ATTRIBUTES`];
@@ -147,11 +148,17 @@ pub fn is_computed_attribute(entra_name: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(entra_name))
 }
 
+/// Whether `entra_name` is a reference source attribute (`manager`): read as the referenced
+/// user's object id, written by the engine's reference pass as that user's target id.
+pub fn is_reference_attribute(entra_name: &str) -> bool {
+    entra_name.eq_ignore_ascii_case("manager")
+}
+
 /// The Graph property behind an Entra source attribute name, or `None` when there is none.
 ///
 /// `None` covers unknown names (so configuration validation can report them), the computed
 /// attributes ([`COMPUTED_ATTRIBUTES`]) and `manager`, which is a navigation property
-/// (`/users/{id}/manager`), not a value on the user: it is not supported yet.
+/// (read through `$expand` / `manager@delta`, see `read.rs`), not a value on the user.
 pub fn graph_property(entra_name: &str) -> Option<GraphProperty> {
     if let Some((_, graph)) = PLAIN
         .iter()
@@ -212,6 +219,10 @@ const GROUP_PLAIN: &[(&str, &str)] = &[
 /// The Graph property behind an Entra source attribute name of a group, or `None` for names
 /// groups do not have. Matching is ASCII case-insensitive.
 pub fn graph_group_property(entra_name: &str) -> Option<GraphProperty> {
+    if is_directory_extension(entra_name) {
+        // As for users: case-sensitive, selected and read back by the name as written.
+        return Some(GraphProperty::Property(entra_name.to_string()));
+    }
     GROUP_PLAIN
         .iter()
         .find(|(entra, _)| entra.eq_ignore_ascii_case(entra_name))

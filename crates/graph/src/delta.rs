@@ -202,10 +202,7 @@ impl GraphClient {
         projection: &Projection,
         fallback_reason: Option<String>,
     ) -> Result<UserRead, SourceError> {
-        let start = self.url(
-            &["users", "delta"],
-            &format!("$select={}", projection.select),
-        );
+        let start = self.url(&["users", "delta"], &projection.delta_query());
         let mut restarted = false;
         loop {
             let mut users: BTreeMap<String, SourceUser> = BTreeMap::new();

@@ -34,7 +34,7 @@ mod token;
 
 pub use attributes::{
     COMPUTED_ATTRIBUTES, GraphProperty, graph_group_property, graph_property,
-    is_computed_attribute, is_directory_extension,
+    is_computed_attribute, is_directory_extension, is_reference_attribute,
 };
 pub use check::{AccessCheck, AccessFailure};
 pub use client::{

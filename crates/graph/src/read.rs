@@ -24,13 +24,18 @@ const ALWAYS: [&str; 3] = ["objectId", "userPrincipalName", "accountEnabled"];
 pub(crate) struct Projection {
     /// (name as requested, where it lives on Graph)
     attrs: Vec<(String, GraphProperty)>,
-    pub(crate) select: String,
+    select: String,
+    /// `manager` was requested, under this name: a navigation property, read with
+    /// `$expand=manager($select=id)` on GETs and as `manager@delta` in delta rounds (where
+    /// selecting it turns on relationship tracking), never with `$select`.
+    manager: Option<String>,
 }
 
 impl Projection {
     pub(crate) fn new(requested: &[String]) -> Self {
         let mut attrs: Vec<(String, GraphProperty)> = Vec::new();
         let mut select: Vec<String> = vec!["id".into()];
+        let mut manager = None;
         let names = ALWAYS
             .iter()
             .map(|s| s.to_string())
@@ -47,11 +52,7 @@ impl Projection {
                     attrs.push((name, p));
                 }
                 None if is_computed_attribute(&name) => {}
-                None if name.eq_ignore_ascii_case("manager") => {
-                    tracing::warn!(
-                        "source attribute manager is not supported yet; it reads as empty"
-                    );
-                }
+                None if name.eq_ignore_ascii_case("manager") => manager = Some(name),
                 None => {
                     tracing::warn!(attribute = %name, "unknown source attribute; it reads as empty")
                 }
@@ -60,6 +61,23 @@ impl Projection {
         Projection {
             attrs,
             select: select.join(","),
+            manager,
+        }
+    }
+
+    /// The query of a GET of users (one or a list).
+    pub(crate) fn get_query(&self) -> String {
+        match self.manager {
+            Some(_) => format!("$select={}&$expand=manager($select=id)", self.select),
+            None => format!("$select={}", self.select),
+        }
+    }
+
+    /// The query of an initial delta round (`$expand` is not allowed there).
+    pub(crate) fn delta_query(&self) -> String {
+        match self.manager {
+            Some(_) => format!("$select={},manager", self.select),
+            None => format!("$select={}", self.select),
         }
     }
 
@@ -67,13 +85,38 @@ impl Projection {
     pub(crate) fn user(&self, graph: &Value) -> Option<SourceUser> {
         let obj: &Map<String, Value> = graph.as_object()?;
         let id = obj.get("id")?.as_str()?.to_string();
-        let attrs = self
+        let mut attrs: scimsync_core::Attrs = self
             .attrs
             .iter()
             .filter_map(|(name, p)| p.read(obj).map(|v| (name.clone(), v)))
             .collect();
+        if let Some(name) = &self.manager
+            && let Some(manager) = manager_of(obj)
+        {
+            attrs.insert(name.clone(), manager);
+        }
         Some(SourceUser { id, attrs })
     }
+}
+
+/// The manager's object id from `manager` (a GET with `$expand`) or `manager@delta` (a delta
+/// item). `Value::Null` when a delta item says the link was removed; `None` when the object
+/// does not say (no key, `null` or `{}` in an expanded list: all three are seen).
+fn manager_of(obj: &Map<String, Value>) -> Option<Value> {
+    if let Some(links) = obj.get("manager@delta").and_then(Value::as_array) {
+        // 0 or 1 live element; a removed link carries `@removed`.
+        let live = links
+            .iter()
+            .filter(|l| l.get("@removed").is_none())
+            .find_map(|l| l.get("id").and_then(Value::as_str));
+        return match live {
+            Some(id) => Some(Value::String(id.to_string())),
+            None if !links.is_empty() => Some(Value::Null),
+            None => None,
+        };
+    }
+    let id = obj.get("manager")?.get("id")?.as_str()?;
+    Some(Value::String(id.to_string()))
 }
 
 /// What `appRoleAssignedTo` and the group expansion yield.
@@ -92,10 +135,7 @@ impl GraphClient {
         attributes: &[String],
     ) -> Result<Option<SourceUser>, SourceError> {
         let projection = Projection::new(attributes);
-        let url = self.url(
-            &["users", id_or_upn],
-            &format!("$select={}", projection.select),
-        );
+        let url = self.url(&["users", id_or_upn], &projection.get_query());
         match self.get(&url, USER_READ).await {
             Ok(body) => Ok(projection.user(&body)),
             Err(f) if f.status == Some(StatusCode::NOT_FOUND) => Ok(None),
@@ -106,10 +146,7 @@ impl GraphClient {
     async fn all_users(&self, projection: &Projection) -> Result<Vec<SourceUser>, SourceError> {
         let url = self.url(
             &["users"],
-            &format!(
-                "$select={}&$top={}",
-                projection.select, self.inner.page_size
-            ),
+            &format!("{}&$top={}", projection.get_query(), self.inner.page_size),
         );
         let mut users = Vec::new();
         self.get_pages(url, USER_READ, |event| match event {
@@ -281,7 +318,7 @@ impl GraphClient {
     ) -> Result<Vec<SourceUser>, SourceError> {
         let mut seen = BTreeSet::new();
         let unique: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
-        let query = format!("$select={}", projection.select);
+        let query = projection.get_query();
         let urls: Vec<String> = unique
             .iter()
             .map(|id| self.relative_url(&["users", id], &query))

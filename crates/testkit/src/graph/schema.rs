@@ -180,7 +180,7 @@ pub(crate) static GROUP: Schema = Schema {
         "visibility",
         "onPremisesProvisioningErrors",
     ],
-    extensions: false,
+    extensions: true,
 };
 
 /// `microsoft.graph.appRoleAssignment` properties (all of them are in the default set).

@@ -9,6 +9,7 @@ mod graph_sdk;
 mod groups;
 mod identity;
 mod logs;
+mod manager;
 mod scim2;
 mod scimmy;
 mod serve;

@@ -412,12 +412,13 @@ mod tests {
             text.contains("token = \"env:CONTOSO_SCIM_TOKEN\""),
             "{text}"
         );
-        // Graph's table says manager is not read yet: commented out, so `validate` passes.
-        assert!(text.contains("# source = \"manager\""), "{text}");
+        // manager is read (a reference the engine resolves): imported as a mapping.
+        assert!(text.contains("\nsource = \"manager\""), "{text}");
+        assert!(!text.contains("# source = \"manager\""), "{text}");
         let job = load(&out);
         // Offline: the secrets it names (env:CONTOSO_SCIM_TOKEN, …) are not set here.
         assert!(crate::commands::validate(&out, true) == 0);
-        assert_eq!(job.users.mappings.len(), 10);
+        assert_eq!(job.users.mappings.len(), 11);
         assert_eq!(job.users.scoping.len(), 1);
         assert!(job.groups.enabled);
 

@@ -26,8 +26,8 @@
 //! - `members` of a group mapped from `[members]` is not a scimsync mapping: the engine sends
 //!   each group's direct members itself. It becomes a comment (and a note); a group mapping
 //!   without it is a warning, since scimsync sends members anyway.
-//! - A mapping whose source attribute scimsync cannot read from Graph (`manager` today; the
-//!   caller says which, see [`ImportOptions::readable`]) is written commented out with a
+//! - A mapping whose source attribute scimsync cannot read from Graph (the caller says which,
+//!   see [`ImportOptions::readable`]; `manager` is read, as a reference) is written commented out with a
 //!   warning, so the file passes `validate`. A scoping clause on such an attribute is an error:
 //!   dropping it would widen the scope.
 //! - `flowTypes` absent or `null` means all three actions; an empty string means none.

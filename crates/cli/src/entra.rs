@@ -73,18 +73,17 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
-/// Whether scimsync's Graph source reads a source attribute (the table `validate` checks).
+/// Whether scimsync's Graph source reads a source attribute (the table `validate` checks). A
+/// malformed `extension_…` name is not read: it is commented out with a warning at its JSON
+/// path rather than written into a file `validate` would then refuse.
 fn readable(kind: ObjectKind, name: &str) -> bool {
     match kind {
         ObjectKind::User => {
             scimsync_graph::graph_property(name).is_some()
                 || scimsync_graph::is_computed_attribute(name)
                 || scimsync_graph::is_reference_attribute(name)
-                || name.starts_with("extension_")
         }
-        ObjectKind::Group => {
-            scimsync_graph::graph_group_property(name).is_some() || name.starts_with("extension_")
-        }
+        ObjectKind::Group => scimsync_graph::graph_group_property(name).is_some(),
     }
 }
 
@@ -455,6 +454,24 @@ mod tests {
         a.name = Some("no spaces please".into());
         assert_eq!(import(&a), 2);
         assert!(!out.exists());
+
+        // A malformed directory extension name (uppercase app id) is not read: the mapping is
+        // kept as a comment with a warning, and the file validates.
+        let odd = CONTRACT_EXAMPLE.replacen(
+            "\"name\": \"mailNickname\", \"expression\": \"[mailNickname]\"",
+            "\"name\": \"extension_B7D8E648520F41D3B9C0FDEB91768A0A_cc\", \"expression\": \"[extension_B7D8E648520F41D3B9C0FDEB91768A0A_cc]\"",
+            1,
+        );
+        assert_ne!(odd, CONTRACT_EXAMPLE);
+        std::fs::write(&schema, odd).unwrap();
+        let out2 = dir.path().join("odd.toml");
+        assert_eq!(import(&args(&schema, &out2)), 0);
+        let text = std::fs::read_to_string(&out2).unwrap();
+        assert!(
+            text.contains("# source = \"extension_B7D8E648520F41D3B9C0FDEB91768A0A_cc\""),
+            "{text}"
+        );
+        assert!(crate::commands::validate(&out2, true) == 0);
 
         assert_eq!(name_from(Some(Path::new("jobs/My App.toml"))), "My-App");
         assert_eq!(name_from(None), "entra-app");

@@ -217,6 +217,11 @@ impl GraphClient {
     }
 
     /// `appRoleAssignedTo` of the app, paged, split into user and group principals.
+    ///
+    /// Graph has no delta query for assignments, so every cycle reads the whole list: with
+    /// the largest page Graph allows (`$top=999`, against a default of 100) and only the three
+    /// properties the scope needs, that is one request per 999 assignments (a tenant with
+    /// 40,000 direct assignments: 41 requests, where it took 400).
     async fn app_role_assigned_to(
         &self,
         service_principal_id: &str,
@@ -227,7 +232,10 @@ impl GraphClient {
                 service_principal_id,
                 "appRoleAssignedTo",
             ],
-            "",
+            &format!(
+                "$select=principalId,principalType,appRoleId&$top={}",
+                self.inner.page_size
+            ),
         );
         let mut out = Assignments::default();
         self.get_pages(url, APPLICATION_READ, |event| {

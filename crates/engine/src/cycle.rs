@@ -9,15 +9,16 @@ use crate::escrow::Escrow;
 use crate::groups::UserTargets;
 use crate::job::Reconcile;
 use crate::jobstate::{
-    ASSIGNED, FINGERPRINT, GROUPS_WATERMARK, HeldDeletions, HeldOp, JobState, LastCycle,
-    USERS_WATERMARK,
+    ASSIGNED, ASSIGNMENTS_DIGEST, FINGERPRINT, GROUPS_WATERMARK, HeldDeletions, HeldOp, JobState,
+    LastCycle, USERS_WATERMARK,
 };
 use crate::plan::{
     Compiled, Deprovision, GROUP_PREFIX, GroupDecision, GroupOp, GuardInput, PlanCtx, UserDecision,
     UserItem, UserOp, decide_groups, decide_user, guard, sequences,
 };
 use crate::read::{
-    GroupView, UserWork, assigned_groups, assignment_changes, effective_assignments, roles_key,
+    GroupView, UserWork, assigned_groups, assignment_changes, assignments_digest,
+    effective_assignments, roles_key,
 };
 use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
@@ -88,6 +89,8 @@ struct Snapshot {
     groups_assigned: Option<BTreeSet<String>>,
     assignment_changed: BTreeSet<String>,
     previous_assigned: BTreeMap<String, String>,
+    /// The digest of this cycle's effective assignments, stored at commit.
+    assignments_digest: Option<String>,
     work: UserWork,
     states: HashMap<String, ObjectState>,
     /// Users in escrow that the source no longer returns, with what they were.
@@ -325,6 +328,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         };
 
         // Assignments: no delta query, so read them each cycle and compare with the last.
+        let mut assignments_digest_now = None;
         let (assigned, groups_assigned, assignment_changed, previous_assigned) = match &self
             .job
             .scope
@@ -336,18 +340,30 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 let a = self.source.read_assignments(service_principal_id).await?;
                 let effective =
                     effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
-                let previous: BTreeMap<String, String> = self
-                    .store
-                    .list_records(job, ASSIGNED)?
-                    .into_iter()
-                    .collect();
+                let digest = assignments_digest(&effective);
+                let unchanged =
+                    use_watermarks && js.meta(ASSIGNMENTS_DIGEST)?.as_deref() == Some(&digest);
+                assignments_digest_now = Some(digest);
+                // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
+                let previous: BTreeMap<String, String> = if unchanged {
+                    BTreeMap::new()
+                } else {
+                    self.store
+                        .list_records(job, ASSIGNED)?
+                        .into_iter()
+                        .collect()
+                };
                 if a.users.is_empty() && a.groups.is_empty() && !previous.is_empty() {
                     suspicious.push(format!(
                             "the source returned no assignments while {} users were assigned in the last cycle",
                             previous.len()
                         ));
                 }
-                let changed = assignment_changes(&previous, &effective);
+                let changed = if unchanged {
+                    BTreeSet::new()
+                } else {
+                    assignment_changes(&previous, &effective)
+                };
                 (
                     Some(effective),
                     Some(assigned_groups(&a, self.job.exclude_default_access)),
@@ -481,6 +497,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             groups_assigned,
             assignment_changed,
             previous_assigned,
+            assignments_digest: assignments_digest_now,
             work,
             states,
             gone_escrowed,
@@ -710,6 +727,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         }
                         None => {}
                     }
+                }
+                // After the snapshot records, so a crash in between reads as "changed".
+                if let Some(d) = &snap.assignments_digest {
+                    js.set_meta(ASSIGNMENTS_DIGEST, d)?;
                 }
             }
             js.set_meta(FINGERPRINT, &self.job.fingerprint)?;

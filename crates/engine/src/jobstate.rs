@@ -24,6 +24,8 @@ const LAST_RECONCILE: &str = "last_reconcile";
 pub(crate) const USERS_WATERMARK: &str = "watermark.users";
 pub(crate) const GROUPS_WATERMARK: &str = "watermark.groups";
 pub(crate) const FINGERPRINT: &str = "fingerprint";
+/// Digest of the last committed effective assignments (see `read::assignments_digest`).
+pub(crate) const ASSIGNMENTS_DIGEST: &str = "assignments_digest";
 /// Record kinds.
 pub(crate) const ESCROW: &str = "escrow";
 pub(crate) const ASSIGNED: &str = "assigned";
@@ -402,7 +404,13 @@ impl<'a> JobState<'a> {
 
     /// Forget the watermarks and the cycle count: the next cycle is a full, initial one.
     pub(crate) fn forget_watermarks(&self) -> Result<(), StoreError> {
-        for key in [USERS_WATERMARK, GROUPS_WATERMARK, FINGERPRINT, CYCLES] {
+        for key in [
+            USERS_WATERMARK,
+            GROUPS_WATERMARK,
+            FINGERPRINT,
+            CYCLES,
+            ASSIGNMENTS_DIGEST,
+        ] {
             self.store.remove_meta(self.job, key)?;
         }
         Ok(())

@@ -229,6 +229,25 @@ pub fn roles_key(roles: &[AppRoleAssignment]) -> String {
     serde_json::to_string(roles).unwrap_or_default()
 }
 
+/// A digest of the effective assignments (user → roles). Graph cannot tell what changed in
+/// the assignment list, so the list is read every cycle; when its digest equals the last
+/// cycle's, no user's assignment changed and the per-user snapshot is not even loaded.
+pub fn assignments_digest(now: &BTreeMap<String, Vec<AppRoleAssignment>>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (id, roles) in now {
+        h.update(id.as_bytes());
+        h.update([0u8]);
+        h.update(roles_key(roles).as_bytes());
+        h.update([b'\n']);
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The users to decide this cycle.
 pub struct UserWork {
     pub full: bool,
@@ -353,6 +372,26 @@ mod tests {
         );
         assert_eq!(eff["u2"].len(), 1);
         assert_eq!(effective_assignments(&a, &BTreeMap::new(), false).len(), 2);
+    }
+
+    #[test]
+    fn the_assignment_digest_changes_with_any_user_or_role() {
+        let base: BTreeMap<String, Vec<AppRoleAssignment>> = [
+            ("u1".to_string(), vec![role("r", "User", "u1")]),
+            ("u2".to_string(), vec![role("r", "Group", "g1")]),
+        ]
+        .into();
+        let d = assignments_digest(&base);
+        assert_eq!(d, assignments_digest(&base.clone()));
+        let mut other_role = base.clone();
+        other_role.insert("u2".into(), vec![role("r2", "Group", "g1")]);
+        let mut fewer = base.clone();
+        fewer.remove("u1");
+        let mut renamed = BTreeMap::new();
+        renamed.insert("u1u2".to_string(), vec![role("r", "User", "u1")]);
+        for changed in [other_role, fewer, renamed, BTreeMap::new()] {
+            assert_ne!(d, assignments_digest(&changed));
+        }
     }
 
     #[test]

@@ -569,3 +569,33 @@ async fn a_cleared_source_value_stays_unless_the_job_opts_in_to_clearing() {
             .contains_key("title")
     );
 }
+
+#[tokio::test]
+async fn an_unchanged_assignment_list_skips_the_per_user_assignment_snapshot() {
+    let mut w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
+    w.job.scope = UserScope::Assigned {
+        service_principal_id: "sp".into(),
+    };
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string(), "2".to_string()].into()));
+    w.cycle(Mode::Apply).await;
+    w.cycle(Mode::Apply).await;
+    // A stale snapshot record: read, it would name user "zzz" as unassigned and look it up.
+    w.store
+        .put_record("t", crate::jobstate::ASSIGNED, "zzz", "[]")
+        .unwrap();
+    let reads_before = w.source.reads().len();
+    let r = w.cycle(Mode::Apply).await;
+    let reads: Vec<String> = w.source.reads()[reads_before..].to_vec();
+    assert!(
+        !reads.iter().any(|x| x.starts_with("by-id")),
+        "the assignment digest is unchanged, so the snapshot is not loaded: {reads:?}"
+    );
+    assert_eq!(r.tally.disabled, 0);
+
+    // A real change is seen: user 2 is unassigned and disabled.
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string()].into()));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.disabled, 1);
+}

@@ -4,6 +4,7 @@
 //! Every request is first built as a [`PlannedRequest`] and then sent exactly as planned, so a
 //! preview printed from the same plan is byte-for-byte what goes on the wire.
 
+use crate::limit::{Limiter, Signal};
 use crate::members::{MemberRemoval, add_members_body, remove_members_body};
 use crate::patch::{Dialect, patch_body, patch_body_with_manager};
 use crate::path::{ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, match_filter};
@@ -25,7 +26,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use url::Url;
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -197,8 +197,12 @@ pub struct ScimClientConfig {
     /// Bearer token. Its `Debug` is redacted; it is only ever put in the `Authorization` header.
     pub token: Secret,
     pub dialect: Dialect,
-    /// Requests in flight at once (at least 1). Default 4.
+    /// Requests in flight at once (at least 1). Default 4. With `adaptive_concurrency` the
+    /// ceiling of the adaptive limit.
     pub max_concurrency: usize,
+    /// Adapt the requests in flight to the target (AIMD, see `limit.rs`): grow while answers
+    /// come back fast, halve on 429/503, ease off when latency rises. Default on.
+    pub adaptive_concurrency: bool,
     /// Whole-request timeout, body included. Default 30 s.
     pub timeout: Duration,
     /// Retries within one call. Default 5. A GET is retried on 429, 408, 500, 502, 503, 504,
@@ -235,6 +239,7 @@ impl ScimClientConfig {
             token,
             dialect: Dialect::default(),
             max_concurrency: 4,
+            adaptive_concurrency: true,
             timeout: Duration::from_secs(30),
             max_retries: 5,
             list_custom_schemas: true,
@@ -269,7 +274,7 @@ struct Inner {
     retry_base_delay: Duration,
     max_concurrency: usize,
     max_response_bytes: usize,
-    permits: Semaphore,
+    limiter: Limiter,
     sent: AtomicU64,
 }
 
@@ -279,6 +284,7 @@ impl fmt::Debug for ScimClient {
             .field("base_url", &self.inner.base.as_str())
             .field("dialect", &self.inner.dialect)
             .field("max_concurrency", &self.inner.max_concurrency)
+            .field("concurrency_limit", &self.inner.limiter.limit())
             .field("requests_sent", &self.requests_sent())
             .finish_non_exhaustive()
     }
@@ -378,10 +384,16 @@ impl ScimClient {
                 retry_base_delay: cfg.retry_base_delay,
                 max_concurrency,
                 max_response_bytes: cfg.max_response_bytes,
-                permits: Semaphore::new(max_concurrency),
+                limiter: Limiter::new(max_concurrency, cfg.adaptive_concurrency),
                 sent: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Requests this client lets into flight now (the adaptive limit, at most
+    /// `max_concurrency`).
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.limiter.limit()
     }
 
     /// Entra's Test Connection: `GET /Users?filter=userName eq "<random uuid>"` must answer
@@ -530,12 +542,7 @@ impl ScimClient {
         let backoff = Backoff::exponential(self.inner.retry_base_delay, MAX_BACKOFF);
         let mut attempt = 0u32;
         loop {
-            let permit = self.inner.permits.acquire().await.map_err(|_| {
-                TargetError::new(
-                    ErrorCode::WebExceptionProtocolError,
-                    "SCIM client shut down",
-                )
-            })?;
+            let slot = self.inner.limiter.acquire().await;
             self.inner.sent.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let mut rb = self
@@ -581,7 +588,12 @@ impl ScimClient {
                     }
                 }
             };
-            drop(permit);
+            let signal = match &answer {
+                Ok((429 | 503, retry_after, ..)) => Signal::Overloaded(*retry_after),
+                Ok(_) => Signal::Answered(started.elapsed()),
+                Err(_) => Signal::Neutral,
+            };
+            self.inner.limiter.release(slot, signal);
             let err = match answer {
                 Err(err) => err,
                 Ok((status, retry_after, location, bytes)) => {

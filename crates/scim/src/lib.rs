@@ -28,6 +28,7 @@
 
 mod client;
 pub mod fuzz;
+mod limit;
 mod members;
 mod patch;
 mod path;

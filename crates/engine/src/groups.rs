@@ -15,7 +15,7 @@ use crate::plan::{GROUP_PREFIX, GroupDecision, GroupOp, MemberPlan, plan_members
 use crate::report::{Action, Mode, ObjectType};
 use scimsync_core::{
     Attrs, ErrorCode, LogStatus, ObjectState, Outcome, Source, StateChange, StateStore, StoreError,
-    Target, TargetGroup,
+    Target, TargetError, TargetGroup,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -531,28 +531,71 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             rec.members_removed = remove;
             return Ok(());
         }
-        let batch = self
+        let configured = self
             .job
             .groups
             .as_ref()
             .map(|s| s.batch_size)
             .unwrap_or(100)
             .max(1);
-        for chunk in add.chunks(batch) {
-            self.member_patch(rec, target_id, chunk, true).await?;
-            for id in chunk {
-                self.store.put_record(job, &kind, id, "").map_err(se)?;
-            }
-            rec.members_added.extend(chunk.iter().cloned());
-        }
-        for chunk in remove.chunks(batch) {
-            self.member_patch(rec, target_id, chunk, false).await?;
-            for id in chunk {
-                self.store.remove_record(job, &kind, id).map_err(se)?;
-            }
-            rec.members_removed.extend(chunk.iter().cloned());
-        }
+        let added = self
+            .member_batches(cx, rec, target_id, &add, true, configured, &kind)
+            .await?;
+        rec.members_added.extend(added);
+        let removed = self
+            .member_batches(cx, rec, target_id, &remove, false, configured, &kind)
+            .await?;
+        rec.members_removed.extend(removed);
         Ok(())
+    }
+
+    /// Send `ids` in PATCHes of at most the batch size. A target that refuses a PATCH as too
+    /// large (413, or a 400 saying so) gets the same members in halves, and the smaller size
+    /// holds for the rest of the cycle (`Cycle::member_batch`), so one refusal, not one per
+    /// group. Each accepted batch is recorded at once, so a failure later loses nothing the
+    /// target confirmed. Returns the members sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn member_batches(
+        &self,
+        cx: &Cycle,
+        rec: &Rec,
+        target_id: &str,
+        ids: &[String],
+        add: bool,
+        configured: usize,
+        kind: &str,
+    ) -> Result<Vec<String>, (ErrorCode, String)> {
+        let job = &self.job.name;
+        let mut done = Vec::new();
+        let mut rest = ids;
+        while !rest.is_empty() {
+            let size = cx.member_batch(configured);
+            let n = size.min(rest.len());
+            let chunk = &rest[..n];
+            match self.member_patch(rec, target_id, chunk, add).await {
+                Ok(()) => {
+                    for id in chunk {
+                        if add {
+                            self.store.put_record(job, kind, id, "").map_err(se)?;
+                        } else {
+                            self.store.remove_record(job, kind, id).map_err(se)?;
+                        }
+                    }
+                    done.extend(chunk.iter().cloned());
+                    rest = &rest[n..];
+                }
+                Err(e) if n > 1 && too_large(&e) => {
+                    let smaller = (n / 2).max(1);
+                    tracing::info!(
+                        job = %self.job.name, group = %rec.display, refused = n, now = smaller,
+                        "the target refused a membership PATCH as too large; sending smaller batches"
+                    );
+                    cx.shrink_member_batch(smaller);
+                }
+                Err(e) => return Err(te(e)),
+            }
+        }
+        Ok(done)
     }
 
     /// One membership PATCH, retried in the cycle on transient failures (adding or removing
@@ -563,7 +606,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         target_id: &str,
         ids: &[String],
         add: bool,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), TargetError> {
         retrying(&self.job.retry, &rec.source_id, || async move {
             if add {
                 self.target.add_members(target_id, ids).await
@@ -572,7 +615,6 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
         })
         .await
-        .map_err(te)
     }
 
     async fn delete_group(
@@ -622,4 +664,20 @@ fn note_left_out(rec: &mut Rec) {
         sample.join(", ")
     );
     rec.step("Members", "referenceResolution", LogStatus::Warning, text);
+}
+
+/// Whether the target refused a PATCH for its size: 413, or a 400 that says so (servers word
+/// it differently: "too many operations", maxOperations, payload too large).
+fn too_large(e: &TargetError) -> bool {
+    match e.status {
+        Some(413) => true,
+        Some(400) => {
+            let d = e.detail.to_ascii_lowercase();
+            e.scim_type.as_deref() == Some("tooMany")
+                || ["too many", "maxoperations", "too large", "payload"]
+                    .iter()
+                    .any(|w| d.contains(w))
+        }
+        _ => false,
+    }
 }

@@ -400,3 +400,27 @@ async fn a_preview_shows_the_membership_changes_the_run_then_sends() {
         .unwrap();
     assert_eq!(done.members_removed, planned.members_removed);
 }
+
+#[tokio::test]
+async fn a_target_that_refuses_large_member_patches_gets_smaller_ones_and_every_member() {
+    let w = World::new(12, 10, 8);
+    w.target.limit_members_per_patch(3);
+    let r = w.cycle().await;
+    assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
+    let batches: Vec<usize> = w
+        .member_writes()
+        .iter()
+        .filter_map(|x| match x {
+            Write::AddMembers(_, ids) => Some(ids.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches.iter().sum::<usize>(), 10, "{batches:?}");
+    assert!(batches.iter().all(|n| *n <= 3), "{batches:?}");
+    // Halved once per refusal (8 → 4 → 2), then the learned size for the rest.
+    assert_eq!(batches, vec![2, 2, 2, 2, 2]);
+    assert_eq!(w.target_members().len(), 10);
+    w.target.clear_log();
+    w.cycle().await;
+    assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
+}

@@ -281,6 +281,8 @@ struct TargetInner {
     chaos: Option<(Chaos, u64)>,
     /// Refuse a second group with a taken displayName (409 uniqueness), as some apps do.
     unique_group_names: bool,
+    /// Refuse a membership PATCH of more members than this with 413, as size-limited apps do.
+    max_members_per_patch: Option<usize>,
 }
 
 /// Faults drawn per request from a seeded sequence, so a run is repeatable: a share of
@@ -422,6 +424,24 @@ impl MemoryTarget {
         let mut g = self.lock();
         g.member_patches_before_failure = None;
         g.member_patch_error = None;
+    }
+
+    /// Answer 413 to a membership PATCH of more than `n` members.
+    pub fn limit_members_per_patch(&self, n: usize) {
+        self.lock().max_members_per_patch = Some(n);
+    }
+
+    fn member_patch_size_allowed(g: &TargetInner, n: usize) -> Result<(), TargetError> {
+        match g.max_members_per_patch {
+            Some(max) if n > max => Err(TargetError {
+                status: Some(413),
+                ..TargetError::new(
+                    ErrorCode::SchemaViolation,
+                    format!("too many operations: {n} (at most {max})"),
+                )
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn member_patch_allowed(g: &mut TargetInner) -> Result<(), TargetError> {
@@ -631,6 +651,7 @@ impl Target for MemoryTarget {
         Self::injected(&mut g)?;
         g.chaos_before()?;
         Self::member_patch_allowed(&mut g)?;
+        Self::member_patch_size_allowed(&g, member_ids.len())?;
         g.writes
             .push(Write::AddMembers(group_id.to_string(), member_ids.to_vec()));
         let (_, members) = g.groups.get_mut(group_id).ok_or_else(|| TargetError {
@@ -650,6 +671,7 @@ impl Target for MemoryTarget {
         Self::injected(&mut g)?;
         g.chaos_before()?;
         Self::member_patch_allowed(&mut g)?;
+        Self::member_patch_size_allowed(&g, member_ids.len())?;
         g.writes.push(Write::RemoveMembers(
             group_id.to_string(),
             member_ids.to_vec(),

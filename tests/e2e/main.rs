@@ -4,6 +4,7 @@
 
 mod apps;
 mod builtin;
+mod cli_ux;
 mod entra;
 mod graph_sdk;
 mod groups;

@@ -671,7 +671,6 @@ pub async fn approve_deletions(
     }
 }
 
-/// `scimsync provision --job NAME (--user ID|UPN | --group ID) [--dry-run]`.
 /// What `provision` is asked for.
 pub struct ProvisionRequest {
     pub user: Option<String>,
@@ -681,6 +680,7 @@ pub struct ProvisionRequest {
     pub json: bool,
 }
 
+/// `scimsync provision --job NAME (--user ID|UPN | --group ID) [--dry-run] [--json]`.
 pub async fn provision(
     config_dir: &Path,
     state: &Path,

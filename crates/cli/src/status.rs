@@ -329,6 +329,17 @@ fn next_offline(v: &Value, schedule: Option<&scimsync_config::Schedule>) -> Valu
     }
 }
 
+/// A job whose state another process holds, when its admin API cannot tell us more: most
+/// likely a `run` (no admin API at all), else a `serve` that did not answer.
+fn locked(api_error: &str) -> String {
+    let base = "locked by a running scimsync (a `run` cycle, or a `serve`)";
+    if api_error.starts_with("no admin token") {
+        format!("{base}; try again when its cycle is over, or give the --config-dir of the `serve`")
+    } else {
+        format!("{base}; its admin API did not answer: {api_error}")
+    }
+}
+
 /// `scimsync status`.
 pub async fn command(args: &StatusArgs) -> u8 {
     let state = args.state.state.as_path();
@@ -360,12 +371,7 @@ pub async fn command(args: &StatusArgs) -> u8 {
                 admin_get(hint_dir.as_deref(), state, &format!("/api/jobs/{name}"))
                     .await
                     .map(|v| (v, true))
-                    .map_err(|e| {
-                        format!(
-                            "locked by a running scimsync (`run` or `serve`), and its admin API \
-                             did not answer ({e}); try again when the cycle is over"
-                        )
-                    })
+                    .map_err(|e| locked(&e))
             }
             Err(e) => Err(e),
         };
@@ -520,5 +526,41 @@ mod tests {
             next_offline(&v, Some(&every)),
             json!("2026-03-01T12:36:30Z")
         );
+    }
+
+    #[test]
+    fn a_locked_state_says_who_holds_it() {
+        let e = locked("no admin token: give --config-dir with the service file");
+        assert!(e.starts_with("locked by a running scimsync"), "{e}");
+        assert!(!e.contains("no admin token"), "{e}");
+        let e = locked("admin API answered 401: bad token");
+        assert!(
+            e.contains("its admin API did not answer: admin API answered 401"),
+            "{e}"
+        );
+    }
+
+    /// A real lock: the store open in this process, status read from another handle.
+    #[tokio::test]
+    async fn status_of_a_store_another_handle_holds_says_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let _held = crate::wiring::store(&state, "app").unwrap();
+        let args = StatusArgs {
+            config_dir: None,
+            config: None,
+            job: Some("app".into()),
+            state: crate::jobref::StateArg {
+                state: state.clone(),
+            },
+            json: false,
+        };
+        match open_existing(&state, "app") {
+            Ok(Access::Locked) => {}
+            Ok(Access::Store(_)) => panic!("sled let a second handle open the store"),
+            Err(e) => panic!("{e}"),
+        }
+        // With no serve and no token, the command fails naming the lock (exit 1).
+        assert_eq!(command(&args).await, 1);
     }
 }

@@ -16,3 +16,4 @@ mod serve;
 mod support;
 mod test_connection;
 mod tidy;
+mod tmux;

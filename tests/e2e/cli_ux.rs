@@ -64,6 +64,31 @@ async fn a_job_is_named_one_way_everywhere_and_every_result_speaks_json() {
     ]);
     assert!(preview.trim_end().ends_with("No changes."), "{preview}");
 
+    // provision on demand by name, as JSON.
+    let upn = upn_of(&graph, &user_id(&graph, 0));
+    let doc: Value = serde_json::from_str(&ok(&[
+        &[
+            "provision",
+            "--json",
+            "--dry-run",
+            "--state",
+            state,
+            "--user",
+            &upn,
+        ][..],
+        &by_name[..],
+    ]
+    .concat()))
+    .expect("provision --json");
+    assert_eq!(doc["dryRun"], true, "{doc}");
+    assert_eq!(doc["objects"][0]["objectType"], "User", "{doc}");
+    assert!(
+        doc["objects"][0]["steps"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{doc}"
+    );
+
     // logs: a unique short cycle id, the full id in the table, JSON as one document.
     let cycle = report["cycleId"].as_str().expect("cycle id").to_string();
     let short = &cycle[..cycle.len().min(10)];

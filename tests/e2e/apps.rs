@@ -725,7 +725,7 @@ async fn apps_lists_templates_and_eval_shows_each_step() {
     .unwrap();
     let cfg = job.config.to_str().unwrap();
     let json = file.to_str().unwrap();
-    let out = job.scimsync(&["eval", "--config", cfg, "--json", json]);
+    let out = job.scimsync(&["eval", "--config", cfg, "--user-file", json]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("[givenName] = \"Ada\""), "{shown}");
@@ -743,7 +743,7 @@ async fn apps_lists_templates_and_eval_shows_each_step() {
         "eval",
         "--config",
         cfg,
-        "--json",
+        "--user-file",
         json,
         "--expression",
         "Join(\".\", ToLower([givenName]), [surname])",
@@ -752,12 +752,49 @@ async fn apps_lists_templates_and_eval_shows_each_step() {
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("ToLower([givenName]) = \"ada\""), "{shown}");
     assert!(shown.contains("result: \"ada.Lovelace\""), "{shown}");
-
+    // --json is JSON output now; `--json FILE` still reads the user, with a note.
+    let out = job.scimsync(&[
+        "eval",
+        "--config",
+        cfg,
+        "--user-file",
+        json,
+        "--json",
+        "--expression",
+        "Join(\".\", ToLower([givenName]), [surname])",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("eval --json prints JSON");
+    assert_eq!(doc["result"]["value"], "ada.Lovelace", "{doc}");
+    let steps = doc["steps"].as_array().expect("steps");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "ToLower([givenName])" && s["value"] == "ada"),
+        "{doc}"
+    );
     let out = job.scimsync(&[
         "eval",
         "--config",
         cfg,
         "--json",
+        json,
+        "--expression",
+        "[surname]",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`--json FILE` is now `--user-file FILE`"),
+        "{}",
+        text(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("result: \"Lovelace\""));
+
+    let out = job.scimsync(&[
+        "eval",
+        "--config",
+        cfg,
+        "--user-file",
         json,
         "--expression",
         "Join(\" \", [givenName]",
@@ -772,7 +809,7 @@ async fn apps_lists_templates_and_eval_shows_each_step() {
         "eval",
         "--config",
         cfg,
-        "--json",
+        "--user-file",
         json,
         "--expression",
         "Left([nope], 2)",

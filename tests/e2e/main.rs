@@ -4,6 +4,7 @@
 
 mod apps;
 mod builtin;
+mod cli_ux;
 mod entra;
 mod graph_sdk;
 mod groups;
@@ -16,3 +17,4 @@ mod serve;
 mod support;
 mod test_connection;
 mod tidy;
+mod tmux;

@@ -55,6 +55,8 @@ pub fn template(name: &str) -> Option<&'static AppTemplate> {
 /// emulator), as `init` takes them from its flags.
 #[derive(Debug, Default, Clone)]
 pub struct InitValues {
+    /// The job's `name` (default: the template's).
+    pub name: Option<String>,
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
     pub service_principal_id: Option<String>,
@@ -103,6 +105,7 @@ pub fn render(t: &AppTemplate, v: &InitValues) -> Result<Rendered, String> {
     check("--tenant-url", &v.tenant_url)?;
     check("--graph-url", &v.graph_url)?;
     check("--login-url", &v.login_url)?;
+    check("--name", &v.name)?;
 
     let mut text = t.text.to_string();
     let mut notes = Vec::new();
@@ -128,6 +131,10 @@ pub fn render(t: &AppTemplate, v: &InitValues) -> Result<Rendered, String> {
             url.trim(),
             t.name
         ));
+    }
+    if let Some(name) = &v.name {
+        text = set_top_level(&text, "name", name.trim())
+            .ok_or_else(|| format!("template {} has no `name = …` line", t.name))?;
     }
     for (key, value) in [("graph_url", &v.graph_url), ("login_url", &v.login_url)] {
         if let Some(value) = value {
@@ -179,6 +186,30 @@ fn replace_key(text: &str, table: &str, key: &str, value: &str) -> Option<(Strin
     old.map(|o| (joined, o))
 }
 
+/// Set a top-level `key = "…"` (one before the first table).
+fn set_top_level(text: &str, key: &str, value: &str) -> Option<String> {
+    let mut done = false;
+    let mut in_table = false;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        in_table |= line.trim_start().starts_with('[');
+        let is_key = line
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='));
+        if !done && !in_table && is_key {
+            done = true;
+            out.push(format!("{key} = \"{value}\""));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    done.then_some(joined)
+}
+
 /// Turn the template's `# key = "default"` line into `key = "value"`.
 fn uncomment_key(text: &str, key: &str, value: &str) -> Option<String> {
     let prefix = format!("# {key} = ");
@@ -220,9 +251,9 @@ fn env_refs(text: &str) -> Vec<String> {
 /// `scimsync apps`.
 pub fn list() -> u8 {
     let width = TEMPLATES.iter().map(|t| t.name.len()).max().unwrap_or(0);
-    println!("App templates (use with `scimsync init --app NAME`):");
+    outln!("App templates (use with `scimsync init --app NAME`):");
     for t in TEMPLATES {
-        println!("  {:width$}  {}", t.name, t.description);
+        outln!("  {:width$}  {}", t.name, t.description);
     }
     0
 }
@@ -237,16 +268,25 @@ pub fn init(app: &str, out: Option<&Path>, force: bool, values: &InitValues) -> 
         );
         return 2;
     };
-    let rendered = match render(t, values) {
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("{}.toml", t.name)));
+    // The job is named after its file unless --name says otherwise, so `--job NAME` and the
+    // file name agree.
+    let mut values = values.clone();
+    if values.name.is_none() {
+        values.name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string);
+    }
+    let rendered = match render(t, &values) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let path = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(format!("{}.toml", t.name)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if force {
@@ -268,12 +308,23 @@ pub fn init(app: &str, out: Option<&Path>, force: bool, values: &InitValues) -> 
         }
         return 1;
     }
-    print!("{}", next_steps(t, &path, &rendered));
+    out!("{}", next_steps(t, &path, &rendered));
     0
+}
+
+/// The top-level `name` of a rendered job text.
+fn job_name(text: &str) -> Option<&str> {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| l.strip_prefix("name = \""))
+        .and_then(|r| r.split('"').next())
 }
 
 fn next_steps(t: &AppTemplate, path: &Path, r: &Rendered) -> String {
     let mut s = format!("wrote {} from the {} template\n", path.display(), t.name);
+    if let Some(name) = job_name(&r.text) {
+        s.push_str(&format!("job name: {name}\n"));
+    }
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
     }
@@ -315,6 +366,7 @@ mod tests {
 
     fn dummy() -> InitValues {
         InitValues {
+            name: None,
             tenant_id: Some("contoso.onmicrosoft.com".into()),
             client_id: Some("00000000-0000-0000-0000-0000000000c1".into()),
             service_principal_id: Some("00000000-0000-0000-0000-0000000000a1".into()),
@@ -434,11 +486,62 @@ mod tests {
         assert_eq!(init("chaos", Some(&path), false, &dummy()), 1);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
         assert_eq!(init("chaos", Some(&path), true, &dummy()), 0);
+        // The job is named after the file.
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()
-                .contains("name = \"chaos\"")
+                .contains("\nname = \"job\"\n")
         );
         assert_eq!(init("nope", Some(&path), true, &dummy()), 2);
+    }
+
+    /// `init --name` sets the job's name; without it the name is the file's stem; either way
+    /// the file is a valid job of that name.
+    #[test]
+    fn init_names_the_job_after_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hr-klaxoon.toml");
+        assert_eq!(init("klaxoon", Some(&path), false, &dummy()), 0);
+        let job = scimsync_config::load(&path).unwrap().job;
+        assert_eq!(job.name, "hr-klaxoon");
+        let mut v = dummy();
+        v.name = Some("klaxoon-prod".into());
+        assert_eq!(init("klaxoon", Some(&path), true, &v), 0);
+        assert_eq!(
+            scimsync_config::load(&path).unwrap().job.name,
+            "klaxoon-prod"
+        );
+        v.name = Some("bad\"name".into());
+        assert_eq!(init("klaxoon", Some(&path), true, &v), 2);
+    }
+
+    /// A template written without its values validates with "`{{TENANT_URL}}` is not filled
+    /// in" at the placeholder's line and column.
+    #[test]
+    fn a_leftover_placeholder_is_named_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("klaxoon.toml");
+        let mut v = dummy();
+        v.tenant_url = None;
+        assert_eq!(init("klaxoon", Some(&path), false, &v), 0);
+        let errors = scimsync_config::load(&path).unwrap_err();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (line, column) = text
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| l.find("\"{{TENANT_URL}}\"").map(|c| (i + 1, c + 1)))
+            .unwrap();
+        let e = errors
+            .iter()
+            .find(|e| e.key == "target.url")
+            .unwrap_or_else(|| panic!("{errors:?}"));
+        assert_eq!((e.line, e.column), (line, column));
+        assert!(
+            e.to_string().contains(
+                "`{{TENANT_URL}}` is not filled in: write the value here, or run \
+                           `scimsync init` again with --tenant-url"
+            ),
+            "{e}"
+        );
     }
 }

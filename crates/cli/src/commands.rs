@@ -34,7 +34,7 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
             Ok(report) => {
                 let dir = config.parent();
                 if json {
-                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                    outln!("{}", serde_json::to_string(&report).unwrap_or_default());
                     if report.deletions_held {
                         // stdout stays one JSON document; the admin still sees the hold.
                         eprintln!(
@@ -89,7 +89,7 @@ pub fn exit_code(report: &CycleReport) -> u8 {
 /// directory of the job file (for the `approve-deletions` hint).
 pub fn print_run(report: &CycleReport, config_dir: Option<&Path>) {
     let secs = (report.finished - report.started).num_milliseconds() as f64 / 1000.0;
-    println!(
+    outln!(
         "cycle {} ({:?}) of job {} finished in {secs:.1}s: {}",
         report.cycle_id,
         report.kind,
@@ -97,14 +97,14 @@ pub fn print_run(report: &CycleReport, config_dir: Option<&Path>) {
         render::summary_line(report)
     );
     if report.deletions_held {
-        println!("  {}", render::held_hint(&report.job, config_dir));
+        outln!("  {}", render::held_hint(&report.job, config_dir));
     }
     for o in report
         .objects
         .iter()
         .filter(|o| o.status == LogStatus::Failure)
     {
-        println!(
+        outln!(
             "  failed: {} ({}): {}",
             render::visible(&o.display_name),
             o.error_code.map(|c| c.to_string()).unwrap_or_default(),
@@ -142,9 +142,9 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
         Ok(report) => {
             let shapes = wiring::shapes(&cfg);
             if json {
-                println!("{}", render::preview_json(&report, shapes));
+                outln!("{}", render::preview_json(&report, shapes));
             } else {
-                print!("{}", render::preview_table(&report, shapes));
+                out!("{}", render::preview_table(&report, shapes));
             }
             0
         }
@@ -176,11 +176,14 @@ async fn preview_with<St: scimsync_core::StateStore>(
     report
 }
 
-pub async fn test_connection(config: &Path) -> u8 {
+pub async fn test_connection(config: &Path, json: bool) -> u8 {
     let cfg = match wiring::load(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // (side, check, ok, line): the line as text shows it; JSON gets the parts.
+    let mut results: Vec<serde_json::Value> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     let mut failed = false;
     match wiring::graph(&cfg) {
         Ok(g) => {
@@ -188,30 +191,50 @@ pub async fn test_connection(config: &Path) -> u8 {
             let checks = g
                 .check_access(cfg.source.service_principal_id.as_deref())
                 .await;
-            for line in source_check_lines(&checks, &cfg.source.tenant_id) {
-                println!("{line}");
-            }
+            lines.extend(source_check_lines(&checks, &cfg.source.tenant_id));
+            results.extend(checks.iter().map(|c| {
+                let (result, detail) = match &c.outcome {
+                    Some(Ok(d)) => ("ok", d.clone()),
+                    Some(Err(f)) => ("failed", f.to_string()),
+                    None => ("not checked", String::new()),
+                };
+                serde_json::json!({"side": "source", "check": c.what, "result": result, "detail": detail})
+            }));
             failed |= checks.iter().any(scimsync_graph::AccessCheck::failed);
         }
         Err(e) => {
-            println!("source: FAILED: {e:#}");
+            lines.push(format!("source: FAILED: {e:#}"));
+            results.push(serde_json::json!({"side": "source", "check": "configuration", "result": "failed", "detail": format!("{e:#}")}));
             failed = true;
         }
     }
-    match wiring::scim(&cfg) {
+    let target = match wiring::scim(&cfg) {
         Ok(s) => match s.test_connection().await {
-            Ok(()) => println!(
-                "target: OK ({} answered a userName query with an empty list)",
+            Ok(()) => Ok(format!(
+                "{} answered a userName query with an empty list",
                 cfg.target.url
-            ),
-            Err(e) => {
-                println!("target: FAILED: {}", render::visible(&e.to_string()));
-                failed = true;
-            }
+            )),
+            Err(e) => Err(render::visible(&e.to_string()).into_owned()),
         },
-        Err(e) => {
-            println!("target: FAILED: {e:#}");
-            failed = true;
+        Err(e) => Err(format!("{e:#}")),
+    };
+    match &target {
+        Ok(d) => lines.push(format!("target: OK ({d})")),
+        Err(d) => lines.push(format!("target: FAILED: {d}")),
+    }
+    results.push(serde_json::json!({
+        "side": "target",
+        "check": "userName query",
+        "result": if target.is_ok() { "ok" } else { "failed" },
+        "detail": target.as_ref().unwrap_or_else(|e| e),
+    }));
+    failed |= target.is_err();
+    if json {
+        let doc = serde_json::json!({"job": cfg.name, "ok": !failed, "checks": results});
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        for l in &lines {
+            outln!("{l}");
         }
     }
     u8::from(failed)
@@ -251,12 +274,68 @@ fn source_check_lines(checks: &[scimsync_graph::AccessCheck], tenant: &str) -> V
 /// `scimsync validate`: every problem of the job file, each at file:line:column and key.
 /// Unless `offline`, every secret reference is also read (and dropped at once, never shown), and
 /// each one that cannot be read is an error at its own key.
+#[cfg(test)]
 pub fn validate(config: &Path, offline: bool) -> u8 {
-    validate_to(
-        config,
-        offline,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+    validate_as(config, offline, false)
+}
+
+/// [`validate`], as text or (`json`) as one JSON document on stdout.
+pub fn validate_as(config: &Path, offline: bool, json: bool) -> u8 {
+    if json {
+        let (code, doc) = validate_json(config, offline);
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return code;
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = validate_to(config, offline, &mut out, &mut err);
+    eprint!("{}", String::from_utf8_lossy(&err));
+    out!("{}", String::from_utf8_lossy(&out));
+    code
+}
+
+/// The verdict as JSON: `valid`, and each problem with its file, line, column, key, message.
+fn validate_json(config: &Path, offline: bool) -> (u8, serde_json::Value) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = validate_to(config, offline, &mut out, &mut err);
+    let problem = |e: &scimsync_config::ConfigError| {
+        serde_json::json!({
+            "file": e.file, "line": e.line, "column": e.column, "key": e.key,
+            "message": e.message,
+        })
+    };
+    let (errors, warnings) = match scimsync_config::load(config) {
+        Err(errors) => (errors.iter().map(problem).collect(), Vec::new()),
+        Ok(loaded) => {
+            let mut errors: Vec<serde_json::Value> = unknown_attributes(&loaded.job)
+                .into_iter()
+                .map(|(line, key, name)| {
+                    serde_json::json!({
+                        "file": config, "line": line, "column": 0, "key": key,
+                        "message": unknown_source(&name),
+                    })
+                })
+                .collect();
+            if !offline {
+                errors.extend(loaded.unreadable_secrets().iter().map(problem));
+            }
+            (errors, loaded.warnings.iter().map(problem).collect())
+        }
+    };
+    let doc = serde_json::json!({
+        "file": config,
+        "valid": code == 0,
+        "secretsRead": !offline,
+        "summary": String::from_utf8_lossy(&out).trim(),
+        "errors": errors,
+        "warnings": warnings,
+    });
+    (code, doc)
+}
+
+fn unknown_source(name: &str) -> String {
+    format!(
+        "unknown source attribute {name:?} (not an Entra attribute of Microsoft Graph, nor \
+         extension_<appId>_<name>)"
     )
 }
 
@@ -285,9 +364,9 @@ pub(crate) fn validate_to(
         .into_iter()
         .map(|(line, key, name)| {
             let text = format!(
-                "{}:{line}: {key}: unknown source attribute {name:?} (not an Entra attribute of \
-                 Microsoft Graph, nor extension_<appId>_<name>)",
-                config.display()
+                "{}:{line}: {key}: {}",
+                config.display(),
+                unknown_source(&name)
             );
             (line, 0, text)
         })
@@ -494,6 +573,45 @@ password = "file:smtp.password"
         let local = plain.replace("smtp.example.com", "127.0.0.1");
         let (code, _, err) = validate_job(dir.path(), &local, true);
         assert_eq!((code, err.as_str()), (0, ""));
+    }
+
+    /// Issue 15: a typo in a target attribute is an error at its line and column with a
+    /// suggestion; `--json` gives the same verdict as a document.
+    #[test]
+    fn validate_names_a_misspelt_target_and_speaks_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = JOB
+            .replace("jobTitel", "jobTitle")
+            .replace("target = \"title\"", "target = \"name.familyNme\"");
+        let (code, _, err) = validate_job(dir.path(), &typo, true);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(
+                ":15:10: users.mappings[1].target: unknown SCIM attribute `name.familyNme`: not \
+                 in the SCIM core User schema (did you mean `name.familyName`?)"
+            ),
+            "{err}"
+        );
+        let (code, doc) = validate_json(&dir.path().join("job.toml"), true);
+        assert_eq!(code, 2);
+        assert_eq!(doc["valid"], false);
+        assert_eq!(doc["errors"][0]["line"], 15);
+        assert_eq!(doc["errors"][0]["column"], 10);
+        assert_eq!(doc["errors"][0]["key"], "users.mappings[1].target");
+
+        let good = JOB.replace("jobTitel", "jobTitle");
+        std::fs::write(dir.path().join("job.toml"), &good).unwrap();
+        let (code, doc) = validate_json(&dir.path().join("job.toml"), true);
+        assert_eq!(code, 0, "{doc}");
+        assert_eq!(doc["valid"], true);
+        assert!(doc["summary"].as_str().unwrap().contains("valid job \"x\""));
+        assert_eq!(doc["errors"], serde_json::json!([]));
+        // Unknown source attributes and secrets are problems in JSON too.
+        std::fs::write(dir.path().join("job.toml"), JOB).unwrap();
+        let (code, doc) = validate_json(&dir.path().join("job.toml"), false);
+        assert_eq!(code, 2);
+        assert_eq!(doc["errors"].as_array().unwrap().len(), 4, "{doc}");
+        assert!(!doc.to_string().contains(SECRET));
     }
 
     #[tokio::test]

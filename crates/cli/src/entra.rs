@@ -63,8 +63,8 @@ pub struct ImportArgs {
 /// `scimsync export-entra`.
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub job: crate::jobref::JobArgs,
     /// Where to write the schema JSON (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -230,7 +230,7 @@ pub fn import(args: &ImportArgs) -> u8 {
         return crate::EXIT_FAILED;
     }
     print_findings(&args.schema, &imported.findings);
-    print!("{}", next_steps(&args.schema, &path, &imported));
+    out!("{}", next_steps(&args.schema, &path, &imported));
     0
 }
 
@@ -292,14 +292,14 @@ fn plural(n: usize) -> &'static str {
 
 /// `scimsync export-entra`.
 pub fn export(args: &ExportArgs) -> u8 {
-    let job = match crate::wiring::load(&args.config) {
+    let job = match args.job.load() {
         Ok(j) => j,
         Err(code) => return code,
     };
     let exported = entra_schema::export(&job);
     let json = exported.json();
     match &args.out {
-        None => print!("{json}"),
+        None => out!("{json}"),
         Some(path) => {
             let mut options = std::fs::OpenOptions::new();
             options.write(true);
@@ -480,6 +480,7 @@ mod tests {
     #[test]
     fn every_template_survives_export_then_import_through_the_commands() {
         let values = InitValues {
+            name: None,
             tenant_id: Some("contoso.onmicrosoft.com".into()),
             client_id: Some("00000000-0000-0000-0000-0000000000c1".into()),
             service_principal_id: Some("00000000-0000-0000-0000-0000000000a1".into()),
@@ -494,7 +495,11 @@ mod tests {
             let job = load(&original);
             let schema = dir.path().join("schema.json");
             let code = export(&ExportArgs {
-                config: original.clone(),
+                job: crate::jobref::JobArgs {
+                    config: Some(original.clone()),
+                    job: None,
+                    config_dir: None,
+                },
                 out: Some(schema.clone()),
                 force: false,
             });

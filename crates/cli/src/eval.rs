@@ -19,25 +19,62 @@ pub enum UserFrom {
     Json(PathBuf),
 }
 
-/// `scimsync eval`: `--json` wins over `--user` (clap already refuses both at once).
-pub async fn command(
-    config: &Path,
-    user: Option<String>,
-    json: Option<PathBuf>,
-    expression: Option<&str>,
-) -> u8 {
-    let from = match (user, json) {
+/// The flags of `scimsync eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub job: crate::jobref::JobArgs,
+    /// The user's object id or user principal name, read from Graph with the job's source.
+    #[arg(long, conflicts_with = "user_file")]
+    pub user: Option<String>,
+    /// A JSON file with the user's Entra source attributes, instead of reading Graph.
+    #[arg(long, value_name = "FILE")]
+    pub user_file: Option<PathBuf>,
+    /// The expression to evaluate (default: every user mapping of the job).
+    #[arg(long)]
+    pub expression: Option<String>,
+    /// Print the steps and the result as one JSON document. (`--json FILE` is the old
+    /// spelling of `--user-file FILE`, still read, with a note.)
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub json: Option<Option<PathBuf>>,
+}
+
+/// `scimsync eval`.
+pub async fn command(args: &EvalArgs) -> u8 {
+    let mut user_file = args.user_file.clone();
+    let mut json = false;
+    match &args.json {
+        Some(Some(path)) if user_file.is_none() && args.user.is_none() => {
+            eprintln!(
+                "note: `--json FILE` is now `--user-file FILE` (`--json` alone asks for JSON \
+                 output); reading {} as the user",
+                path.display()
+            );
+            user_file = Some(path.clone());
+        }
+        Some(Some(_)) => {
+            eprintln!("error: --json takes no value when --user or --user-file is given");
+            return 2;
+        }
+        Some(None) => json = true,
+        None => {}
+    }
+    let from = match (&args.user, user_file) {
         (_, Some(path)) => UserFrom::Json(path),
-        (Some(u), None) => UserFrom::Graph(u),
+        (Some(u), None) => UserFrom::Graph(u.clone()),
         (None, None) => {
-            eprintln!("error: give --user ID|UPN (read from Graph) or --json FILE");
+            eprintln!("error: give --user ID|UPN (read from Graph) or --user-file FILE");
             return 2;
         }
     };
-    run(config, from, expression).await
+    let config = match args.job.file() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    run(&config, from, args.expression.as_deref(), json).await
 }
 
-pub async fn run(config: &Path, from: UserFrom, expression: Option<&str>) -> u8 {
+pub async fn run(config: &Path, from: UserFrom, expression: Option<&str>, json: bool) -> u8 {
     let cfg = match wiring::load(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -67,6 +104,17 @@ pub async fn run(config: &Path, from: UserFrom, expression: Option<&str>) -> u8 
         }
     }
     let (user, computed) = with_computed(user);
+    if json {
+        let (doc, code) = match (expression, &expr) {
+            (Some(text), Some(expr)) => crate::eval_json::one_expression(text, expr, &user),
+            _ => crate::eval_json::whole_mapping(&cfg, &user),
+        };
+        let mut doc = doc;
+        doc["user"] = serde_json::json!({"id": user.id, "displayName": user.display()});
+        doc["computed"] = serde_json::json!(computed);
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return code;
+    }
     let mut out = String::new();
     let _ = writeln!(out, "source user: {} (id {})", user.display(), user.id);
     for c in &computed {
@@ -76,7 +124,7 @@ pub async fn run(config: &Path, from: UserFrom, expression: Option<&str>) -> u8 
         (Some(text), Some(expr)) => one_expression(&mut out, text, expr, &user),
         _ => whole_mapping(&mut out, &cfg, &user),
     };
-    print!("{}", crate::render::visible_lines(&out));
+    out!("{}", crate::render::visible_lines(&out));
     code
 }
 
@@ -173,7 +221,7 @@ fn with_computed(mut user: SourceUser) -> (SourceUser, Vec<String>) {
     (user, notes)
 }
 
-fn context(user: &SourceUser) -> Context<'_> {
+pub(crate) fn context(user: &SourceUser) -> Context<'_> {
     Context {
         attrs: &user.attrs,
         now: chrono::Utc::now(),
@@ -267,7 +315,7 @@ fn whole_mapping(out: &mut String, cfg: &JobConfig, user: &SourceUser) -> u8 {
     }
 }
 
-fn describe(m: &Mapping) -> String {
+pub(crate) fn describe(m: &Mapping) -> String {
     let from = match &m.value {
         MappingValue::Direct { source } => format!("[{source}]"),
         MappingValue::Constant { value } => format!("constant {value:?}"),

@@ -5,11 +5,17 @@
 //! held: its disables and deletes wait for `approve-deletions` (deletion threshold, sudden
 //! drop, or an empty source read). When several apply: 2, then 1, then 5, then 4.
 
+#[macro_use]
+mod output;
 mod apps;
 mod commands;
+mod confirm;
 mod demo;
 mod entra;
 mod eval;
+mod eval_json;
+mod extras;
+mod jobref;
 mod logs;
 mod progress;
 mod render;
@@ -17,9 +23,11 @@ mod serve;
 mod status;
 #[cfg(test)]
 mod test_support;
+mod times;
 mod wiring;
 
 use clap::{Parser, Subcommand};
+use jobref::{JobArgs, StateArg};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,15 +55,7 @@ pub(crate) const EXIT_HELD: u8 = 5;
     about = "Self-hosted, Entra-compatible SCIM provisioning engine",
     after_help = EXIT_CODES
 )]
-struct Cli {
-    /// Directory that holds each job's state (one sled database per job).
-    #[arg(
-        long,
-        global = true,
-        default_value = "scimsync-state",
-        env = "SCIMSYNC_STATE"
-    )]
-    state: PathBuf,
+pub(crate) struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -68,8 +68,10 @@ enum Command {
     /// Run provisioning cycles for one job (the first is the initial cycle).
     #[command(after_help = EXIT_CODES)]
     Run {
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        state: StateArg,
         /// Run one cycle and exit instead of running on the job's schedule.
         #[arg(long)]
         once: bool,
@@ -80,55 +82,58 @@ enum Command {
     /// Dry run: show the exact SCIM requests the next cycle would send, and whether it would
     /// hold its disables and deletes (`staged` lines). Writes nothing.
     Preview {
-        #[arg(long)]
-        config: PathBuf,
-        /// Machine-readable output.
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        state: StateArg,
+        /// Print the preview as one JSON document.
         #[arg(long)]
         json: bool,
     },
     /// Check both connections as Entra's "Test Connection" does.
     TestConnection {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Print the checks as one JSON document.
         #[arg(long)]
-        config: PathBuf,
+        json: bool,
     },
     /// Check a job configuration file and report every problem with its line and column,
     /// including each secret (env: or file:) that cannot be read (values are never shown).
     Validate {
-        #[arg(long)]
-        config: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
         /// Do not read the secrets: check the file alone (e.g. on a machine without them).
         #[arg(long)]
         offline: bool,
-    },
-    /// Show a job's provisioning log (one entry per object per cycle), filtered.
-    Logs(logs::LogsArgs),
-    /// Each job's last and current cycle, escrows, quarantine and held deletions.
-    Status {
-        /// The jobs of this config directory (and the admin API of its `serve`).
-        #[arg(long, conflicts_with = "config")]
-        config_dir: Option<PathBuf>,
-        /// One job file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Machine-readable output.
+        /// Print the verdict and every problem as one JSON document.
         #[arg(long)]
         json: bool,
     },
+    /// Show a job's provisioning log (one entry per object per cycle), filtered.
+    Logs(logs::LogsArgs),
+    /// Each job's last and next cycle, escrows, quarantine and held deletions.
+    Status(status::StatusArgs),
     /// Run every job in a config directory on its schedule, with the admin API.
     Serve {
         /// Directory of job files (`*.toml`) and the service file `scimsync.toml`.
         #[arg(long)]
         config_dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
     },
     /// Restart a job with Entra's reset scopes (default: watermark, escrows, quarantine).
     Restart {
-        #[arg(long)]
-        job: String,
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        state: StateArg,
         /// Comma list of watermark, escrows, quarantine, full (`full` also forgets links).
         #[arg(long, value_delimiter = ',')]
         scope: Vec<String>,
-        #[arg(long)]
-        config_dir: PathBuf,
+        /// Do not ask before `--scope full` (needed when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Entra's "Allow deletes": show the disables and deletes the last cycle held, and why, and
     /// approve exactly that set (the next cycle sends those; one that would also disable or
@@ -137,10 +142,10 @@ enum Command {
         A --fingerprint that no longer matches the held set: shows both fingerprints, approves \
         nothing, exits 1.")]
     ApproveDeletions {
-        #[arg(long)]
-        job: String,
-        #[arg(long)]
-        config_dir: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        state: StateArg,
         /// Approve only if the held set still has this fingerprint (as `status` or a dry run
         /// showed it).
         #[arg(long)]
@@ -151,8 +156,10 @@ enum Command {
     },
     /// Provision one user or group now and print Entra's steps with the exact SCIM requests.
     Provision {
-        #[arg(long)]
-        job: String,
+        #[command(flatten)]
+        job: JobArgs,
+        #[command(flatten)]
+        state: StateArg,
         /// Object id or user principal name.
         #[arg(long, conflicts_with = "group", required_unless_present = "group")]
         user: Option<String>,
@@ -162,8 +169,9 @@ enum Command {
         /// Show the steps without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Print the objects and their steps as one JSON document.
         #[arg(long)]
-        config_dir: PathBuf,
+        json: bool,
     },
     /// Run the built-in demo: an emulated tenant and a built-in SCIM app, both on loopback.
     Demo {
@@ -178,6 +186,9 @@ enum Command {
         /// The template (see `scimsync apps`).
         #[arg(long)]
         app: String,
+        /// The job's name (default: the --out file's name without `.toml`).
+        #[arg(long)]
+        name: Option<String>,
         /// Where to write the job file (default: <app>.toml here).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -209,22 +220,24 @@ enum Command {
     /// Write a job's synchronization schema as Entra exports it (the way back of import-entra).
     ExportEntra(entra::ExportArgs),
     /// Evaluate an expression, or the job's whole user mapping, for one user, step by step.
-    Eval {
-        #[arg(long)]
-        config: PathBuf,
-        /// The user's object id or user principal name, read from Graph with the job's source.
-        #[arg(long, conflicts_with = "json", required_unless_present = "json")]
-        user: Option<String>,
-        /// A JSON file with the user's Entra source attributes instead of Graph.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// The expression to evaluate (default: every user mapping of the job).
-        #[arg(long)]
-        expression: Option<String>,
+    Eval(eval::EvalArgs),
+    /// Print a shell completion script (e.g. `scimsync completions bash > /etc/bash_completion.d/scimsync`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), e.g. `scimsync man > scimsync.1`.
+    Man,
+}
+
+/// The command line as clap sees it (for completions and the man page).
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 pub fn main() -> ExitCode {
+    output::quiet_broken_pipe_panics();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -237,84 +250,124 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(async move {
-        match cli.command {
-            Command::Run { config, once, json } => {
-                commands::run(&config, &cli.state, once, json).await
+    let verbose = cli.verbose;
+    let code = runtime.block_on(dispatch(cli.command, verbose));
+    ExitCode::from(code)
+}
+
+async fn dispatch(command: Command, verbose: u8) -> u8 {
+    match command {
+        Command::Run {
+            job,
+            state,
+            once,
+            json,
+        } => match job.file() {
+            Ok(f) => commands::run(&f, &state.state, once, json).await,
+            Err(code) => code,
+        },
+        Command::Preview { job, state, json } => match job.file() {
+            Ok(f) => commands::preview(&f, &state.state, json).await,
+            Err(code) => code,
+        },
+        Command::TestConnection { job, json } => match job.file() {
+            Ok(f) => commands::test_connection(&f, json).await,
+            Err(code) => code,
+        },
+        Command::Validate { job, offline, json } => match job.file() {
+            Ok(f) => commands::validate_as(&f, offline, json),
+            Err(code) => code,
+        },
+        Command::Logs(args) => logs::command(&args).await,
+        Command::Status(args) => status::command(&args).await,
+        Command::Serve { config_dir, state } => serve::serve(&config_dir, &state.state).await,
+        Command::Restart {
+            job,
+            state,
+            scope,
+            yes,
+        } => {
+            let cfg = match job.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Err(code) = confirm::full_restart(&cfg.name, &scope, yes) {
+                return code;
             }
-            Command::Preview { config, json } => commands::preview(&config, &cli.state, json).await,
-            Command::TestConnection { config } => commands::test_connection(&config).await,
-            Command::Validate { config, offline } => commands::validate(&config, offline),
-            Command::Logs(args) => logs::command(&args, &cli.state).await,
-            Command::Status {
-                config_dir,
-                config,
-                json,
-            } => status::command(config_dir, config, &cli.state, json).await,
-            Command::Serve { config_dir } => serve::serve(&config_dir, &cli.state).await,
-            Command::Restart {
-                job,
-                scope,
-                config_dir,
-            } => serve::restart(&config_dir, &cli.state, &job, &scope).await,
-            Command::ApproveDeletions {
-                job,
-                config_dir,
-                fingerprint,
+            serve::restart(&job.service_dir(), &state.state, &cfg, &scope).await
+        }
+        Command::ApproveDeletions {
+            job,
+            state,
+            fingerprint,
+            dry_run,
+        } => {
+            let cfg = match job.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            serve::approve_deletions(
+                &job.service_dir(),
+                &state.state,
+                &cfg,
+                fingerprint.as_deref(),
                 dry_run,
-            } => {
-                serve::approve_deletions(
-                    &config_dir,
-                    &cli.state,
-                    &job,
-                    fingerprint.as_deref(),
-                    dry_run,
-                )
-                .await
-            }
-            Command::Provision {
-                job,
+            )
+            .await
+        }
+        Command::Provision {
+            job,
+            state,
+            user,
+            group,
+            dry_run,
+            json,
+        } => {
+            let cfg = match job.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let how = serve::ProvisionRequest {
                 user,
                 group,
                 dry_run,
-                config_dir,
-            } => serve::provision(&config_dir, &cli.state, &job, user, group, dry_run).await,
-            Command::Demo { users } => demo::run(users, cli.verbose > 0).await,
-            Command::Apps => apps::list(),
-            Command::Init {
-                app,
-                out,
-                force,
+                json,
+            };
+            serve::provision(&job.service_dir(), &state.state, &cfg, how).await
+        }
+        Command::Demo { users } => demo::run(users, verbose > 0).await,
+        Command::Apps => apps::list(),
+        Command::Init {
+            app,
+            name,
+            out,
+            force,
+            tenant_id,
+            client_id,
+            service_principal_id,
+            tenant_url,
+            graph_url,
+            login_url,
+        } => apps::init(
+            &app,
+            out.as_deref(),
+            force,
+            &apps::InitValues {
+                name,
                 tenant_id,
                 client_id,
                 service_principal_id,
                 tenant_url,
                 graph_url,
                 login_url,
-            } => apps::init(
-                &app,
-                out.as_deref(),
-                force,
-                &apps::InitValues {
-                    tenant_id,
-                    client_id,
-                    service_principal_id,
-                    tenant_url,
-                    graph_url,
-                    login_url,
-                },
-            ),
-            Command::Eval {
-                config,
-                user,
-                json,
-                expression,
-            } => eval::command(&config, user, json, expression.as_deref()).await,
-            Command::ImportEntra(args) => entra::import(&args),
-            Command::ExportEntra(args) => entra::export(&args),
-        }
-    });
-    ExitCode::from(code)
+            },
+        ),
+        Command::Eval(args) => eval::command(&args).await,
+        Command::ImportEntra(args) => entra::import(&args),
+        Command::ExportEntra(args) => entra::export(&args),
+        Command::Completions { shell } => extras::completions(shell),
+        Command::Man => extras::man(),
+    }
 }
 
 fn init_tracing(verbose: u8) {
@@ -329,4 +382,131 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(name: &str) -> clap::Command {
+        command()
+            .find_subcommand(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no command {name}"))
+    }
+
+    fn has(cmd: &clap::Command, long: &str) -> bool {
+        cmd.get_arguments().any(|a| a.get_long() == Some(long))
+    }
+
+    #[test]
+    fn every_flag_has_help_text() {
+        let root = command();
+        let mut missing = Vec::new();
+        for cmd in std::iter::once(&root).chain(root.get_subcommands()) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() {
+                    missing.push(format!("{} {}", cmd.get_name(), a.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    /// One way to name a job; `--state` only where a job's state is read or written; `--json`
+    /// on every command that prints a result.
+    #[test]
+    fn job_commands_share_their_flags() {
+        let job_commands = [
+            "run",
+            "preview",
+            "test-connection",
+            "validate",
+            "logs",
+            "restart",
+            "approve-deletions",
+            "provision",
+            "eval",
+            "export-entra",
+        ];
+        for name in job_commands {
+            let c = sub(name);
+            for flag in ["config", "job", "config-dir"] {
+                assert!(has(&c, flag), "{name} lacks --{flag}");
+            }
+        }
+        let with_state = [
+            "run",
+            "preview",
+            "logs",
+            "status",
+            "serve",
+            "restart",
+            "approve-deletions",
+            "provision",
+        ];
+        for c in command().get_subcommands() {
+            let name = c.get_name();
+            assert_eq!(
+                has(c, "state"),
+                with_state.contains(&name),
+                "--state on {name}"
+            );
+        }
+        for name in [
+            "test-connection",
+            "validate",
+            "provision",
+            "eval",
+            "status",
+            "logs",
+            "run",
+            "preview",
+        ] {
+            assert!(has(&sub(name), "json"), "{name} lacks --json");
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses_both_ways_of_naming_a_job() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        assert!(parse(&["scimsync", "preview", "--config", "a.toml"]).is_ok());
+        assert!(parse(&["scimsync", "preview", "--job", "a", "--config-dir", "jobs"]).is_ok());
+        // Neither, or both, is refused.
+        assert!(parse(&["scimsync", "preview"]).is_err());
+        assert!(parse(&["scimsync", "preview", "--config", "a.toml", "--job", "a"]).is_err());
+        // --state is not a flag of validate.
+        assert!(parse(&["scimsync", "validate", "--config", "a", "--state", "s"]).is_err());
+        match parse(&[
+            "scimsync", "eval", "--config", "a", "--json", "--user", "ada",
+        ]) {
+            Ok(Command::Eval(e)) => {
+                assert_eq!(e.json, Some(None));
+                assert_eq!(e.user.as_deref(), Some("ada"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["scimsync", "eval", "--config", "a", "--json", "ada.json"]) {
+            Ok(Command::Eval(e)) => assert_eq!(e.json, Some(Some("ada.json".into()))),
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "scimsync",
+            "restart",
+            "--job",
+            "a",
+            "--config-dir",
+            "d",
+            "--scope",
+            "full",
+            "--yes",
+        ]) {
+            Ok(Command::Restart { yes, scope, .. }) => {
+                assert!(yes);
+                assert_eq!(scope, vec!["full".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -8,27 +8,32 @@ use crate::render;
 use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
-use scimsync_core::{LogEntry, Secret};
+use scimsync_core::{LogAction, LogEntry, LogStatus, Secret};
 use scimsync_store::SledStore;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where `serve` writes the admin token it generated (see `serve`).
 const GENERATED_TOKEN_FILE: &str = "admin-token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned columns for a terminal.
     Table,
+    /// One JSON object per line.
     Jsonl,
+    /// Entra's provisioning log download.
     Csv,
 }
 
 /// The flags of `scimsync logs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogsArgs {
-    #[arg(long)]
-    pub job: String,
-    /// Only this cycle's entries.
+    #[command(flatten)]
+    pub job: crate::jobref::JobArgs,
+    #[command(flatten)]
+    pub state: crate::jobref::StateArg,
+    /// Only this cycle's entries: its full id or a unique prefix of it.
     #[arg(long)]
     pub cycle: Option<String>,
     /// success, failure, skipped or warning.
@@ -43,14 +48,15 @@ pub struct LogsArgs {
     /// RFC 3339 time, a date, or an age such as 2h or 7d.
     #[arg(long)]
     pub since: Option<String>,
+    /// RFC 3339 time, a date, or an age such as 2h or 7d.
     #[arg(long)]
     pub until: Option<String>,
+    /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// The config directory of the `serve` that runs the job (its admin API is used when
-    /// the state is locked).
-    #[arg(long)]
-    pub config_dir: Option<PathBuf>,
+    /// The entries as one JSON array (the same objects as `--format jsonl`).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 impl LogsArgs {
@@ -74,13 +80,21 @@ pub(crate) enum Access {
     Locked,
 }
 
-/// Open the job's existing store (never creates one).
+/// Open the job's existing store (never creates one). No state for the job is an error that
+/// names the jobs that have state there.
 pub(crate) fn open_existing(state: &Path, job: &str) -> Result<Access, String> {
     let dir = state.join(job);
     if !dir.is_dir() {
+        let known = crate::jobref::state_jobs(state).unwrap_or_default();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
         return Err(format!(
-            "no state for job {job:?} in {} (has it run? give --state)",
-            state.display()
+            "no state for job {job:?} in {} (has it run? give --state); jobs with state there: {}",
+            state.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         ));
     }
     match SledStore::open(&dir) {
@@ -166,8 +180,15 @@ fn encode_query(q: &LogQuery) -> String {
 }
 
 /// `scimsync logs`.
-pub async fn command(args: &LogsArgs, state: &Path) -> u8 {
-    let query = args.query();
+pub async fn command(args: &LogsArgs) -> u8 {
+    let state = args.state.state.as_path();
+    let job = match args.job.name() {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let mut query = args.query();
+    // A short cycle id is resolved against every cycle of the log, then filtered exactly.
+    let prefix = query.cycle.take();
     let filter: LogFilter = match query.filter(Utc::now()) {
         Ok(f) => f,
         Err(e) => {
@@ -175,33 +196,114 @@ pub async fn command(args: &LogsArgs, state: &Path) -> u8 {
             return 2;
         }
     };
-    let entries: Result<Vec<LogEntry>, String> = match open_existing(state, &args.job) {
-        Err(e) => Err(e),
-        Ok(Access::Store(store)) => {
-            shared::query(&store, &args.job, &filter).map_err(|e| e.to_string())
-        }
-        Ok(Access::Locked) => {
-            let path = format!("/api/jobs/{}/logs?{}", args.job, encode_query(&query));
-            admin_get(args.config_dir.as_deref(), state, &path)
-                .await
-                .and_then(|v| {
-                    // The API answers newest first; the command prints oldest first.
-                    let mut e: Vec<LogEntry> = serde_json::from_value(v["entries"].clone())
-                        .map_err(|e| format!("unexpected answer from the admin API: {e}"))?;
-                    e.reverse();
-                    Ok(e)
-                })
-        }
-    };
-    let entries = match entries {
+    let service_dir = args.job.service_dir();
+    let all = match read(state, &job, &query, &filter, &service_dir).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
-    print!("{}", render(&entries, args.format));
+    let entries = match prefix.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        None => all,
+        Some(p) => {
+            let cycles = if query_is_empty(&query) {
+                cycle_ids(&all)
+            } else {
+                match read(
+                    state,
+                    &job,
+                    &LogQuery::default(),
+                    &LogFilter::default(),
+                    &service_dir,
+                )
+                .await
+                {
+                    Ok(every) => cycle_ids(&every),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 1;
+                    }
+                }
+            };
+            match resolve_cycle(p, &cycles) {
+                Ok(full) => all.into_iter().filter(|e| e.cycle_id == full).collect(),
+                Err(e) => {
+                    eprintln!("error: job {job}: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
+    } else {
+        out!("{}", render(&entries, args.format));
+    }
     0
+}
+
+fn query_is_empty(q: &LogQuery) -> bool {
+    [&q.status, &q.action, &q.user, &q.since, &q.until]
+        .iter()
+        .all(|v| v.is_none())
+}
+
+/// The job's entries that pass `filter`, oldest first: from the store, or through the admin
+/// API of the `serve` that holds it.
+async fn read(
+    state: &Path,
+    job: &str,
+    query: &LogQuery,
+    filter: &LogFilter,
+    service_dir: &Path,
+) -> Result<Vec<LogEntry>, String> {
+    match open_existing(state, job)? {
+        Access::Store(store) => shared::query(&store, job, filter).map_err(|e| e.to_string()),
+        Access::Locked => {
+            let path = format!("/api/jobs/{job}/logs?{}", encode_query(query));
+            let v = admin_get(Some(service_dir), state, &path).await?;
+            // The API answers newest first; the command prints oldest first.
+            let mut e: Vec<LogEntry> = serde_json::from_value(v["entries"].clone())
+                .map_err(|e| format!("unexpected answer from the admin API: {e}"))?;
+            e.reverse();
+            Ok(e)
+        }
+    }
+}
+
+/// The distinct cycle ids, in log order.
+fn cycle_ids(entries: &[LogEntry]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for e in entries {
+        if !ids.contains(&e.cycle_id) {
+            ids.push(e.cycle_id.clone());
+        }
+    }
+    ids
+}
+
+/// A full cycle id, or the one cycle a prefix names; several or none are errors naming them.
+fn resolve_cycle(prefix: &str, cycles: &[String]) -> Result<String, String> {
+    if cycles.iter().any(|c| c == prefix) {
+        return Ok(prefix.to_string());
+    }
+    let hits: Vec<&String> = cycles.iter().filter(|c| c.starts_with(prefix)).collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!("no cycle id starts with {prefix:?}")),
+        many => Err(format!(
+            "{prefix:?} is the start of {} cycle ids; give more of it: {}",
+            many.len(),
+            many.iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// The entries in the chosen format (already masked).
@@ -217,10 +319,83 @@ pub fn render(entries: &[LogEntry], format: Format) -> String {
     }
 }
 
-/// Entra's provisioning log download: the API's columns, each cell safe to open in a
-/// spreadsheet (control characters shown, no formulas; see [`scimsync_core::text::csv_cell`]).
+/// Why an entry did what it did: its reason (an error), else the step that decided it (out of
+/// scope, soft-deleted, a skip), else its last step.
+pub(crate) fn reason_of(e: &LogEntry) -> String {
+    if let Some(r) = e.reason.as_deref().filter(|r| !r.is_empty()) {
+        return r.to_string();
+    }
+    let steps = &e.provisioning_steps;
+    let deciding = steps.iter().find(|s| {
+        matches!(
+            s.status,
+            LogStatus::Skipped | LogStatus::Warning | LogStatus::Failure
+        )
+    });
+    let deprovision = matches!(
+        e.provisioning_action,
+        LogAction::Disable | LogAction::Delete | LogAction::StagedDelete
+    );
+    let gone = steps
+        .iter()
+        .find(|s| deprovision && s.name == "Import" && !s.description.is_empty())
+        .filter(|s| !s.description.starts_with("Retrieved "));
+    deciding
+        .or(gone)
+        .or(steps.last())
+        .map(|s| s.description.clone())
+        .unwrap_or_default()
+}
+
+/// Entra's provisioning log download: the API's columns (the reason filled as in the table),
+/// each cell safe to open in a spreadsheet: control characters shown, no formulas.
 fn csv(entries: &[LogEntry]) -> String {
-    shared::to_csv(entries)
+    let mut w = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let mut rows: Vec<Vec<String>> =
+        vec![shared::CSV_HEADER.iter().map(|h| h.to_string()).collect()];
+    for e in entries {
+        rows.push(
+            [
+                e.activity_date_time.to_rfc3339(),
+                e.id.clone(),
+                e.job_id.clone(),
+                e.cycle_id.clone(),
+                e.change_id.clone(),
+                shared::name_of(&e.provisioning_action),
+                shared::name_of(&e.status),
+                e.error_code.map(|c| c.to_string()).unwrap_or_default(),
+                reason_of(e),
+                e.source_id.clone(),
+                e.source_display_name.clone(),
+                e.target_id.clone().unwrap_or_default(),
+                e.duration_in_milliseconds.to_string(),
+                shared::steps_text(e),
+                shared::properties_text(e),
+            ]
+            .iter()
+            .map(|c| spreadsheet_safe(c))
+            .collect(),
+        );
+    }
+    for r in rows {
+        // Writing to a Vec cannot fail but for a bug; the row is then left out.
+        let _ = w.write_record(&r);
+    }
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// A cell a spreadsheet shows as text: control characters visible, and a leading `=`, `+`,
+/// `-`, `@` (a formula) escaped with `'`. Quoting is the csv writer's.
+fn spreadsheet_safe(s: &str) -> String {
+    let mut cell = render::visible(s).into_owned();
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        cell.insert(0, '\'');
+    }
+    cell
 }
 
 /// `s` shown safely ([`render::visible`]) and cut to `max` characters.
@@ -239,21 +414,7 @@ fn table(entries: &[LogEntry]) -> String {
     if entries.is_empty() {
         return "no log entries match\n".into();
     }
-    let rows: Vec<[String; 7]> = entries
-        .iter()
-        .map(|e| {
-            [
-                e.activity_date_time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                shared::name_of(&e.provisioning_action),
-                shared::name_of(&e.status),
-                cut(&e.source_display_name, 32),
-                e.error_code.map(|c| c.to_string()).unwrap_or_default(),
-                cut(&e.cycle_id, 12),
-                cut(e.reason.as_deref().unwrap_or(""), 60),
-            ]
-        })
-        .collect();
-    let head = [
+    let mut t = crate::render::plain_table(&[
         "TIME (UTC)",
         "ACTION",
         "STATUS",
@@ -261,29 +422,23 @@ fn table(entries: &[LogEntry]) -> String {
         "ERROR CODE",
         "CYCLE",
         "REASON",
-    ];
-    let mut widths = head.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    ]);
+    for e in entries {
+        t.add_row(vec![
+            e.activity_date_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            shared::name_of(&e.provisioning_action),
+            shared::name_of(&e.status),
+            cut(&e.source_display_name, 40),
+            e.error_code.map(|c| c.to_string()).unwrap_or_default(),
+            render::visible(&e.cycle_id).into_owned(),
+            cut(&reason_of(e), 80),
+        ]);
     }
-    let line = |cells: Vec<&str>| {
-        let mut l = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        l.truncate(l.trim_end().len());
-        l + "\n"
-    };
-    let mut out = line(head.to_vec());
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out.push_str(&format!("{} entries\n", rows.len()));
-    out
+    format!(
+        "{}\n{} entries\n",
+        crate::render::trimmed(&t),
+        entries.len()
+    )
 }
 
 #[cfg(test)]
@@ -367,6 +522,14 @@ mod tests {
         assert_eq!(j.lines().count(), 1);
     }
 
+    /// Display columns of `needle` in `line` (CJK and emoji count two).
+    fn column_of(line: &str, needle: &str) -> usize {
+        let at = line
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {line}"));
+        unicode_width::UnicodeWidthStr::width(&line[..at])
+    }
+
     #[test]
     fn table_aligns_columns_and_counts() {
         let t = table(&[entry(), entry()]);
@@ -374,5 +537,84 @@ mod tests {
         assert!(lines[0].starts_with("TIME (UTC)"));
         assert_eq!(lines[0].find("ACTION"), lines[1].find("create"));
         assert_eq!(lines.last(), Some(&"2 entries"));
+    }
+
+    /// Issue 15: a CJK or emoji display name keeps the columns after it aligned on screen,
+    /// the full cycle id is shown, and the reason column is filled.
+    #[test]
+    fn wide_names_keep_columns_aligned_and_ids_are_whole() {
+        let mut wide = entry();
+        wide.source_display_name = "山田太郎 🚀".into();
+        wide.cycle_id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into();
+        let t = table(&[entry(), wide]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        let code = column_of(lines[0], "ERROR CODE");
+        assert_eq!(column_of(lines[1], "SchemaViolation"), code, "{t}");
+        assert_eq!(column_of(lines[2], "SchemaViolation"), code, "{t}");
+        assert!(
+            lines[2].contains("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+            "{t}"
+        );
+        assert!(lines[2].contains("山田太郎 🚀"), "{t}");
+    }
+
+    #[test]
+    fn the_reason_says_why_when_the_entry_has_no_error() {
+        let mut e = entry();
+        e.reason = None;
+        e.provisioning_action = LogAction::Disable;
+        e.status = LogStatus::Success;
+        e.provisioning_steps = vec![
+            LogStep {
+                name: "Import".into(),
+                provisioning_step_type: "import".into(),
+                status: LogStatus::Success,
+                description: "Retrieved ada from the source".into(),
+            },
+            LogStep {
+                name: "Scope".into(),
+                provisioning_step_type: "scoping".into(),
+                status: LogStatus::Skipped,
+                description: "out of scope: not assigned to the application".into(),
+            },
+            LogStep {
+                name: "EntryExportUpdate".into(),
+                provisioning_step_type: "export".into(),
+                status: LogStatus::Success,
+                description: "PATCH /Users/1".into(),
+            },
+        ];
+        assert_eq!(
+            reason_of(&e),
+            "out of scope: not assigned to the application"
+        );
+        e.provisioning_steps[0].description = "the user is in the source's deleted items".into();
+        e.provisioning_steps.remove(1);
+        assert_eq!(reason_of(&e), "the user is in the source's deleted items");
+        let t = table(&[e.clone()]);
+        assert!(
+            t.contains("the user is in the source's deleted items"),
+            "{t}"
+        );
+        assert!(render(&[e], Format::Csv).contains(",the user is in the source's deleted items,"));
+    }
+
+    #[test]
+    fn a_short_cycle_id_names_one_cycle_or_lists_the_candidates() {
+        let cycles: Vec<String> = ["0193aa-1", "0193ab-2", "0194cc-3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(resolve_cycle("0194", &cycles), Ok("0194cc-3".into()));
+        assert_eq!(resolve_cycle("0193ab-2", &cycles), Ok("0193ab-2".into()));
+        let e = resolve_cycle("0193", &cycles).unwrap_err();
+        assert!(e.contains("the start of 2 cycle ids"), "{e}");
+        assert!(e.contains("0193aa-1, 0193ab-2"), "{e}");
+        assert!(
+            resolve_cycle("ff", &cycles)
+                .unwrap_err()
+                .contains("no cycle id starts with")
+        );
     }
 }

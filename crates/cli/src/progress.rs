@@ -23,6 +23,8 @@ enum Mode {
 pub struct CliProgress {
     what: &'static str,
     state: Mutex<(Mode, &'static str)>,
+    /// The phases already finished in this cycle and their counts ("users 300/300").
+    done: Mutex<Vec<String>>,
 }
 
 impl CliProgress {
@@ -43,6 +45,7 @@ impl CliProgress {
         CliProgress {
             what,
             state: Mutex::new((mode, "")),
+            done: Mutex::new(Vec::new()),
         }
     }
 
@@ -64,20 +67,38 @@ impl CliProgress {
             }
         }
         st.1 = "";
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// What the bar shows after its counts: the phases finished before this one.
+    fn finished_phases(&self, previous: &str, last: Option<(u64, u64)>) -> String {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pos, len)) = last.filter(|_| !previous.is_empty()) {
+            done.push(format!("{previous} {pos}/{len}"));
+        }
+        if done.is_empty() {
+            String::new()
+        } else {
+            format!("(done: {})", done.join(", "))
+        }
     }
 
     /// The line printed when stderr is not a terminal, if one is due.
     fn line(&self, p: Progress, now: Instant) -> Option<String> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let new_phase = st.1 != p.phase;
+        let previous = st.1;
         st.1 = p.phase;
         let what = self.what;
         match &mut st.0 {
             Mode::Bar(bar) => {
+                let last = bar
+                    .as_ref()
+                    .map(|b| (b.position(), b.length().unwrap_or(0)));
                 let b = bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(p.total as u64);
                     if let Ok(style) = ProgressStyle::with_template(
-                        "{prefix:>12} [{bar:40}] {pos}/{len} ({percent}%) eta {eta}",
+                        "{prefix:>16} [{bar:40}] {pos}/{len} ({percent}%) eta {eta} {msg}",
                     ) {
                         b.set_style(style.progress_chars("=> "));
                     }
@@ -86,6 +107,7 @@ impl CliProgress {
                 });
                 if new_phase {
                     b.set_prefix(format!("{what} {}", p.phase));
+                    b.set_message(self.finished_phases(previous, last));
                     b.reset_eta();
                 }
                 b.set_length(p.total as u64);
@@ -160,5 +182,37 @@ mod tests {
             sink.line(g, t0 + LINE_EVERY).as_deref(),
             Some("cycle: groups 0/3 (0%)")
         );
+    }
+
+    /// Issue 15: the bar names its phase and keeps the counts of the phases before it.
+    #[test]
+    fn the_bar_keeps_the_counts_of_finished_phases() {
+        let sink = CliProgress::with_terminal("cycle", true);
+        let t0 = Instant::now();
+        let users = |done| Progress {
+            phase: "users",
+            done,
+            total: 300,
+        };
+        sink.line(users(1), t0);
+        sink.line(users(300), t0);
+        sink.line(
+            Progress {
+                phase: "groups",
+                done: 1,
+                total: 4,
+            },
+            t0,
+        );
+        let st = sink.state.lock().unwrap();
+        let Mode::Bar(Some(bar)) = &st.0 else {
+            panic!("no bar")
+        };
+        assert_eq!(bar.prefix(), "cycle groups");
+        assert_eq!(bar.message(), "(done: users 300/300)");
+        assert_eq!((bar.position(), bar.length()), (1, Some(4)));
+        drop(st);
+        sink.finish();
+        assert!(sink.done.lock().unwrap().is_empty());
     }
 }

@@ -12,6 +12,57 @@ use serde_json::{Value, json};
 
 pub use scimsync_core::text::{visible, visible_lines};
 
+/// A borderless table whose columns are aligned by display width (CJK and emoji take two
+/// cells), two spaces apart. Cells must already be [`visible`].
+pub fn plain_table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    t
+}
+
+/// The table's lines without trailing blanks.
+pub fn trimmed(t: &comfy_table::Table) -> String {
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Why an object is disabled, deleted, held or skipped, in words an admin acts on:
+/// unassigned, out of scope (a scoping filter), disabled or soft-/hard-deleted in the source,
+/// or the skip's own reason. Empty for other actions.
+pub fn reason(o: &ObjectReport) -> String {
+    match &o.action {
+        Action::Skip { reason } => reason.clone(),
+        Action::Disable { .. } | Action::Delete { .. } => o.scope.clone(),
+        Action::StagedDelete { held, .. } => {
+            let staged = staged_reason(held);
+            if o.scope.is_empty() {
+                staged
+            } else {
+                format!("{staged} ({})", o.scope)
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// Whether a preview has nothing to send and nothing to report: no request, no failure, no
+/// hold, no skip.
+pub fn no_changes(r: &CycleReport, shapes: Shapes) -> bool {
+    !r.deletions_held
+        && r.objects.iter().all(|o| {
+            o.error.is_none()
+                && !matches!(o.action, Action::Skip { .. } | Action::StagedDelete { .. })
+                && requests(o, shapes).is_empty()
+        })
+}
+
 /// How requests are rendered for a job: the same choices the SCIM client makes.
 #[derive(Debug, Clone, Copy)]
 pub struct Shapes {
@@ -158,6 +209,11 @@ pub fn held_set(job: &str, h: &scimsync_engine::HeldDeletions) -> String {
     out
 }
 
+/// An object with nothing to send and nothing to say (unchanged), left out of the table.
+fn is_quiet(o: &ObjectReport, shapes: Shapes) -> bool {
+    o.error.is_none() && matches!(o.action, Action::NoChange) && requests(o, shapes).is_empty()
+}
+
 /// The preview as a table: one line per request (or per skip/failure), with the body below
 /// each PATCH so an admin sees exactly what changes.
 pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
@@ -178,11 +234,15 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
             out.push_str(&format!("  why: {}\n", visible(why)));
         }
     }
+    if no_changes(r, shapes) {
+        out.push_str("No changes.\n");
+        return out;
+    }
     out.push_str(&format!(
         "{:<8} {:<40} {}\n",
         "ACTION", "OBJECT", "REQUEST / REASON"
     ));
-    for o in &r.objects {
+    for o in r.objects.iter().filter(|o| !is_quiet(o, shapes)) {
         let reqs = requests(o, shapes);
         let word = action_word(o);
         let name = visible(&o.display_name);
@@ -193,17 +253,21 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
         }
         if reqs.is_empty() {
             let why = match &o.action {
-                Action::Skip { reason } => reason.clone(),
                 Action::Link { target_id } => format!("matched {target_id}; already up to date"),
-                Action::StagedDelete { held, .. } => staged_reason(held),
-                _ => String::new(),
+                _ => reason(o),
             };
             out.push_str(&format!("{word:<8} {name:<40} {}\n", visible(&why)));
             continue;
         }
+        let why = reason(o);
         for req in reqs {
+            let because = if why.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", visible(&why))
+            };
             out.push_str(&format!(
-                "{word:<8} {name:<40} {} {}\n",
+                "{word:<8} {name:<40} {} {}{because}\n",
                 req.method,
                 visible(&req.path)
             ));
@@ -236,6 +300,7 @@ pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
             json!({
                 "sourceId": o.source_id, "displayName": o.display_name, "scope": o.scope,
                 "matchedBy": o.matched_by, "action": action_word(o), "status": o.status,
+                "reason": Some(reason(o)).filter(|r| !r.is_empty()),
                 "errorCode": o.error_code, "error": o.error, "requests": reqs,
             })
         })
@@ -244,7 +309,7 @@ pub fn preview_json(r: &CycleReport, shapes: Shapes) -> Value {
         "job": r.job, "kind": r.kind, "sourceUsers": r.source_users, "tally": r.tally,
         "outOfScopeUnlisted": r.out_of_scope_unlogged,
         "deletionsHeld": r.deletions_held, "held": r.tally.staged_deletes,
-        "holdReasons": r.hold_reasons, "objects": objects,
+        "holdReasons": r.hold_reasons, "noChanges": no_changes(r, shapes), "objects": objects,
     })
 }
 
@@ -346,5 +411,47 @@ mod tests {
             "{shown}"
         );
         assert!(terminal_safe(&summary_line(&report)));
+    }
+
+    /// Issue 15: nothing to do says so; disables and held disables say why, in the table
+    /// and in JSON.
+    #[tokio::test]
+    async fn preview_says_no_changes_and_why_each_disable() {
+        let steady = crate::test_support::steady_preview().await;
+        let table = preview_table(&steady, shapes());
+        assert!(table.ends_with("No changes.\n"), "{table}");
+        assert_eq!(table.lines().count(), 2, "{table}");
+        assert_eq!(preview_json(&steady, shapes())["noChanges"], true);
+
+        // One soft-deleted user: disabled (under the threshold of 2), with the reason.
+        let (one, _) = crate::test_support::held_job(1).await;
+        let table = preview_table(&one, shapes());
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("disable"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(line.contains("PATCH /Users/"), "{line}");
+        assert!(line.contains("(soft-deleted in the source)"), "{line}");
+        assert!(!table.contains("No changes."), "{table}");
+        let json = preview_json(&one, shapes());
+        let disabled = json["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["action"] == "disable")
+            .unwrap();
+        assert_eq!(disabled["reason"], "soft-deleted in the source");
+
+        // Held: the StagedDelete line carries the source's reason too.
+        let (held, _) = crate::test_support::held_job(4).await;
+        let table = preview_table(&held, shapes());
+        let staged: Vec<&str> = table.lines().filter(|l| l.starts_with("staged")).collect();
+        assert_eq!(staged.len(), 4, "{table}");
+        for l in staged {
+            assert!(
+                l.ends_with("StagedDelete: disable held, waits for approve-deletions (soft-deleted in the source)"),
+                "{l}"
+            );
+        }
     }
 }

@@ -324,17 +324,6 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
     Ok(0)
 }
 
-fn find_job(config_dir: &Path, name: &str) -> Result<JobConfig, u8> {
-    let jobs = load_jobs(config_dir)?;
-    match jobs.into_iter().find(|j| j.name == name) {
-        Some(j) => Ok(j),
-        None => {
-            eprintln!("error: no job named {name:?} in {}", config_dir.display());
-            Err(2)
-        }
-    }
-}
-
 fn is_locked(e: &anyhow::Error) -> bool {
     format!("{e:#}").contains("locked")
 }
@@ -395,7 +384,8 @@ fn open_store(state: &Path, job: &str) -> Result<Option<scimsync_store::SledStor
 }
 
 /// `scimsync restart --job NAME [--scope …]`.
-pub async fn restart(config_dir: &Path, state: &Path, job: &str, scopes: &[String]) -> u8 {
+pub async fn restart(config_dir: &Path, state: &Path, cfg: &JobConfig, scopes: &[String]) -> u8 {
+    let job = cfg.name.as_str();
     let mut parsed = Vec::new();
     for s in scopes
         .iter()
@@ -412,9 +402,6 @@ pub async fn restart(config_dir: &Path, state: &Path, job: &str, scopes: &[Strin
     }
     if parsed.is_empty() {
         parsed = ResetScope::DEFAULT.to_vec();
-    }
-    if let Err(code) = find_job(config_dir, job) {
-        return code;
     }
     let result: Result<(RestartSummary, bool)> = async {
         match open_store(state, job)? {
@@ -613,13 +600,11 @@ fn approval_text(
 pub async fn approve_deletions(
     config_dir: &Path,
     state: &Path,
-    job: &str,
+    cfg: &JobConfig,
     fingerprint: Option<&str>,
     dry_run: bool,
 ) -> u8 {
-    if let Err(code) = find_job(config_dir, job) {
-        return code;
-    }
+    let job = cfg.name.as_str();
     let result: Result<(Approval, bool)> = async {
         match open_store(state, job)? {
             Some(store) => Ok((
@@ -686,21 +671,36 @@ pub async fn approve_deletions(
     }
 }
 
-/// `scimsync provision --job NAME (--user ID|UPN | --group ID) [--dry-run]`.
+/// What `provision` is asked for.
+pub struct ProvisionRequest {
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub dry_run: bool,
+    /// One JSON document (`{"dryRun", "objects"}`) instead of the steps as text.
+    pub json: bool,
+}
+
+/// `scimsync provision --job NAME (--user ID|UPN | --group ID) [--dry-run] [--json]`.
 pub async fn provision(
     config_dir: &Path,
     state: &Path,
-    job: &str,
-    user: Option<String>,
-    group: Option<String>,
-    dry_run: bool,
+    cfg: &JobConfig,
+    req: ProvisionRequest,
 ) -> u8 {
-    let cfg = match find_job(config_dir, job) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let result = provision_inner(config_dir, state, &cfg, user, group, dry_run).await;
+    let ProvisionRequest {
+        user,
+        group,
+        dry_run,
+        json,
+    } = req;
+    let result = provision_inner(config_dir, state, cfg, user, group, dry_run).await;
     match result {
+        Ok(objects) if json => {
+            let failed = objects.iter().any(|o| o["error"].is_string());
+            let doc = json!({"dryRun": dry_run, "objects": objects});
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            if failed { 4 } else { 0 }
+        }
         Ok(objects) => {
             let mut failed = false;
             for o in &objects {

@@ -60,3 +60,22 @@ pub(crate) async fn held_job(gone: usize) -> (CycleReport, MemoryStore) {
     let second = engine.run(Mode::Apply).await.expect("second cycle");
     (second, store)
 }
+
+/// Job `app` with ten users provisioned and nothing changed since: the preview of its next
+/// cycle.
+pub(crate) async fn steady_preview() -> CycleReport {
+    let spec = JobSpec::new(
+        "app",
+        UserScope::All,
+        vec![
+            mapping("userName", "userPrincipalName", Some(1)),
+            mapping("displayName", "displayName", None),
+        ],
+    );
+    let source = MemorySource::new((1..=10).map(user).collect());
+    let target = MemoryTarget::new();
+    let store = MemoryStore::new();
+    let engine = Engine::new(&spec, &source, &target, &store, &SystemClock);
+    engine.run(Mode::Apply).await.expect("initial cycle");
+    engine.run(Mode::Preview).await.expect("preview")
+}

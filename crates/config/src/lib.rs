@@ -33,6 +33,7 @@ mod operator;
 mod raw;
 mod schedule;
 mod schema;
+mod scim_names;
 mod secret_ref;
 mod secrets;
 mod smtp;

@@ -82,7 +82,7 @@ impl Operator {
         let given = norm(s);
         let best = Operator::ALL
             .into_iter()
-            .map(|op| (edit_distance(&given, &norm(op.as_str())), op))
+            .map(|op| (strsim::levenshtein(&given, &norm(op.as_str())), op))
             .min_by_key(|(d, _)| *d);
         match best {
             Some((d, op)) if d <= 2 && given.len() > 2 => Err(format!(
@@ -107,20 +107,6 @@ impl fmt::Display for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

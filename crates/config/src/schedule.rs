@@ -64,7 +64,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     parse_units(s).map_err(|e| {
         e.unwrap_or_else(|| {
             format!(
-                "expected an interval like \"40m\" or \"1h30m\" (units d, h, m, s) or \"cron: <6 or 7 fields>\", found {s:?}"
+                "expected an interval like \"40m\", \"40min\" or \"1h30m\" (units d, h, m, s and their long names) or \"cron: <6 or 7 fields>\", found {s:?}"
             )
         })
     })
@@ -74,47 +74,30 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_units(s).map_err(|e| {
         e.unwrap_or_else(|| {
-            format!("expected a duration like \"6h\", \"28d\" or \"1h30m\" (units d, h, m, s), found {s:?}")
+            format!("expected a duration like \"6h\", \"40min\", \"28d\" or \"1h30m\", found {s:?}")
         })
     })
 }
 
 /// `Err(None)` is a syntax error the caller words; `Err(Some(_))` is already worded.
+/// humantime reads the units (`40m`, `40min`, `1h 30m`, `2days`, `1.5h`); signs are refused
+/// by it, zero and parts of a second here.
 fn parse_units(s: &str) -> Result<Duration, Option<String>> {
-    let bad = || None;
-    if s.is_empty() {
-        return Err(bad());
+    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(None);
     }
-    let units = [('d', 86_400u64), ('h', 3_600), ('m', 60), ('s', 1)];
-    let mut total: u64 = 0;
-    // Units must come largest first and at most once: "30m1h" is more likely a typo than intent.
-    let mut next_unit = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| Some("is too long".to_string()))?;
-        let unit = rest[digits..].chars().next().ok_or_else(bad)?;
-        let pos = units[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(bad)?;
-        let size = units[next_unit + pos].1;
-        next_unit += pos + 1;
-        total = n
-            .checked_mul(size)
-            .and_then(|v| v.checked_add(total))
-            .ok_or_else(|| Some("is too long".to_string()))?;
-        rest = &rest[digits + unit.len_utf8()..];
-    }
-    if total == 0 {
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => Some("is too long".to_string()),
+        _ => None,
+    })?;
+    if d.is_zero() {
         return Err(Some("must be longer than zero".into()));
     }
-    Ok(Duration::from_secs(total))
+    // Whole seconds: the schedule and the keys that take durations count in seconds.
+    if d.subsec_nanos() != 0 {
+        return Err(None);
+    }
+    Ok(d)
 }
 
 fn parse_cron(expr: &str) -> Result<String, String> {
@@ -166,15 +149,17 @@ mod tests {
         assert_eq!(secs("2d"), 172_800);
         assert_eq!(secs(" 90s "), 90);
         assert_eq!(secs("1d2h3m4s"), 93_784);
+        assert_eq!(secs("40min"), 2400);
+        assert_eq!(secs("1h 30m"), 5400);
+        assert_eq!(secs("2days"), 172_800);
+        assert_eq!(secs("1.5h"), 5400);
         for bad in [
             "",
             "40",
             "m",
             "40x",
-            "30m1h",
-            "1h1h",
             "0m",
-            "1.5h",
+            "0.5s",
             "-5m",
             "99999999999999999999d",
         ] {

@@ -297,7 +297,7 @@ fn a(type_name: &str) -> String {
 fn suggest(name: &str, fields: &[Field]) -> Option<&'static str> {
     fields
         .iter()
-        .map(|f| (edit_distance(name, f.name), f.name))
+        .map(|f| (strsim::levenshtein(name, f.name), f.name))
         .filter(|(d, known)| *d <= 2.max(known.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, known)| known)
@@ -314,20 +314,6 @@ fn unknown_key(name: &str, suggestion: Option<&str>, fields: &[Field]) -> String
             )
         }
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The dotted key whose key or value contains `offset`, deepest first ("" if none).

@@ -25,6 +25,15 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeTable;
 
+/// The first `{{NAME}}` template placeholder in `s` (upper-case letters and `_`).
+fn placeholder_in(s: &str) -> Option<&str> {
+    let start = s.find("{{")?;
+    let len = s[start + 2..].find("}}")?;
+    let name = &s[start + 2..start + 2 + len];
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    plain.then(|| &s[start..start + 4 + len])
+}
+
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Loaded, Vec<ConfigError>> {
     let (mut cx, raw) = prepare::<RawJob>(path, text, schema::JOB)?;
     let base_dir = path.parent().unwrap_or(Path::new(""));
@@ -210,6 +219,27 @@ impl Cx<'_> {
     }
 
     /// A required string: non-empty, or an error at the value (empty) or the table (missing).
+    /// A `{{NAME}}` left from an app template: an error at the value, naming the `init` flag
+    /// that fills it. True when one was found.
+    fn placeholder(&mut self, v: &Spanned<String>, key: &str) -> bool {
+        let Some(name) = placeholder_in(v.get_ref()) else {
+            return false;
+        };
+        let flag = name
+            .trim_matches(['{', '}'])
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        self.error(
+            v.span(),
+            key,
+            format!(
+                "`{name}` is not filled in: write the value here, or run `scimsync init` again \
+                 with --{flag}"
+            ),
+        );
+        true
+    }
+
     fn required(
         &mut self,
         v: Option<Spanned<String>>,
@@ -222,6 +252,7 @@ impl Cx<'_> {
                 self.error(v.span(), key, "must not be empty");
                 String::new()
             }
+            Some(v) if self.placeholder(&v, key) => String::new(),
             Some(v) => v.into_inner(),
             None => {
                 self.missing(table, key, what);
@@ -372,6 +403,7 @@ impl Cx<'_> {
                 self.error(v.span(), "source.service_principal_id", "must not be empty");
                 None
             }
+            Some(v) if self.placeholder(&v, "source.service_principal_id") => None,
             Some(v) => Some(v.into_inner()),
             None if scope == ScopeSetting::Assigned => {
                 if !self.suppressed("source.service_principal_id") {
@@ -1049,6 +1081,8 @@ impl Cx<'_> {
                             tkey,
                             "the target `id` is assigned by the app and must not be mapped",
                         );
+                    } else if let Err(msg) = crate::scim_names::check_target(object, name) {
+                        self.error(t.span(), tkey, msg);
                     } else if let Some((j, first)) = targets.get(&name.to_ascii_lowercase()) {
                         let msg =
                             format!("`{name}` is already mapped by {list_key}[{j}] (line {first})");
@@ -1625,6 +1659,9 @@ impl Cx<'_> {
         let Some(v) = v else {
             return default.to_string();
         };
+        if self.placeholder(&v, key) {
+            return String::new();
+        }
         // URLs may carry tokens in their query, so messages describe the problem, not the URL.
         let problem = match url::Url::parse(v.get_ref().trim()) {
             Err(e) => Some(format!("not a valid URL: {e}")),

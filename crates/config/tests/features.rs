@@ -430,21 +430,21 @@ fn numeric_ranges_of_new_keys() {
 
 #[test]
 fn durations_are_checked() {
-    let (line, col, key, msg) = one(&with("[escrow]\nretry_delays = [\"6h\", \"12 hours\"]\n"));
+    let (line, col, key, msg) = one(&with("[escrow]\nretry_delays = [\"6h\", \"12 hourz\"]\n"));
     assert_eq!(
         (line, col, key.as_str()),
         (15, 23, "escrow.retry_delays[1]")
     );
     assert_eq!(
         msg,
-        "expected a duration like \"6h\", \"28d\" or \"1h30m\" (units d, h, m, s), found \"12 hours\""
+        "expected a duration like \"6h\", \"40min\", \"28d\" or \"1h30m\", found \"12 hourz\""
     );
     assert_eq!(
         one(&with("[escrow]\ndaily_after = \"0s\"\n")).2,
         "escrow.daily_after"
     );
     assert_eq!(
-        one(&with("[quarantine]\nbackoff_max = \"1w\"\n")).2,
+        one(&with("[quarantine]\nbackoff_max = \"1x\"\n")).2,
         "quarantine.backoff_max"
     );
     assert_eq!(
@@ -457,6 +457,15 @@ fn durations_are_checked() {
     let (_, _, key, msg) = one(&with("[escrow]\ngive_up_after = \"1h\"\n"));
     assert_eq!(key, "escrow.give_up_after");
     assert!(msg.contains("shorter than the first retry delay"), "{msg}");
+    // humantime's long units are accepted.
+    let job = ok(&with(
+        "[escrow]\nretry_delays = [\"40min\", \"12 hours\"]\n",
+    ))
+    .job;
+    assert_eq!(
+        job.escrow.retry_delays,
+        [Duration::from_secs(2400), Duration::from_secs(43_200)]
+    );
     // No listed delays: retries are daily from the start.
     let job = ok(&with("[escrow]\nretry_delays = []\n")).job;
     assert!(job.escrow.retry_delays.is_empty());

@@ -523,7 +523,11 @@ fn schedule_syntax_is_checked() {
         ok(&with("1h30m")).job.schedule,
         Schedule::Interval(Duration::from_secs(5400))
     );
-    let (line, col, key, msg) = one(&with("40 minutes"));
+    assert_eq!(
+        ok(&with("40min")).job.schedule,
+        Schedule::Interval(Duration::from_secs(2400))
+    );
+    let (line, col, key, msg) = one(&with("40 minutez"));
     assert_eq!((line, col, key.as_str()), (1, 12, "schedule"));
     assert!(msg.contains("expected an interval like \"40m\""), "{msg}");
     let (_, _, _, msg) = one(&with("cron: */40 * * * *"));

@@ -128,7 +128,26 @@ pub(crate) fn unknown_function(name: &str) -> String {
             "unknown function '{name}'; function names are case-sensitive, did you mean '{}'?",
             s.name
         ),
-        None => format!("unknown function '{name}'"),
+        None => {
+            // A near miss (`Swtich`, `Jion`): transpositions count as one edit.
+            let near = FUNCTIONS
+                .iter()
+                .map(|s| {
+                    (
+                        strsim::damerau_levenshtein(
+                            &s.name.to_ascii_lowercase(),
+                            &name.to_ascii_lowercase(),
+                        ),
+                        s.name,
+                    )
+                })
+                .filter(|(d, known)| *d <= 2.min(known.len() / 3).max(1))
+                .min_by_key(|(d, _)| *d);
+            match near {
+                Some((_, known)) => format!("unknown function '{name}'; did you mean '{known}'?"),
+                None => format!("unknown function '{name}'"),
+            }
+        }
     }
 }
 

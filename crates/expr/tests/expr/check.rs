@@ -40,6 +40,18 @@ fn unknown_function_with_case_hint_and_position() {
 }
 
 #[test]
+fn a_misspelt_function_gets_a_did_you_mean() {
+    assert_eq!(
+        problems(r#"Swtich([country], "x", "USA", "us")"#),
+        ["1:1: unknown function 'Swtich'; did you mean 'Switch'?"]
+    );
+    assert_eq!(
+        problems(r#"Jion(" ", [mail])"#),
+        ["1:1: unknown function 'Jion'; did you mean 'Join'?"]
+    );
+}
+
+#[test]
 fn arity_is_checked_per_function() {
     assert_eq!(
         problems("Left([mail])"),

@@ -15,6 +15,7 @@ mod progress;
 mod render;
 mod serve;
 mod status;
+mod store_select;
 #[cfg(test)]
 mod test_support;
 mod wiring;
@@ -56,6 +57,14 @@ struct Cli {
         env = "SCIMSYNC_STATE"
     )]
     state: PathBuf,
+    /// Keep every job's state in this PostgreSQL database instead of sled directories under
+    /// --state: a postgres:// URL, or env:NAME / file:PATH holding one. Default: `[store] url`
+    /// of the service file in --config-dir, else sled.
+    #[arg(long, global = true, env = "SCIMSYNC_STORE")]
+    store: Option<String>,
+    /// env:NAME or file:PATH holding the --store database's password (replaces one in the URL).
+    #[arg(long, global = true, env = "SCIMSYNC_STORE_PASSWORD")]
+    store_password: Option<String>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -222,11 +231,18 @@ enum Command {
         #[arg(long)]
         expression: Option<String>,
     },
+    /// Move job state between stores (`state migrate --from SLED_DIR --to postgres://…`).
+    #[command(subcommand)]
+    State(store_select::StateCommand),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if let Err(e) = store_select::select(&cli) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -312,6 +328,7 @@ pub fn main() -> ExitCode {
             } => eval::command(&config, user, json, expression.as_deref()).await,
             Command::ImportEntra(args) => entra::import(&args),
             Command::ExportEntra(args) => entra::export(&args),
+            Command::State(command) => store_select::state_command(&command),
         }
     });
     ExitCode::from(code)

@@ -9,7 +9,6 @@ use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
 use scimsync_core::{LogEntry, Secret};
-use scimsync_store::SledStore;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -69,25 +68,17 @@ impl LogsArgs {
 
 /// How a job's state can be read right now.
 pub(crate) enum Access {
-    Store(SledStore),
+    Store(crate::store_select::Store),
     /// A running `serve` holds the store.
     Locked,
 }
 
 /// Open the job's existing store (never creates one).
 pub(crate) fn open_existing(state: &Path, job: &str) -> Result<Access, String> {
-    let dir = state.join(job);
-    if !dir.is_dir() {
-        return Err(format!(
-            "no state for job {job:?} in {} (has it run? give --state)",
-            state.display()
-        ));
-    }
-    match SledStore::open(&dir) {
-        Ok((s, _)) => Ok(Access::Store(s)),
-        Err(e) if e.message.contains("locked") => Ok(Access::Locked),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(match crate::store_select::open_existing(state, job)? {
+        Some(store) => Access::Store(store),
+        None => Access::Locked,
+    })
 }
 
 /// GET from the admin API of the `serve` holding the state.

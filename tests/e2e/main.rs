@@ -9,6 +9,7 @@ mod graph_sdk;
 mod groups;
 mod identity;
 mod logs;
+mod postgres;
 mod scim2;
 mod scimmy;
 mod serve;

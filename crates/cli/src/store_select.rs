@@ -465,6 +465,36 @@ mod tests {
     }
 
     #[test]
+    fn the_service_file_selects_postgres_with_the_password_from_a_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SERVICE_FILE);
+        let pw = dir.path().join("pg-password");
+        std::fs::write(&pw, "Pw-From-File\n").unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "[store]\nurl = \"postgres://app@db.internal/state\"\npassword = \"file:{}\"\n",
+                pw.display()
+            ),
+        )
+        .unwrap();
+        let pg = from_service_file(&file).unwrap().expect("a store");
+        assert_eq!(pg.url.expose(), "postgres://app@db.internal/state");
+        assert_eq!(
+            pg.password.as_ref().map(Secret::expose),
+            Some("Pw-From-File")
+        );
+        std::fs::write(&file, "[admin]\n").unwrap();
+        assert!(
+            from_service_file(&file).unwrap().is_none(),
+            "no [store]: sled"
+        );
+        std::fs::write(&file, "[store]\nurl = \"/var/lib/scimsync\"\n").unwrap();
+        let err = from_service_file(&file).err().expect("not a postgres URL");
+        assert!(format!("{err:#}").contains("store.url"), "{err:#}");
+    }
+
+    #[test]
     fn the_store_flag_takes_only_postgres_urls_and_password_references() {
         assert!(postgres_from_flags("/var/lib/scimsync", None).is_err());
         assert!(postgres_from_flags("postgres://u@h/d", Some("hunter2")).is_err());

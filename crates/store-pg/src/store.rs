@@ -117,7 +117,7 @@ impl PgStore {
             url_password,
         };
         let applied = store.run(
-            || "bringing the schema up to date".into(),
+            || "connecting and bringing the schema up to date".into(),
             |pool| async move {
                 let mut client = pool.get().await?;
                 crate::migrate::apply(&mut client).await

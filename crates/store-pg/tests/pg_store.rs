@@ -360,3 +360,20 @@ fn export_from_pg_imports_into_memory_unchanged() {
         assert_eq!(mem.meta_entries(job).unwrap(), s.meta_entries(job).unwrap());
     }
 }
+
+#[test]
+fn sslmode_require_against_a_server_without_tls_fails_clearly() {
+    needs_postgres!();
+    let db = TestDb::create().unwrap();
+    let url = format!("{}?sslmode=require", db.url);
+    match PgStore::open(&url, None) {
+        // The throw-away cluster has no certificate: the server refuses TLS.
+        Err(e) => assert!(
+            e.message.contains("TLS") || e.message.contains("SSL") || e.message.contains("tls"),
+            "{}",
+            e.message
+        ),
+        // A server with TLS whose certificate the platform trusts would do.
+        Ok(s) => s.put_meta("j", "k", "v").unwrap(),
+    }
+}

@@ -204,7 +204,9 @@ impl PgStore {
         match self.worker.call(f) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(Fail(why))) => Err(fail(why)),
-            Err(WorkerGone) => Err(fail("the database thread stopped".into())),
+            Err(WorkerGone) => Err(fail(
+                "the call was lost (the database thread stopped, or the call panicked)".into(),
+            )),
         }
     }
 }
@@ -253,14 +255,19 @@ async fn upsert_object(c: &impl GenericClient, job: &str, o: &ObjectState) -> Re
     let confirmed = serde_json::to_string(&o.confirmed)?;
     let outcome = outcome_text(o)?;
     let (at, ns) = split_time(o.updated_at);
-    c.execute(
-        "INSERT INTO scimsync_objects (job, source_id, target_id, hash, confirmed, active, \
+    let statement = c
+        .prepare_cached(
+            "INSERT INTO scimsync_objects (job, source_id, target_id, hash, confirmed, active, \
          outcome, updated_at, updated_at_ns) \
          VALUES ($1, $2, $3, $4, $5::text::json, $6, $7, $8, $9) \
          ON CONFLICT (job, source_id) DO UPDATE SET target_id = EXCLUDED.target_id, \
          hash = EXCLUDED.hash, confirmed = EXCLUDED.confirmed, active = EXCLUDED.active, \
          outcome = EXCLUDED.outcome, updated_at = EXCLUDED.updated_at, \
          updated_at_ns = EXCLUDED.updated_at_ns",
+        )
+        .await?;
+    c.execute(
+        &statement,
         &[
             &job,
             &o.source_id,
@@ -280,12 +287,14 @@ async fn upsert_object(c: &impl GenericClient, job: &str, o: &ObjectState) -> Re
 async fn insert_log(c: &impl GenericClient, job: &str, entry: &LogEntry) -> Result<(), Fail> {
     let text = serde_json::to_string(entry)?;
     let (at, ns) = split_time(entry.activity_date_time);
-    c.execute(
-        "INSERT INTO scimsync_logs (job, cycle_id, activity_at, activity_ns, entry) \
-         VALUES ($1, $2, $3, $4, $5::text::json)",
-        &[&job, &entry.cycle_id, &at, &ns, &text],
-    )
-    .await?;
+    let statement = c
+        .prepare_cached(
+            "INSERT INTO scimsync_logs (job, cycle_id, activity_at, activity_ns, entry) \
+             VALUES ($1, $2, $3, $4, $5::text::json)",
+        )
+        .await?;
+    c.execute(&statement, &[&job, &entry.cycle_id, &at, &ns, &text])
+        .await?;
     Ok(())
 }
 
@@ -304,7 +313,8 @@ impl StateStore for PgStore {
                 let sql = format!(
                     "SELECT {OBJECT_COLUMNS} FROM scimsync_objects WHERE job = $1 AND source_id = $2"
                 );
-                match c.query_opt(&sql, &[&j, &id]).await? {
+                let statement = c.prepare_cached(&sql).await?;
+                match c.query_opt(&statement, &[&j, &id]).await? {
                     Some(row) => Ok(Some(object_from(&row)?)),
                     None => Ok(None),
                 }
@@ -327,7 +337,8 @@ impl StateStore for PgStore {
                     "SELECT {OBJECT_COLUMNS} FROM scimsync_objects \
                      WHERE job = $1 AND starts_with(source_id, $2) ORDER BY source_id"
                 );
-                let rows = c.query(&sql, &[&j, &p]).await?;
+                let statement = c.prepare_cached(&sql).await?;
+                let rows = c.query(&statement, &[&j, &p]).await?;
                 rows.iter().map(object_from).collect()
             },
         )
@@ -408,12 +419,10 @@ impl StateStore for PgStore {
             || format!("reading meta {} of job {job}", quoted(key)),
             |pool| async move {
                 let c = pool.get().await?;
-                let row = c
-                    .query_opt(
-                        "SELECT value FROM scimsync_meta WHERE job = $1 AND key = $2",
-                        &[&j, &k],
-                    )
+                let statement = c
+                    .prepare_cached("SELECT value FROM scimsync_meta WHERE job = $1 AND key = $2")
                     .await?;
+                let row = c.query_opt(&statement, &[&j, &k]).await?;
                 Ok(match row {
                     Some(r) => Some(r.try_get(0)?),
                     None => None,
@@ -429,12 +438,13 @@ impl StateStore for PgStore {
             || format!("writing meta {} of job {job}", quoted(key)),
             |pool| async move {
                 let c = pool.get().await?;
-                c.execute(
-                    "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&j, &k, &v],
-                )
-                .await?;
+                let statement = c
+                    .prepare_cached(
+                        "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
+                    )
+                    .await?;
+                c.execute(&statement, &[&j, &k, &v]).await?;
                 Ok(())
             },
         )

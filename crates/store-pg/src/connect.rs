@@ -25,7 +25,7 @@ pub(crate) fn parse(url: &str, password: Option<&Secret>) -> Result<Target, Stor
             &format!(
                 "state store: the PostgreSQL URL {} is invalid: {}",
                 redact_url(url),
-                crate::store::describe(&e)
+                crate::fail::describe(&e)
             ),
             url_password.as_deref(),
         ))

@@ -29,7 +29,9 @@
 //! `Debug`: the store describes its database as `postgres://user@host:port/dbname`.
 
 mod connect;
+mod fail;
 mod migrate;
+mod rows;
 mod store;
 pub mod testing;
 mod tls;

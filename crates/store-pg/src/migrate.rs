@@ -5,7 +5,7 @@
 //! creating the tables; the second finds the version recorded and skips it. A database whose
 //! schema is newer than this build knows is refused rather than written with old assumptions.
 
-use crate::store::Fail;
+use crate::fail::Fail;
 use tokio_postgres::Client;
 
 struct Migration {

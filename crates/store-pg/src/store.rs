@@ -1,21 +1,20 @@
 //! [`PgStore`]: [`StateStore`] and [`StoreAdmin`] in SQL.
 
 use crate::connect::{self, Target};
+use crate::fail::{Fail, POOL_TIMEOUT};
+use crate::rows::{OBJECT_COLUMNS, insert_log, object_from, split_time, upsert_object};
 use crate::tls::MakeRustls;
 use crate::worker::{Worker, WorkerGone};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use scimsync_core::{LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError};
 use scimsync_store::{StoreAdmin, check_job};
-use std::error::Error as _;
 use std::future::Future;
 
 /// Connections per store: enough for the service's jobs committing at once, few enough that
 /// several replicas stay far below PostgreSQL's default `max_connections` (100).
 const POOL_SIZE: usize = 8;
-/// How long a call waits for a free connection, or for a new one, before it fails.
-const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A [`StateStore`] in a PostgreSQL database. Cheap to share behind an `Arc`; every call may
 /// come from any thread, inside a tokio runtime or not.
@@ -31,59 +30,6 @@ impl std::fmt::Debug for PgStore {
             .field("database", &self.shown)
             .finish()
     }
-}
-
-/// Why a database call failed, before the store adds what it was doing.
-#[derive(Debug)]
-pub(crate) struct Fail(pub String);
-
-impl Fail {
-    pub fn context(self, what: &str) -> Fail {
-        Fail(format!("{what}: {}", self.0))
-    }
-}
-
-impl From<tokio_postgres::Error> for Fail {
-    fn from(e: tokio_postgres::Error) -> Fail {
-        Fail(describe(&e))
-    }
-}
-
-impl From<PoolError> for Fail {
-    fn from(e: PoolError) -> Fail {
-        match e {
-            PoolError::Backend(e) => Fail(describe(&e)),
-            PoolError::Timeout(_) => Fail(format!(
-                "no database connection within {} s (is PostgreSQL up and reachable?)",
-                POOL_TIMEOUT.as_secs()
-            )),
-            other => Fail(other.to_string()),
-        }
-    }
-}
-
-impl From<serde_json::Error> for Fail {
-    fn from(e: serde_json::Error) -> Fail {
-        Fail(e.to_string())
-    }
-}
-
-/// A `tokio_postgres` error with its cause: the server's code and message, or the I/O error.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-        if let Some(detail) = db.detail() {
-            s.push_str(&format!(" ({detail})"));
-        }
-        return s;
-    }
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    s
 }
 
 impl PgStore {
@@ -209,93 +155,6 @@ impl PgStore {
             )),
         }
     }
-}
-
-/// Split a time into what `timestamptz` keeps (whole microseconds, rounded down) and the
-/// nanoseconds below, so the pair reads back exactly.
-fn split_time(t: DateTime<Utc>) -> (DateTime<Utc>, i16) {
-    let below = t.timestamp_subsec_nanos() % 1000;
-    (t - Duration::nanoseconds(i64::from(below)), below as i16)
-}
-
-fn join_time(at: DateTime<Utc>, below: i16) -> DateTime<Utc> {
-    at + Duration::nanoseconds(i64::from(below))
-}
-
-const OBJECT_COLUMNS: &str = "source_id, target_id, hash, confirmed::text, active, outcome, \
-                              updated_at, updated_at_ns";
-
-fn object_from(row: &tokio_postgres::Row) -> Result<ObjectState, Fail> {
-    let source_id: String = row.try_get(0)?;
-    let bad = |what: &str, e: serde_json::Error| {
-        Fail(format!("object {source_id:?}: {what} does not decode: {e}"))
-    };
-    let confirmed: String = row.try_get(3)?;
-    let outcome: String = row.try_get(5)?;
-    Ok(ObjectState {
-        target_id: row.try_get(1)?,
-        hash: row.try_get(2)?,
-        confirmed: serde_json::from_str(&confirmed).map_err(|e| bad("confirmed", e))?,
-        active: row.try_get(4)?,
-        outcome: serde_json::from_value(serde_json::Value::String(outcome))
-            .map_err(|e| bad("outcome", e))?,
-        updated_at: join_time(row.try_get(6)?, row.try_get(7)?),
-        source_id,
-    })
-}
-
-fn outcome_text(o: &ObjectState) -> Result<String, Fail> {
-    match serde_json::to_value(o.outcome)? {
-        serde_json::Value::String(s) => Ok(s),
-        other => Err(Fail(format!("outcome encodes as {other}, not a string"))),
-    }
-}
-
-async fn upsert_object(c: &impl GenericClient, job: &str, o: &ObjectState) -> Result<(), Fail> {
-    let confirmed = serde_json::to_string(&o.confirmed)?;
-    let outcome = outcome_text(o)?;
-    let (at, ns) = split_time(o.updated_at);
-    let statement = c
-        .prepare_cached(
-            "INSERT INTO scimsync_objects (job, source_id, target_id, hash, confirmed, active, \
-         outcome, updated_at, updated_at_ns) \
-         VALUES ($1, $2, $3, $4, $5::text::json, $6, $7, $8, $9) \
-         ON CONFLICT (job, source_id) DO UPDATE SET target_id = EXCLUDED.target_id, \
-         hash = EXCLUDED.hash, confirmed = EXCLUDED.confirmed, active = EXCLUDED.active, \
-         outcome = EXCLUDED.outcome, updated_at = EXCLUDED.updated_at, \
-         updated_at_ns = EXCLUDED.updated_at_ns",
-        )
-        .await?;
-    c.execute(
-        &statement,
-        &[
-            &job,
-            &o.source_id,
-            &o.target_id,
-            &o.hash,
-            &confirmed,
-            &o.active,
-            &outcome,
-            &at,
-            &ns,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn insert_log(c: &impl GenericClient, job: &str, entry: &LogEntry) -> Result<(), Fail> {
-    let text = serde_json::to_string(entry)?;
-    let (at, ns) = split_time(entry.activity_date_time);
-    let statement = c
-        .prepare_cached(
-            "INSERT INTO scimsync_logs (job, cycle_id, activity_at, activity_ns, entry) \
-             VALUES ($1, $2, $3, $4, $5::text::json)",
-        )
-        .await?;
-    c.execute(&statement, &[&job, &entry.cycle_id, &at, &ns, &text])
-        .await?;
-    Ok(())
 }
 
 fn quoted(s: &str) -> String {
@@ -575,26 +434,5 @@ impl StoreAdmin for PgStore {
                 .await?)
             },
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_split_and_join_exactly() {
-        let t = DateTime::parse_from_rfc3339("2026-12-06T22:45:01.123456789Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let (at, ns) = split_time(t);
-        assert_eq!(ns, 789);
-        assert_eq!(at.timestamp_subsec_nanos(), 123_456_000);
-        assert_eq!(join_time(at, ns), t);
-        let old = DateTime::parse_from_rfc3339("1969-07-20T20:17:40.000000999Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let (at, ns) = split_time(old);
-        assert_eq!(join_time(at, ns), old);
     }
 }

@@ -102,12 +102,12 @@ fn admin_sql(url: &str, sql: &str) {
         rt.block_on(async {
             let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
-                .map_err(|e| crate::store::describe(&e))?;
+                .map_err(|e| crate::fail::describe(&e))?;
             let driver = tokio::spawn(connection);
             let done = client
                 .batch_execute(&batch)
                 .await
-                .map_err(|e| crate::store::describe(&e));
+                .map_err(|e| crate::fail::describe(&e));
             drop(client);
             let _ = driver.await;
             done

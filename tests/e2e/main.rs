@@ -11,6 +11,7 @@ mod groups;
 mod identity;
 mod logs;
 mod manager;
+mod postgres;
 mod scim2;
 mod scimmy;
 mod serve;

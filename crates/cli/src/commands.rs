@@ -127,7 +127,7 @@ pub async fn preview(config: &Path, state: &Path, json: bool) -> u8 {
     };
     // A preview writes nothing, not even an empty store: a job that never ran previews its
     // initial cycle from an empty in-memory state.
-    let result = if state.join(&cfg.name).exists() {
+    let result = if crate::store_select::has_state(state, &cfg.name) {
         match wiring::store(state, &cfg.name) {
             Ok(store) => preview_with(&cfg, &graph, &scim, &store).await,
             Err(e) => {

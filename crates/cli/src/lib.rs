@@ -21,6 +21,7 @@ mod progress;
 mod render;
 mod serve;
 mod status;
+mod store_select;
 #[cfg(test)]
 mod test_support;
 mod times;
@@ -56,6 +57,14 @@ pub(crate) const EXIT_HELD: u8 = 5;
     after_help = EXIT_CODES
 )]
 pub(crate) struct Cli {
+    /// Keep every job's state in this PostgreSQL database instead of sled directories under
+    /// --state: a postgres:// URL, or env:NAME / file:PATH holding one. Default: `[store] url`
+    /// of the service file in --config-dir, else sled.
+    #[arg(long, global = true, env = "SCIMSYNC_STORE")]
+    store: Option<String>,
+    /// env:NAME or file:PATH holding the --store database's password (replaces one in the URL).
+    #[arg(long, global = true, env = "SCIMSYNC_STORE_PASSWORD")]
+    store_password: Option<String>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -229,6 +238,9 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `scimsync man > scimsync.1`.
     Man,
+    /// Move job state between stores (`state migrate --from SLED_DIR --to postgres://…`).
+    #[command(subcommand)]
+    State(store_select::StateCommand),
 }
 
 /// The command line as clap sees it (for completions and the man page).
@@ -240,6 +252,10 @@ pub fn main() -> ExitCode {
     output::quiet_broken_pipe_panics();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if let Err(e) = store_select::select(&cli) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -367,6 +383,7 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
         Command::ExportEntra(args) => entra::export(&args),
         Command::Completions { shell } => extras::completions(shell),
         Command::Man => extras::man(),
+        Command::State(command) => store_select::state_command(&command),
     }
 }
 

@@ -9,7 +9,6 @@ use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
 use scimsync_core::{LogAction, LogEntry, LogStatus, Secret};
-use scimsync_store::SledStore;
 use serde_json::Value;
 use std::path::Path;
 
@@ -75,7 +74,7 @@ impl LogsArgs {
 
 /// How a job's state can be read right now.
 pub(crate) enum Access {
-    Store(SledStore),
+    Store(crate::store_select::Store),
     /// A running `serve` holds the store.
     Locked,
 }
@@ -83,24 +82,21 @@ pub(crate) enum Access {
 /// Open the job's existing store (never creates one). No state for the job is an error that
 /// names the jobs that have state there.
 pub(crate) fn open_existing(state: &Path, job: &str) -> Result<Access, String> {
-    let dir = state.join(job);
-    if !dir.is_dir() {
-        let known = crate::jobref::state_jobs(state).unwrap_or_default();
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        return Err(format!(
-            "no state for job {job:?} in {} (has it run? give --state); jobs with state there: {}",
-            state.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ));
-    }
-    match SledStore::open(&dir) {
-        Ok((s, _)) => Ok(Access::Store(s)),
-        Err(e) if e.message.contains("locked") => Ok(Access::Locked),
-        Err(e) => Err(e.to_string()),
+    match crate::store_select::open_existing(state, job) {
+        Ok(Some(store)) => Ok(Access::Store(store)),
+        Ok(None) => Ok(Access::Locked),
+        Err(e) if !state.join(job).is_dir() => {
+            let known = crate::jobref::state_jobs(state).unwrap_or_default();
+            Err(format!(
+                "{e}; jobs with state there: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        }
+        Err(e) => Err(e),
     }
 }
 

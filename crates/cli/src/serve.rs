@@ -278,7 +278,7 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
             cfg.name.clone(),
             scimsync_api::JobStore {
                 store: store.clone(),
-                dir: Some(state.join(&cfg.name)),
+                dir: store.dir(),
             },
         );
         let mut def = JobDef::from_config(cfg, graph, scim, store, notifier);
@@ -372,7 +372,7 @@ async fn via_api_raw(
 }
 
 /// Open the job's store; when a running `serve` holds it, `None` (use its API).
-fn open_store(state: &Path, job: &str) -> Result<Option<scimsync_store::SledStore>> {
+fn open_store(state: &Path, job: &str) -> Result<Option<crate::store_select::Store>> {
     match wiring::store(state, job) {
         Ok(s) => Ok(Some(s)),
         Err(e) if is_locked(&e) => {

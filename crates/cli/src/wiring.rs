@@ -1,12 +1,11 @@
 //! Build the engine's parts from a job file: the Graph source, the SCIM target, the store.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use scimsync_config::{
     AssertionAlgorithm, DialectSetting, JobConfig, ManagerFormat, MembersRemoval,
 };
 use scimsync_graph::{CertificateAlgorithm, GraphClient, GraphConfig};
 use scimsync_scim::{Dialect, ScimClient, ScimClientConfig};
-use scimsync_store::SledStore;
 use std::path::Path;
 
 /// Load and validate a job file, printing warnings; errors are printed one per line.
@@ -108,18 +107,8 @@ pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
     ScimClient::new(sc).map_err(|e| anyhow!("{e}"))
 }
 
-pub fn store(state_dir: &Path, job: &str) -> Result<SledStore> {
-    let dir = state_dir.join(job);
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-    let (store, report) = SledStore::open(&dir).map_err(|e| anyhow!("{e}"))?;
-    if let Some(moved) = report.moved_aside {
-        eprintln!(
-            "warning: the state of job {job} was damaged ({}) and was moved to {}; \
-             the next cycle re-matches every object (no duplicates are created)",
-            report.reason.as_deref().unwrap_or("unreadable"),
-            moved.display()
-        );
-    }
-    Ok(store)
+/// The job's state store: its sled directory under `state_dir`, or the PostgreSQL database
+/// selected with `--store` / `[store]` (see `store_select`).
+pub fn store(state_dir: &Path, job: &str) -> Result<crate::store_select::Store> {
+    crate::store_select::open(state_dir, job)
 }

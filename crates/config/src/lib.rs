@@ -402,8 +402,19 @@ pub struct Clause {
 pub struct ServiceConfig {
     pub path: PathBuf,
     pub admin: AdminConfig,
+    /// `[store]`: a PostgreSQL database for every job's state instead of sled directories.
+    pub store: Option<StoreConfig>,
     /// E.g. a literal admin token.
     pub warnings: Vec<ConfigError>,
+}
+
+/// `[store]` in the service file: `url = "postgres://user@host/db"` (or `env:NAME` /
+/// `file:PATH` holding the URL) and optionally `password = "env:NAME"` or `file:PATH`, which
+/// replaces a password in the URL. Both are secret references: never shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub url: SecretRef,
+    pub password: Option<SecretRef>,
 }
 
 /// `[admin]`: the admin HTTP API.

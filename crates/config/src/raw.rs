@@ -158,6 +158,14 @@ pub(crate) struct RawClause {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawService {
     pub admin: S<RawAdmin>,
+    pub store: S<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub url: S<String>,
+    pub password: S<String>,
 }
 
 #[derive(Deserialize)]

@@ -146,8 +146,13 @@ const ADMIN: &[Field] = &[
     f("tls_key", Kind::Secret),
     f("allow_plain_http", Kind::Bool),
 ];
+/// `[store]`: where job state lives when not in sled directories.
+const STORE: &[Field] = &[f("url", Kind::Secret), f("password", Kind::Secret)];
 /// The service file, `scimsync.toml`.
-pub(crate) const SERVICE: &[Field] = &[f("admin", Kind::Table(ADMIN))];
+pub(crate) const SERVICE: &[Field] = &[
+    f("admin", Kind::Table(ADMIN)),
+    f("store", Kind::Table(STORE)),
+];
 
 /// Keys holding secrets: a serde message about them must not be shown (it may quote the value).
 pub(crate) fn is_secret_key(key: &str) -> bool {

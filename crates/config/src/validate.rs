@@ -57,11 +57,13 @@ pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Ve
         None => AdminConfig::default(),
         Some(a) => cx.admin(a, base_dir),
     };
+    let store = raw.store.and_then(|s| cx.store(s, base_dir));
     if cx.errors.is_empty() {
         sort(&mut cx.warnings);
         Ok(ServiceConfig {
             path: path.to_path_buf(),
             admin,
+            store,
             warnings: cx.warnings,
         })
     } else {
@@ -1336,6 +1338,43 @@ impl Cx<'_> {
         if let Some(problem) = problem {
             self.error(v.span(), key, problem);
         }
+    }
+
+    /// `[store]`: `url` is required; a password written in a literal URL is warned about.
+    fn store(
+        &mut self,
+        raw: Spanned<crate::raw::RawStore>,
+        base_dir: &Path,
+    ) -> Option<crate::StoreConfig> {
+        let span = raw.span();
+        let crate::raw::RawStore { url, password } = raw.into_inner();
+        let Some(url_value) = url else {
+            self.error(
+                span,
+                "store.url",
+                "missing: give url = \"postgres://user@host/db\" (or env:NAME / file:PATH)",
+            );
+            return None;
+        };
+        let literal_with_password = {
+            let v = url_value.get_ref();
+            let authority = v.split_once("://").map(|(_, r)| r).unwrap_or("");
+            let authority = authority.split(['/', '?']).next().unwrap_or("");
+            authority
+                .rsplit_once('@')
+                .is_some_and(|(user, _)| user.contains(':'))
+        };
+        let url_span = url_value.span();
+        let url = self.optional_secret(Some(url_value), "store.url", base_dir, false)?;
+        if url.is_literal() && literal_with_password {
+            self.warn(
+                url_span,
+                "store.url",
+                "the URL holds a password; move it to password = \"env:NAME\" or file:PATH",
+            );
+        }
+        let password = self.optional_secret(password, "store.password", base_dir, true);
+        Some(crate::StoreConfig { url, password })
     }
 
     fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {

@@ -38,8 +38,9 @@ pub trait StoreAdmin: StateStore {
 }
 
 /// Job ids become key prefixes terminated by NUL, so a NUL inside one would let a job see
-/// another's keys; empty ids are a configuration mistake worth reporting.
-pub(crate) fn check_job(job: &str) -> Result<(), StoreError> {
+/// another's keys; empty ids are a configuration mistake worth reporting. Public so every
+/// store (the PostgreSQL one too) refuses the same ids with the same message.
+pub fn check_job(job: &str) -> Result<(), StoreError> {
     if job.is_empty() {
         return Err(StoreError::new("state store: the job id is empty"));
     }

@@ -1,0 +1,438 @@
+//! [`PgStore`]: [`StateStore`] and [`StoreAdmin`] in SQL.
+
+use crate::connect::{self, Target};
+use crate::fail::{Fail, POOL_TIMEOUT};
+use crate::rows::{OBJECT_COLUMNS, insert_log, object_from, split_time, upsert_object};
+use crate::tls::MakeRustls;
+use crate::worker::{Worker, WorkerGone};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use scimsync_core::{LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError};
+use scimsync_store::{StoreAdmin, check_job};
+use std::future::Future;
+
+/// Connections per store: enough for the service's jobs committing at once, few enough that
+/// several replicas stay far below PostgreSQL's default `max_connections` (100).
+const POOL_SIZE: usize = 8;
+
+/// A [`StateStore`] in a PostgreSQL database. Cheap to share behind an `Arc`; every call may
+/// come from any thread, inside a tokio runtime or not.
+pub struct PgStore {
+    worker: Worker,
+    shown: String,
+    url_password: Option<String>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("database", &self.shown)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connect to the database `url` (`postgres://user[:password]@host[:port]/dbname`,
+    /// `sslmode` and other libpq-style parameters allowed) and bring its schema up to date.
+    /// `password`, when given, replaces one in the URL.
+    pub fn open(url: &str, password: Option<&Secret>) -> Result<PgStore, StoreError> {
+        let Target {
+            config,
+            shown,
+            url_password,
+        } = connect::parse(url, password)?;
+        let tls = MakeRustls::new()?;
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::new(format!("state store {shown}: {e}")))?;
+        let store = PgStore {
+            worker: Worker::start(pool, &shown)?,
+            shown,
+            url_password,
+        };
+        let applied = store.run(
+            || "connecting and bringing the schema up to date".into(),
+            |pool| async move {
+                let mut client = pool.get().await?;
+                crate::migrate::apply(&mut client).await
+            },
+        )?;
+        if !applied.is_empty() {
+            tracing::info!(database = %store.shown, versions = ?applied, "state store schema migrated");
+        }
+        Ok(store)
+    }
+
+    /// Load one job's whole state in one transaction (`scimsync state migrate`). Refused when
+    /// the job already has an object, a meta value or a log entry here: appending a second copy
+    /// of its log, or mixing two histories, is never what a migration means.
+    pub fn import_job(
+        &self,
+        job: &str,
+        meta: &[(String, String)],
+        objects: &[ObjectState],
+        logs: &[LogEntry],
+    ) -> Result<(), StoreError> {
+        check_job(job)?;
+        let j = job.to_owned();
+        let (meta, objects, logs) = (meta.to_vec(), objects.to_vec(), logs.to_vec());
+        self.run(
+            || format!("importing job {job}"),
+            |pool| async move {
+                let mut c = pool.get().await?;
+                let tx = c.transaction().await?;
+                // Two imports of one job at once: the second waits, then finds the first's rows.
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&j])
+                    .await?;
+                let row = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM scimsync_objects WHERE job = $1)                          OR EXISTS (SELECT 1 FROM scimsync_meta WHERE job = $1)                          OR EXISTS (SELECT 1 FROM scimsync_logs WHERE job = $1)",
+                        &[&j],
+                    )
+                    .await?;
+                if row.try_get::<_, bool>(0)? {
+                    return Err(Fail(
+                        "the job already has state in this database; nothing was copied \
+                         (import into a database without this job)"
+                            .into(),
+                    ));
+                }
+                for (key, value) in &meta {
+                    tx.execute(
+                        "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3)",
+                        &[&j, key, value],
+                    )
+                    .await
+                    .map_err(|e| Fail::from(e).context(&format!("meta {key:?}")))?;
+                }
+                for o in &objects {
+                    upsert_object(&tx, &j, o)
+                        .await
+                        .map_err(|e| e.context(&format!("object {:?}", o.source_id)))?;
+                }
+                for e in &logs {
+                    insert_log(&tx, &j, e).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// `postgres://user@host:port/dbname`: the database, without the password.
+    pub fn database(&self) -> &str {
+        &self.shown
+    }
+
+    /// Run `f` on the worker; a failure becomes a [`StoreError`] saying what was being done.
+    fn run<T, F, Fut>(&self, doing: impl FnOnce() -> String, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Fail>> + Send + 'static,
+    {
+        let fail = |why: String| {
+            let message = format!("state store {}: {}: {why}", self.shown, doing());
+            StoreError::new(connect::scrub(&message, self.url_password.as_deref()))
+        };
+        match self.worker.call(f) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Fail(why))) => Err(fail(why)),
+            Err(WorkerGone) => Err(fail(
+                "the call was lost (the database thread stopped, or the call panicked)".into(),
+            )),
+        }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+impl StateStore for PgStore {
+    fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
+        check_job(job)?;
+        let (j, id) = (job.to_owned(), source_id.to_owned());
+        self.run(
+            || format!("reading object {} of job {job}", quoted(source_id)),
+            |pool| async move {
+                let c = pool.get().await?;
+                let sql = format!(
+                    "SELECT {OBJECT_COLUMNS} FROM scimsync_objects WHERE job = $1 AND source_id = $2"
+                );
+                let statement = c.prepare_cached(&sql).await?;
+                match c.query_opt(&statement, &[&j, &id]).await? {
+                    Some(row) => Ok(Some(object_from(&row)?)),
+                    None => Ok(None),
+                }
+            },
+        )
+    }
+
+    fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
+        self.list_prefix(job, "")
+    }
+
+    fn list_prefix(&self, job: &str, prefix: &str) -> Result<Vec<ObjectState>, StoreError> {
+        check_job(job)?;
+        let (j, p) = (job.to_owned(), prefix.to_owned());
+        self.run(
+            || format!("listing objects of job {job}"),
+            |pool| async move {
+                let c = pool.get().await?;
+                let sql = format!(
+                    "SELECT {OBJECT_COLUMNS} FROM scimsync_objects \
+                     WHERE job = $1 AND starts_with(source_id, $2) ORDER BY source_id"
+                );
+                let statement = c.prepare_cached(&sql).await?;
+                let rows = c.query(&statement, &[&j, &p]).await?;
+                rows.iter().map(object_from).collect()
+            },
+        )
+    }
+
+    fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
+        check_job(job)?;
+        let (j, change_owned, entry) = (job.to_owned(), change.clone(), log.clone());
+        let what = match change {
+            StateChange::Put(o) => format!("object {}", quoted(&o.source_id)),
+            StateChange::Remove { source_id } => format!("removal of {}", quoted(source_id)),
+            StateChange::None => format!("log entry for {}", quoted(&log.source_id)),
+        };
+        self.run(
+            || format!("committing {what} of job {job}"),
+            |pool| async move {
+                let mut c = pool.get().await?;
+                let tx = c.transaction().await?;
+                match &change_owned {
+                    StateChange::Put(o) => upsert_object(&tx, &j, o).await?,
+                    StateChange::Remove { source_id } => {
+                        tx.execute(
+                            "DELETE FROM scimsync_objects WHERE job = $1 AND source_id = $2",
+                            &[&j, source_id],
+                        )
+                        .await?;
+                    }
+                    StateChange::None => {}
+                }
+                insert_log(&tx, &j, &entry).await?;
+                tx.commit().await?;
+                Ok(())
+            },
+        )
+    }
+
+    fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
+        check_job(job)?;
+        let (j, cycle) = (job.to_owned(), cycle_id.map(str::to_owned));
+        self.run(
+            || format!("reading the log of job {job}"),
+            |pool| async move {
+                let c = pool.get().await?;
+                let rows = match &cycle {
+                    Some(cycle) => {
+                        c.query(
+                            "SELECT seq, entry::text FROM scimsync_logs \
+                             WHERE job = $1 AND cycle_id = $2 ORDER BY seq",
+                            &[&j, cycle],
+                        )
+                        .await?
+                    }
+                    None => {
+                        c.query(
+                            "SELECT seq, entry::text FROM scimsync_logs WHERE job = $1 ORDER BY seq",
+                            &[&j],
+                        )
+                        .await?
+                    }
+                };
+                rows.iter()
+                    .map(|row| {
+                        let seq: i64 = row.try_get(0)?;
+                        let text: String = row.try_get(1)?;
+                        serde_json::from_str(&text).map_err(|e| {
+                            Fail(format!("log entry {seq} does not decode: {e}"))
+                        })
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, StoreError> {
+        check_job(job)?;
+        let (j, k) = (job.to_owned(), key.to_owned());
+        self.run(
+            || format!("reading meta {} of job {job}", quoted(key)),
+            |pool| async move {
+                let c = pool.get().await?;
+                let statement = c
+                    .prepare_cached("SELECT value FROM scimsync_meta WHERE job = $1 AND key = $2")
+                    .await?;
+                let row = c.query_opt(&statement, &[&j, &k]).await?;
+                Ok(match row {
+                    Some(r) => Some(r.try_get(0)?),
+                    None => None,
+                })
+            },
+        )
+    }
+
+    fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        check_job(job)?;
+        let (j, k, v) = (job.to_owned(), key.to_owned(), value.to_owned());
+        self.run(
+            || format!("writing meta {} of job {job}", quoted(key)),
+            |pool| async move {
+                let c = pool.get().await?;
+                let statement = c
+                    .prepare_cached(
+                        "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
+                    )
+                    .await?;
+                c.execute(&statement, &[&j, &k, &v]).await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Nothing to do: every call above returned only after PostgreSQL committed it.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn prune_logs_before(&self, job: &str, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        StoreAdmin::prune_logs(self, job, cutoff)
+    }
+
+    fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
+        check_job(job)?;
+        let j = job.to_owned();
+        self.run(
+            || format!("removing the objects of job {job}"),
+            |pool| async move {
+                let c = pool.get().await?;
+                Ok(
+                    c.execute("DELETE FROM scimsync_objects WHERE job = $1", &[&j])
+                        .await?,
+                )
+            },
+        )
+    }
+
+    fn scan_meta(&self, job: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        check_job(job)?;
+        let (j, p) = (job.to_owned(), prefix.to_owned());
+        self.run(
+            || format!("reading meta {}* of job {job}", quoted(prefix)),
+            |pool| async move {
+                let c = pool.get().await?;
+                let rows = c
+                    .query(
+                        "SELECT key, value FROM scimsync_meta \
+                         WHERE job = $1 AND starts_with(key, $2) ORDER BY key",
+                        &[&j, &p],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            },
+        )
+    }
+
+    fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
+        check_job(job)?;
+        let (j, k) = (job.to_owned(), key.to_owned());
+        self.run(
+            || format!("removing meta {} of job {job}", quoted(key)),
+            |pool| async move {
+                let c = pool.get().await?;
+                c.execute(
+                    "DELETE FROM scimsync_meta WHERE job = $1 AND key = $2",
+                    &[&j, &k],
+                )
+                .await?;
+                Ok(())
+            },
+        )
+    }
+}
+
+impl StoreAdmin for PgStore {
+    fn jobs(&self) -> Result<Vec<String>, StoreError> {
+        self.run(
+            || "listing jobs".into(),
+            |pool| async move {
+                let c = pool.get().await?;
+                let rows = c
+                    .query(
+                        "SELECT job FROM scimsync_objects UNION SELECT job FROM scimsync_meta \
+                         UNION SELECT job FROM scimsync_logs ORDER BY 1",
+                        &[],
+                    )
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            },
+        )
+    }
+
+    fn meta_entries(&self, job: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.scan_meta(job, "")
+    }
+
+    fn put_object(&self, job: &str, object: &ObjectState) -> Result<(), StoreError> {
+        check_job(job)?;
+        let (j, o) = (job.to_owned(), object.clone());
+        self.run(
+            || format!("writing object {} of job {job}", quoted(&object.source_id)),
+            |pool| async move {
+                let c = pool.get().await?;
+                upsert_object(&c, &j, &o).await
+            },
+        )
+    }
+
+    fn append_log(&self, job: &str, entry: &LogEntry) -> Result<(), StoreError> {
+        check_job(job)?;
+        let (j, e) = (job.to_owned(), entry.clone());
+        self.run(
+            || format!("writing a log entry of job {job}"),
+            |pool| async move {
+                let c = pool.get().await?;
+                insert_log(&c, &j, &e).await
+            },
+        )
+    }
+
+    fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        check_job(job)?;
+        let j = job.to_owned();
+        let (at, ns) = split_time(older_than);
+        self.run(
+            || format!("pruning the log of job {job}"),
+            move |pool| async move {
+                let c = pool.get().await?;
+                Ok(c.execute(
+                    "DELETE FROM scimsync_logs WHERE job = $1 \
+                     AND (activity_at, activity_ns) < ($2, $3)",
+                    &[&j, &at, &ns],
+                )
+                .await?)
+            },
+        )
+    }
+}

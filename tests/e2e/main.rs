@@ -4,11 +4,13 @@
 
 mod apps;
 mod builtin;
+mod demo;
 mod entra;
 mod graph_sdk;
 mod groups;
 mod identity;
 mod logs;
+mod packaging;
 mod scim2;
 mod scimmy;
 mod serve;

@@ -7,6 +7,7 @@
 
 mod apps;
 mod commands;
+#[cfg(feature = "demo")]
 mod demo;
 mod entra;
 mod eval;
@@ -119,6 +120,9 @@ enum Command {
         /// Directory of job files (`*.toml`) and the service file `scimsync.toml`.
         #[arg(long)]
         config_dir: PathBuf,
+        /// `text` for people, `json` (one object per line) for log shippers.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: serve::LogFormat,
     },
     /// Restart a job with Entra's reset scopes (default: watermark, escrows, quarantine).
     Restart {
@@ -166,10 +170,14 @@ enum Command {
         config_dir: PathBuf,
     },
     /// Run the built-in demo: an emulated tenant and a built-in SCIM app, both on loopback.
+    #[cfg(feature = "demo")]
     Demo {
         /// Users in the demo tenant.
         #[arg(long, default_value_t = 300)]
         users: usize,
+        /// Where the demo keeps its job file and state, to explore them afterwards.
+        #[arg(long, default_value = "scimsync-demo")]
+        dir: PathBuf,
     },
     /// List the app templates `init` can start a job from.
     Apps,
@@ -226,7 +234,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    match &cli.command {
+        Command::Serve { log_format, .. } => serve::init_tracing(cli.verbose, *log_format),
+        _ => init_tracing(cli.verbose),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -251,7 +262,10 @@ pub fn main() -> ExitCode {
                 config,
                 json,
             } => status::command(config_dir, config, &cli.state, json).await,
-            Command::Serve { config_dir } => serve::serve(&config_dir, &cli.state).await,
+            Command::Serve {
+                config_dir,
+                log_format,
+            } => serve::serve_as(&config_dir, &cli.state, log_format).await,
             Command::Restart {
                 job,
                 scope,
@@ -279,7 +293,8 @@ pub fn main() -> ExitCode {
                 dry_run,
                 config_dir,
             } => serve::provision(&config_dir, &cli.state, &job, user, group, dry_run).await,
-            Command::Demo { users } => demo::run(users, cli.verbose > 0).await,
+            #[cfg(feature = "demo")]
+            Command::Demo { users, dir } => demo::run(users, &dir, cli.verbose > 0).await,
             Command::Apps => apps::list(),
             Command::Init {
                 app,

@@ -46,8 +46,14 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_volume_and_a_health_check() {
     };
     let from = all("FROM");
     assert_eq!(from.len(), 2, "{from:?}");
-    assert!(from[0].starts_with("rust:") && from[0].ends_with(" AS build"), "{from:?}");
-    assert!(from[1].starts_with("debian:") && from[1].contains("slim"), "{from:?}");
+    assert!(
+        from[0].starts_with("rust:") && from[0].ends_with(" AS build"),
+        "{from:?}"
+    );
+    assert!(
+        from[1].starts_with("debian:") && from[1].contains("slim"),
+        "{from:?}"
+    );
     let build = all("RUN").join("\n");
     assert!(
         build.contains("cargo build --release --locked --no-default-features"),
@@ -70,9 +76,15 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_volume_and_a_health_check() {
     assert_eq!(all("VOLUME"), ["[\"/var/lib/scimsync\"]"]);
     let health = all("HEALTHCHECK");
     assert_eq!(health.len(), 1);
-    assert!(health[0].contains("CMD") && health[0].contains("/healthz"), "{health:?}");
+    assert!(
+        health[0].contains("CMD") && health[0].contains("/healthz"),
+        "{health:?}"
+    );
     let cmd = all("CMD").join(" ");
-    assert!(cmd.contains("\"serve\"") && cmd.contains("\"/var/lib/scimsync\""), "{cmd}");
+    assert!(
+        cmd.contains("\"serve\"") && cmd.contains("\"/var/lib/scimsync\""),
+        "{cmd}"
+    );
     let ignore = read(".dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
 }
@@ -107,7 +119,10 @@ fn the_systemd_unit_is_hardened() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("ExecStart");
     // The state lives where StateDirectory= puts it.
-    assert!(exec.contains(" serve ") && exec.contains("--state /var/lib/scimsync"), "{exec}");
+    assert!(
+        exec.contains(" serve ") && exec.contains("--state /var/lib/scimsync"),
+        "{exec}"
+    );
 }
 
 #[test]

@@ -424,7 +424,10 @@ async fn serve_prints_the_dashboard_and_a_line_per_cycle_as_text_or_json_without
     assert_eq!(cycle["kind"], "incremental", "{cycle}");
     assert_eq!(cycle["failed"], 0, "{cycle}");
     assert_eq!(cycle["quarantine"], "none", "{cycle}");
-    assert!(cycle["duration_ms"].is_u64() || cycle["duration_ms"].is_i64(), "{cycle}");
+    assert!(
+        cycle["duration_ms"].is_u64() || cycle["duration_ms"].is_i64(),
+        "{cycle}"
+    );
     for s in secrets {
         assert!(!all.contains(s), "a secret was logged:\n{all}");
     }

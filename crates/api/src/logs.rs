@@ -423,7 +423,13 @@ async fn list_csv(
             // The job name is a file stem the config checked; keep the header plain anyway.
             let stem: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             (
                 [

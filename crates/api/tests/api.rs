@@ -421,14 +421,20 @@ async fn healthz_answers_liveness_without_the_token_and_nothing_else() {
     }
     // Even a router that refuses everything else is alive; and only GET is open.
     let closed = scimsync_api::router(service.handle(), None);
-    assert_eq!(call(&closed, "GET", "/healthz", None, "").await.0, StatusCode::OK);
+    assert_eq!(
+        call(&closed, "GET", "/healthz", None, "").await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         call(&closed, "POST", "/healthz", None, "").await.0,
         StatusCode::METHOD_NOT_ALLOWED
     );
     // Many probes without a token never trip the failed-authentication limit.
     for _ in 0..30 {
-        assert_eq!(call(&app, "GET", "/healthz", None, "").await.0, StatusCode::OK);
+        assert_eq!(
+            call(&app, "GET", "/healthz", None, "").await.0,
+            StatusCode::OK
+        );
     }
     assert_eq!(
         call(&app, "GET", "/api/jobs", Some(&bearer), "").await.0,

@@ -398,7 +398,10 @@ async fn until(
         if ok(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -486,7 +489,10 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
         json!({"timezoneId": "Asia/Tokyo"}),
     );
     b.navigate(&format!("http://{addr}/#token={ADMIN_TOKEN}&job=app"));
-    b.wait("document.body.dataset.loaded === 'true'", "the page to load");
+    b.wait(
+        "document.body.dataset.loaded === 'true'",
+        "the page to load",
+    );
 
     // One time zone, the browser's, labelled; log times converted to it.
     assert_eq!(b.text("#tz"), "times in Asia/Tokyo (this browser)");
@@ -499,24 +505,47 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
         "(document.querySelector('#log tbody tr td') || {}).innerText",
         "the log",
     );
-    assert_eq!(first_time, json!(at.format("%Y-%m-%d %H:%M:%S").to_string()));
+    assert_eq!(
+        first_time,
+        json!(at.format("%Y-%m-%d %H:%M:%S").to_string())
+    );
     assert!(b.text("#log thead").contains("Time (Asia/Tokyo)"));
     // Idle: no progress bar; not quarantined: "none".
-    assert_eq!(b.eval("document.getElementById('cur-barwrap').hidden"), json!(true));
+    assert_eq!(
+        b.eval("document.getElementById('cur-barwrap').hidden"),
+        json!(true)
+    );
     assert_eq!(b.text("#jobs td.quarantine"), "none");
-    assert!(b.text("#cur-facts").contains("Quarantine\tnone") || b.text("#cur-facts").contains("Quarantine\nnone"), "{}", b.text("#cur-facts"));
+    assert!(
+        b.text("#cur-facts").contains("Quarantine\tnone")
+            || b.text("#cur-facts").contains("Quarantine\nnone"),
+        "{}",
+        b.text("#cur-facts")
+    );
 
     // Pause, then start.
     b.click("#act-pause");
-    b.wait("document.getElementById('act-result').innerText.startsWith('Paused app')", "pause");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Paused app')",
+        "pause",
+    );
     assert_eq!(handle.status("app").unwrap().state, JobState::Paused);
     b.click("#act-start");
-    b.wait("document.getElementById('act-result').innerText.startsWith('Started app')", "start");
-    until(&handle, "the job to run again", |s| s.state != JobState::Paused).await;
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Started app')",
+        "start",
+    );
+    until(&handle, "the job to run again", |s| {
+        s.state != JobState::Paused
+    })
+    .await;
 
     // Provision on demand: one user, its steps shown, the change sent.
     let upn = target.users()[0]["userName"].as_str().unwrap().to_string();
-    graph.update_user(&graph_id(&graph, &upn), json!({"displayName": "On Demand Person"}));
+    graph.update_user(
+        &graph_id(&graph, &upn),
+        json!({"displayName": "On Demand Person"}),
+    );
     b.fill("#provision-form input[name=user]", &upn);
     b.click("#act-provision");
     b.wait(
@@ -525,7 +554,11 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     );
     let steps = b.eval("document.querySelectorAll('#provision-result li.step').length");
     assert!(steps.as_u64().unwrap() >= 3, "{steps}");
-    assert!(b.text("#provision-result").contains("On Demand Person"));
+    let shown = b.text("#provision-result");
+    assert!(
+        shown.to_lowercase().contains(&upn.to_lowercase()),
+        "{shown}"
+    );
     assert!(
         target
             .users()
@@ -547,47 +580,88 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     }
     let before = handle.status("app").unwrap().cycles_run;
     b.click("#act-run");
-    b.wait("document.getElementById('act-result').innerText.startsWith('Run now')", "run now");
-    let st = until(&handle, "the held cycle", |s| s.cycles_run > before && s.state != JobState::Running).await;
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Run now')",
+        "run now",
+    );
+    let st = until(&handle, "the held cycle", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
     assert!(st.deletions_held, "{st:?}");
-    b.wait("document.getElementById('held-summary').dataset.held === '3'", "the held count");
-    assert_ne!(b.text("#jobs td.quarantine"), "none");
+    b.wait(
+        "document.getElementById('held-summary').dataset.held === '3'",
+        "the held count",
+    );
+    b.wait(
+        "document.querySelector('#jobs tbody').innerText.includes('held 3 — waiting for approval')",
+        "the held badge in the jobs table",
+    );
 
     // The held set is shown before it can be approved, and approval names its fingerprint.
     b.click("#act-held");
-    b.wait("document.querySelectorAll('#held-ops tbody tr').length === 3", "the held set");
+    b.wait(
+        "document.querySelectorAll('#held-ops tbody tr').length === 3",
+        "the held set",
+    );
     let shown = b.text("#held-ops");
     let held = get_json(&app, "/api/jobs/app/held").await;
     for op in held["held"]["ops"].as_array().unwrap() {
         let name = op["displayName"].as_str().unwrap();
-        assert!(shown.contains(name) && shown.contains("disable"), "{name}: {shown}");
+        assert!(
+            shown.contains(name) && shown.contains("disable"),
+            "{name}: {shown}"
+        );
     }
-    assert_eq!(b.text("#held-fp"), held["held"]["fingerprint"].as_str().unwrap());
-    b.click("#act-approve");
-    b.wait("document.getElementById('approve-result').innerText.startsWith('Approved 3')", "approval");
-    assert!(scimsync_engine::JobState::new(&*store, "app").approval().unwrap().is_some());
+    assert_eq!(
+        b.text("#held-fp"),
+        held["held"]["fingerprint"].as_str().unwrap()
+    );
+    // Approved, the service runs a cycle at once, which sends exactly these.
     let before = handle.status("app").unwrap().cycles_run;
-    b.click("#act-run");
-    until(&handle, "the approved cycle", |s| s.cycles_run > before && s.state != JobState::Running).await;
-    let inactive = target.users().iter().filter(|u| u["active"] == json!(false)).count();
+    b.click("#act-approve");
+    b.wait(
+        "document.getElementById('approve-result').innerText.startsWith('Approved 3')",
+        "approval",
+    );
+    until(&handle, "the approved cycle", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    let inactive = target
+        .users()
+        .iter()
+        .filter(|u| u["active"] == json!(false))
+        .count();
     assert_eq!(inactive, 3, "the approved disables were sent");
-    b.wait("document.getElementById('held-summary').dataset.held === '0'", "nothing held");
+    b.wait(
+        "document.getElementById('held-summary').dataset.held === '0'",
+        "nothing held",
+    );
 
-    // Restart with the default scopes: the next cycle reads everything.
+    // Restart with the default scopes: the service runs a cycle at once, reading everything.
+    let before = handle.status("app").unwrap().cycles_run;
     b.click("#act-restart");
     b.wait(
         "document.getElementById('act-result').innerText.startsWith('Restarted app (watermark, escrows, quarantine)')",
         "restart",
     );
-    let before = handle.status("app").unwrap().cycles_run;
-    b.click("#act-run");
-    let st = until(&handle, "the cycle after restart", |s| s.cycles_run > before && s.state != JobState::Running).await;
-    assert!(st.last_cycle.unwrap().full_read, "a restart clears the watermark");
+    let st = until(&handle, "the cycle after restart", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    assert!(
+        st.last_cycle.unwrap().full_read,
+        "a restart clears the watermark"
+    );
 
     // CSV of the filtered log: the file the browser saved is the API's CSV for that filter.
     b.eval("document.querySelector('#filters select[name=status]').value = 'success'");
     b.click("#act-csv");
-    b.wait("(document.getElementById('logcount').dataset.csvRows || '') !== ''", "the CSV");
+    b.wait(
+        "(document.getElementById('logcount').dataset.csvRows || '') !== ''",
+        "the CSV",
+    );
     let file = downloads.path().join("app-provisioning-log.csv");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !file.exists() {
@@ -603,20 +677,43 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     let rows = csv.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
     assert_eq!(rows as u64, successes["total"].as_u64().unwrap());
     assert!(!csv.contains(",failure,"), "the filter applies to the CSV");
-    assert_eq!(b.eval("document.getElementById('logcount').dataset.csvRows"), json!(rows.to_string()));
+    assert_eq!(
+        b.eval("document.getElementById('logcount').dataset.csvRows"),
+        json!(rows.to_string())
+    );
 
-    // A full restart asks first; confirmed, it forgets every link.
-    assert!(!store.list("app").unwrap().is_empty());
+    // A full restart asks first; confirmed, it forgets every link, so the cycle it starts
+    // matches every object again (links, not creates).
     b.eval("document.querySelector('#restart-form input[value=full]').checked = true");
+    let before = handle.status("app").unwrap().cycles_run;
     b.click("#act-restart");
-    b.wait("!document.getElementById('restart-confirm').hidden", "the confirmation");
-    assert!(!store.list("app").unwrap().is_empty(), "nothing happens before confirming");
+    b.wait(
+        "!document.getElementById('restart-confirm').hidden",
+        "the confirmation",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handle.status("app").unwrap().cycles_run,
+        before,
+        "nothing happens before confirming"
+    );
+    let users = target.users().len();
     b.click("#act-restart-confirm");
     b.wait(
         "document.getElementById('act-result').innerText.startsWith('Restarted app (watermark, escrows, quarantine, full)')",
         "full restart",
     );
-    assert!(store.list("app").unwrap().is_empty(), "a full restart forgets the links");
+    let st = until(&handle, "the cycle after a full restart", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    let tally = st.last_cycle.unwrap().tally;
+    assert!(tally.linked >= 1 && tally.created == 0, "{tally:?}");
+    assert_eq!(
+        target.users().len(),
+        users,
+        "matched again, nothing duplicated"
+    );
 
     let html = b.eval("document.documentElement.outerHTML");
     let html = html.as_str().unwrap();

@@ -7,11 +7,11 @@
 //! and `serve` can explore them afterwards; the demo ends with those commands.
 
 use crate::{commands, wiring};
+use anyhow::Context;
 use scimsync_core::{StateStore, SystemClock};
 use scimsync_engine::{Engine, JobSpec, Mode};
 use scimsync_testkit::graph::{GraphEmulator, Tenant};
 use scimsync_testkit::scim::{ScimTarget, ScimTargetOptions};
-use anyhow::Context;
 use serde_json::json;
 use std::path::Path;
 

@@ -147,8 +147,11 @@ impl Browser {
     /// Wait until `js` is truthy; panics with `what` and the page's state after 30 s.
     pub fn wait(&mut self, js: &str, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
+        // While the page loads, the expression may throw: that is "not yet".
+        let guarded =
+            format!("(() => {{ try {{ return ({js}); }} catch (e) {{ return null; }} }})()");
         loop {
-            let v = self.eval(js);
+            let v = self.eval(&guarded);
             if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
                 return v;
             }

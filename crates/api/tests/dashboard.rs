@@ -511,10 +511,11 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     );
     assert!(b.text("#log thead").contains("Time (Asia/Tokyo)"));
     // Idle: no progress bar; not quarantined: "none".
-    assert_eq!(
-        b.eval("document.getElementById('cur-barwrap').hidden"),
-        json!(true)
-    );
+    let visible =
+        |id: &str| format!("getComputedStyle(document.getElementById('{id}')).display !== 'none'");
+    assert_eq!(b.eval(&visible("cur-barwrap")), json!(false));
+    assert_eq!(b.eval(&visible("restart-confirm")), json!(false));
+    assert_eq!(b.eval(&visible("held-set")), json!(false));
     assert_eq!(b.text("#jobs td.quarantine"), "none");
     assert!(
         b.text("#cur-facts").contains("Quarantine\tnone")
@@ -687,10 +688,7 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     b.eval("document.querySelector('#restart-form input[value=full]').checked = true");
     let before = handle.status("app").unwrap().cycles_run;
     b.click("#act-restart");
-    b.wait(
-        "!document.getElementById('restart-confirm').hidden",
-        "the confirmation",
-    );
+    b.wait(&visible("restart-confirm"), "the confirmation");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         handle.status("app").unwrap().cycles_run,

@@ -324,8 +324,7 @@ fn serve_lines(job: &crate::support::Job, extra: &[&str]) -> Vec<String> {
     for r in readers {
         r.join().unwrap();
     }
-    let v = lines.lock().unwrap().clone();
-    v
+    lines.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

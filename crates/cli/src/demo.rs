@@ -305,7 +305,6 @@ async fn run_inner(users: usize, shown: &Path, verbose: bool) -> anyhow::Result<
         first.tally.deleted + second.tally.deleted,
         first.tally.failed + second.tally.failed + third.tally.failed,
     );
-    drop(engine);
     // Written through before the next command opens the state.
     store
         .flush()

@@ -296,7 +296,10 @@ pub async fn serve_as(config_dir: &Path, state: &Path, format: LogFormat) -> u8 
     match serve_inner(config_dir, state, format).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                LogFormat::Json => tracing::error!(target: SERVE_TARGET, "{e:#}"),
+            }
             1
         }
     }

@@ -1234,6 +1234,34 @@ mod admin_tests {
     }
 
     #[test]
+    fn the_token_origin_names_where_the_token_is_never_the_token() {
+        use scimsync_config::SecretRef;
+        let state = Path::new("/var/lib/scimsync");
+        let mut admin = AdminConfig::default();
+        assert_eq!(
+            token_origin(&admin, state),
+            "generated token written to /var/lib/scimsync/admin-token"
+        );
+        admin.token = Some(SecretRef::env("SCIMSYNC_ADMIN_TOKEN"));
+        assert_eq!(
+            token_origin(&admin, state),
+            "token from env:SCIMSYNC_ADMIN_TOKEN"
+        );
+        admin.token = Some(SecretRef::literal("hunter2-admin"));
+        let said = token_origin(&admin, state);
+        assert_eq!(said, format!("token set in {SERVICE_FILE}"));
+        assert!(!said.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_dashboard_url_of_an_unspecified_bind_is_on_loopback() {
+        let url = |a: &str| browsable(a.parse().unwrap()).to_string();
+        assert_eq!(url("0.0.0.0:8787"), "127.0.0.1:8787");
+        assert_eq!(url("[::]:8787"), "[::1]:8787");
+        assert_eq!(url("192.0.2.7:8443"), "192.0.2.7:8443");
+    }
+
+    #[test]
     fn an_unspecified_bind_is_reached_on_loopback_of_its_family() {
         let mut admin = AdminConfig {
             bind: "0.0.0.0:8787".parse().unwrap(),

@@ -5,6 +5,7 @@
 mod apps;
 mod builtin;
 mod cli_ux;
+mod demo;
 mod entra;
 mod graph_sdk;
 mod groups;
@@ -12,6 +13,7 @@ mod identity;
 mod logs;
 mod manager;
 mod postgres;
+mod packaging;
 mod scim2;
 mod scimmy;
 mod serve;

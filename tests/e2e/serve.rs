@@ -275,3 +275,159 @@ async fn serve_quarantines_a_job_whose_real_scim_server_rejects_its_token_and_no
     assert_eq!(server.user_count(), 0, "nothing was provisioned");
     assert!(serve.terminate().success());
 }
+
+/// `serve` run until its first cycle is logged, then stopped: its stdout and stderr lines.
+fn serve_lines(job: &crate::support::Job, extra: &[&str]) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args(["serve", "--config-dir", job.dir.path().to_str().unwrap()])
+        .args(["--state", job.state().to_str().unwrap()])
+        .args(extra)
+        .env_remove("SCIMSYNC_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|r| {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    })
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("cycle finished"))
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no cycle line: {:?}", lines.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(child.wait().unwrap().success());
+    for r in readers {
+        r.join().unwrap();
+    }
+    lines.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_dashboard_and_a_line_per_cycle_as_text_or_json_without_secrets() {
+    let graph = tenant(6).await;
+    let t = ScimTarget::start(ScimTargetOptions::default())
+        .await
+        .unwrap();
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    // No token configured: serve generates one into the state directory.
+    std::fs::write(
+        job.dir.path().join("scimsync.toml"),
+        "[admin]\nbind = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let token_file = job.state().join("admin-token");
+
+    // Text, at default verbosity: where the dashboard is, then one line for the cycle.
+    let lines = serve_lines(&job, &[]);
+    let all = lines.join("\n");
+    let dashboard = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("dashboard: "))
+        .unwrap_or_else(|| panic!("no dashboard URL:\n{all}"));
+    assert!(
+        dashboard.starts_with("http://127.0.0.1:") && dashboard.ends_with('/'),
+        "{dashboard}"
+    );
+    assert!(
+        all.contains(&format!(
+            "generated token written to {}",
+            token_file.display()
+        )),
+        "{all}"
+    );
+    assert!(!all.contains("from inline"), "{all}");
+    let cycle: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("cycle finished"))
+        .collect();
+    assert_eq!(cycle.len(), 1, "{all}");
+    for field in [
+        "job=e2e",
+        "kind=\"initial\"",
+        "created=",
+        "failed=0",
+        "held=0",
+        "duration_ms=",
+        "quarantine=none",
+    ] {
+        assert!(
+            cycle[0].contains(field) || cycle[0].contains(&field.replace('"', "")),
+            "{field} missing: {}",
+            cycle[0]
+        );
+    }
+    let admin_token = std::fs::read_to_string(&token_file).unwrap();
+    let secrets = [admin_token.trim(), t.token(), graph.client_secret()];
+    for s in secrets {
+        assert!(!all.contains(s), "a secret was printed:\n{all}");
+    }
+
+    // JSON: every line an object, the same facts as fields.
+    let lines = serve_lines(&job, &["--log-format", "json"]);
+    let all = lines.join("\n");
+    let objects: Vec<Value> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(objects.iter().all(Value::is_object), "{all}");
+    let listening = objects
+        .iter()
+        .find(|o| o["message"] == "admin API listening")
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        listening["dashboard"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{listening}"
+    );
+    assert!(
+        listening["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("generated token written to"),
+        "{listening}"
+    );
+    let cycle = objects
+        .iter()
+        .find(|o| o["message"] == "cycle finished")
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(cycle["target"], "scimsync::cycle", "{cycle}");
+    assert_eq!(cycle["job"], "e2e", "{cycle}");
+    assert_eq!(cycle["kind"], "incremental", "{cycle}");
+    assert_eq!(cycle["failed"], 0, "{cycle}");
+    assert_eq!(cycle["quarantine"], "none", "{cycle}");
+    assert!(
+        cycle["duration_ms"].is_u64() || cycle["duration_ms"].is_i64(),
+        "{cycle}"
+    );
+    for s in secrets {
+        assert!(!all.contains(s), "a secret was logged:\n{all}");
+    }
+}

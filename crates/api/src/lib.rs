@@ -10,6 +10,7 @@
 //!
 //! | method | path | does |
 //! |---|---|---|
+//! | GET | `/healthz` | liveness for container and service managers: `{"status":"ok"}`, **no token**, nothing about the jobs |
 //! | GET | `/api/jobs` | every job's status |
 //! | GET | `/api/jobs/{name}` | one job's status |
 //! | POST | `/api/jobs/{name}/start` · `stop` · `pause` | provisioning on / off / paused |
@@ -100,6 +101,8 @@ pub fn router_with(handle: ServiceHandle, token: Option<Secret>, options: Option
         .with_state(ApiState { handle })
         // The dashboard page carries no data; what it shows comes from the endpoints above.
         .merge(dashboard::page())
+        // Liveness only, so a health probe needs no token (and learns nothing).
+        .route("/healthz", get(healthz))
         .layer(middleware::from_fn_with_state(
             options.tls,
             guard::security_headers,
@@ -218,6 +221,10 @@ async fn require_token(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
         return resp;
     }
     next.run(req).await
+}
+
+async fn healthz() -> Response {
+    ok(json!({"status": "ok"}))
 }
 
 async fn not_found() -> Response {

@@ -408,3 +408,37 @@ async fn status_shows_the_held_set_and_only_its_fingerprint_approves_it() {
     assert_eq!(s["state"], "idle", "{s}");
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_liveness_without_the_token_and_nothing_else() {
+    let service = service();
+    let app = scimsync_api::router(service.handle(), Some(Secret::inline(TOKEN)));
+    let bearer = format!("Bearer {TOKEN}");
+    for auth in [None, Some("Bearer wrong"), Some(bearer.as_str())] {
+        let (status, body) = call(&app, "GET", "/healthz", auth, "").await;
+        assert_eq!(status, StatusCode::OK, "{auth:?}");
+        assert_eq!(body, serde_json::json!({"status": "ok"}));
+    }
+    // Even a router that refuses everything else is alive; and only GET is open.
+    let closed = scimsync_api::router(service.handle(), None);
+    assert_eq!(
+        call(&closed, "GET", "/healthz", None, "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&closed, "POST", "/healthz", None, "").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    // Many probes without a token never trip the failed-authentication limit.
+    for _ in 0..30 {
+        assert_eq!(
+            call(&app, "GET", "/healthz", None, "").await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        call(&app, "GET", "/api/jobs", Some(&bearer), "").await.0,
+        StatusCode::OK
+    );
+    service.shutdown().await;
+}

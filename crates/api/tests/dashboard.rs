@@ -3,6 +3,11 @@
 //! failures with one entry opened: the DOM shows the entry's error code and steps, and no
 //! secret. Also the JSON endpoints behind it and `/metrics`.
 //!
+//! A second test drives the page through the Chrome DevTools Protocol and clicks every
+//! action — pause, start, provision on demand, run now, review and approve held deletions,
+//! restart with scopes (full after its confirmation), CSV download of the filtered log — and
+//! checks what the page shows and what the service did.
+//!
 //! Needs Debian's `chromium`; without it the browser part is skipped with a message, unless
 //! `CI` is set (then it fails). To refresh the screenshot in the repository:
 //! `SCIMSYNC_WRITE_SCREENSHOT=1 cargo test -p scimsync-api --test dashboard` (writes
@@ -27,11 +32,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
+mod cdp;
+
 const ADMIN_TOKEN: &str = "dashboard-admin-token-0123456789";
 
 const JOB: &str = r#"name = "app"
 schedule = "40m"
 log_retention_days = 30
+deletion_threshold = 2
 
 [source]
 tenant_id = "TENANT"
@@ -360,5 +368,356 @@ async fn dashboard_filters_the_log_and_opens_a_failed_entry() {
         std::fs::write(&docs, &png).unwrap();
         eprintln!("wrote {}", docs.display());
     }
+    service.shutdown().await;
+}
+
+/// The graph id of the user with this UPN (case-insensitive).
+fn graph_id(graph: &GraphEmulator, upn: &str) -> String {
+    graph
+        .users()
+        .iter()
+        .find(|u| {
+            u["userPrincipalName"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(upn))
+        })
+        .and_then(|u| u["id"].as_str())
+        .unwrap_or_else(|| panic!("no user {upn}"))
+        .to_string()
+}
+
+/// Wait (off the browser) until `ok` holds for the job's status.
+async fn until(
+    handle: &scimsync_service::ServiceHandle,
+    what: &str,
+    ok: impl Fn(&scimsync_service::JobStatus) -> bool,
+) -> scimsync_service::JobStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = handle.status("app").unwrap();
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_actions_click_through_and_reach_the_service() {
+    let Some(bin) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is not installed, and CI needs the browser test");
+        }
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let graph = GraphEmulator::start(Tenant::generate("contoso.onmicrosoft.com", 8, 2, 11))
+        .await
+        .unwrap();
+    let target = ScimTarget::start(ScimTargetOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("scim-token");
+    std::fs::write(&token_file, target.token()).unwrap();
+    let text = JOB
+        .replace("TENANT", graph.tenant_id())
+        .replace("CLIENT", graph.client_id())
+        .replace("GRAPH", &graph.url())
+        .replace("SCIM", &target.url())
+        .replace("TOKENFILE", &token_file.display().to_string());
+    let cfg = scimsync_config::parse(&dir.path().join("app.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .job;
+    let mut gc = GraphConfig::new(
+        graph.tenant_id(),
+        graph.client_id(),
+        Secret::inline(graph.client_secret()),
+    );
+    gc.graph_url = graph.url();
+    gc.login_url = graph.url();
+    let source = GraphClient::new(gc).unwrap();
+    let mut sc = ScimClientConfig::new(target.url(), Secret::inline(target.token()));
+    sc.max_retries = 0;
+    let scim = ScimClient::new(sc).unwrap();
+    let store_dir = dir.path().join("state").join("app");
+    let (store, _) = SledStore::open(&store_dir).unwrap();
+    let store = Arc::new(store);
+    let mut service = Service::new(ServiceOptions::system());
+    service
+        .add_job(JobDef::from_config(
+            &cfg,
+            source,
+            scim,
+            Arc::clone(&store),
+            Arc::new(scimsync_service::notify::NoNotifier),
+        ))
+        .unwrap();
+    let handle = service.handle();
+    until(&handle, "the first cycle", |s| {
+        s.cycles_run >= 1 && s.state != JobState::Running
+    })
+    .await;
+    let provisioned = target.users().len();
+    assert!(provisioned >= 5, "{provisioned}");
+    let app = scimsync_api::with_stores(
+        scimsync_api::router(handle.clone(), Some(Secret::inline(ADMIN_TOKEN))),
+        JobStores::new(BTreeMap::from([(
+            "app".to_string(),
+            JobStore {
+                store: store.clone() as Arc<dyn StateStore>,
+                dir: Some(store_dir.clone()),
+            },
+        )])),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = app.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await });
+
+    let profile = tempfile::tempdir().unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = cdp::Browser::launch(&bin, profile.path(), &[("TZ", "Asia/Tokyo")]);
+    b.open_tab();
+    b.allow_downloads(downloads.path());
+    b.send(
+        "Emulation.setTimezoneOverride",
+        json!({"timezoneId": "Asia/Tokyo"}),
+    );
+    b.navigate(&format!("http://{addr}/#token={ADMIN_TOKEN}&job=app"));
+    b.wait(
+        "document.body.dataset.loaded === 'true'",
+        "the page to load",
+    );
+
+    // One time zone, the browser's, labelled; log times converted to it.
+    assert_eq!(b.text("#tz"), "times in Asia/Tokyo (this browser)");
+    let logs = get_json(&app, "/api/jobs/app/logs?limit=1").await;
+    let newest = &logs["entries"][0];
+    let at = chrono::DateTime::parse_from_rfc3339(newest["activityDateTime"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap());
+    let first_time = b.wait(
+        "(document.querySelector('#log tbody tr td') || {}).innerText",
+        "the log",
+    );
+    assert_eq!(
+        first_time,
+        json!(at.format("%Y-%m-%d %H:%M:%S").to_string())
+    );
+    assert!(b.text("#log thead").contains("Time (Asia/Tokyo)"));
+    // Idle: no progress bar; not quarantined: "none".
+    let visible =
+        |id: &str| format!("getComputedStyle(document.getElementById('{id}')).display !== 'none'");
+    assert_eq!(b.eval(&visible("cur-barwrap")), json!(false));
+    assert_eq!(b.eval(&visible("restart-confirm")), json!(false));
+    assert_eq!(b.eval(&visible("held-set")), json!(false));
+    assert_eq!(b.text("#jobs td.quarantine"), "none");
+    assert!(
+        b.text("#cur-facts").contains("Quarantine\tnone")
+            || b.text("#cur-facts").contains("Quarantine\nnone"),
+        "{}",
+        b.text("#cur-facts")
+    );
+
+    // Pause, then start.
+    b.click("#act-pause");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Paused app')",
+        "pause",
+    );
+    assert_eq!(handle.status("app").unwrap().state, JobState::Paused);
+    b.click("#act-start");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Started app')",
+        "start",
+    );
+    until(&handle, "the job to run again", |s| {
+        s.state != JobState::Paused
+    })
+    .await;
+
+    // Provision on demand: one user, its steps shown, the change sent.
+    let upn = target.users()[0]["userName"].as_str().unwrap().to_string();
+    graph.update_user(
+        &graph_id(&graph, &upn),
+        json!({"displayName": "On Demand Person"}),
+    );
+    b.fill("#provision-form input[name=user]", &upn);
+    b.click("#act-provision");
+    b.wait(
+        "document.getElementById('provision-status').innerText.startsWith('Provisioned')",
+        "provision on demand",
+    );
+    let steps = b.eval("document.querySelectorAll('#provision-result li.step').length");
+    assert!(steps.as_u64().unwrap() >= 3, "{steps}");
+    let shown = b.text("#provision-result");
+    assert!(
+        shown.to_lowercase().contains(&upn.to_lowercase()),
+        "{shown}"
+    );
+    assert!(
+        target
+            .users()
+            .iter()
+            .any(|u| u["displayName"] == "On Demand Person"),
+        "the on-demand update reached the app"
+    );
+
+    // Three users disabled in the tenant: "Run now" runs a cycle that holds the disables.
+    let victims: Vec<String> = target
+        .users()
+        .iter()
+        .skip(1)
+        .take(3)
+        .map(|u| u["userName"].as_str().unwrap().to_string())
+        .collect();
+    for upn in &victims {
+        graph.disable_user(&graph_id(&graph, upn));
+    }
+    let before = handle.status("app").unwrap().cycles_run;
+    b.click("#act-run");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Run now')",
+        "run now",
+    );
+    let st = until(&handle, "the held cycle", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    assert!(st.deletions_held, "{st:?}");
+    b.wait(
+        "document.getElementById('held-summary').dataset.held === '3'",
+        "the held count",
+    );
+    b.wait(
+        "document.querySelector('#jobs tbody').innerText.includes('held 3 — waiting for approval')",
+        "the held badge in the jobs table",
+    );
+
+    // The held set is shown before it can be approved, and approval names its fingerprint.
+    b.click("#act-held");
+    b.wait(
+        "document.querySelectorAll('#held-ops tbody tr').length === 3",
+        "the held set",
+    );
+    let shown = b.text("#held-ops");
+    let held = get_json(&app, "/api/jobs/app/held").await;
+    for op in held["held"]["ops"].as_array().unwrap() {
+        let name = op["displayName"].as_str().unwrap();
+        assert!(
+            shown.contains(name) && shown.contains("disable"),
+            "{name}: {shown}"
+        );
+    }
+    assert_eq!(
+        b.text("#held-fp"),
+        held["held"]["fingerprint"].as_str().unwrap()
+    );
+    // Approved, the service runs a cycle at once, which sends exactly these.
+    let before = handle.status("app").unwrap().cycles_run;
+    b.click("#act-approve");
+    b.wait(
+        "document.getElementById('approve-result').innerText.startsWith('Approved 3')",
+        "approval",
+    );
+    until(&handle, "the approved cycle", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    let inactive = target
+        .users()
+        .iter()
+        .filter(|u| u["active"] == json!(false))
+        .count();
+    assert_eq!(inactive, 3, "the approved disables were sent");
+    b.wait(
+        "document.getElementById('held-summary').dataset.held === '0'",
+        "nothing held",
+    );
+
+    // Restart with the default scopes: the service runs a cycle at once, reading everything.
+    let before = handle.status("app").unwrap().cycles_run;
+    b.click("#act-restart");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Restarted app (watermark, escrows, quarantine)')",
+        "restart",
+    );
+    let st = until(&handle, "the cycle after restart", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    assert!(
+        st.last_cycle.unwrap().full_read,
+        "a restart clears the watermark"
+    );
+
+    // CSV of the filtered log: the file the browser saved is the API's CSV for that filter.
+    b.eval("document.querySelector('#filters select[name=status]').value = 'success'");
+    b.click("#act-csv");
+    b.wait(
+        "(document.getElementById('logcount').dataset.csvRows || '') !== ''",
+        "the CSV",
+    );
+    let file = downloads.path().join("app-provisioning-log.csv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no CSV downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let csv = std::fs::read_to_string(&file).unwrap();
+    let (status, api_csv) = get(&app, "/api/jobs/app/logs.csv?status=success").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv, api_csv);
+    let successes = get_json(&app, "/api/jobs/app/logs?status=success&limit=5000").await;
+    let rows = csv.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
+    assert_eq!(rows as u64, successes["total"].as_u64().unwrap());
+    assert!(!csv.contains(",failure,"), "the filter applies to the CSV");
+    assert_eq!(
+        b.eval("document.getElementById('logcount').dataset.csvRows"),
+        json!(rows.to_string())
+    );
+
+    // A full restart asks first; confirmed, it forgets every link, so the cycle it starts
+    // matches every object again (links, not creates).
+    b.eval("document.querySelector('#restart-form input[value=full]').checked = true");
+    let before = handle.status("app").unwrap().cycles_run;
+    b.click("#act-restart");
+    b.wait(&visible("restart-confirm"), "the confirmation");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handle.status("app").unwrap().cycles_run,
+        before,
+        "nothing happens before confirming"
+    );
+    let users = target.users().len();
+    b.click("#act-restart-confirm");
+    b.wait(
+        "document.getElementById('act-result').innerText.startsWith('Restarted app (watermark, escrows, quarantine, full)')",
+        "full restart",
+    );
+    let st = until(&handle, "the cycle after a full restart", |s| {
+        s.cycles_run > before && s.state != JobState::Running
+    })
+    .await;
+    let tally = st.last_cycle.unwrap().tally;
+    assert!(tally.linked >= 1 && tally.created == 0, "{tally:?}");
+    assert_eq!(
+        target.users().len(),
+        users,
+        "matched again, nothing duplicated"
+    );
+
+    let html = b.eval("document.documentElement.outerHTML");
+    let html = html.as_str().unwrap();
+    for secret in [ADMIN_TOKEN, target.token(), graph.client_secret()] {
+        assert!(!html.contains(secret), "a secret reached the page");
+    }
+    drop(b);
     service.shutdown().await;
 }

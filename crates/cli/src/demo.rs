@@ -2,9 +2,13 @@
 //! (Graph + token endpoint) and a built-in SCIM app start in this process; the demo writes a
 //! real job file for them, runs the initial cycle, changes a few users the way an admin would,
 //! and runs an incremental cycle.
+//!
+//! The job file and the state stay in `--dir` (default `./scimsync-demo`), so `logs`, `status`
+//! and `serve` can explore them afterwards; the demo ends with those commands.
 
 use crate::{commands, wiring};
-use scimsync_core::SystemClock;
+use anyhow::Context;
+use scimsync_core::{StateStore, SystemClock};
 use scimsync_engine::{Engine, JobSpec, Mode};
 use scimsync_testkit::graph::{GraphEmulator, Tenant};
 use scimsync_testkit::scim::{ScimTarget, ScimTargetOptions};
@@ -102,8 +106,11 @@ source = "objectId"
     )
 }
 
-pub async fn run(users: usize, verbose: bool) -> u8 {
-    match run_inner(users, verbose).await {
+/// The file that marks a directory as the demo's (and lets a later demo reuse it).
+const JOB_FILE: &str = "demo.toml";
+
+pub async fn run(users: usize, dir: &Path, verbose: bool) -> u8 {
+    match run_inner(users, dir, verbose).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: demo failed: {e:#}");
@@ -112,14 +119,72 @@ pub async fn run(users: usize, verbose: bool) -> u8 {
     }
 }
 
-async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
-    let dir = tempfile::tempdir()?;
+/// Make `dir` ready for a new demo: created if missing; a previous demo's state is removed
+/// (it belongs to emulators that are gone); any other non-empty directory is refused.
+fn prepare(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the demo directory {}", dir.display()))?;
+        if !dir.join(JOB_FILE).exists() && entries.next().is_some() {
+            anyhow::bail!(
+                "{} is not empty and holds no earlier demo ({JOB_FILE}); give another --dir",
+                dir.display()
+            );
+        }
+        let state = dir.join("state");
+        if state.exists() {
+            std::fs::remove_dir_all(&state).with_context(|| {
+                format!(
+                    "cannot remove the earlier demo's state {} (is a `serve` still running on it?)",
+                    state.display()
+                )
+            })?;
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the demo directory {}", dir.display()))?;
+    // The job file names its secret files by absolute path, so it works from anywhere.
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
+/// The emulators' credentials, readable by this user only.
+fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What to run next on the demo's directory (as the user named it).
+fn next_steps(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "The job file and state stay in {d}; explore them with:\n\
+         \x20 scimsync logs --job demo --state {d}/state\n\
+         \x20 scimsync logs --job demo --state {d}/state --status failure --format csv\n\
+         \x20 scimsync status --config {d}/{JOB_FILE} --state {d}/state\n\
+         \x20 scimsync serve --config-dir {d} --state {d}/state   # the dashboard; its cycles \
+         fail, since the emulators stopped with the demo\n"
+    )
+}
+
+async fn run_inner(users: usize, shown: &Path, verbose: bool) -> anyhow::Result<u8> {
+    let dir = prepare(shown)?;
+    let dir = dir.as_path();
     let tenant = Tenant::generate("contoso.onmicrosoft.com", users, (users / 30).max(2), 42);
     let graph = GraphEmulator::start(tenant).await?;
     let target = ScimTarget::start(ScimTargetOptions::default()).await?;
-    std::fs::write(dir.path().join("graph-secret"), graph.client_secret())?;
-    std::fs::write(dir.path().join("scim-token"), target.token())?;
-    let config_path = dir.path().join("demo.toml");
+    write_secret(&dir.join("graph-secret"), graph.client_secret())?;
+    write_secret(&dir.join("scim-token"), target.token())?;
+    let config_path = dir.join(JOB_FILE);
     std::fs::write(
         &config_path,
         job_toml(
@@ -128,7 +193,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
             graph.client_id(),
             graph.service_principal_id(),
             &target.url(),
-            dir.path(),
+            dir,
         ),
     )?;
 
@@ -149,7 +214,7 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
         wiring::load(&config_path).map_err(|_| anyhow::anyhow!("the demo job file is invalid"))?;
     let source = wiring::graph(&cfg)?;
     let scim = wiring::scim(&cfg)?;
-    let store = wiring::store(&dir.path().join("state"), &cfg.name)?;
+    let store = wiring::store(&dir.join("state"), &cfg.name)?;
     let job = JobSpec::from_config(&cfg);
     let engine = Engine::new(&job, &source, &scim, &store, &SystemClock);
 
@@ -240,5 +305,10 @@ async fn run_inner(users: usize, verbose: bool) -> anyhow::Result<u8> {
         first.tally.deleted + second.tally.deleted,
         first.tally.failed + second.tally.failed + third.tally.failed,
     );
+    // Written through before the next command opens the state.
+    store
+        .flush()
+        .map_err(|e| anyhow::anyhow!("cannot save the demo state: {e}"))?;
+    println!("\n{}", next_steps(shown));
     Ok(0)
 }

@@ -10,6 +10,7 @@ mod output;
 mod apps;
 mod commands;
 mod confirm;
+#[cfg(feature = "demo")]
 mod demo;
 mod entra;
 mod eval;
@@ -130,6 +131,9 @@ enum Command {
         config_dir: PathBuf,
         #[command(flatten)]
         state: StateArg,
+        /// `text` for people, `json` (one object per line) for log shippers.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: serve::LogFormat,
     },
     /// Restart a job with Entra's reset scopes (default: watermark, escrows, quarantine).
     Restart {
@@ -183,10 +187,14 @@ enum Command {
         json: bool,
     },
     /// Run the built-in demo: an emulated tenant and a built-in SCIM app, both on loopback.
+    #[cfg(feature = "demo")]
     Demo {
         /// Users in the demo tenant.
         #[arg(long, default_value_t = 300)]
         users: usize,
+        /// Where the demo keeps its job file and state, to explore them afterwards.
+        #[arg(long, default_value = "scimsync-demo")]
+        dir: PathBuf,
     },
     /// List the app templates `init` can start a job from.
     Apps,
@@ -251,7 +259,10 @@ pub(crate) fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     output::quiet_broken_pipe_panics();
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    match &cli.command {
+        Command::Serve { log_format, .. } => serve::init_tracing(cli.verbose, *log_format),
+        _ => init_tracing(cli.verbose),
+    }
     if let Err(e) = store_select::select(&cli) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
@@ -296,7 +307,11 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
         },
         Command::Logs(args) => logs::command(&args).await,
         Command::Status(args) => status::command(&args).await,
-        Command::Serve { config_dir, state } => serve::serve(&config_dir, &state.state).await,
+        Command::Serve {
+            config_dir,
+            state,
+            log_format,
+        } => serve::serve_as(&config_dir, &state.state, log_format).await,
         Command::Restart {
             job,
             state,
@@ -351,7 +366,8 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
             };
             serve::provision(&job.service_dir(), &state.state, &cfg, how).await
         }
-        Command::Demo { users } => demo::run(users, verbose > 0).await,
+        #[cfg(feature = "demo")]
+        Command::Demo { users, dir } => demo::run(users, &dir, verbose > 0).await,
         Command::Apps => apps::list(),
         Command::Init {
             app,

@@ -30,6 +30,58 @@ use std::sync::Arc;
 /// Where `serve` keeps the admin token it generates when none is configured.
 const GENERATED_TOKEN_FILE: &str = "admin-token";
 
+/// The tracing target of `serve`'s own messages (start, token, shutdown).
+const SERVE_TARGET: &str = "scimsync::serve";
+
+/// How `serve` writes its messages and log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON layer), for log shippers.
+    Json,
+}
+
+/// The log of `serve`: warnings and errors (more with -v), plus `serve`'s own messages and
+/// one line per finished cycle at every verbosity; `SCIMSYNC_LOG` overrides the filter.
+pub fn init_tracing(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let default = format!(
+        "{level},{SERVE_TARGET}=info,{}=info",
+        scimsync_service::events::CYCLE_TARGET
+    );
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal, never into a journal or a file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// An address a browser on this machine can open: loopback for an unspecified bind.
+fn browsable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 /// Renders API answers with the exact SCIM requests, as the CLI shows them.
 struct CliRender {
     shapes: render::Shapes,
@@ -74,6 +126,18 @@ fn admin_config(config_dir: &Path) -> Result<AdminConfig, u8> {
     }
 }
 
+/// Where the admin token comes from, for people: never the token itself.
+fn token_origin(admin: &AdminConfig, state: &Path) -> String {
+    match &admin.token {
+        Some(t) if t.is_literal() => format!("token set in {SERVICE_FILE}"),
+        Some(t) => format!("token from {t}"),
+        None => format!(
+            "generated token written to {}",
+            state.join(GENERATED_TOKEN_FILE).display()
+        ),
+    }
+}
+
 /// The configured admin token, or the one a `serve` generated into the state directory.
 fn admin_token(admin: &AdminConfig, state: &Path, generate: bool) -> Result<Secret> {
     if let Some(t) = &admin.token {
@@ -100,8 +164,10 @@ fn admin_token(admin: &AdminConfig, state: &Path, generate: bool) -> Result<Secr
     std::fs::create_dir_all(state)
         .with_context(|| format!("cannot create state directory {}", state.display()))?;
     write_private(&path, &token)?;
-    eprintln!(
-        "no [admin] token configured: generated one in {} (readable by this user only)",
+    tracing::info!(
+        target: SERVE_TARGET,
+        path = %path.display(),
+        "no [admin] token configured: generated token written to {} (readable by this user only)",
         path.display()
     );
     Ok(Secret::inline(token))
@@ -149,15 +215,7 @@ pub(crate) fn admin_client(
     admin: &AdminConfig,
     timeout: std::time::Duration,
 ) -> Result<(String, reqwest::Client)> {
-    let host = match admin.bind.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
-            std::net::SocketAddr::from(([127, 0, 0, 1], admin.bind.port()))
-        }
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
-            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, admin.bind.port()))
-        }
-        _ => admin.bind,
-    };
+    let host = browsable(admin.bind);
     let builder = reqwest::Client::builder().timeout(timeout);
     let (scheme, builder) = match &admin.tls {
         None => ("http", builder),
@@ -233,18 +291,21 @@ async fn shutdown_signal() {
     }
 }
 
-/// `scimsync serve --config-dir DIR`.
-pub async fn serve(config_dir: &Path, state: &Path) -> u8 {
-    match serve_inner(config_dir, state).await {
+/// `scimsync serve --config-dir DIR --log-format …`.
+pub async fn serve_as(config_dir: &Path, state: &Path, format: LogFormat) -> u8 {
+    match serve_inner(config_dir, state, format).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                LogFormat::Json => tracing::error!(target: SERVE_TARGET, "{e:#}"),
+            }
             1
         }
     }
 }
 
-async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
+async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Result<u8> {
     let admin = match admin_config(config_dir) {
         Ok(a) => a,
         Err(code) => return Ok(code),
@@ -286,7 +347,12 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
             shapes: wiring::shapes(cfg),
         });
         service.add_job(def).map_err(|e| anyhow!(e))?;
-        println!("job {}: schedule {}", cfg.name, cfg.schedule);
+        match format {
+            LogFormat::Text => println!("job {}: schedule {}", cfg.name, cfg.schedule),
+            LogFormat::Json => {
+                tracing::info!(target: SERVE_TARGET, job = %cfg.name, schedule = %cfg.schedule, "job added");
+            }
+        }
     }
     let token = admin_token(&admin, state, true)?;
     let listener = tokio::net::TcpListener::bind(admin.bind)
@@ -294,10 +360,21 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         .with_context(|| format!("cannot listen on {} ([admin] bind)", admin.bind))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!(
-        "admin API listening on {scheme}://{addr}/api/jobs (bearer token from {})",
-        token.origin()
-    );
+    let origin = token_origin(&admin, state);
+    let dashboard = format!("{scheme}://{}/", browsable(addr));
+    match format {
+        LogFormat::Text => {
+            println!("admin API listening on {scheme}://{addr}/api/jobs ({origin})");
+            println!("dashboard: {dashboard}");
+        }
+        LogFormat::Json => tracing::info!(
+            target: SERVE_TARGET,
+            api = %format!("{scheme}://{addr}/api/jobs"),
+            dashboard = %dashboard,
+            token = %origin,
+            "admin API listening"
+        ),
+    }
     scimsync_api::metrics::install_recorder();
     let options = scimsync_api::Options {
         tls: tls.is_some(),
@@ -314,7 +391,10 @@ async fn serve_inner(config_dir: &Path, state: &Path) -> Result<u8> {
         cancel.cancelled().await
     }));
     shutdown_signal().await;
-    eprintln!("shutting down: finishing cycles in flight and saving state");
+    tracing::info!(
+        target: SERVE_TARGET,
+        "shutting down: finishing cycles in flight and saving state"
+    );
     service.shutdown().await;
     match server.await {
         Ok(Ok(())) => {}
@@ -980,7 +1060,7 @@ mod admin_tests {
     async fn serve_refuses_plain_http_beyond_loopback_with_exit_2() {
         let dir = config_dir("bind = \"0.0.0.0:0\"\ntoken = \"env:SCIMSYNC_TEST_UNSET\"\n");
         let state = tempfile::tempdir().unwrap();
-        assert_eq!(serve(dir.path(), state.path()).await, 2);
+        assert_eq!(serve_as(dir.path(), state.path(), LogFormat::Text).await, 2);
         // Nothing was started or written.
         assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 
@@ -1151,6 +1231,34 @@ mod admin_tests {
 
         service.shutdown().await;
         server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_token_origin_names_where_the_token_is_never_the_token() {
+        use scimsync_config::SecretRef;
+        let state = Path::new("/var/lib/scimsync");
+        let mut admin = AdminConfig::default();
+        assert_eq!(
+            token_origin(&admin, state),
+            "generated token written to /var/lib/scimsync/admin-token"
+        );
+        admin.token = Some(SecretRef::env("SCIMSYNC_ADMIN_TOKEN"));
+        assert_eq!(
+            token_origin(&admin, state),
+            "token from env:SCIMSYNC_ADMIN_TOKEN"
+        );
+        admin.token = Some(SecretRef::literal("hunter2-admin"));
+        let said = token_origin(&admin, state);
+        assert_eq!(said, format!("token set in {SERVICE_FILE}"));
+        assert!(!said.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_dashboard_url_of_an_unspecified_bind_is_on_loopback() {
+        let url = |a: &str| browsable(a.parse().unwrap()).to_string();
+        assert_eq!(url("0.0.0.0:8787"), "127.0.0.1:8787");
+        assert_eq!(url("[::]:8787"), "[::1]:8787");
+        assert_eq!(url("192.0.2.7:8443"), "192.0.2.7:8443");
     }
 
     #[test]

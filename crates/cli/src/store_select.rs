@@ -48,7 +48,7 @@ static SELECTED: OnceLock<Option<Postgres>> = OnceLock::new();
 pub(crate) fn select(cli: &crate::Cli) -> Result<()> {
     let chosen = match &cli.store {
         // The demo keeps its throw-away state in a temp dir, whatever is selected.
-        _ if matches!(cli.command, crate::Command::Demo { .. }) => None,
+        _ if is_demo(&cli.command) => None,
         Some(value) => Some(postgres_from_flags(value, cli.store_password.as_deref())?),
         None => match config_dir(&cli.command).map(|d| d.join(SERVICE_FILE)) {
             Some(file) if file.is_file() => from_service_file(&file)?,
@@ -58,6 +58,16 @@ pub(crate) fn select(cli: &crate::Cli) -> Result<()> {
     SELECTED
         .set(chosen)
         .map_err(|_| anyhow!("the state store was already selected"))
+}
+
+#[cfg(feature = "demo")]
+fn is_demo(command: &crate::Command) -> bool {
+    matches!(command, crate::Command::Demo { .. })
+}
+
+#[cfg(not(feature = "demo"))]
+fn is_demo(_: &crate::Command) -> bool {
+    false
 }
 
 fn config_dir(command: &crate::Command) -> Option<&Path> {

@@ -4,6 +4,7 @@
 //!
 //! - [`schedule`]: interval slots and cron expressions, quarantine back-off (pure).
 //! - [`quarantine`]: Entra's triggers and reason names, entering and leaving (pure).
+//! - [`events`]: the one line per finished cycle `serve` prints.
 //! - [`notify`]: webhook and SMTP notifications.
 //! - [`runner`]: the job tasks, [`Service`] and [`ServiceHandle`].
 //! - [`time`]: the [`Sleeper`] abstraction and [`ManualTime`] for tests.
@@ -12,6 +13,7 @@
 //! directory of job files. A job's state is locked by the process that opened it, so a second
 //! process configured with the same job fails at once with a message naming the lock.
 
+pub mod events;
 pub mod notify;
 pub mod quarantine;
 pub mod runner;

@@ -1035,14 +1035,12 @@ where
         match &outcome {
             // The engine recorded the cycle (last cycle, history, log retention) itself.
             Ok(r) => {
-                tracing::info!(job = %job, cycle = %r.cycle_id, created = r.tally.created, updated = r.tally.updated, failed = r.tally.failed, held = r.tally.staged_deletes, "cycle finished");
                 if r.deletions_held {
                     tracing::warn!(job = %job, cycle = %r.cycle_id, held = r.tally.staged_deletes, reasons = %r.hold_reasons.join("; "), "cycle held its disables and deletes: they wait for approve-deletions");
                 }
                 self.shared.live().last_error = None;
             }
             Err(e) => {
-                tracing::warn!(job = %job, error = %e, "cycle failed");
                 self.shared.live().last_error = Some(e.to_string());
             }
         }
@@ -1093,6 +1091,7 @@ where
         if let Err(e) = self.write_quarantine(next_q.as_ref()) {
             tracing::error!(job = %job, error = %e, "could not record the quarantine");
         }
+        crate::events::cycle_finished(&job, started, finished, &outcome, next_q.as_ref());
         match (&change, &next_q) {
             (Some(Change::Entered), Some(q)) => {
                 tracing::warn!(job = %job, reason = %q.reason, error = %q.error, "job quarantined");

@@ -282,6 +282,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+#[cfg_attr(not(feature = "demo"), allow(unused_variables))]
 async fn dispatch(command: Command, verbose: u8) -> u8 {
     match command {
         Command::Run {

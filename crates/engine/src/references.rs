@@ -242,7 +242,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
         }
         if changes.is_empty() {
-            if newly_pending.is_empty() && !(preview && !pending.is_empty()) {
+            // A reference still waiting for the same manager sends nothing: silent, in a
+            // preview as in a run (it was logged when it started waiting).
+            if newly_pending.is_empty() {
                 return Ok(None);
             }
             let manager = pending.values().cloned().collect::<Vec<_>>().join(",");

@@ -83,6 +83,19 @@ fn entra_default() -> Vec<Mapping> {
     ]
 }
 
+/// A Graph client of the emulator reading lists `page_size` at a time.
+fn graph_client(graph: &GraphEmulator, page_size: u32) -> GraphClient {
+    let mut gc = GraphConfig::new(
+        graph.tenant_id(),
+        graph.client_id(),
+        Secret::inline(graph.client_secret()),
+    );
+    gc.graph_url = graph.url();
+    gc.login_url = graph.url();
+    gc.page_size = page_size;
+    GraphClient::new(gc).expect("client")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<usize> = std::env::args()
@@ -101,14 +114,7 @@ async fn main() {
         "tenant of {users} users generated in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let mut gc = GraphConfig::new(
-        graph.tenant_id(),
-        graph.client_id(),
-        Secret::inline(graph.client_secret()),
-    );
-    gc.graph_url = graph.url();
-    gc.login_url = graph.url();
-    let client = GraphClient::new(gc).expect("client");
+    let client = graph_client(&graph, 999);
     let query = UserQuery {
         attributes: scimsync_mapping::source_attributes(&entra_default()),
         scope: UserScope::All,
@@ -153,15 +159,7 @@ async fn main() {
     // the largest page.
     let sp = graph.service_principal_id().to_string();
     for page_size in [100u32, 999] {
-        let mut gc = GraphConfig::new(
-            graph.tenant_id(),
-            graph.client_id(),
-            Secret::inline(graph.client_secret()),
-        );
-        gc.graph_url = graph.url();
-        gc.login_url = graph.url();
-        gc.page_size = page_size;
-        let c = GraphClient::new(gc).expect("client");
+        let c = graph_client(&graph, page_size);
         let before = c.requests_sent();
         let t = Instant::now();
         let a = c.read_assignments(&sp).await.expect("assignments");

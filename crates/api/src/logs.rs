@@ -373,22 +373,28 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The job's entries that `q` selects, oldest first (the shared part of the JSON and CSV
+/// routes).
+async fn matching_entries(
+    stores: Option<Extension<JobStores>>,
+    name: &str,
+    q: &LogQuery,
+) -> Result<Vec<LogEntry>, Response> {
+    let js = store_of(stores, name)?;
+    let filter = q
+        .filter(Utc::now())
+        .map_err(|m| error(StatusCode::BAD_REQUEST, "BadRequest", m))?;
+    let job = name.to_string();
+    blocking(move || query(&*js.store, &job, &filter)).await
+}
+
 async fn list(
     stores: Option<Extension<JobStores>>,
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let js = match store_of(stores, &name) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let filter = match q.filter(Utc::now()) {
-        Ok(f) => f,
-        Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", m),
-    };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let job = name.clone();
-    match blocking(move || query(&*js.store, &job, &filter)).await {
+    match matching_entries(stores, &name, &q).await {
         Ok(mut entries) => {
             let total = entries.len();
             entries.reverse();
@@ -405,16 +411,7 @@ async fn list_csv(
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let js = match store_of(stores, &name) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let filter = match q.filter(Utc::now()) {
-        Ok(f) => f,
-        Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequest", m),
-    };
-    let job = name.clone();
-    match blocking(move || query(&*js.store, &job, &filter)).await {
+    match matching_entries(stores, &name, &q).await {
         Ok(mut entries) => {
             entries.reverse();
             if let Some(limit) = q.limit {

@@ -216,17 +216,25 @@ impl<'a> JobState<'a> {
             .put_meta(self.job, LAST_RECONCILE, &at.to_rfc3339())
     }
 
-    /// Every object in escrow, by state id.
-    pub fn escrows(&self) -> Result<BTreeMap<String, Escrow>, StoreError> {
+    /// Every record of `kind`, decoded, by id.
+    fn records_json<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
         self.store
-            .list_records(self.job, ESCROW)?
+            .list_records(self.job, kind)?
             .into_iter()
             .map(|(id, v)| {
                 serde_json::from_str(&v)
                     .map(|e| (id.clone(), e))
-                    .map_err(|e| self.corrupt(&format!("rec/{ESCROW}/{id}"), e))
+                    .map_err(|e| self.corrupt(&format!("rec/{kind}/{id}"), e))
             })
             .collect()
+    }
+
+    /// Every object in escrow, by state id.
+    pub fn escrows(&self) -> Result<BTreeMap<String, Escrow>, StoreError> {
+        self.records_json(ESCROW)
     }
 
     pub fn escrow_count(&self) -> Result<usize, StoreError> {
@@ -309,15 +317,7 @@ impl<'a> JobState<'a> {
     pub fn all_pending_refs(
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, StoreError> {
-        self.store
-            .list_records(self.job, REFS_PENDING)?
-            .into_iter()
-            .map(|(id, v)| {
-                serde_json::from_str(&v)
-                    .map(|r| (id.clone(), r))
-                    .map_err(|e| self.corrupt(&format!("rec/{REFS_PENDING}/{id}"), e))
-            })
-            .collect()
+        self.records_json(REFS_PENDING)
     }
 
     /// Make every escrowed object due now (a restart): returns how many.

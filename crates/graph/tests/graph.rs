@@ -570,7 +570,10 @@ async fn assigned_scope_expands_groups_to_direct_user_members() {
         .and(query_param_is_missing("$skiptoken"))
         // No delta for assignments: read each cycle, so with Graph's largest page.
         .and(query_param("$top", "999"))
-        .and(query_param("$select", "principalId,principalType,appRoleId"))
+        .and(query_param(
+            "$select",
+            "principalId,principalType,appRoleId",
+        ))
         .respond_with(page(
             json!([
                 row("u1", "User", "00000000-0000-0000-0000-000000000000"),

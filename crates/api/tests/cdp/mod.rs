@@ -144,6 +144,23 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Whether `js` becomes truthy within `limit`.
+    pub fn wait_for(&mut self, js: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let guarded =
+            format!("(() => {{ try {{ return ({js}); }} catch (e) {{ return null; }} }})()");
+        loop {
+            let v = self.eval(&guarded);
+            if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Wait until `js` is truthy; panics with `what` and the page's state after 30 s.
     pub fn wait(&mut self, js: &str, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -168,12 +185,15 @@ impl Browser {
         let js = format!(
             "(() => {{ const e = document.querySelector({sel}); if (!e) return null; \
              e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
-             return [r.left + r.width / 2, r.top + r.height / 2, e.disabled === true]; }})()",
+             const x = r.left + r.width / 2, y = r.top + r.height / 2; \
+             const hit = document.elementFromPoint(x, y); \
+             return [x, y, e.disabled === true || !(hit && (hit === e || e.contains(hit)))]; }})()",
             sel = json!(selector)
         );
         let at = self.wait(
             &format!("(() => {{ const v = {js}; return v && !v[2] ? v : null; }})()"),
-            &format!("{selector} to be there and enabled"),
+            // Enabled and not covered: a re-render under load must not take the click.
+            &format!("{selector} to be there, enabled and on top"),
         );
         let (x, y) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
         for kind in ["mousePressed", "mouseReleased"] {

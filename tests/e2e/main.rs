@@ -13,6 +13,7 @@ mod identity;
 mod logs;
 mod manager;
 mod postgres;
+mod replicas;
 mod packaging;
 mod scim2;
 mod scimmy;

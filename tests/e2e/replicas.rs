@@ -125,7 +125,10 @@ async fn a_killed_replicas_job_is_taken_over_without_duplicates_or_losses() {
             .expect("job file")
             .replace("name = \"e2e\"", &format!("name = \"job{i}\""))
             // Slow enough that a cycle can be caught in flight.
-            .replace("dialect = \"rfc\"\n", "dialect = \"rfc\"\nmax_concurrency = 2\n");
+            .replace(
+                "dialect = \"rfc\"\n",
+                "dialect = \"rfc\"\nmax_concurrency = 2\n",
+            );
         std::fs::write(config.path().join(format!("job{i}.toml")), text).expect("write job");
         targets.push(t);
         jobs.push(job);
@@ -188,10 +191,7 @@ async fn a_killed_replicas_job_is_taken_over_without_duplicates_or_losses() {
             assert!(e > epoch, "a takeover raises the epoch: {e} after {epoch}");
             break killed_at.elapsed();
         }
-        assert!(
-            killed_at.elapsed() < TTL * 3,
-            "nobody took {job_name} over"
-        );
+        assert!(killed_at.elapsed() < TTL * 3, "nobody took {job_name} over");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(taken <= TTL + TTL / 3 + Duration::from_secs(1), "{taken:?}");
@@ -243,7 +243,10 @@ async fn a_killed_replicas_job_is_taken_over_without_duplicates_or_losses() {
         assert!(out.status.success(), "run failed: {}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
         for key in ["created", "updated", "linked", "disabled", "deleted"] {
-            let n = report["tally"].get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+            let n = report["tally"]
+                .get(key)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
             assert_eq!(n, 0, "job{i}: {key} after convergence: {report}");
         }
     }

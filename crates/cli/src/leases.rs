@@ -193,7 +193,9 @@ impl Keeper {
 
     fn release_all(&mut self) {
         for slot in &mut self.slots {
-            let Some(held) = slot.held.take() else { continue };
+            let Some(held) = slot.held.take() else {
+                continue;
+            };
             slot.fenced.set_fence_epoch(0);
             let _ = slot.flag.send(false);
             match self.store.release(&held.lease) {

@@ -223,9 +223,18 @@ pub(crate) fn describe(
     row(&mut out, "current", current);
     if let Some(l) = s.get("lease").filter(|l| !l.is_null()) {
         let held = if l["live"].as_bool() == Some(true) {
-            format!("{} (lease epoch {}, until {})", text(&l["owner"]), text(&l["epoch"]), when(&l["expiresAt"]))
+            format!(
+                "{} (lease epoch {}, until {})",
+                text(&l["owner"]),
+                text(&l["epoch"]),
+                when(&l["expiresAt"])
+            )
         } else {
-            format!("none (last {}, lease expired {})", text(&l["owner"]), when(&l["expiresAt"]))
+            format!(
+                "none (last {}, lease expired {})",
+                text(&l["owner"]),
+                when(&l["expiresAt"])
+            )
         };
         row(&mut out, "replica", held);
     }
@@ -502,10 +511,16 @@ mod tests {
                       "expiresAt": "2026-03-01T12:00:20Z", "live": true},
         });
         let text = describe(&s, false, None, now);
-        assert!(text.contains("replica      node1-42-abc123 (lease epoch 3"), "{text}");
+        assert!(
+            text.contains("replica      node1-42-abc123 (lease epoch 3"),
+            "{text}"
+        );
         s["lease"]["live"] = json!(false);
         let text = describe(&s, false, None, now);
-        assert!(text.contains("replica      none (last node1-42-abc123"), "{text}");
+        assert!(
+            text.contains("replica      none (last node1-42-abc123"),
+            "{text}"
+        );
     }
 
     /// Issue 15: times read "3 min ago", the next cycle is shown (from `serve`, or one

@@ -1378,11 +1378,8 @@ impl Cx<'_> {
             );
         }
         let password = self.optional_secret(password, "store.password", base_dir, true);
-        let lease_ttl = self.duration(
-            lease_ttl,
-            "store.lease_ttl",
-            Some(crate::DEFAULT_LEASE_TTL),
-        )?;
+        let lease_ttl =
+            self.duration(lease_ttl, "store.lease_ttl", Some(crate::DEFAULT_LEASE_TTL))?;
         Some(crate::StoreConfig {
             url,
             password,

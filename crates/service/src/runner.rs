@@ -424,7 +424,9 @@ impl ServiceHandle {
             .values()
             .cloned()
             .collect();
-        jobs.iter().map(|j| self.with_lease(j.shared.status())).collect()
+        jobs.iter()
+            .map(|j| self.with_lease(j.shared.status()))
+            .collect()
     }
 
     pub fn status(&self, name: &str) -> Result<JobStatus, CommandError> {

@@ -14,6 +14,7 @@ mod logs;
 mod manager;
 mod packaging;
 mod postgres;
+mod replicas;
 mod scim2;
 mod scimmy;
 mod serve;

@@ -195,6 +195,7 @@ mod tests {
             deletions_held: false,
             held: None,
             state_error: None,
+            lease: None,
         }
     }
 

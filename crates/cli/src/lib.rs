@@ -17,6 +17,7 @@ mod eval;
 mod eval_json;
 mod extras;
 mod jobref;
+mod leases;
 mod logs;
 mod progress;
 mod render;

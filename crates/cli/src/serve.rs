@@ -327,11 +327,28 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
     };
     let mut service = Service::new(ServiceOptions::system());
     let mut stores = std::collections::BTreeMap::new();
+    // On PostgreSQL the replicas on one database share the jobs by lease.
+    let mut keeper: Option<crate::leases::Keeper> = None;
     for cfg in &jobs {
         let graph = wiring::graph(cfg).with_context(|| format!("job {}", cfg.name))?;
         let scim = wiring::scim(cfg).with_context(|| format!("job {}", cfg.name))?;
         // Fails at once when another process holds the job's state.
         let store = wiring::store(state, &cfg.name).with_context(|| format!("job {}", cfg.name))?;
+        let (store, lease) = match (store, crate::store_select::lease_ttl()) {
+            (crate::store_select::Store::Postgres(pg), Some(ttl)) => {
+                let k = keeper.get_or_insert_with(|| {
+                    let k = crate::leases::Keeper::new(pg.clone(), ttl);
+                    tracing::info!(target: SERVE_TARGET, owner = %k.owner(), lease_ttl = ?ttl, "job leases on PostgreSQL: this replica runs the jobs it holds");
+                    if format == LogFormat::Text {
+                        println!("replica {}: jobs shared by lease (TTL {ttl:?})", k.owner());
+                    }
+                    k
+                });
+                let (fenced, flag) = k.add(&cfg.name);
+                (crate::store_select::Store::Postgres(fenced), Some(flag))
+            }
+            (store, _) => (store, None),
+        };
         let notifier = scimsync_service::notify::from_config(&cfg.notifications)
             .map_err(|e| anyhow!("job {}: {e}", cfg.name))?;
         let store = Arc::new(store);
@@ -346,7 +363,7 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
         def.render = Arc::new(CliRender {
             shapes: wiring::shapes(cfg),
         });
-        service.add_job(def).map_err(|e| anyhow!(e))?;
+        service.add_job_leased(def, lease).map_err(|e| anyhow!(e))?;
         match format {
             LogFormat::Text => println!("job {}: schedule {}", cfg.name, cfg.schedule),
             LogFormat::Json => {
@@ -354,6 +371,13 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
             }
         }
     }
+    let leases = match keeper {
+        Some(k) => {
+            service.set_lease_view(crate::leases::view(k.database()));
+            Some(k.spawn().context("cannot start the lease keeper thread")?)
+        }
+        None => None,
+    };
     let token = admin_token(&admin, state, true)?;
     let listener = tokio::net::TcpListener::bind(admin.bind)
         .await
@@ -396,6 +420,10 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
         "shutting down: finishing cycles in flight and saving state"
     );
     service.shutdown().await;
+    // After the cycles finished: release the leases so another replica takes over at once.
+    if let Some(l) = leases {
+        tokio::task::spawn_blocking(move || l.stop()).await.ok();
+    }
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("warning: admin API: {e}"),

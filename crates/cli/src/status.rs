@@ -221,6 +221,23 @@ pub(crate) fn describe(
         None => "not running".into(),
     };
     row(&mut out, "current", current);
+    if let Some(l) = s.get("lease").filter(|l| !l.is_null()) {
+        let held = if l["live"].as_bool() == Some(true) {
+            format!(
+                "{} (lease epoch {}, until {})",
+                text(&l["owner"]),
+                text(&l["epoch"]),
+                when(&l["expiresAt"])
+            )
+        } else {
+            format!(
+                "none (last {}, lease expired {})",
+                text(&l["owner"]),
+                when(&l["expiresAt"])
+            )
+        };
+        row(&mut out, "replica", held);
+    }
     let next = match (s.get("nextRun").filter(|n| !n.is_null()), via_serve) {
         (Some(n), true) => when(n),
         (Some(n), false) => format!(
@@ -365,6 +382,9 @@ pub async fn command(args: &StatusArgs) -> u8 {
             Ok(Access::Store(store)) => {
                 let mut v = offline_status(&store, name);
                 v["nextRun"] = next_offline(&v, job.schedule.as_ref());
+                if let Some(l) = crate::store_select::lease_status(name) {
+                    v["lease"] = json!(l);
+                }
                 Ok((v, false))
             }
             Ok(Access::Locked) => {
@@ -478,6 +498,29 @@ mod tests {
         let text = describe(&s, false, None, Utc::now());
         assert!(text.contains("state error"), "{text}");
         assert!(text.contains("quarantine"), "{text}");
+    }
+
+    /// Issue 14: on PostgreSQL, the replica holding the job's lease is shown.
+    #[test]
+    fn the_lease_holder_is_shown() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let mut s = json!({
+            "name": "app", "state": "notRunning",
+            "lease": {"owner": "node1-42-abc123", "epoch": 3,
+                      "expiresAt": "2026-03-01T12:00:20Z", "live": true},
+        });
+        let text = describe(&s, false, None, now);
+        assert!(
+            text.contains("replica      node1-42-abc123 (lease epoch 3"),
+            "{text}"
+        );
+        s["lease"]["live"] = json!(false);
+        let text = describe(&s, false, None, now);
+        assert!(
+            text.contains("replica      none (last node1-42-abc123"),
+            "{text}"
+        );
     }
 
     /// Issue 15: times read "3 min ago", the next cycle is shown (from `serve`, or one

@@ -37,6 +37,8 @@ impl Store {
 struct Postgres {
     url: Secret,
     password: Option<Secret>,
+    /// `[store] lease_ttl` (the default with `--store`): how long `serve`'s job leases last.
+    lease_ttl: std::time::Duration,
     /// Opened on first use, then shared.
     open: Mutex<Option<Arc<PgStore>>>,
 }
@@ -94,6 +96,7 @@ fn postgres_from_flags(value: &str, password: Option<&str>) -> Result<Postgres> 
     Ok(Postgres {
         url,
         password,
+        lease_ttl: scimsync_config::DEFAULT_LEASE_TTL,
         open: Mutex::new(None),
     })
 }
@@ -143,6 +146,7 @@ fn from_service_file(file: &Path) -> Result<Option<Postgres>> {
     Ok(Some(Postgres {
         url,
         password,
+        lease_ttl: store.lease_ttl,
         open: Mutex::new(None),
     }))
 }
@@ -161,6 +165,17 @@ impl Postgres {
 
 fn selected() -> Option<&'static Postgres> {
     SELECTED.get().and_then(Option::as_ref)
+}
+
+/// The job's lease (which replica runs it) when the state is on PostgreSQL.
+pub fn lease_status(job: &str) -> Option<scimsync_service::LeaseStatus> {
+    let store = selected()?.store().ok()?;
+    crate::leases::lease_status(&store, job)
+}
+
+/// The job lease TTL when the state is on PostgreSQL (`serve` then shares jobs by lease).
+pub fn lease_ttl() -> Option<std::time::Duration> {
+    selected().map(|pg| pg.lease_ttl)
 }
 
 /// Open (create) the job's store: its sled directory under `state_dir`, or the selected

@@ -415,7 +415,13 @@ pub struct ServiceConfig {
 pub struct StoreConfig {
     pub url: SecretRef,
     pub password: Option<SecretRef>,
+    /// `lease_ttl = "30s"`: how long a replica's job lease lasts without renewal, so how soon
+    /// another replica takes a job over after its owner died.
+    pub lease_ttl: Duration,
 }
+
+/// `[store] lease_ttl` when not given.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// `[admin]`: the admin HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -166,6 +166,7 @@ pub(crate) struct RawService {
 pub(crate) struct RawStore {
     pub url: S<String>,
     pub password: S<String>,
+    pub lease_ttl: S<String>,
 }
 
 #[derive(Deserialize)]

@@ -147,7 +147,11 @@ const ADMIN: &[Field] = &[
     f("allow_plain_http", Kind::Bool),
 ];
 /// `[store]`: where job state lives when not in sled directories.
-const STORE: &[Field] = &[f("url", Kind::Secret), f("password", Kind::Secret)];
+const STORE: &[Field] = &[
+    f("url", Kind::Secret),
+    f("password", Kind::Secret),
+    f("lease_ttl", Kind::Str),
+];
 /// The service file, `scimsync.toml`.
 pub(crate) const SERVICE: &[Field] = &[
     f("admin", Kind::Table(ADMIN)),

@@ -1347,7 +1347,11 @@ impl Cx<'_> {
         base_dir: &Path,
     ) -> Option<crate::StoreConfig> {
         let span = raw.span();
-        let crate::raw::RawStore { url, password } = raw.into_inner();
+        let crate::raw::RawStore {
+            url,
+            password,
+            lease_ttl,
+        } = raw.into_inner();
         let Some(url_value) = url else {
             self.error(
                 span,
@@ -1374,7 +1378,13 @@ impl Cx<'_> {
             );
         }
         let password = self.optional_secret(password, "store.password", base_dir, true);
-        Some(crate::StoreConfig { url, password })
+        let lease_ttl =
+            self.duration(lease_ttl, "store.lease_ttl", Some(crate::DEFAULT_LEASE_TTL))?;
+        Some(crate::StoreConfig {
+            url,
+            password,
+            lease_ttl,
+        })
     }
 
     fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {

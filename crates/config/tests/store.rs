@@ -43,3 +43,16 @@ fn a_store_without_url_is_an_error_at_its_key() {
     let e = load("[store]\nurl = \"postgres://db/x\"\nhost = \"db\"\n").unwrap_err();
     assert!(e.iter().any(|e| e.key.contains("store.host")), "{e:?}");
 }
+
+#[test]
+fn lease_ttl_defaults_to_30s_and_reads_durations() {
+    let s = load("[store]\nurl = \"env:U\"\n").unwrap();
+    assert_eq!(s.store.unwrap().lease_ttl, DEFAULT_LEASE_TTL);
+    let s = load("[store]\nurl = \"env:U\"\nlease_ttl = \"3s\"\n").unwrap();
+    assert_eq!(
+        s.store.unwrap().lease_ttl,
+        std::time::Duration::from_secs(3)
+    );
+    let e = load("[store]\nurl = \"env:U\"\nlease_ttl = \"soon\"\n").unwrap_err();
+    assert!(e.iter().any(|e| e.key == "store.lease_ttl"), "{e:?}");
+}

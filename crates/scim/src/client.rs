@@ -542,7 +542,7 @@ impl ScimClient {
         let backoff = Backoff::exponential(self.inner.retry_base_delay, MAX_BACKOFF);
         let mut attempt = 0u32;
         loop {
-            let slot = self.inner.limiter.acquire().await;
+            let slot = self.inner.limiter.hold().await;
             self.inner.sent.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let mut rb = self
@@ -593,7 +593,7 @@ impl ScimClient {
                 Ok(_) => Signal::Answered(started.elapsed()),
                 Err(_) => Signal::Neutral,
             };
-            self.inner.limiter.release(slot, signal);
+            slot.release(signal);
             let err = match answer {
                 Err(err) => err,
                 Ok((status, retry_after, location, bytes)) => {

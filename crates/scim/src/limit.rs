@@ -168,6 +168,39 @@ impl Limiter {
     }
 }
 
+/// A slot that is also given back when dropped: a request future dropped in flight (a cycle
+/// cut short by shutdown or a lost job lease) must not keep its slot, or the next cycle of
+/// this client waits for ever.
+pub(crate) struct Held<'a> {
+    limiter: &'a Limiter,
+    slot: Option<Slot>,
+}
+
+impl Limiter {
+    pub(crate) async fn hold(&self) -> Held<'_> {
+        Held {
+            limiter: self,
+            slot: Some(self.acquire().await),
+        }
+    }
+}
+
+impl Held<'_> {
+    pub(crate) fn release(mut self, signal: Signal) {
+        if let Some(s) = self.slot.take() {
+            self.limiter.release(s, signal);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot.take() {
+            self.limiter.release(s, Signal::Neutral);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +305,20 @@ mod tests {
             .await
             .expect("woken")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_held_slot_dropped_in_flight_is_given_back() {
+        let l = Limiter::new(1, false);
+        let request = async {
+            let _held = l.hold().await;
+            std::future::pending::<()>().await;
+        };
+        let dropped = tokio::time::timeout(Duration::from_millis(20), request).await;
+        assert!(dropped.is_err(), "the request was cut short");
+        tokio::time::timeout(Duration::from_secs(5), l.hold())
+            .await
+            .expect("the slot came back")
+            .release(Signal::Neutral);
     }
 }

@@ -9,9 +9,9 @@
 //! - [`runner`]: the job tasks, [`Service`] and [`ServiceHandle`].
 //! - [`time`]: the [`Sleeper`] abstraction and [`ManualTime`] for tests.
 //!
-//! Several `serve` processes split jobs by config directory: give each process its own
-//! directory of job files. A job's state is locked by the process that opened it, so a second
-//! process configured with the same job fails at once with a message naming the lock.
+//! On sled, a job's state is locked by the process that opened it, so a second process
+//! configured with the same job fails at once. On PostgreSQL, replicas share jobs by lease:
+//! [`Service::add_job_leased`] runs a job's cycles only while its lease flag is set.
 
 pub mod events;
 pub mod notify;
@@ -23,7 +23,7 @@ pub mod time;
 pub use notify::{Notification, NotificationEvent, Notifier};
 pub use quarantine::{QuarantineReason, QuarantineState};
 pub use runner::{
-    CommandError, HeldSummary, JobDef, JobState, JobStatus, PlainRender, Render, Service,
-    ServiceHandle, ServiceOptions, Subject,
+    CommandError, HeldSummary, JobDef, JobState, JobStatus, LeaseStatus, LeaseView, PlainRender,
+    Render, Service, ServiceHandle, ServiceOptions, Subject,
 };
 pub use time::{ManualTime, Sleeper, SystemSleeper};

@@ -37,7 +37,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Meta key: `"off"` or `"paused"` while an admin has stopped or paused the job.
@@ -211,7 +211,23 @@ pub struct JobStatus {
     /// without it is incomplete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_error: Option<String>,
+    /// Which replica holds the job's lease (state on PostgreSQL only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
 }
+
+/// The job's lease as status shows it: the replica running it (when `live`), or the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseStatus {
+    pub owner: String,
+    pub epoch: i64,
+    pub expires_at: DateTime<Utc>,
+    pub live: bool,
+}
+
+/// Looks up a job's lease for status (the service knows nothing of databases).
+pub type LeaseView = Arc<dyn Fn(&str) -> Option<LeaseStatus> + Send + Sync>;
 
 /// The held set as status shows it: how many, why, and the fingerprint an approval names
 /// (`approve-deletions` lists every object).
@@ -325,6 +341,7 @@ impl Shared {
             deletions_held: held.is_some(),
             held: held.as_ref().map(HeldSummary::from),
             state_error: (!errors.is_empty()).then(|| errors.join("; ")),
+            lease: None,
         }
     }
 }
@@ -338,6 +355,20 @@ fn read_quarantine(store: &dyn StateStore, job: &str) -> Option<QuarantineState>
             tracing::error!(job = %job, error = %e, "the quarantine record cannot be read");
             None
         })
+}
+
+/// Whether the job is on, off or paused, as stored (an admin's last start/stop/pause).
+fn read_desired(store: &dyn StateStore, job: &str) -> Desired {
+    match store
+        .get_meta(job, META_SERVICE_STATE)
+        .ok()
+        .flatten()
+        .as_deref()
+    {
+        Some("off") => Desired::Off,
+        Some("paused") => Desired::Paused,
+        _ => Desired::On,
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, CommandError>>;
@@ -363,6 +394,7 @@ struct JobHandle {
 #[derive(Clone, Default)]
 pub struct ServiceHandle {
     jobs: Arc<RwLock<BTreeMap<String, JobHandle>>>,
+    lease_view: Option<LeaseView>,
 }
 
 impl ServiceHandle {
@@ -392,11 +424,20 @@ impl ServiceHandle {
             .values()
             .cloned()
             .collect();
-        jobs.iter().map(|j| j.shared.status()).collect()
+        jobs.iter()
+            .map(|j| self.with_lease(j.shared.status()))
+            .collect()
     }
 
     pub fn status(&self, name: &str) -> Result<JobStatus, CommandError> {
-        Ok(self.job(name)?.shared.status())
+        Ok(self.with_lease(self.job(name)?.shared.status()))
+    }
+
+    fn with_lease(&self, mut s: JobStatus) -> JobStatus {
+        if let Some(view) = &self.lease_view {
+            s.lease = view(&s.name);
+        }
+        s
     }
 
     pub fn escrows(&self, name: &str) -> Result<Vec<Escrow>, CommandError> {
@@ -502,6 +543,11 @@ impl Service {
         self.handle.clone()
     }
 
+    /// Show each job's lease holder in status (handles taken after this call).
+    pub fn set_lease_view(&mut self, view: LeaseView) {
+        self.handle.lease_view = Some(view);
+    }
+
     /// Cancelling it is the same as [`Service::shutdown`] without waiting.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
@@ -509,6 +555,23 @@ impl Service {
 
     /// Start a job's task. Fails if a job of that name already runs or its schedule is invalid.
     pub fn add_job<S, T, St>(&mut self, def: JobDef<S, T, St>) -> Result<(), String>
+    where
+        S: Source + 'static,
+        T: Target + 'static,
+        St: StateStore + 'static,
+    {
+        self.add_job_leased(def, None)
+    }
+
+    /// [`Service::add_job`] for a job this replica runs only while it holds the job's lease:
+    /// `lease` says whether it does now. No cycle starts without it, and a cycle in flight is
+    /// dropped when it turns false (its writes are fenced anyway); the next holder resumes
+    /// from the committed state.
+    pub fn add_job_leased<S, T, St>(
+        &mut self,
+        def: JobDef<S, T, St>,
+        lease: Option<watch::Receiver<bool>>,
+    ) -> Result<(), String>
     where
         S: Source + 'static,
         T: Target + 'static,
@@ -540,17 +603,7 @@ impl Service {
             None => now,
         };
         let first = if first < now { now } else { first };
-        let desired = match def
-            .store
-            .get_meta(&job, META_SERVICE_STATE)
-            .ok()
-            .flatten()
-            .as_deref()
-        {
-            Some("off") => Desired::Off,
-            Some("paused") => Desired::Paused,
-            _ => Desired::On,
-        };
+        let desired = read_desired(&*def.store, &job);
         let store_dyn: Arc<dyn StateStore> = def.store.clone();
         let shared = Arc::new(Shared {
             name: job.clone(),
@@ -589,6 +642,7 @@ impl Service {
             cancel: self.cancel.child_token(),
             next_run: first,
             run_asap: false,
+            lease,
         };
         // A thread with its own single-threaded runtime per job: the engine's cycle future is
         // not `Send` in generic code (a rustc limitation with higher-ranked closures), and a
@@ -652,6 +706,28 @@ struct Runner<S, T, St> {
     run_asap: bool,
     /// Objects at once for the next cycle: halved after throttling, restored step by step.
     concurrency: usize,
+    /// Whether this replica holds the job's lease; `None` when the job needs none (sled).
+    lease: Option<watch::Receiver<bool>>,
+}
+
+/// Resolves when the lease flag changes; never without a lease.
+async fn lease_changed(lease: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = lease
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    futures::future::pending::<()>().await
+}
+
+/// Resolves once the lease is not held; never without a lease.
+async fn lease_lost(lease: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = lease
+        && rx.wait_for(|held| !*held).await.is_ok()
+    {
+        return;
+    }
+    futures::future::pending::<()>().await
 }
 
 impl<S, T, St> Runner<S, T, St>
@@ -664,10 +740,14 @@ where
         &self.def.name
     }
 
+    fn holds_lease(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| *l.borrow())
+    }
+
     /// When the next cycle should start, or `None` when none is scheduled.
     fn wake_at(&self) -> Option<DateTime<Utc>> {
         let desired = self.shared.live().desired;
-        if desired != Desired::On {
+        if desired != Desired::On || !self.holds_lease() {
             return None;
         }
         let q = read_quarantine(&*self.def.store, self.job());
@@ -687,7 +767,9 @@ where
     }
 
     async fn run(mut self) {
-        self.release_if_nothing_held().await;
+        if self.holds_lease() {
+            self.release_if_nothing_held().await;
+        }
         self.publish_next();
         loop {
             let wake = self.wake_at();
@@ -702,6 +784,12 @@ where
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
+                _ = lease_changed(&mut self.lease) => {
+                    // Taken over from another replica: its desired state is ours now.
+                    if self.holds_lease() {
+                        self.shared.live().desired = read_desired(&*self.def.store, self.job());
+                    }
+                }
                 _ = sleep => {
                     if !self.cycle().await {
                         break;
@@ -943,6 +1031,7 @@ where
         let sink = Sink(Arc::clone(&self.shared));
         let mut deferred = Vec::new();
         let mut cancelled = false;
+        let mut lost = false;
         let mut channel_open = true;
         let outcome = {
             let engine = Engine::new(
@@ -959,6 +1048,11 @@ where
                 tokio::select! {
                     biased;
                     r = &mut run => break Some(r),
+                    _ = lease_lost(&mut self.lease), if !cancelled => {
+                        lost = true;
+                        tracing::warn!(job = %self.def.name, "lease lost: this replica stops the cycle; the new holder resumes from the committed state");
+                        break None;
+                    }
                     _ = self.cancel.cancelled(), if !cancelled => {
                         cancelled = true;
                         tracing::info!(job = %self.def.name, "shutdown requested: letting the cycle finish");
@@ -1006,7 +1100,7 @@ where
             for cmd in deferred {
                 drop(cmd);
             }
-            return false;
+            return lost && !cancelled;
         };
         self.after_cycle(started, outcome).await;
         // Publish the cycle's end only once its consequences (quarantine, next run) are

@@ -470,3 +470,49 @@ async fn shutdown_mid_cycle_then_restart_loses_and_duplicates_nothing() {
     assert_eq!(creates, expected, "each user created exactly once");
     service.shutdown().await;
 }
+
+/// Issue 14: a leased job runs no cycle without its lease, runs once it is granted, drops a
+/// cycle in flight when it is lost, and resumes on the committed state when granted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_job_runs_only_while_it_holds_the_lease() {
+    let env = env(150).await;
+    let cfg = env.config("", 1);
+    let store = Arc::new(MemoryStore::new());
+    let (flag, lease) = tokio::sync::watch::channel(false);
+    let mut service = Service::new(env.options());
+    service
+        .add_job_leased(env.def(&cfg, store.clone()), Some(lease))
+        .unwrap();
+    let h = service.handle();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(env.target.users().is_empty(), "no cycle without the lease");
+    assert_eq!(h.status("app").unwrap().cycles_run, 0);
+
+    flag.send(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.target.users().len() < 10 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    flag.send(false).unwrap();
+    wait_for(&h, "the dropped cycle", |s| s.running_since.is_none()).await;
+    let stopped_at = env.target.users().len();
+    let expected = env.enabled_users().len();
+    assert!(stopped_at < expected, "the cycle was cut short");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(env.target.users().len(), stopped_at, "nothing sent after");
+    assert_eq!(h.status("app").unwrap().cycles_run, 0);
+
+    flag.send(true).unwrap();
+    wait_for(&h, "the resumed cycle", idle_after(1)).await;
+    let mut names: Vec<String> = env
+        .target
+        .users()
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), expected, "every user once");
+    service.shutdown().await;
+}

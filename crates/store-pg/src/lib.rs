@@ -21,15 +21,19 @@
 //!
 //! **Schema.** Versioned migrations (`migrations/*.sql`, embedded) are applied at open, each in
 //! one transaction under an advisory lock, so two processes opening a new database at once are
-//! safe (`migrate.rs`). Tables are prefixed `scimsync_`; every one is keyed by `job` first, so
-//! a later migration can add `scimsync_job_leases(job, owner, epoch, expires_at)` and fence
-//! commits on it.
+//! safe (`migrate.rs`). Tables are prefixed `scimsync_`; every one is keyed by `job` first.
+//!
+//! **Leases and fencing** (`lease.rs`): `scimsync_job_leases(job, owner, epoch, expires_at)`
+//! says which replica runs a job. A handle from [`PgStore::fenced`] checks, inside every
+//! write's transaction, that the job's epoch is still its own, so a replica that lost its
+//! lease (paused, partitioned) cannot write after another took over.
 //!
 //! **Secrets.** The password (in the URL or given apart) is never in an error, a log line or
 //! `Debug`: the store describes its database as `postgres://user@host:port/dbname`.
 
 mod connect;
 mod fail;
+mod lease;
 mod migrate;
 mod rows;
 mod store;
@@ -37,6 +41,7 @@ pub mod testing;
 mod tls;
 mod worker;
 
+pub use lease::{Lease, LeaseRow};
 pub use migrate::SCHEMA_VERSION;
 pub use store::PgStore;
 

@@ -14,14 +14,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "job_leases",
+        sql: include_str!("../migrations/0002_job_leases.sql"),
+    },
+];
 
 /// The schema version this build writes (the newest migration).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// "scimsync" in ASCII: the advisory lock key migrations serialise on.
 const LOCK_KEY: i64 = 0x7363_696d_7379_6e63;

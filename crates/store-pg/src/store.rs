@@ -2,6 +2,7 @@
 
 use crate::connect::{self, Target};
 use crate::fail::{Fail, POOL_TIMEOUT};
+use crate::lease::{self, Fence};
 use crate::rows::{OBJECT_COLUMNS, insert_log, object_from, split_time, upsert_object};
 use crate::tls::MakeRustls;
 use crate::worker::{Worker, WorkerGone};
@@ -11,6 +12,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use scimsync_core::{LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError};
 use scimsync_store::{StoreAdmin, check_job};
 use std::future::Future;
+use std::sync::Arc;
 
 /// Connections per store: enough for the service's jobs committing at once, few enough that
 /// several replicas stay far below PostgreSQL's default `max_connections` (100).
@@ -19,9 +21,11 @@ const POOL_SIZE: usize = 8;
 /// A [`StateStore`] in a PostgreSQL database. Cheap to share behind an `Arc`; every call may
 /// come from any thread, inside a tokio runtime or not.
 pub struct PgStore {
-    worker: Worker,
+    worker: Arc<Worker>,
     shown: String,
     url_password: Option<String>,
+    /// Set on a handle from [`PgStore::fenced`]: writes for that job check its lease epoch.
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -58,9 +62,10 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::new(format!("state store {shown}: {e}")))?;
         let store = PgStore {
-            worker: Worker::start(pool, &shown)?,
+            worker: Arc::new(Worker::start(pool, &shown)?),
             shown,
             url_password,
+            fence: None,
         };
         let applied = store.run(
             || "connecting and bringing the schema up to date".into(),
@@ -136,8 +141,26 @@ impl PgStore {
         &self.shown
     }
 
+    /// The same database and connections, writing under `fence`.
+    pub(crate) fn with_fence(&self, fence: Fence) -> PgStore {
+        PgStore {
+            worker: self.worker.clone(),
+            shown: self.shown.clone(),
+            url_password: self.url_password.clone(),
+            fence: Some(fence),
+        }
+    }
+
+    pub(crate) fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+
     /// Run `f` on the worker; a failure becomes a [`StoreError`] saying what was being done.
-    fn run<T, F, Fut>(&self, doing: impl FnOnce() -> String, f: F) -> Result<T, StoreError>
+    pub(crate) fn run<T, F, Fut>(
+        &self,
+        doing: impl FnOnce() -> String,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Pool) -> Fut + Send + 'static,
@@ -206,6 +229,7 @@ impl StateStore for PgStore {
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
         check_job(job)?;
         let (j, change_owned, entry) = (job.to_owned(), change.clone(), log.clone());
+        let fence = self.fence.clone();
         let what = match change {
             StateChange::Put(o) => format!("object {}", quoted(&o.source_id)),
             StateChange::Remove { source_id } => format!("removal of {}", quoted(source_id)),
@@ -216,6 +240,7 @@ impl StateStore for PgStore {
             |pool| async move {
                 let mut c = pool.get().await?;
                 let tx = c.transaction().await?;
+                lease::check(&tx, fence.as_ref(), &j).await?;
                 match &change_owned {
                     StateChange::Put(o) => upsert_object(&tx, &j, o).await?,
                     StateChange::Remove { source_id } => {
@@ -293,10 +318,13 @@ impl StateStore for PgStore {
     fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
         check_job(job)?;
         let (j, k, v) = (job.to_owned(), key.to_owned(), value.to_owned());
+        let fence = self.fence.clone();
         self.run(
             || format!("writing meta {} of job {job}", quoted(key)),
             |pool| async move {
-                let c = pool.get().await?;
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
                 let statement = c
                     .prepare_cached(
                         "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
@@ -304,6 +332,7 @@ impl StateStore for PgStore {
                     )
                     .await?;
                 c.execute(&statement, &[&j, &k, &v]).await?;
+                c.commit().await?;
                 Ok(())
             },
         )
@@ -321,14 +350,18 @@ impl StateStore for PgStore {
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
         check_job(job)?;
         let j = job.to_owned();
+        let fence = self.fence.clone();
         self.run(
             || format!("removing the objects of job {job}"),
             |pool| async move {
-                let c = pool.get().await?;
-                Ok(
-                    c.execute("DELETE FROM scimsync_objects WHERE job = $1", &[&j])
-                        .await?,
-                )
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
+                let n = c
+                    .execute("DELETE FROM scimsync_objects WHERE job = $1", &[&j])
+                    .await?;
+                c.commit().await?;
+                Ok(n)
             },
         )
     }
@@ -357,15 +390,19 @@ impl StateStore for PgStore {
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
         check_job(job)?;
         let (j, k) = (job.to_owned(), key.to_owned());
+        let fence = self.fence.clone();
         self.run(
             || format!("removing meta {} of job {job}", quoted(key)),
             |pool| async move {
-                let c = pool.get().await?;
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
                 c.execute(
                     "DELETE FROM scimsync_meta WHERE job = $1 AND key = $2",
                     &[&j, &k],
                 )
                 .await?;
+                c.commit().await?;
                 Ok(())
             },
         )
@@ -397,11 +434,16 @@ impl StoreAdmin for PgStore {
     fn put_object(&self, job: &str, object: &ObjectState) -> Result<(), StoreError> {
         check_job(job)?;
         let (j, o) = (job.to_owned(), object.clone());
+        let fence = self.fence.clone();
         self.run(
             || format!("writing object {} of job {job}", quoted(&object.source_id)),
             |pool| async move {
-                let c = pool.get().await?;
-                upsert_object(&c, &j, &o).await
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
+                upsert_object(&c, &j, &o).await?;
+                c.commit().await?;
+                Ok(())
             },
         )
     }
@@ -409,11 +451,16 @@ impl StoreAdmin for PgStore {
     fn append_log(&self, job: &str, entry: &LogEntry) -> Result<(), StoreError> {
         check_job(job)?;
         let (j, e) = (job.to_owned(), entry.clone());
+        let fence = self.fence.clone();
         self.run(
             || format!("writing a log entry of job {job}"),
             |pool| async move {
-                let c = pool.get().await?;
-                insert_log(&c, &j, &e).await
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
+                insert_log(&c, &j, &e).await?;
+                c.commit().await?;
+                Ok(())
             },
         )
     }
@@ -422,16 +469,22 @@ impl StoreAdmin for PgStore {
         check_job(job)?;
         let j = job.to_owned();
         let (at, ns) = split_time(older_than);
+        let fence = self.fence.clone();
         self.run(
             || format!("pruning the log of job {job}"),
             move |pool| async move {
-                let c = pool.get().await?;
-                Ok(c.execute(
-                    "DELETE FROM scimsync_logs WHERE job = $1 \
-                     AND (activity_at, activity_ns) < ($2, $3)",
-                    &[&j, &at, &ns],
-                )
-                .await?)
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
+                let n = c
+                    .execute(
+                        "DELETE FROM scimsync_logs WHERE job = $1 \
+                         AND (activity_at, activity_ns) < ($2, $3)",
+                        &[&j, &at, &ns],
+                    )
+                    .await?;
+                c.commit().await?;
+                Ok(n)
             },
         )
     }

@@ -67,7 +67,7 @@ fn concurrent_openers_migrate_once() {
     });
     // One row per migration, whoever applied it.
     db.sql(
-        "DO $$ BEGIN IF (SELECT count(*) FROM scimsync_schema_migrations) <> 1 THEN \
+        "DO $$ BEGIN IF (SELECT count(*) FROM scimsync_schema_migrations) <> 2 THEN \
          RAISE EXCEPTION 'migrations recorded more than once'; END IF; END $$",
     );
     stores[0].put_meta("j", "k", "1").unwrap();

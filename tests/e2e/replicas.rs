@@ -1,0 +1,336 @@
+//! Several `scimsync serve` replicas on one PostgreSQL database share the jobs by lease: the
+//! replica running a job is SIGKILLed mid-cycle, another takes the job over within the lease
+//! TTL and finishes it; nothing is duplicated or missing, and the next cycle writes nothing.
+//!
+//! Needs `SCIMSYNC_TEST_POSTGRES_URL` (skipped loudly without it, failed with
+//! `SCIMSYNC_REQUIRE_POSTGRES=1`) and scim2-server (`SCIMSYNC_SCIM2_SERVER`).
+
+use crate::support::*;
+use scimsync_store_pg::PgStore;
+use scimsync_store_pg::testing::TestDb;
+use scimsync_testkit::graph::GraphEmulator;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USERS: usize = 400;
+const TTL: Duration = Duration::from_secs(3);
+
+struct Replica {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Replica {
+    fn start(config_dir: &Path, state: &Path, log: PathBuf) -> Replica {
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scimsync"))
+            .args(["serve", "--config-dir"])
+            .arg(config_dir)
+            .arg("--state")
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("start serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            if line.expect("stdout").starts_with("admin API listening on ") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Replica { child, log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill {sig}");
+    }
+
+    fn terminate(mut self) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pid in an owner id `host-pid-random`.
+fn pid_of(owner: &str) -> u32 {
+    let mut parts = owner.rsplitn(3, '-');
+    parts.next();
+    parts.next().and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+fn user_names(s: &Scim2Server) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .list_all("Users")
+        .iter()
+        .filter_map(|u| u["userName"].as_str().map(str::to_lowercase))
+        .collect();
+    v.sort();
+    v
+}
+
+fn holder(store: &PgStore, job: &str) -> Option<(String, i64)> {
+    store
+        .leases()
+        .expect("leases")
+        .into_iter()
+        .find(|r| r.live && r.lease.job == job)
+        .map(|r| (r.lease.owner, r.lease.epoch))
+}
+
+/// Jobs against one scim2-server each, replicas of `serve` on one fresh database.
+struct Fixture {
+    replicas: Vec<Option<Replica>>,
+    store: PgStore,
+    targets: Vec<Scim2Server>,
+    expected: Vec<String>,
+    config: tempfile::TempDir,
+    jobs: Vec<Job>,
+    _graph: GraphEmulator,
+    db: TestDb,
+}
+
+async fn fixture(jobs_n: usize, replicas_n: usize) -> Option<Fixture> {
+    let db = TestDb::create()?;
+    let graph = tenant(USERS).await;
+    let expected = enabled_upns(&graph);
+    let config = tempfile::tempdir().expect("config dir");
+    let mut targets = Vec::new();
+    let mut jobs = Vec::new();
+    for i in 0..jobs_n {
+        let t = Scim2Server::start();
+        let job = write_job(
+            &graph,
+            &t.base,
+            &t.token,
+            JobOptions {
+                extra_top: "schedule = \"4s\"",
+                ..JobOptions::default()
+            },
+        );
+        let text = std::fs::read_to_string(&job.config)
+            .expect("job file")
+            .replace("name = \"e2e\"", &format!("name = \"job{i}\""))
+            // Slow enough that a cycle can be caught in flight.
+            .replace(
+                "dialect = \"rfc\"\n",
+                "dialect = \"rfc\"\nmax_concurrency = 2\n",
+            );
+        std::fs::write(config.path().join(format!("job{i}.toml")), text).expect("write job");
+        targets.push(t);
+        jobs.push(job);
+    }
+    std::fs::write(
+        config.path().join("scimsync.toml"),
+        format!(
+            "[admin]\nbind = \"127.0.0.1:0\"\n\n[store]\nurl = \"{}\"\nlease_ttl = \"{}s\"\n",
+            db.url,
+            TTL.as_secs()
+        ),
+    )
+    .expect("service file");
+    let replicas = (0..replicas_n)
+        .map(|r| {
+            let state = config.path().join(format!("state{r}"));
+            let log = config.path().join(format!("replica{r}.log"));
+            Some(Replica::start(config.path(), &state, log))
+        })
+        .collect();
+    let store = PgStore::open(&db.url, None).expect("open the database");
+    Some(Fixture {
+        replicas,
+        store,
+        targets,
+        expected,
+        config,
+        jobs,
+        _graph: graph,
+        db,
+    })
+}
+
+impl Fixture {
+    /// A job caught mid-cycle (some users provisioned, not all): its index, holder and epoch.
+    async fn mid_cycle(&self) -> (usize, String, i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "no job seen mid-cycle");
+            for (i, t) in self.targets.iter().enumerate() {
+                let n = t.user_count() as usize;
+                if n > 10
+                    && n + 50 < self.expected.len()
+                    && let Some((owner, epoch)) = holder(&self.store, &format!("job{i}"))
+                {
+                    return (i, owner, epoch);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn replica_of(&self, owner: &str) -> usize {
+        let pid = pid_of(owner);
+        self.replicas
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|r| r.child.id() == pid))
+            .unwrap_or_else(|| panic!("owner {owner} is none of the replicas"))
+    }
+
+    /// How long until another owner holds the job, at a higher epoch.
+    async fn taken_over(&self, job: &str, owner: &str, epoch: i64, since: Instant) -> Duration {
+        loop {
+            if let Some((o, e)) = holder(&self.store, job)
+                && o != owner
+            {
+                assert!(e > epoch, "a takeover raises the epoch: {e} after {epoch}");
+                return since.elapsed();
+            }
+            assert!(since.elapsed() < TTL * 3, "nobody took {job} over");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        let logs: Vec<String> = self.replicas.iter().flatten().map(Replica::log).collect();
+        logs.join("\n---\n")
+    }
+
+    /// Every target has as many users as the tenant has enabled (paging while users are
+    /// created is not a stable read: count only).
+    async fn converged(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for (i, t) in self.targets.iter().enumerate() {
+            loop {
+                let n = t.user_count() as usize;
+                if n >= self.expected.len() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "job{i}: {n} of {} users; replica logs:\n{}",
+                    self.expected.len(),
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+
+    /// Stop every replica; then each target has every enabled user exactly once, and a cycle
+    /// on the committed state sends nothing.
+    fn finish(mut self) {
+        for r in self.replicas.drain(..).flatten() {
+            r.terminate();
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            let names = user_names(t);
+            let unique: BTreeSet<&String> = names.iter().collect();
+            assert_eq!(unique.len(), names.len(), "job{i}: duplicate userNames");
+            assert_eq!(names, self.expected, "job{i}: users missing or extra");
+        }
+        for (i, job) in self.jobs.iter().enumerate() {
+            let file = self.config.path().join(format!("job{i}.toml"));
+            let out = scimsync(&[
+                "run",
+                "--once",
+                "--json",
+                "--config",
+                file.to_str().expect("path"),
+                "--state",
+                job.state().to_str().expect("path"),
+                "--store",
+                &self.db.url,
+            ]);
+            assert!(out.status.success(), "run failed: {}", text(&out));
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+            for key in ["created", "updated", "linked", "disabled", "deleted"] {
+                let n = report["tally"]
+                    .get(key)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                assert_eq!(n, 0, "job{i}: {key} after convergence: {report}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replicas_job_is_taken_over_without_duplicates_or_losses() {
+    let Some(mut f) = fixture(3, 3).await else {
+        return;
+    };
+    let (job, owner, epoch) = f.mid_cycle().await;
+    let idx = f.replica_of(&owner);
+    let killed_at = Instant::now();
+    if let Some(mut r) = f.replicas[idx].take() {
+        r.child.kill().expect("SIGKILL");
+        let _ = r.child.wait();
+    }
+    // Another replica takes the job over within the TTL (plus a renewal tick).
+    let taken = f
+        .taken_over(&format!("job{job}"), &owner, epoch, killed_at)
+        .await;
+    assert!(taken <= TTL + TTL / 3 + Duration::from_secs(1), "{taken:?}");
+    f.converged().await;
+    f.finish();
+}
+
+/// A replica paused past its lease (SIGSTOP) and resumed (SIGCONT) finds its job taken over:
+/// its late state writes are refused by the fence, it stops the job, and nothing is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replicas_late_writes_are_fenced_off() {
+    let Some(f) = fixture(2, 2).await else { return };
+    let (job, owner, epoch) = f.mid_cycle().await;
+    let idx = f.replica_of(&owner);
+    let paused = f.replicas[idx].as_ref().expect("running");
+    paused.signal("-STOP");
+    let stopped_at = Instant::now();
+    f.taken_over(&format!("job{job}"), &owner, epoch, stopped_at)
+        .await;
+    f.converged().await;
+    paused.signal("-CONT");
+    // Its lease keeper and its job thread wake up; give them a few renewal ticks.
+    let deadline = Instant::now() + TTL * 3;
+    let log = loop {
+        let log = paused.log();
+        if log.contains("lease lost") || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        log.contains("lease lost"),
+        "the paused replica noticed: {log}"
+    );
+    let (now_owner, now_epoch) = holder(&f.store, &format!("job{job}")).expect("held");
+    assert_ne!(now_owner, owner, "the job stays with the new holder");
+    assert!(now_epoch > epoch);
+    eprintln!(
+        "paused replica: {} refused write(s)",
+        log.matches("write refused").count()
+    );
+    f.finish();
+}

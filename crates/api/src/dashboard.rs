@@ -145,6 +145,8 @@ pub fn current_status(
         "held": s.held,
         "quarantine": s.quarantine,
         "stateError": s.state_error,
+        // On PostgreSQL: the replica holding the job's lease.
+        "lease": s.lease,
     })
 }
 
@@ -213,6 +215,34 @@ mod tests {
         assert_eq!(v["escrowCount"], 2);
         assert_eq!(v["deletionsHeld"], false);
         assert!(v["held"].is_null());
+    }
+
+    #[test]
+    fn current_status_names_the_replica_holding_the_lease() {
+        let mut s = status();
+        assert!(
+            current_status(
+                &s,
+                &CycleTotals::default(),
+                None,
+                at("2026-03-02T09:01:00Z")
+            )["lease"]
+                .is_null()
+        );
+        s.lease = Some(scimsync_service::LeaseStatus {
+            owner: "node-b-4242-x1".into(),
+            epoch: 7,
+            expires_at: at("2026-03-02T09:01:30Z"),
+            live: true,
+        });
+        let v = current_status(
+            &s,
+            &CycleTotals::default(),
+            None,
+            at("2026-03-02T09:01:00Z"),
+        );
+        assert_eq!(v["lease"]["owner"], "node-b-4242-x1");
+        assert_eq!(v["lease"]["epoch"], 7);
     }
 
     #[test]

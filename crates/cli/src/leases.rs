@@ -5,11 +5,12 @@
 //! fenced handle: it writes only under the epoch the keeper acquired, and the job's task runs
 //! cycles only while its flag says the lease is held.
 //!
-//! Spreading (simple on purpose): a replica's share is ceil(jobs / live replicas), where live
-//! replicas are the distinct owners of unexpired leases plus itself, and it takes at most one
-//! job per tick, so replicas started together spread out. A replica never gives up a job to
-//! make room: a replica joining later takes a share only as leases free up (a restart, a
-//! failure, or a replica shutting down, which releases its leases).
+//! Spreading: every replica keeps a *presence* lease on `replica:<owner>` (`:` is never in a job
+//! name), so a replica without a job yet still counts as live. A replica's share is
+//! ceil(jobs / live replicas); it takes at most one job per tick, and one holding more than its
+//! share while another live replica holds less releases one job per tick (the job's task stops;
+//! a cycle in flight is dropped, which fencing and match-before-create make harmless), so a
+//! replica that joins later takes its share within a few ticks.
 
 use scimsync_store_pg::{Lease, PgStore};
 use std::collections::BTreeSet;
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const TARGET: &str = "scimsync::serve";
+/// Prefix of presence leases: `replica:<owner>`.
+const PRESENCE: &str = "replica:";
 
 struct Slot {
     job: String,
@@ -41,6 +44,8 @@ pub struct Keeper {
     owner: String,
     ttl: Duration,
     slots: Vec<Slot>,
+    /// This replica's presence lease (see the module doc).
+    presence: Option<Lease>,
 }
 
 /// `hostname-pid-random`: unique per process, readable in logs and `status`.
@@ -64,6 +69,7 @@ impl Keeper {
             owner: owner_id(),
             ttl,
             slots: Vec::new(),
+            presence: None,
         }
     }
 
@@ -113,8 +119,68 @@ impl Keeper {
     }
 
     fn tick(&mut self) {
+        self.keep_presence();
         self.renew();
+        self.rebalance();
         self.acquire_one();
+    }
+
+    fn keep_presence(&mut self) {
+        let kept = match &self.presence {
+            Some(lease) => self.store.renew(lease, self.ttl),
+            None => {
+                self.store
+                    .try_acquire(&format!("{PRESENCE}{}", self.owner), &self.owner, self.ttl)
+            }
+        };
+        match kept {
+            Ok(lease) => self.presence = lease,
+            Err(e) => {
+                tracing::warn!(target: TARGET, error = %e, "cannot renew this replica's presence")
+            }
+        }
+    }
+
+    /// Give one job back when this replica holds more than its share and another live replica
+    /// holds less.
+    fn rebalance(&mut self) {
+        let Ok(rows) = self.store.leases() else {
+            return;
+        };
+        let mut held_by: std::collections::BTreeMap<&str, usize> = rows
+            .iter()
+            .filter(|r| r.live)
+            .map(|r| (r.lease.owner.as_str(), 0))
+            .collect();
+        held_by.entry(self.owner.as_str()).or_insert(0);
+        for r in rows
+            .iter()
+            .filter(|r| r.live && !r.lease.job.starts_with(PRESENCE))
+        {
+            *held_by.entry(r.lease.owner.as_str()).or_insert(0) += 1;
+        }
+        let share = self.slots.len().div_ceil(held_by.len());
+        let mine = self.slots.iter().filter(|s| s.held.is_some()).count();
+        let someone_short = held_by
+            .iter()
+            .any(|(owner, n)| *owner != self.owner && *n < share);
+        if mine <= share || !someone_short {
+            return;
+        }
+        let Some(slot) = self.slots.iter_mut().rev().find(|s| s.held.is_some()) else {
+            return;
+        };
+        let Some(held) = slot.held.take() else { return };
+        slot.fenced.set_fence_epoch(0);
+        let _ = slot.flag.send(false);
+        match self.store.release(&held.lease) {
+            Ok(()) => {
+                tracing::info!(target: TARGET, job = %slot.job, owner = %self.owner, share, "lease given up so another replica takes its share")
+            }
+            Err(e) => {
+                tracing::warn!(target: TARGET, job = %slot.job, error = %e, "cannot release the lease; it expires by itself")
+            }
+        }
     }
 
     fn renew(&mut self) {
@@ -192,6 +258,9 @@ impl Keeper {
     }
 
     fn release_all(&mut self) {
+        if let Some(presence) = self.presence.take() {
+            let _ = self.store.release(&presence);
+        }
         for slot in &mut self.slots {
             let Some(held) = slot.held.take() else {
                 continue;
@@ -250,4 +319,62 @@ pub fn lease_status(store: &PgStore, job: &str) -> Option<scimsync_service::Leas
 /// [`lease_status`] for the service's status.
 pub fn view(store: Arc<PgStore>) -> scimsync_service::LeaseView {
     Arc::new(move |job: &str| lease_status(&store, job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimsync_store_pg::testing::TestDb;
+
+    fn held(k: &Keeper) -> usize {
+        k.slots.iter().filter(|s| s.held.is_some()).count()
+    }
+
+    #[test]
+    fn a_replica_joining_later_gets_its_share() {
+        let Some(db) = TestDb::create() else { return };
+        let store = Arc::new(PgStore::open(&db.url, None).unwrap());
+        let ttl = Duration::from_secs(30);
+        let jobs = ["j1", "j2", "j3", "j4"];
+        let mut a = Keeper::new(store.clone(), ttl);
+        let flags_a: Vec<_> = jobs.iter().map(|j| a.add(j).1).collect();
+        for _ in 0..jobs.len() {
+            a.tick();
+        }
+        assert_eq!(held(&a), 4, "alone, a replica runs every job");
+        assert!(flags_a.iter().all(|f| *f.borrow()));
+
+        let mut b = Keeper::new(store.clone(), ttl);
+        for j in jobs {
+            b.add(j);
+        }
+        for _ in 0..6 {
+            b.tick();
+            a.tick();
+        }
+        assert_eq!((held(&a), held(&b)), (2, 2), "two replicas, two jobs each");
+        assert_eq!(flags_a.iter().filter(|f| *f.borrow()).count(), 2);
+        // Every job has exactly one live holder.
+        let rows = store.leases().unwrap();
+        for j in jobs {
+            assert_eq!(
+                rows.iter().filter(|r| r.live && r.lease.job == j).count(),
+                1,
+                "{j}: {rows:?}"
+            );
+        }
+        // Stable: more ticks move nothing.
+        let before: Vec<i64> = rows.iter().map(|r| r.lease.epoch).collect();
+        for _ in 0..4 {
+            a.tick();
+            b.tick();
+        }
+        let after: Vec<i64> = store
+            .leases()
+            .unwrap()
+            .iter()
+            .map(|r| r.lease.epoch)
+            .collect();
+        assert_eq!(before, after);
+    }
 }

@@ -525,20 +525,17 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     );
 
     // Pause, then start.
-    b.click("#act-pause");
-    b.wait(
+    b.click_expecting(
+        "#act-pause",
         "document.getElementById('act-result').innerText.startsWith('Paused app')",
         "pause",
     );
     assert_eq!(handle.status("app").unwrap().state, JobState::Paused);
-    // Start is idempotent: a click a page refresh swallowed (seen on a loaded machine) is
-    // simply given again.
-    let started = "document.getElementById('act-result').innerText.startsWith('Started app')";
-    b.click("#act-start");
-    if !b.wait_for(started, Duration::from_secs(10)) {
-        b.click("#act-start");
-    }
-    b.wait(started, "start");
+    b.click_expecting(
+        "#act-start",
+        "document.getElementById('act-result').innerText.startsWith('Started app')",
+        "start",
+    );
     until(&handle, "the job to run again", |s| {
         s.state != JobState::Paused
     })
@@ -551,8 +548,9 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
         json!({"displayName": "On Demand Person"}),
     );
     b.fill("#provision-form input[name=user]", &upn);
-    b.click("#act-provision");
-    b.wait(
+    // Provisioning the same user again changes nothing more: idempotent.
+    b.click_expecting(
+        "#act-provision",
         "document.getElementById('provision-status').innerText.startsWith('Provisioned')",
         "provision on demand",
     );
@@ -603,8 +601,8 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     );
 
     // The held set is shown before it can be approved, and approval names its fingerprint.
-    b.click("#act-held");
-    b.wait(
+    b.click_expecting(
+        "#act-held",
         "document.querySelectorAll('#held-ops tbody tr').length === 3",
         "the held set",
     );

@@ -144,6 +144,17 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Click `selector` and wait for `js`; when it has not come after a while, click once more.
+    /// Only for idempotent actions: on a loaded machine a re-render between locating the
+    /// button and the mouse event can move it, and the click lands elsewhere.
+    pub fn click_expecting(&mut self, selector: &str, js: &str, what: &str) {
+        self.click(selector);
+        if !self.wait_for(js, Duration::from_secs(8)) {
+            self.click(selector);
+        }
+        self.wait(js, what);
+    }
+
     /// Whether `js` becomes truthy within `limit`.
     pub fn wait_for(&mut self, js: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;

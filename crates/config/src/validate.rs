@@ -124,7 +124,7 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
             // backstop, so keep its message but never let it carry a secret's value.
             let at = e.span().unwrap_or(0..0);
             let key = schema::locate(root.get_ref(), at.start, "");
-            let message = if schema::is_secret_key(&key) {
+            let message = if schema::is_secret_key(fields, &key) {
                 "invalid secret reference".to_string()
             } else {
                 e.message().to_string()

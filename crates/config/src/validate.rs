@@ -8,13 +8,13 @@ use crate::raw::{
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
-    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_THRESHOLD,
-    DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT, Deprovision, DialectSetting,
-    Escrow, GroupOutOfScope, GroupsConfig, JobConfig, Loaded, ManagerFormat, Mapping, MappingValue,
-    MembersRemoval, Nested, Notifications, Operator, Quarantine, Reconcile, Schedule, ScopeSetting,
-    ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig,
-    TargetActions, TargetConfig, UsersConfig,
+    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
+    DEFAULT_DELETION_THRESHOLD, DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL,
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT,
+    DEFAULT_TIMEOUT, Deprovision, DialectSetting, Escrow, GroupOutOfScope, GroupsConfig, JobConfig,
+    Loaded, ManagerFormat, Mapping, MappingValue, MembersRemoval, Nested, Notifications, Operator,
+    Quarantine, Reconcile, Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
+    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetActions, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -301,8 +301,13 @@ impl Cx<'_> {
             i64::from(u32::MAX),
             i64::from(DEFAULT_DELETION_THRESHOLD),
         );
-        let deletion_max_share =
-            self.int_in(raw.deletion_max_share, "deletion_max_share", 0, 100, 50);
+        let deletion_max_share = self.int_in(
+            raw.deletion_max_share,
+            "deletion_max_share",
+            0,
+            100,
+            i64::from(DEFAULT_DELETION_MAX_SHARE),
+        );
         let log_retention_days = self.int_in(
             raw.log_retention_days,
             "log_retention_days",
@@ -325,7 +330,8 @@ impl Cx<'_> {
             skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
             deletion_threshold: u32::try_from(deletion_threshold)
                 .unwrap_or(DEFAULT_DELETION_THRESHOLD),
-            deletion_max_share: u32::try_from(deletion_max_share).unwrap_or(50),
+            deletion_max_share: u32::try_from(deletion_max_share)
+                .unwrap_or(DEFAULT_DELETION_MAX_SHARE),
             log_retention_days: u32::try_from(log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             source,
@@ -625,7 +631,9 @@ impl Cx<'_> {
             token,
             dialect,
             max_concurrency: usize::try_from(max_concurrency).unwrap_or(DEFAULT_MAX_CONCURRENCY),
-            timeout: Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(30)),
+            timeout: u64::try_from(timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_TIMEOUT),
             membership_batch_size: usize::try_from(membership_batch_size)
                 .unwrap_or(DEFAULT_MEMBERSHIP_BATCH_SIZE),
             group_members_removal,
@@ -800,8 +808,14 @@ impl Cx<'_> {
                 "the mail server's host name",
             ),
         };
-        let port = self.int_in(raw.port, "notifications.smtp.port", 1, 65535, 587);
-        let port = u16::try_from(port).unwrap_or(587);
+        let port = self.int_in(
+            raw.port,
+            "notifications.smtp.port",
+            1,
+            65535,
+            i64::from(DEFAULT_SMTP_PORT),
+        );
+        let port = u16::try_from(port).unwrap_or(DEFAULT_SMTP_PORT);
         let (tls, tls_at) = self.smtp_tls(raw.tls, raw.starttls, port);
         let username = match raw.username {
             Some(u) if u.get_ref().trim().is_empty() => {

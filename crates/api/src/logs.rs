@@ -184,6 +184,16 @@ pub fn mask(entry: &LogEntry) -> LogEntry {
     e
 }
 
+/// The entry with its reason filled by the rule `logs` and the CSV download use, so the
+/// dashboard's detail says why a disable or skip happened even when no explicit reason was kept.
+fn with_reason(mut e: LogEntry) -> LogEntry {
+    if e.reason.as_deref().is_none_or(str::is_empty) {
+        let why = scimsync_core::text::reason(&e);
+        e.reason = (!why.is_empty()).then_some(why);
+    }
+    e
+}
+
 /// The job's matching entries, masked, oldest first.
 pub fn query(
     store: &dyn StateStore,
@@ -463,7 +473,7 @@ async fn one(
             .into_iter()
             .rev()
             .find(|e| e.id == id || e.change_id == id)
-            .map(|e| mask(&e)))
+            .map(|e| with_reason(mask(&e))))
     })
     .await;
     match found {
@@ -539,6 +549,34 @@ mod tests {
             ],
             duration_in_milliseconds: 12,
         }
+    }
+
+    #[test]
+    fn an_entry_without_a_kept_reason_says_why_from_its_steps() {
+        let mut e = entry("1", LogStatus::Success, LogAction::Disable);
+        e.reason = None;
+        e.provisioning_steps = vec![
+            LogStep {
+                name: "Scope".into(),
+                provisioning_step_type: "scoping".into(),
+                status: LogStatus::Skipped,
+                description: "no longer assigned to the app".into(),
+            },
+            LogStep {
+                name: "EntryExportUpdate".into(),
+                provisioning_step_type: "export".into(),
+                status: LogStatus::Success,
+                description: "PATCH active=false".into(),
+            },
+        ];
+        let filled = with_reason(e.clone());
+        assert_eq!(
+            filled.reason.as_deref(),
+            Some("no longer assigned to the app")
+        );
+        // A kept reason is the admin's answer as it was written.
+        e.reason = Some("the target said, \"no\"".into());
+        assert_eq!(with_reason(e.clone()).reason, e.reason);
     }
 
     #[test]

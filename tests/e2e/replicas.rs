@@ -21,7 +21,12 @@ const TTL: Duration = Duration::from_secs(3);
 struct Replica {
     child: Child,
     log: PathBuf,
+    /// The admin API's base URL (`http://127.0.0.1:port`).
+    api: String,
 }
+
+/// Every replica's admin token (`[admin] token` in the shared service file).
+const ADMIN_TOKEN: &str = "replicas-admin-token";
 
 impl Replica {
     fn start(config_dir: &Path, state: &Path, log: PathBuf) -> Replica {
@@ -37,13 +42,17 @@ impl Replica {
             .expect("start serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut api = String::new();
         for line in lines.by_ref() {
-            if line.expect("stdout").starts_with("admin API listening on ") {
+            let line = line.expect("stdout");
+            if let Some(rest) = line.strip_prefix("admin API listening on ") {
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                api = url.trim_end_matches("/api/jobs").to_owned();
                 break;
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Replica { child, log }
+        Replica { child, log, api }
     }
 
     fn signal(&self, sig: &str) {
@@ -143,10 +152,14 @@ async fn fixture(jobs_n: usize, replicas_n: usize) -> Option<Fixture> {
         targets.push(t);
         jobs.push(job);
     }
+    let token_file = config.path().join("admin.secret");
+    std::fs::write(&token_file, ADMIN_TOKEN).expect("token file");
     std::fs::write(
         config.path().join("scimsync.toml"),
         format!(
-            "[admin]\nbind = \"127.0.0.1:0\"\n\n[store]\nurl = \"{}\"\nlease_ttl = \"{}s\"\n",
+            "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"file:{}\"\n\n[store]\nurl = \"{}\"\n\
+             lease_ttl = \"{}s\"\n",
+            token_file.display(),
             db.url,
             TTL.as_secs()
         ),
@@ -332,5 +345,91 @@ async fn a_paused_replicas_late_writes_are_fenced_off() {
         "paused replica: {} refused write(s)",
         log.matches("write refused").count()
     );
+    f.finish();
+}
+
+/// POST an admin action to a replica's API: the HTTP status and JSON body.
+async fn post(r: &Replica, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", r.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("POST");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn job_state(r: &Replica, job: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/jobs/{job}", r.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("status JSON");
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+/// An action sent to the replica that does not run the job is queued in the database, carried
+/// out by the lease holder, and answered with the holder's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_through_another_replicas_api_takes_effect_on_the_holder() {
+    let Some(f) = fixture(1, 2).await else { return };
+    let deadline = Instant::now() + TTL * 4;
+    let (owner, _) = loop {
+        if let Some(h) = holder(&f.store, "job0") {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "nobody took job0");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let a = f.replica_of(&owner);
+    let holder_replica = f.replicas[a].as_ref().expect("running");
+    let other = f.replicas[1 - a].as_ref().expect("running");
+
+    let (status, body) = post(other, "/api/jobs/job0/pause", "").await;
+    assert_eq!(status, 200, "pause through the other replica: {body}");
+    assert_eq!(body["state"], "paused", "{body}");
+    // It took effect where the job runs: the switch is stored (a fenced write only the holder
+    // can make), and the holder's own view says paused once a cycle in flight finished.
+    use scimsync_core::StateStore;
+    assert_eq!(
+        f.store.get_meta("job0", "service_state").expect("meta"),
+        Some("paused".to_owned())
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while job_state(holder_replica, "job0").await != "paused" {
+        assert!(Instant::now() < deadline, "the holder never paused the job");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        holder_replica
+            .log()
+            .contains("carrying out an action forwarded by another replica"),
+        "{}",
+        holder_replica.log()
+    );
+
+    // A restart answers with the holder's summary.
+    let (status, body) = post(
+        other,
+        "/api/jobs/job0/restart",
+        r#"{"scopes":["watermark"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "restart through the other replica: {body}");
+    assert!(body["description"].is_string(), "{body}");
+
+    let (status, body) = post(other, "/api/jobs/job0/start", "").await;
+    assert_eq!(status, 200, "start through the other replica: {body}");
+    assert_ne!(job_state(holder_replica, "job0").await, "paused");
+    // The lease did not move: the holder acted, nobody took the job over to do it.
+    assert_eq!(holder(&f.store, "job0").map(|h| h.0), Some(owner));
+    f.converged().await;
     f.finish();
 }

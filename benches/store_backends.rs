@@ -214,7 +214,11 @@ impl Server {
             .arg("start")
             .output()
             .expect("scripts/pg-test-cluster.sh (run from the workspace root)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut cluster_dir = None;
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let Some((k, v)) = line.trim_start_matches("export ").split_once('=') else {
@@ -254,16 +258,19 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let groups = (users / 200).max(1);
-        let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, groups, 7))
-            .await
-            .expect("graph");
+        let graph =
+            GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", users, groups, 7))
+                .await
+                .expect("graph");
         let dir = tempfile::tempdir().expect("temp dir");
         let (sled, _) = scimsync_store::SledStore::open(&dir.path().join("sled")).expect("sled");
         let s = measure("sled", &graph, sled).await;
         let db = scimsync_store_pg::testing::TestDb::create().expect("PostgreSQL");
         let pg = scimsync_store_pg::PgStore::open(&db.url, None).expect("PostgreSQL store");
         let p = measure("postgres", &graph, pg).await;
-        println!("summary ({users} users, {groups} groups; Graph emulator source, in-memory target):");
+        println!(
+            "summary ({users} users, {groups} groups; Graph emulator source, in-memory target):"
+        );
         println!(
             "  initial cycle:   sled {:.2} s, PostgreSQL {:.2} s, ratio {:.2}x",
             s.initial_s,

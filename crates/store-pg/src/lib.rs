@@ -47,7 +47,7 @@ mod tls;
 mod worker;
 
 pub use command::{Claimed, CommandState};
-pub use lease::{Lease, LeaseRow};
+pub use lease::{Lease, LeaseRow, refused_writes};
 pub use migrate::SCHEMA_VERSION;
 pub use store::PgStore;
 

@@ -180,8 +180,8 @@ async fn measure<S: StateStore>(name: &str, graph: &GraphEmulator, store: S) -> 
     let initial_s = t.elapsed().as_secs_f64();
     let initial_calls = store.take();
     println!(
-        "{name}: initial cycle {initial_s:.2} s ({} users created, {} groups), store calls {initial_calls:?}",
-        r.tally.created, r.source_groups
+        "{name}: initial cycle {initial_s:.2} s ({} objects created), store calls {initial_calls:?}",
+        r.tally.created
     );
     target.clear_log();
     let t = Instant::now();
@@ -200,49 +200,42 @@ async fn measure<S: StateStore>(name: &str, graph: &GraphEmulator, store: S) -> 
     }
 }
 
-/// A PostgreSQL server: the test one, or a throw-away cluster this bench stops at the end.
-struct Server {
-    cluster_dir: Option<String>,
-}
-
-impl Server {
-    fn start() -> Server {
-        if std::env::var(scimsync_store_pg::testing::URL_VAR).is_ok_and(|v| !v.is_empty()) {
-            return Server { cluster_dir: None };
-        }
-        let out = std::process::Command::new("scripts/pg-test-cluster.sh")
-            .arg("start")
-            .output()
-            .expect("scripts/pg-test-cluster.sh (run from the workspace root)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cluster_dir = None;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some((k, v)) = line.trim_start_matches("export ").split_once('=') else {
-                continue;
-            };
-            let v = v.trim_matches(|c| c == '\'' || c == '"').to_owned();
-            if k == "SCIMSYNC_PG_CLUSTER_DIR" {
-                cluster_dir = Some(v.clone());
-            }
-            // SAFETY: single-threaded at this point of main, before any other thread reads env.
-            unsafe { std::env::set_var(k, v) };
-        }
-        Server { cluster_dir }
+/// Without `SCIMSYNC_TEST_POSTGRES_URL`: start a throw-away cluster, run this bench again with
+/// the variables it prints, stop the cluster. `Some(exit code)` when it did.
+fn with_throwaway_cluster() -> Option<i32> {
+    if std::env::var(scimsync_store_pg::testing::URL_VAR).is_ok_and(|v| !v.is_empty()) {
+        return None;
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.cluster_dir {
-            let _ = std::process::Command::new("scripts/pg-test-cluster.sh")
-                .args(["stop", dir])
-                .status();
+    let out = std::process::Command::new("scripts/pg-test-cluster.sh")
+        .arg("start")
+        .output()
+        .expect("scripts/pg-test-cluster.sh (run from the workspace root)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut vars = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
+            vars.push((
+                k.to_owned(),
+                v.trim_matches(|c| c == '\'' || c == '"').to_owned(),
+            ));
         }
     }
+    let exe = std::env::current_exe().expect("this bench");
+    let status = std::process::Command::new(exe)
+        .args(std::env::args().skip(1))
+        .envs(vars.iter().cloned())
+        .status()
+        .expect("run the bench again");
+    if let Some((_, dir)) = vars.iter().find(|(k, _)| k == "SCIMSYNC_PG_CLUSTER_DIR") {
+        let _ = std::process::Command::new("scripts/pg-test-cluster.sh")
+            .args(["stop", dir])
+            .status();
+    }
+    Some(status.code().unwrap_or(1))
 }
 
 fn main() {
@@ -250,7 +243,9 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000usize);
-    let server = Server::start();
+    if let Some(code) = with_throwaway_cluster() {
+        std::process::exit(code);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -289,5 +284,4 @@ fn main() {
         );
         drop(db);
     });
-    drop(server);
 }

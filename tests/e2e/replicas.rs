@@ -21,7 +21,12 @@ const TTL: Duration = Duration::from_secs(3);
 struct Replica {
     child: Child,
     log: PathBuf,
+    /// The admin API's base URL (`http://127.0.0.1:port`).
+    api: String,
 }
+
+/// Every replica's admin token (`[admin] token` in the shared service file).
+const ADMIN_TOKEN: &str = "replicas-admin-token";
 
 impl Replica {
     fn start(config_dir: &Path, state: &Path, log: PathBuf) -> Replica {
@@ -37,13 +42,17 @@ impl Replica {
             .expect("start serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut api = String::new();
         for line in lines.by_ref() {
-            if line.expect("stdout").starts_with("admin API listening on ") {
+            let line = line.expect("stdout");
+            if let Some(rest) = line.strip_prefix("admin API listening on ") {
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                api = url.trim_end_matches("/api/jobs").to_owned();
                 break;
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        Replica { child, log }
+        Replica { child, log, api }
     }
 
     fn signal(&self, sig: &str) {
@@ -106,24 +115,38 @@ struct Fixture {
     replicas: Vec<Option<Replica>>,
     store: PgStore,
     targets: Vec<Scim2Server>,
-    expected: Vec<String>,
+    /// Each job's enabled users (what it provisions).
+    expected: Vec<Vec<String>>,
     config: tempfile::TempDir,
     jobs: Vec<Job>,
-    _graph: GraphEmulator,
+    _graphs: Vec<GraphEmulator>,
     db: TestDb,
 }
 
 async fn fixture(jobs_n: usize, replicas_n: usize) -> Option<Fixture> {
+    fixture_sized(&vec![USERS; jobs_n], replicas_n, 2).await
+}
+
+/// Job `i` provisions a tenant of `sizes[i]` users (one tenant per distinct size), at most
+/// `concurrency` objects at once.
+async fn fixture_sized(sizes: &[usize], replicas_n: usize, concurrency: usize) -> Option<Fixture> {
     let db = TestDb::create()?;
-    let graph = tenant(USERS).await;
-    let expected = enabled_upns(&graph);
+    let mut graphs: Vec<(usize, GraphEmulator)> = Vec::new();
+    for &n in sizes {
+        if !graphs.iter().any(|(m, _)| *m == n) {
+            graphs.push((n, tenant(n).await));
+        }
+    }
     let config = tempfile::tempdir().expect("config dir");
     let mut targets = Vec::new();
     let mut jobs = Vec::new();
-    for i in 0..jobs_n {
+    let mut expected = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let graph = &graphs.iter().find(|(m, _)| *m == n).expect("tenant").1;
+        expected.push(enabled_upns(graph));
         let t = Scim2Server::start();
         let job = write_job(
-            &graph,
+            graph,
             &t.base,
             &t.token,
             JobOptions {
@@ -137,16 +160,20 @@ async fn fixture(jobs_n: usize, replicas_n: usize) -> Option<Fixture> {
             // Slow enough that a cycle can be caught in flight.
             .replace(
                 "dialect = \"rfc\"\n",
-                "dialect = \"rfc\"\nmax_concurrency = 2\n",
+                &format!("dialect = \"rfc\"\nmax_concurrency = {concurrency}\n"),
             );
         std::fs::write(config.path().join(format!("job{i}.toml")), text).expect("write job");
         targets.push(t);
         jobs.push(job);
     }
+    let token_file = config.path().join("admin.secret");
+    std::fs::write(&token_file, ADMIN_TOKEN).expect("token file");
     std::fs::write(
         config.path().join("scimsync.toml"),
         format!(
-            "[admin]\nbind = \"127.0.0.1:0\"\n\n[store]\nurl = \"{}\"\nlease_ttl = \"{}s\"\n",
+            "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"file:{}\"\n\n[store]\nurl = \"{}\"\n\
+             lease_ttl = \"{}s\"\n",
+            token_file.display(),
             db.url,
             TTL.as_secs()
         ),
@@ -167,7 +194,7 @@ async fn fixture(jobs_n: usize, replicas_n: usize) -> Option<Fixture> {
         expected,
         config,
         jobs,
-        _graph: graph,
+        _graphs: graphs.into_iter().map(|(_, g)| g).collect(),
         db,
     })
 }
@@ -181,13 +208,30 @@ impl Fixture {
             for (i, t) in self.targets.iter().enumerate() {
                 let n = t.user_count() as usize;
                 if n > 10
-                    && n + 50 < self.expected.len()
+                    && n + 50 < self.expected[i].len()
                     && let Some((owner, epoch)) = holder(&self.store, &format!("job{i}"))
                 {
                     return (i, owner, epoch);
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Job `i` caught mid-cycle: its holder and epoch.
+    async fn mid_cycle_of(&self, i: usize) -> (String, i64) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(Instant::now() < deadline, "job{i} not seen mid-cycle");
+            let n = self.targets[i].user_count() as usize;
+            // Well into the cycle, with plenty left to do.
+            if n > self.expected[i].len() / 4
+                && n + 500 < self.expected[i].len()
+                && let Some(h) = holder(&self.store, &format!("job{i}"))
+            {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -221,17 +265,18 @@ impl Fixture {
     /// Every target has as many users as the tenant has enabled (paging while users are
     /// created is not a stable read: count only).
     async fn converged(&self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let largest = self.expected.iter().map(Vec::len).max().unwrap_or(0) as u64;
+        let deadline = Instant::now() + Duration::from_secs(90 + largest / 20);
         for (i, t) in self.targets.iter().enumerate() {
             loop {
                 let n = t.user_count() as usize;
-                if n >= self.expected.len() {
+                if n >= self.expected[i].len() {
                     break;
                 }
                 assert!(
                     Instant::now() < deadline,
                     "job{i}: {n} of {} users; replica logs:\n{}",
-                    self.expected.len(),
+                    self.expected[i].len(),
                     self.logs()
                 );
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -249,7 +294,7 @@ impl Fixture {
             let names = user_names(t);
             let unique: BTreeSet<&String> = names.iter().collect();
             assert_eq!(unique.len(), names.len(), "job{i}: duplicate userNames");
-            assert_eq!(names, self.expected, "job{i}: users missing or extra");
+            assert_eq!(names, self.expected[i], "job{i}: users missing or extra");
         }
         for (i, job) in self.jobs.iter().enumerate() {
             let file = self.config.path().join(format!("job{i}.toml"));
@@ -328,9 +373,160 @@ async fn a_paused_replicas_late_writes_are_fenced_off() {
     let (now_owner, now_epoch) = holder(&f.store, &format!("job{job}")).expect("held");
     assert_ne!(now_owner, owner, "the job stays with the new holder");
     assert!(now_epoch > epoch);
-    eprintln!(
-        "paused replica: {} refused write(s)",
-        log.matches("write refused").count()
-    );
+    // Its late writes reached the database and were refused there (fencing), not merely
+    // skipped: the paused replica was mid-write when stopped.
+    let refused = log
+        .matches("state write refused by the lease fence")
+        .count();
+    eprintln!("paused replica: {refused} refused write(s)");
+    assert!(refused >= 1, "no late write was refused: {log}");
     f.finish();
+}
+
+/// POST an admin action to a replica's API: the HTTP status and JSON body.
+async fn post(r: &Replica, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", r.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("POST");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn job_state(r: &Replica, job: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/jobs/{job}", r.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("status JSON");
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+/// An action sent to the replica that does not run the job is queued in the database, carried
+/// out by the lease holder, and answered with the holder's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_through_another_replicas_api_takes_effect_on_the_holder() {
+    let Some(f) = fixture(1, 2).await else { return };
+    let deadline = Instant::now() + TTL * 4;
+    let (owner, _) = loop {
+        if let Some(h) = holder(&f.store, "job0") {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "nobody took job0");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let a = f.replica_of(&owner);
+    let holder_replica = f.replicas[a].as_ref().expect("running");
+    let other = f.replicas[1 - a].as_ref().expect("running");
+
+    let (status, body) = post(other, "/api/jobs/job0/pause", "").await;
+    assert_eq!(status, 200, "pause through the other replica: {body}");
+    assert_eq!(body["state"], "paused", "{body}");
+    // It took effect where the job runs: the switch is stored (a fenced write only the holder
+    // can make), and the holder's own view says paused once a cycle in flight finished.
+    use scimsync_core::StateStore;
+    assert_eq!(
+        f.store.get_meta("job0", "service_state").expect("meta"),
+        Some("paused".to_owned())
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while job_state(holder_replica, "job0").await != "paused" {
+        assert!(Instant::now() < deadline, "the holder never paused the job");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        holder_replica
+            .log()
+            .contains("carrying out an action forwarded by another replica"),
+        "{}",
+        holder_replica.log()
+    );
+
+    // A restart answers with the holder's summary.
+    let (status, body) = post(
+        other,
+        "/api/jobs/job0/restart",
+        r#"{"scopes":["watermark"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "restart through the other replica: {body}");
+    assert!(body["description"].is_string(), "{body}");
+
+    let (status, body) = post(other, "/api/jobs/job0/start", "").await;
+    assert_eq!(status, 200, "start through the other replica: {body}");
+    assert_ne!(job_state(holder_replica, "job0").await, "paused");
+    // The lease did not move: the holder acted, nobody took the job over to do it.
+    assert_eq!(holder(&f.store, "job0").map(|h| h.0), Some(owner));
+    f.converged().await;
+    f.finish();
+}
+
+/// The users of the big job in the issue-sized test.
+const BIG: usize = 5_000;
+
+/// The issue's size: three replicas on one database, six jobs against scim2-server (one of
+/// 5,000 users, five small). The replica running the big job's initial cycle is SIGKILLed
+/// mid-cycle; another takes the job over within the lease TTL and its first cycle of the job
+/// finishes it; no userName is duplicated or missing, and a cycle after that writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_jobs_on_three_replicas_a_killed_5000_user_cycle_is_finished_by_another() {
+    let began = Instant::now();
+    let Some(mut f) = fixture_sized(&[BIG, 30, 30, 30, 30, 30], 3, 8).await else {
+        return;
+    };
+    let (owner, epoch) = f.mid_cycle_of(0).await;
+    let idx = f.replica_of(&owner);
+    let finished_before: Vec<usize> = f
+        .replicas
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map_or(0, |r| r.log().matches("cycle finished job=job0 ").count())
+        })
+        .collect();
+    let killed_at = Instant::now();
+    let done_at_kill = f.targets[0].user_count();
+    if let Some(mut r) = f.replicas[idx].take() {
+        r.child.kill().expect("SIGKILL");
+        let _ = r.child.wait();
+    }
+    let taken = f.taken_over("job0", &owner, epoch, killed_at).await;
+    assert!(taken <= TTL + TTL / 3 + Duration::from_secs(1), "{taken:?}");
+    let (new_owner, _) = holder(&f.store, "job0").expect("held");
+    let new = f.replica_of(&new_owner);
+    // The new holder's first cycle of the job finishes it.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let log = f.replicas[new].as_ref().expect("running").log();
+        if log.matches("cycle finished job=job0 ").count() > finished_before[new] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job0 never finished on {new_owner}:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let resumed = killed_at.elapsed();
+    assert_eq!(
+        f.targets[0].user_count() as usize,
+        f.expected[0].len(),
+        "one cycle of the new holder provisions every user"
+    );
+    eprintln!(
+        "issue-sized takeover: {done_at_kill} of {BIG} users done at SIGKILL; taken over after \
+         {taken:?}; finished {resumed:?} after the kill; setup + run so far {:?}",
+        began.elapsed()
+    );
+    f.converged().await;
+    f.finish();
+    eprintln!("issue-sized test: {:?} in all", began.elapsed());
 }

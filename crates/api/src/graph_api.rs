@@ -355,6 +355,8 @@ fn command_error(e: CommandError) -> Response {
             "ServiceUnavailable",
             e.to_string(),
         ),
+        // Another replica runs the job: accepted, carried out there.
+        CommandError::Queued { .. } => graph_error(StatusCode::ACCEPTED, "Accepted", e.to_string()),
         CommandError::Failed { code, message } => {
             let (status, c) = match code {
                 ErrorCode::StateStoreFailed | ErrorCode::ConfigInvalid => {

@@ -92,6 +92,7 @@ pub fn router_with(handle: ServiceHandle, token: Option<Secret>, options: Option
         .route("/api/jobs/{name}/provision", post(provision))
         .route("/api/jobs/{name}/preview", post(preview))
         .route("/api/jobs/{name}/escrows", get(escrows))
+        .route("/api/jobs/{name}/commands/{id}", get(command))
         .merge(extra_routes())
         .fallback(not_found);
     let scheme = graph_api::Scheme(if options.tls { "https" } else { "http" });
@@ -240,6 +241,11 @@ fn command_error(e: CommandError) -> Response {
             "ShuttingDown",
             e.to_string(),
         ),
+        CommandError::Queued {
+            job,
+            command,
+            replica,
+        } => queued(job, *command, replica, &e),
         CommandError::Failed { code, message } => {
             let status = match code {
                 ErrorCode::StateStoreFailed | ErrorCode::ConfigInvalid => {
@@ -249,6 +255,43 @@ fn command_error(e: CommandError) -> Response {
             };
             error(status, code.as_str(), message.clone())
         }
+    }
+}
+
+/// 202: another replica runs the job and carries the action out (see `/commands/{id}`).
+fn queued(job: &str, command: i64, replica: &Option<String>, e: &CommandError) -> Response {
+    let v = json!({
+        "queued": true,
+        "job": job,
+        "command": command,
+        "replica": replica,
+        "message": e.to_string(),
+        "poll": format!("/api/jobs/{job}/commands/{command}"),
+    });
+    (StatusCode::ACCEPTED, axum::Json(v)).into_response()
+}
+
+/// A forwarded action: queued, taken by a replica, or done with its outcome.
+async fn command(State(s): State<ApiState>, Path((name, id)): Path<(String, i64)>) -> Response {
+    use scimsync_service::forward::Progress;
+    match s.handle.command(&name, id).await {
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("job {name} has no forwarded action {id}"),
+        ),
+        Ok(Some(Progress::Queued)) => ok(json!({"command": id, "state": "queued"})),
+        Ok(Some(Progress::Taken { by })) => {
+            ok(json!({"command": id, "state": "taken", "replica": by}))
+        }
+        Ok(Some(Progress::Done(outcome))) => {
+            let (result, err) = match outcome {
+                Ok(v) => (v, Value::Null),
+                Err(e) => (Value::Null, json!({"message": e.to_string()})),
+            };
+            ok(json!({"command": id, "state": "done", "result": result, "error": err}))
+        }
+        Err(e) => command_error(e),
     }
 }
 

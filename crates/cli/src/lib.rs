@@ -16,6 +16,7 @@ mod entra;
 mod eval;
 mod eval_json;
 mod extras;
+mod forward_pg;
 mod jobref;
 mod leases;
 mod logs;

@@ -371,13 +371,33 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
             }
         }
     }
+    let mut forwarded = None;
     let leases = match keeper {
         Some(k) => {
             service.set_lease_view(crate::leases::view(k.database()));
+            // Actions on a job another replica runs go through the database (see forward_pg).
+            let forward: Arc<dyn scimsync_service::Forward> =
+                Arc::new(crate::forward_pg::PgForward {
+                    store: k.database(),
+                    owner: k.owner().to_owned(),
+                });
+            service.set_forwarding(scimsync_service::Forwarding {
+                forward: forward.clone(),
+                wait: crate::forward_pg::WAIT,
+            });
+            forwarded = Some(forward);
             Some(k.spawn().context("cannot start the lease keeper thread")?)
         }
         None => None,
     };
+    if let Some(forward) = forwarded {
+        tokio::spawn(scimsync_service::forward::serve_forwarded(
+            service.handle(),
+            forward,
+            crate::forward_pg::POLL,
+            service.cancel_token(),
+        ));
+    }
     let token = admin_token(&admin, state, true)?;
     let listener = tokio::net::TcpListener::bind(admin.bind)
         .await

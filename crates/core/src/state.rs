@@ -75,6 +75,19 @@ impl StoreError {
 /// same conformance suite.
 pub trait StateStore: Send + Sync {
     fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError>;
+    /// The objects of `ids` that exist, in source id order (one round trip on a database:
+    /// a cycle asks for the state of many objects at once). The default asks one by one.
+    fn get_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectState>, StoreError> {
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(s) = self.get(job, id)? {
+                found.push(s);
+            }
+        }
+        found.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        found.dedup_by(|a, b| a.source_id == b.source_id);
+        Ok(found)
+    }
     /// Every object of the job, in source id order.
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError>;
     /// The objects whose source id starts with `prefix`, in source id order. Stores override

@@ -433,8 +433,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 .collect();
             // Only users the job knows, or that are (now) assigned, need a record.
             let mut needed = Vec::new();
+            let wanted: Vec<String> = extra.iter().cloned().collect();
+            let mut known_states: BTreeMap<String, ObjectState> = self
+                .store
+                .get_many(job, &wanted)?
+                .into_iter()
+                .map(|s| (s.source_id.clone(), s))
+                .collect();
             for id in extra {
-                let st = self.store.get(job, &id)?;
+                let st = known_states.remove(&id);
                 let known = st.is_some();
                 if let Some(st) = st {
                     states.insert(id.clone(), st);
@@ -469,12 +476,13 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 .map(|u| &u.id)
                 .chain(work.soft_deleted.iter())
                 .chain(work.hard_deleted.iter());
-            for id in named {
-                if !states.contains_key(id)
-                    && let Some(st) = self.store.get(job, id)?
-                {
-                    states.insert(id.clone(), st);
-                }
+            // One batched read: on a database each read is a round trip.
+            let missing: Vec<String> = named
+                .filter(|id| !states.contains_key(*id))
+                .cloned()
+                .collect();
+            for st in self.store.get_many(job, &missing)? {
+                states.insert(st.source_id.clone(), st);
             }
         }
 
@@ -637,10 +645,23 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         }
         // Fresh after the user phase in a run; the cycle's snapshot suffices in a preview.
         let fresh = cx.mode == Mode::Apply;
+        // Read in one batch what the snapshot cannot answer (a round trip per read on a
+        // database; a quiet cycle with large groups would otherwise read every member).
+        let to_read: Vec<String> = referenced
+            .iter()
+            .filter(|id| fresh || !snap.states.contains_key(id.as_str()))
+            .map(|id| (*id).clone())
+            .collect();
+        let mut read: BTreeMap<String, ObjectState> = self
+            .store
+            .get_many(&self.job.name, &to_read)?
+            .into_iter()
+            .map(|s| (s.source_id.clone(), s))
+            .collect();
         for id in referenced {
             let st = match (fresh, snap.states.get(id.as_str())) {
                 (false, Some(st)) => Some(st.clone()),
-                _ => self.store.get(&self.job.name, id)?,
+                _ => read.remove(id.as_str()),
             };
             out.insert(id.clone(), st.filter(|s| s.active).map(|s| s.target_id));
         }

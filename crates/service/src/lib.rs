@@ -6,6 +6,7 @@
 //! - [`quarantine`]: Entra's triggers and reason names, entering and leaving (pure).
 //! - [`events`]: the one line per finished cycle `serve` prints.
 //! - [`notify`]: webhook and SMTP notifications.
+//! - [`forward`]: admin actions on a job another replica runs, through the database.
 //! - [`runner`]: the job tasks, [`Service`] and [`ServiceHandle`].
 //! - [`time`]: the [`Sleeper`] abstraction and [`ManualTime`] for tests.
 //!
@@ -14,12 +15,14 @@
 //! [`Service::add_job_leased`] runs a job's cycles only while its lease flag is set.
 
 pub mod events;
+pub mod forward;
 pub mod notify;
 pub mod quarantine;
 pub mod runner;
 pub mod schedule;
 pub mod time;
 
+pub use forward::{Action, Forward, Forwarding};
 pub use notify::{Notification, NotificationEvent, Notifier};
 pub use quarantine::{QuarantineReason, QuarantineState};
 pub use runner::{

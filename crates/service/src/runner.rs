@@ -20,6 +20,7 @@
 //! every create: an object whose request was in flight is matched and linked by the next
 //! cycle, never created twice. Stores are flushed before the task ends.
 
+use crate::forward::{self, Action, Forwarding, decode};
 use crate::notify::{Notification, NotificationEvent, Notifier};
 use crate::quarantine::{self, Change, EscrowCounts, QuarantineReason, QuarantineState};
 use crate::schedule::{self, Plan};
@@ -72,7 +73,7 @@ pub enum Subject {
     Group(String),
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandError {
     #[error("no job named {0:?}")]
     UnknownJob(String),
@@ -82,6 +83,27 @@ pub enum CommandError {
     NotFound(String),
     #[error("{code}: {message}")]
     Failed { code: ErrorCode, message: String },
+    /// Not an error: another replica runs the job and has not finished the action yet (see
+    /// [`crate::forward`]).
+    #[error("{}", queued_message(job, *command, replica.as_deref()))]
+    Queued {
+        job: String,
+        command: i64,
+        /// The replica that took it or holds the job's lease now; `None` when none does.
+        replica: Option<String>,
+    },
+}
+
+fn queued_message(job: &str, command: i64, replica: Option<&str>) -> String {
+    match replica {
+        Some(r) => {
+            format!("queued as command {command}: replica {r} runs job {job} and carries it out")
+        }
+        None => format!(
+            "queued as command {command}: no replica runs job {job} right now; the next one \
+             to take its lease carries it out"
+        ),
+    }
 }
 
 impl From<CycleError> for CommandError {
@@ -278,6 +300,8 @@ struct Shared {
     schedule: String,
     store: Arc<dyn StateStore>,
     live: Mutex<Live>,
+    /// Whether this replica holds the job's lease; `None` when the job needs none (sled).
+    lease: Option<watch::Receiver<bool>>,
 }
 
 /// A value read from the job's state, or `None` with the error kept for the admin.
@@ -311,7 +335,14 @@ impl Shared {
         let held = keep(&mut errors, js.held())
             .flatten()
             .filter(|h| !h.ops.is_empty());
-        let state = match (&quarantine, l.desired, l.running_since) {
+        // Another replica runs the job: the switch it acts on is the stored one (an action
+        // forwarded here may have changed it since this replica last ran the job).
+        let desired = if self.lease.as_ref().is_some_and(|l| !*l.borrow()) {
+            read_desired(&*self.store, job)
+        } else {
+            l.desired
+        };
+        let state = match (&quarantine, desired, l.running_since) {
             (_, _, Some(_)) => JobState::Running,
             (Some(q), _, _) if q.disabled => JobState::Disabled,
             (_, Desired::Off, _) => JobState::Off,
@@ -388,6 +419,8 @@ enum Cmd {
 struct JobHandle {
     tx: mpsc::Sender<Cmd>,
     shared: Arc<Shared>,
+    /// Whether this replica holds the job's lease; `None` when the job needs none (sled).
+    lease: Option<watch::Receiver<bool>>,
 }
 
 /// Steers the running jobs; cheap to clone (the admin API holds one).
@@ -395,6 +428,7 @@ struct JobHandle {
 pub struct ServiceHandle {
     jobs: Arc<RwLock<BTreeMap<String, JobHandle>>>,
     lease_view: Option<LeaseView>,
+    forwarding: Option<Forwarding>,
 }
 
 impl ServiceHandle {
@@ -457,6 +491,89 @@ impl ServiceHandle {
             .filter(|h| !h.ops.is_empty()))
     }
 
+    /// The jobs whose lease this replica holds now.
+    pub fn held_jobs(&self) -> Vec<String> {
+        self.jobs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, j)| j.lease.as_ref().is_some_and(|l| *l.borrow()))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The forwarding to use for an action on `name`: set when the job runs on another
+    /// replica (its lease is not ours) and forwarding is configured.
+    fn forwarding(&self, name: &str) -> Result<Option<&Forwarding>, CommandError> {
+        let j = self.job(name)?;
+        let elsewhere = j.lease.as_ref().is_some_and(|l| !*l.borrow());
+        Ok(self.forwarding.as_ref().filter(|_| elsewhere))
+    }
+
+    /// Carry out `action` on `name` here, whoever asked (the lease holder's side of forwarding).
+    pub async fn act_locally(&self, name: &str, action: Action) -> Result<Value, CommandError> {
+        fn json<T: Serialize>(r: Result<T, CommandError>) -> Result<Value, CommandError> {
+            r.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+        }
+        match action {
+            Action::Start => json(self.ask(name, Cmd::Start).await),
+            Action::Stop => json(self.ask(name, Cmd::Stop).await),
+            Action::Pause => json(self.ask(name, Cmd::Pause).await),
+            Action::RunNow => json(self.ask(name, Cmd::RunNow).await),
+            Action::Restart { scopes } => {
+                let scopes = scopes.iter().filter_map(|s| ResetScope::parse(s)).collect();
+                json(self.ask(name, |r| Cmd::Restart(scopes, r)).await)
+            }
+            Action::ApproveDeletions { fingerprint } => {
+                json(self.ask(name, |r| Cmd::Approve(fingerprint, r)).await)
+            }
+            Action::Provision { user, group } => {
+                let subject = match (user, group) {
+                    (Some(u), _) => Subject::User(u),
+                    (None, Some(g)) => Subject::Group(g),
+                    (None, None) => {
+                        return Err(CommandError::NotFound(
+                            "a forwarded provision names no object".into(),
+                        ));
+                    }
+                };
+                json(self.ask(name, |r| Cmd::Provision(subject, false, r)).await)
+            }
+        }
+    }
+
+    /// Here, or forwarded to the replica running the job (see [`crate::forward`]).
+    async fn act<R: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+        action: Action,
+        local: impl FnOnce(Reply<R>) -> Cmd,
+    ) -> Result<R, CommandError> {
+        match self.forwarding(name)? {
+            Some(f) => decode(forward::forward(f, name, action).await?),
+            None => self.ask(name, local).await,
+        }
+    }
+
+    /// Where a forwarded action is: `None` when `id` is no command of `name`'s.
+    pub async fn command(
+        &self,
+        name: &str,
+        id: i64,
+    ) -> Result<Option<forward::Progress>, CommandError> {
+        self.job(name)?;
+        let Some(f) = &self.forwarding else {
+            return Ok(None);
+        };
+        let (fw, j) = (f.forward.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || fw.progress(&j, id))
+            .await
+            .map_err(|e| CommandError::Failed {
+                code: ErrorCode::StateStoreFailed,
+                message: format!("reading command {id} failed: {e}"),
+            })?
+    }
+
     async fn ask<R>(
         &self,
         name: &str,
@@ -473,18 +590,18 @@ impl ServiceHandle {
 
     /// Provisioning On; a stopped or disabled job runs a cycle at once.
     pub async fn start(&self, name: &str) -> Result<(), CommandError> {
-        self.ask(name, Cmd::Start).await
+        self.act(name, Action::Start, Cmd::Start).await
     }
     /// Provisioning Off; a running cycle finishes.
     pub async fn stop(&self, name: &str) -> Result<(), CommandError> {
-        self.ask(name, Cmd::Stop).await
+        self.act(name, Action::Stop, Cmd::Stop).await
     }
     pub async fn pause(&self, name: &str) -> Result<(), CommandError> {
-        self.ask(name, Cmd::Pause).await
+        self.act(name, Action::Pause, Cmd::Pause).await
     }
     /// Run a cycle now (also while quarantined), whatever the schedule.
     pub async fn run_now(&self, name: &str) -> Result<(), CommandError> {
-        self.ask(name, Cmd::RunNow).await
+        self.act(name, Action::RunNow, Cmd::RunNow).await
     }
     /// Entra's restart with reset scopes (empty = the default), then a cycle at once.
     pub async fn restart(
@@ -492,7 +609,15 @@ impl ServiceHandle {
         name: &str,
         scopes: Vec<ResetScope>,
     ) -> Result<RestartSummary, CommandError> {
-        self.ask(name, |r| Cmd::Restart(scopes, r)).await
+        let names = scopes
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        self.act(name, Action::Restart { scopes: names }, |r| {
+            Cmd::Restart(scopes, r)
+        })
+        .await
     }
     /// Entra's "Allow deletes", for exactly the set the last cycle held: with `fingerprint`,
     /// only if the held set still has it. When approved, a `TooManyDeletes` quarantine is
@@ -503,7 +628,11 @@ impl ServiceHandle {
         name: &str,
         fingerprint: Option<String>,
     ) -> Result<ApproveOutcome, CommandError> {
-        self.ask(name, |r| Cmd::Approve(fingerprint, r)).await
+        let action = Action::ApproveDeletions {
+            fingerprint: fingerprint.clone(),
+        };
+        self.act(name, action, |r| Cmd::Approve(fingerprint, r))
+            .await
     }
     /// Provision one object now; `dry_run` shows the steps without writing.
     pub async fn provision(
@@ -512,7 +641,14 @@ impl ServiceHandle {
         subject: Subject,
         dry_run: bool,
     ) -> Result<Vec<Value>, CommandError> {
-        self.ask(name, |r| Cmd::Provision(subject, dry_run, r))
+        if dry_run {
+            // Writes nothing: runs here, whoever holds the lease.
+            return self
+                .ask(name, |r| Cmd::Provision(subject, dry_run, r))
+                .await;
+        }
+        let action = Action::provision(&subject);
+        self.act(name, action, |r| Cmd::Provision(subject, dry_run, r))
             .await
     }
     /// The next cycle as a dry run.
@@ -546,6 +682,12 @@ impl Service {
     /// Show each job's lease holder in status (handles taken after this call).
     pub fn set_lease_view(&mut self, view: LeaseView) {
         self.handle.lease_view = Some(view);
+    }
+
+    /// Forward actions on jobs another replica runs through `forwarding` (handles taken after
+    /// this call).
+    pub fn set_forwarding(&mut self, forwarding: Forwarding) {
+        self.handle.forwarding = Some(forwarding);
     }
 
     /// Cancelling it is the same as [`Service::shutdown`] without waiting.
@@ -619,6 +761,7 @@ impl Service {
                 skipped_slots: 0,
                 concurrency: def.spec.concurrency.max(1),
             }),
+            lease: lease.clone(),
         });
         let (tx, rx) = mpsc::channel(32);
         self.handle
@@ -630,6 +773,7 @@ impl Service {
                 JobHandle {
                     tx,
                     shared: Arc::clone(&shared),
+                    lease: lease.clone(),
                 },
             );
         let runner = Runner {

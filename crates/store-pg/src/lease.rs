@@ -13,7 +13,7 @@ use deadpool_postgres::GenericClient;
 use scimsync_core::StoreError;
 use scimsync_store::check_job;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A lease one owner holds on one job, at one epoch.
@@ -61,6 +61,10 @@ pub(crate) async fn check(
     if now == Some(mine) {
         return Ok(());
     }
+    let total = REFUSED.fetch_add(1, Ordering::SeqCst) + 1;
+    // Loud on purpose: a replica that writes after losing its lease was paused or partitioned,
+    // and the admin should see that fencing stopped it.
+    tracing::warn!(target: "scimsync::serve", job = %job, lease_epoch = ?now, this_epoch = mine, refused_so_far = total, "state write refused by the lease fence: another replica runs the job");
     let now = now.map_or_else(|| "none".to_owned(), |e| e.to_string());
     if mine == 0 {
         return Err(Fail(format!(
@@ -71,6 +75,14 @@ pub(crate) async fn check(
         "job {job}: write refused, the lease epoch is now {now} but this replica holds epoch \
          {mine} (another replica took the job over)"
     )))
+}
+
+/// State writes the fence refused in this process.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How many state writes the lease fence refused in this process (for tests and metrics).
+pub fn refused_writes() -> u64 {
+    REFUSED.load(Ordering::SeqCst)
 }
 
 fn secs(ttl: Duration) -> f64 {

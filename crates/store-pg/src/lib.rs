@@ -28,9 +28,14 @@
 //! write's transaction, that the job's epoch is still its own, so a replica that lost its
 //! lease (paused, partitioned) cannot write after another took over.
 //!
+//! **Forwarded actions** (`command.rs`): `scimsync_job_commands` queues an admin action taken
+//! by a replica that does not run the job; the lease holder claims it, carries it out and
+//! stores the outcome.
+//!
 //! **Secrets.** The password (in the URL or given apart) is never in an error, a log line or
 //! `Debug`: the store describes its database as `postgres://user@host:port/dbname`.
 
+mod command;
 mod connect;
 mod fail;
 mod lease;
@@ -41,7 +46,8 @@ pub mod testing;
 mod tls;
 mod worker;
 
-pub use lease::{Lease, LeaseRow};
+pub use command::{Claimed, CommandState};
+pub use lease::{Lease, LeaseRow, refused_writes};
 pub use migrate::SCHEMA_VERSION;
 pub use store::PgStore;
 

@@ -25,10 +25,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "job_leases",
         sql: include_str!("../migrations/0002_job_leases.sql"),
     },
+    Migration {
+        version: 3,
+        name: "job_commands",
+        sql: include_str!("../migrations/0003_job_commands.sql"),
+    },
 ];
 
 /// The schema version this build writes (the newest migration).
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// "scimsync" in ASCII: the advisory lock key migrations serialise on.
 const LOCK_KEY: i64 = 0x7363_696d_7379_6e63;

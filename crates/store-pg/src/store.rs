@@ -204,6 +204,29 @@ impl StateStore for PgStore {
         )
     }
 
+    /// One query for the lot: a quiet cycle asks for many objects, and each query is a round
+    /// trip.
+    fn get_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectState>, StoreError> {
+        check_job(job)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (j, wanted) = (job.to_owned(), ids.to_vec());
+        self.run(
+            || format!("reading {} objects of job {job}", ids.len()),
+            |pool| async move {
+                let c = pool.get().await?;
+                let sql = format!(
+                    "SELECT {OBJECT_COLUMNS} FROM scimsync_objects \
+                     WHERE job = $1 AND source_id = ANY($2) ORDER BY source_id"
+                );
+                let statement = c.prepare_cached(&sql).await?;
+                let rows = c.query(&statement, &[&j, &wanted]).await?;
+                rows.iter().map(object_from).collect()
+            },
+        )
+    }
+
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
         self.list_prefix(job, "")
     }

@@ -132,3 +132,48 @@ fn a_stale_holders_writes_are_refused_and_write_nothing() {
     .unwrap();
     assert_eq!(store.list("j").unwrap().len(), 2);
 }
+
+#[test]
+fn a_forwarded_action_is_claimed_once_by_the_holder_and_answered() {
+    let db = needs_postgres!();
+    let store = PgStore::open(&db.url, None).unwrap();
+    use scimsync_store_pg::CommandState;
+    let first = store
+        .submit_command("j", r#"{"action":"pause"}"#, "b")
+        .unwrap();
+    let second = store
+        .submit_command("j", r#"{"action":"start"}"#, "c")
+        .unwrap();
+    store.submit_command("other", "{}", "b").unwrap();
+    assert_eq!(
+        store.command_state("j", first).unwrap(),
+        Some(CommandState::Queued)
+    );
+    // Only the jobs asked for, oldest first; a second claimer finds nothing left.
+    let claimed = store.claim_commands(&["j".to_owned()], "a").unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first, second]
+    );
+    assert_eq!(claimed[0].action, r#"{"action":"pause"}"#);
+    assert!(
+        store
+            .claim_commands(&["j".to_owned()], "z")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.command_state("j", first).unwrap(),
+        Some(CommandState::Taken { by: "a".into() })
+    );
+    store.finish_command(first, r#"{"Ok":null}"#).unwrap();
+    assert_eq!(
+        store.command_state("j", first).unwrap(),
+        Some(CommandState::Done {
+            by: "a".into(),
+            outcome: r#"{"Ok":null}"#.into()
+        })
+    );
+    // Another job's id is not this job's command.
+    assert_eq!(store.command_state("other", first).unwrap(), None);
+}

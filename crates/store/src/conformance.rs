@@ -27,6 +27,7 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("meta put and get", meta_put_get),
         ("jobs are isolated by prefix", job_isolation),
         ("list is in source id order", list_order),
+        ("get_many returns the ones that exist, in order", get_many),
         ("invalid job ids are refused", invalid_job_ids),
         ("concurrent commits all land", concurrent_commits),
         ("records by kind", records_by_kind),
@@ -356,6 +357,31 @@ fn list_order<S: StateStore>(s: &S) {
         ids(&s.list("job").expect("list")),
         ["B", "a", "a0", "aa", "b", "c"]
     );
+}
+
+fn get_many<S: StateStore>(s: &S) {
+    for id in ["c", "a", "B", "group:g"] {
+        s.commit(
+            "job",
+            &StateChange::Put(object(id, &format!("t-{id}"))),
+            &log_entry("job", "c1", id),
+        )
+        .expect("commit");
+    }
+    s.commit(
+        "other",
+        &StateChange::Put(object("x", "t")),
+        &log_entry("other", "c1", "x"),
+    )
+    .expect("commit");
+    let ask: Vec<String> = ["c", "missing", "B", "x", "group:g", "c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let found = s.get_many("job", &ask).expect("get_many");
+    assert_eq!(ids(&found), ["B", "c", "group:g"]);
+    assert_eq!(found[1].target_id, "t-c");
+    assert!(s.get_many("job", &[]).expect("empty").is_empty());
 }
 
 fn invalid_job_ids<S: StateStore>(s: &S) {

@@ -39,6 +39,8 @@ mod secrets;
 mod smtp;
 mod validate;
 
+use raw::List;
+
 pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
 pub use operator::Operator;
@@ -69,8 +71,8 @@ pub const DEFAULT_ADMIN_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4
 /// `[notifications.smtp] port` (submission); 465 when `tls = "implicit"` is meant.
 pub const DEFAULT_SMTP_PORT: u16 = 587;
 
-const HOUR: u64 = 3_600;
-const DAY: u64 = 24 * HOUR;
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(24 * 3_600);
 
 /// One provisioning job, validated, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,73 +209,70 @@ pub enum DialectSetting {
     Entra,
 }
 
-/// Entra's "Target Object Actions".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetActions {
-    pub create: bool,
-    pub update: bool,
-    /// `DELETE` on a hard delete at the source.
-    pub delete: bool,
+raw::config! {
+    /// Entra's "Target Object Actions".
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TargetActions from RawActions at "target.actions" (cx, at) {
+        create: bool => pub create: bool = flag(true),
+        update: bool => pub update: bool = flag(true),
+        /// `DELETE` on a hard delete at the source.
+        delete: bool => pub delete: bool = flag(true),
+    }
 }
 
+/// What an empty `[target.actions]` means.
 impl Default for TargetActions {
     fn default() -> Self {
-        TargetActions {
-            create: true,
-            update: true,
-            delete: true,
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 
-/// Retries of a failed per-object write (Entra's escrow, reference §2.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escrow {
-    /// The first retries' delays, in order.
-    pub retry_delays: Vec<Duration>,
-    /// The delay between retries once `retry_delays` are used up.
-    pub daily_after: Duration,
-    /// After this long since the first failure the escrow is dropped.
-    pub give_up_after: Duration,
+raw::config! {
+    /// Retries of a failed per-object write (Entra's escrow, reference §2.3).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Escrow from RawEscrow at "escrow" (cx, at) {
+        /// The first retries' delays, in order.
+        retry_delays: List<String> => pub retry_delays: Vec<Duration> =
+            durations_or(&[HOUR * 6, HOUR * 12, HOUR * 24]),
+        /// The delay between retries once `retry_delays` are used up.
+        daily_after: String => pub daily_after: Duration = duration_or(DAY),
+        /// After this long since the first failure the escrow is dropped (never before the
+        /// first retry).
+        give_up_after: String => pub give_up_after: Duration =
+            give_up_after(&retry_delays, daily_after, DAY * 28),
+    }
 }
 
+/// What an empty `[escrow]` means.
 impl Default for Escrow {
     fn default() -> Self {
-        Escrow {
-            retry_delays: [6, 12, 24].map(|h| Duration::from_secs(h * HOUR)).to_vec(),
-            daily_after: Duration::from_secs(DAY),
-            give_up_after: Duration::from_secs(28 * DAY),
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 
-/// When a job is quarantined for failing writes, and what quarantine does (reference §2.4).
-/// Thresholds are evaluated only once `threshold_min_failures` failures have been seen.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quarantine {
-    pub threshold_min_failures: u64,
-    /// Failed / attempted, 0..=1; quarantine when exceeded.
-    pub threshold_ratio: f64,
-    /// Failures not counting manager/member reference failures.
-    pub threshold_non_reference: u64,
-    /// All failures, references included.
-    pub threshold_total: u64,
-    /// The longest wait between cycles while quarantined (Entra: once a day).
-    pub backoff_max: Duration,
-    /// A job quarantined this long is disabled.
-    pub disable_after: Duration,
+raw::config! {
+    /// When a job is quarantined for failing writes, and what quarantine does (reference §2.4).
+    /// Thresholds are evaluated only once `threshold_min_failures` failures have been seen.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Quarantine from RawQuarantine at "quarantine" (cx, at) {
+        threshold_min_failures: i64 => pub threshold_min_failures: u64 = count(5_000),
+        /// Failed / attempted, 0..=1; quarantine when exceeded.
+        threshold_ratio: f64 => pub threshold_ratio: f64 = share(0.4),
+        /// Failures not counting manager/member reference failures.
+        threshold_non_reference: i64 => pub threshold_non_reference: u64 = count(40_000),
+        /// All failures, references included.
+        threshold_total: i64 => pub threshold_total: u64 = count(60_000),
+        /// The longest wait between cycles while quarantined (Entra: once a day).
+        backoff_max: String => pub backoff_max: Duration = duration_or(DAY),
+        /// A job quarantined this long is disabled.
+        disable_after: String => pub disable_after: Duration = duration_or(DAY * 28),
+    }
 }
 
+/// What an empty `[quarantine]` means.
 impl Default for Quarantine {
     fn default() -> Self {
-        Quarantine {
-            threshold_min_failures: 5_000,
-            threshold_ratio: 0.4,
-            threshold_non_reference: 40_000,
-            threshold_total: 60_000,
-            backoff_max: Duration::from_secs(DAY),
-            disable_after: Duration::from_secs(28 * DAY),
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 

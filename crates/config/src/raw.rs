@@ -5,10 +5,11 @@
 //! One `tables!` entry gives both the serde struct and the key list the shape pass
 //! (`schema::check`) walks, so the two cannot disagree.
 
-use crate::schema::{Field, Kind};
-use serde::Deserialize;
+use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
+
+pub(crate) use crate::{RawActions, RawEscrow, RawQuarantine};
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
 pub(crate) trait Shape {
@@ -52,28 +53,88 @@ macro_rules! tables {
     ($( $(#[$doc:meta])* $name:ident { $( $field:ident : $ty:ty ),* $(,)? } )*) => {
         $(
             $(#[$doc])*
-            #[derive(Deserialize, Default)]
+            #[derive(serde::Deserialize, Default)]
             #[serde(deny_unknown_fields)]
             pub(crate) struct $name {
-                $( pub $field: Option<<$ty as Shape>::Raw>, )*
+                $( pub $field: Option<<$ty as $crate::raw::Shape>::Raw>, )*
             }
 
             impl $name {
-                pub(crate) const FIELDS: &'static [Field] =
-                    &[ $( Field::new(stringify!($field), <$ty as Shape>::KIND), )* ];
+                pub(crate) const FIELDS: &'static [$crate::schema::Field] =
+                    &[ $( $crate::schema::Field::new(stringify!($field), <$ty as $crate::raw::Shape>::KIND), )* ];
             }
 
-            impl Shape for $name {
-                type Raw = Spanned<$name>;
-                const KIND: Kind = Kind::Table(<$name>::FIELDS);
+            impl $crate::raw::Shape for $name {
+                type Raw = toml::Spanned<$name>;
+                const KIND: $crate::schema::Kind = $crate::schema::Kind::Table(<$name>::FIELDS);
             }
 
-            impl Shape for List<$name> {
-                type Raw = Vec<Spanned<$name>>;
-                const KIND: Kind = Kind::Tables(<$name>::FIELDS);
+            impl $crate::raw::Shape for $crate::raw::List<$name> {
+                type Raw = Vec<toml::Spanned<$name>>;
+                const KIND: $crate::schema::Kind = $crate::schema::Kind::Tables(<$name>::FIELDS);
             }
         )*
     };
+}
+
+pub(crate) use tables;
+
+/// Declares a table of the job file once. Each entry
+///
+/// ```text
+/// /// doc
+/// key: Shape => pub field: Type = rule(args…),
+/// ```
+///
+/// is the whole key: its name and TOML type (the raw struct, via [`tables!`]), its typed
+/// field, and its conversion `cx.rule(value, "prefix.key", args…)`, a `Cx` method that reports
+/// a bad value at its own file:line:column and returns the default (rules such as `int_in`,
+/// `duration_or`, `url`, `choice`, `flag` declare range, default and check in `args`).
+/// Generates `struct $Raw` (keys in the order written), `pub struct $Name` and
+/// `$Name::from_raw(cx, at, raw, extra…)`, which converts the keys in the order written, so an
+/// argument may name a field converted before it, `at` (the table's span) or an extra
+/// parameter. Rules that check several keys together are ordinary `Cx` methods in `validate`.
+macro_rules! config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident from $raw:ident at $prefix:literal
+            ($cx:ident, $at:ident $(, $arg:ident : $argty:ty)* $(,)?)
+        {
+            $(
+                $(#[$doc:meta])*
+                $key:ident : $shape:ty => pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
+            ),* $(,)?
+        }
+    ) => {
+        $crate::raw::tables! { $raw { $($key: $shape),* } }
+
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$doc])* pub $field: $fty, )*
+        }
+
+        impl $name {
+            /// The table's typed value, each key converted by its rule (errors go to `cx`).
+            #[allow(unused_variables)]
+            pub(crate) fn from_raw(
+                $cx: &mut $crate::validate::Cx<'_>,
+                $at: std::ops::Range<usize>,
+                raw: $raw,
+                $($arg: $argty,)*
+            ) -> Self {
+                let $raw { $($key),* } = raw;
+                $( let $field: $fty = $cx.$rule($key, concat!($prefix, ".", stringify!($key)) $(, $rarg)*); )*
+                $name { $($field),* }
+            }
+        }
+    };
+}
+pub(crate) use config;
+
+/// A typed value written as one of a few strings (`dialect = "entra"`): its spellings, in the
+/// order error messages list them.
+pub(crate) trait Choice: Copy + 'static {
+    const NAMES: &'static [(&'static str, Self)];
 }
 
 tables! {
@@ -120,27 +181,6 @@ tables! {
         manager_format: String,
         clear_on_null: bool,
         actions: RawActions,
-    }
-
-    RawActions {
-        create: bool,
-        update: bool,
-        delete: bool,
-    }
-
-    RawEscrow {
-        retry_delays: List<String>,
-        daily_after: String,
-        give_up_after: String,
-    }
-
-    RawQuarantine {
-        threshold_min_failures: i64,
-        threshold_ratio: f64,
-        threshold_non_reference: i64,
-        threshold_total: i64,
-        backoff_max: String,
-        disable_after: String,
     }
 
     RawNotifications {

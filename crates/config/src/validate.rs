@@ -3,7 +3,7 @@
 
 use crate::error::LineIndex;
 use crate::raw::{
-    RawActions, RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping,
+    RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping,
     RawNotifications, RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
 };
 use crate::schema::{self, Field, Issue};
@@ -135,6 +135,27 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
     }
 }
 
+/// A table's span and keys; an absent table is an empty one.
+fn open<R: Default>(raw: Option<Spanned<R>>) -> (Range<usize>, R) {
+    raw.map(|r| (r.span(), r.into_inner()))
+        .unwrap_or_else(|| (NOWHERE, R::default()))
+}
+
+/// What an empty table means: its keys' defaults (converting it reports nothing).
+pub(crate) fn empty_table<R: Default, T>(from_raw: fn(&mut Cx<'_>, Range<usize>, R) -> T) -> T {
+    let mut cx = Cx {
+        file: Path::new(""),
+        lines: LineIndex::new(""),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        pruned: HashSet::new(),
+        secrets: Vec::new(),
+    };
+    let value = from_raw(&mut cx, NOWHERE, R::default());
+    debug_assert!(cx.errors.is_empty() && cx.warnings.is_empty());
+    value
+}
+
 fn sort(list: &mut Vec<ConfigError>) {
     list.sort_by(|a, b| (a.line, a.column, &a.key).cmp(&(b.line, b.column, &b.key)));
     list.dedup();
@@ -144,7 +165,7 @@ fn sort(list: &mut Vec<ConfigError>) {
 /// reaches a caller.
 const NOWHERE: Range<usize> = 0..0;
 
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     file: &'a Path,
     lines: LineIndex<'a>,
     errors: Vec<ConfigError>,
@@ -601,19 +622,7 @@ impl Cx<'_> {
             .unwrap_or_default();
         let actions = match raw.actions {
             None => TargetActions::default(),
-            Some(a) => {
-                let RawActions {
-                    create,
-                    update,
-                    delete,
-                } = a.into_inner();
-                let on = |v: Option<Spanned<bool>>| v.is_none_or(Spanned::into_inner);
-                TargetActions {
-                    create: on(create),
-                    update: on(update),
-                    delete: on(delete),
-                }
-            }
+            Some(a) => TargetActions::from_raw(self, a.span(), a.into_inner()),
         };
         TargetConfig {
             url,
@@ -630,108 +639,13 @@ impl Cx<'_> {
     }
 
     fn escrow(&mut self, raw: Option<Spanned<RawEscrow>>) -> Escrow {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let d = Escrow::default();
-        let retry_delays = match raw.retry_delays {
-            None => d.retry_delays,
-            Some(list) => list
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, v)| {
-                    let key = format!("escrow.retry_delays[{i}]");
-                    self.duration(Some(v), &key, None)
-                })
-                .collect(),
-        };
-        let daily_after = self
-            .duration(raw.daily_after, "escrow.daily_after", Some(d.daily_after))
-            .unwrap_or(d.daily_after);
-        let give_up_after = match raw.give_up_after {
-            Some(v) => {
-                let span = v.span();
-                let g = self
-                    .duration(Some(v), "escrow.give_up_after", None)
-                    .unwrap_or(d.give_up_after);
-                let first: Duration = retry_delays.first().copied().unwrap_or(daily_after);
-                if g < first {
-                    self.error(
-                        span,
-                        "escrow.give_up_after",
-                        "is shorter than the first retry delay: failed writes would never be retried",
-                    );
-                }
-                g
-            }
-            None => d.give_up_after,
-        };
-        Escrow {
-            retry_delays,
-            daily_after,
-            give_up_after,
-        }
+        let (at, raw) = open(raw);
+        Escrow::from_raw(self, at, raw)
     }
 
     fn quarantine(&mut self, raw: Option<Spanned<RawQuarantine>>) -> Quarantine {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let d = Quarantine::default();
-        let count = |cx: &mut Self, v: Option<Spanned<i64>>, key: &str, default: u64| {
-            cx.int_in(v, key, 1..=i64::MAX.unsigned_abs(), default)
-        };
-        let threshold_min_failures = count(
-            self,
-            raw.threshold_min_failures,
-            "quarantine.threshold_min_failures",
-            d.threshold_min_failures,
-        );
-        let threshold_non_reference = count(
-            self,
-            raw.threshold_non_reference,
-            "quarantine.threshold_non_reference",
-            d.threshold_non_reference,
-        );
-        let threshold_total = count(
-            self,
-            raw.threshold_total,
-            "quarantine.threshold_total",
-            d.threshold_total,
-        );
-        let threshold_ratio = match raw.threshold_ratio {
-            None => d.threshold_ratio,
-            Some(r) if (0.0..=1.0).contains(r.get_ref()) => *r.get_ref(),
-            Some(r) => {
-                self.error(
-                    r.span(),
-                    "quarantine.threshold_ratio",
-                    format!(
-                        "must be between 0 and 1 (a share of failed writes, e.g. 0.4), found {}",
-                        r.get_ref()
-                    ),
-                );
-                d.threshold_ratio
-            }
-        };
-        let backoff_max = self
-            .duration(
-                raw.backoff_max,
-                "quarantine.backoff_max",
-                Some(d.backoff_max),
-            )
-            .unwrap_or(d.backoff_max);
-        let disable_after = self
-            .duration(
-                raw.disable_after,
-                "quarantine.disable_after",
-                Some(d.disable_after),
-            )
-            .unwrap_or(d.disable_after);
-        Quarantine {
-            threshold_min_failures,
-            threshold_ratio,
-            threshold_non_reference,
-            threshold_total,
-            backoff_max,
-            disable_after,
-        }
+        let (at, raw) = open(raw);
+        Quarantine::from_raw(self, at, raw)
     }
 
     fn notifications(
@@ -1677,9 +1591,38 @@ impl Cx<'_> {
         None
     }
 
+    /// A bool key; `default` when absent.
+    pub(crate) fn flag(&mut self, v: Option<Spanned<bool>>, _key: &str, default: bool) -> bool {
+        v.map_or(default, Spanned::into_inner)
+    }
+
+    /// A count of 1 or more.
+    pub(crate) fn count(&mut self, v: Option<Spanned<i64>>, key: &str, default: u64) -> u64 {
+        self.int_in(v, key, 1..=i64::MAX.unsigned_abs(), default)
+    }
+
+    /// A share of failed writes, 0..=1.
+    pub(crate) fn share(&mut self, v: Option<Spanned<f64>>, key: &str, default: f64) -> f64 {
+        match v {
+            None => default,
+            Some(r) if (0.0..=1.0).contains(r.get_ref()) => *r.get_ref(),
+            Some(r) => {
+                self.error(
+                    r.span(),
+                    key,
+                    format!(
+                        "must be between 0 and 1 (a share of failed writes, e.g. 0.4), found {}",
+                        r.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
     /// An integer key in `range`, as the type the config holds; `default` when absent (or,
     /// with an error recorded, when out of range), so each default is written once.
-    fn int_in<T>(
+    pub(crate) fn int_in<T>(
         &mut self,
         v: Option<Spanned<i64>>,
         key: &str,
@@ -1802,6 +1745,58 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// A duration key; `default` when absent or invalid.
+    pub(crate) fn duration_or(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        self.duration(v, key, Some(default)).unwrap_or(default)
+    }
+
+    /// A list of durations, `key[i]` each; the invalid ones dropped, `default` when absent.
+    pub(crate) fn durations_or(
+        &mut self,
+        v: Option<Vec<Spanned<String>>>,
+        key: &str,
+        default: &[Duration],
+    ) -> Vec<Duration> {
+        match v {
+            None => default.to_vec(),
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| self.duration(Some(v), &format!("{key}[{i}]"), None))
+                .collect(),
+        }
+    }
+
+    /// `escrow.give_up_after`: a duration not shorter than the first retry delay.
+    pub(crate) fn give_up_after(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        retry_delays: &[Duration],
+        daily_after: Duration,
+        default: Duration,
+    ) -> Duration {
+        let Some(v) = v else {
+            return default;
+        };
+        let span = v.span();
+        let g = self.duration(Some(v), key, None).unwrap_or(default);
+        let first = retry_delays.first().copied().unwrap_or(daily_after);
+        if g < first {
+            self.error(
+                span,
+                key,
+                "is shorter than the first retry delay: failed writes would never be retried",
+            );
+        }
+        g
     }
 
     /// A duration like "6h", "28d", "30m", "45s" or "1h30m". `None` when invalid, or absent

@@ -39,7 +39,8 @@ mod secrets;
 mod smtp;
 mod validate;
 
-use raw::List;
+use raw::{List, RawFilter, RawMapping, Secret};
+use toml::Spanned;
 
 pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
@@ -151,6 +152,8 @@ pub enum AssertionAlgorithm {
     Rs256,
 }
 
+raw::spellings!(AssertionAlgorithm { "PS256" => Ps256, "RS256" => Rs256 });
+
 /// Entra's "Scope": all users, or only those assigned to the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScopeSetting {
@@ -159,25 +162,44 @@ pub enum ScopeSetting {
     Assigned,
 }
 
-/// The app's SCIM endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetConfig {
-    /// Entra's "Tenant URL", without a trailing `/`.
-    pub url: String,
-    /// Entra's "Secret Token".
-    pub token: SecretRef,
-    pub dialect: DialectSetting,
-    /// 1..=64.
-    pub max_concurrency: usize,
-    pub timeout: Duration,
-    /// Members per group PATCH, 1..=1000.
-    pub membership_batch_size: usize,
-    pub group_members_removal: MembersRemoval,
-    pub manager_format: ManagerFormat,
-    /// Opt-in beyond Entra (which never sends nulls): clear a target value when the source
-    /// value is cleared.
-    pub clear_on_null: bool,
-    pub actions: TargetActions,
+raw::spellings!(ScopeSetting { "assigned" => Assigned, "all" => All });
+
+raw::config! {
+    /// The app's SCIM endpoint.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TargetConfig from RawTarget at "target" (cx, at, base_dir: &Path) {
+        /// Entra's "Tenant URL", without a trailing `/`.
+        url: String => pub url: String = target_url(&at),
+        /// Entra's "Secret Token".
+        token: Secret => pub token: SecretRef = secret(&at, base_dir),
+        dialect: String => pub dialect: DialectSetting = choice(),
+        /// 1..=64.
+        max_concurrency: i64 => pub max_concurrency: usize =
+            int_in(1..=64, DEFAULT_MAX_CONCURRENCY),
+        /// 1..=3600 s.
+        timeout_secs: i64 => pub timeout: Duration = secs_in(1..=3600, DEFAULT_TIMEOUT),
+        /// Members per group PATCH, 1..=1000.
+        membership_batch_size: i64 => pub membership_batch_size: usize =
+            int_in(1..=1000, DEFAULT_MEMBERSHIP_BATCH_SIZE),
+        /// Follows `dialect` unless set.
+        group_members_removal: String => pub group_members_removal: MembersRemoval =
+            choice_or(MembersRemoval::of(dialect)),
+        manager_format: String => pub manager_format: ManagerFormat = choice(),
+        /// Opt-in beyond Entra (which never sends nulls): clear a target value when the source
+        /// value is cleared.
+        clear_on_null: bool => pub clear_on_null: bool = flag(false),
+        actions: RawActions => pub actions: TargetActions = table(TargetActions::from_raw),
+    }
+}
+
+impl MembersRemoval {
+    /// The dialect's way, when `group_members_removal` is not set.
+    fn of(dialect: DialectSetting) -> Self {
+        match dialect {
+            DialectSetting::Rfc => MembersRemoval::Rfc,
+            DialectSetting::Entra => MembersRemoval::ValueList,
+        }
+    }
 }
 
 /// How members are removed from a group in a PATCH.
@@ -189,6 +211,8 @@ pub enum MembersRemoval {
     ValueList,
 }
 
+raw::spellings!(MembersRemoval { "rfc" => Rfc, "value-list" => ValueList });
+
 /// How `manager` is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ManagerFormat {
@@ -199,6 +223,8 @@ pub enum ManagerFormat {
     String,
 }
 
+raw::spellings!(ManagerFormat { "complex" => Complex, "string" => String });
+
 /// Which SCIM PATCH dialect to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DialectSetting {
@@ -208,6 +234,8 @@ pub enum DialectSetting {
     /// Entra's default dialect.
     Entra,
 }
+
+raw::spellings!(DialectSetting { "rfc" => Rfc, "entra" => Entra });
 
 raw::config! {
     /// Entra's "Target Object Actions".
@@ -316,15 +344,20 @@ pub enum SmtpTls {
     None,
 }
 
-/// `[users]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct UsersConfig {
-    pub mappings: Vec<Mapping>,
-    /// Entra's scoping filters: clauses AND'ed within a filter, filters OR'ed; none = all in.
-    pub scoping: Vec<ScopingFilter>,
-    /// Same as [`JobConfig::skip_out_of_scope_deletions`].
-    pub skip_out_of_scope_deletions: bool,
-    pub deprovision: Deprovision,
+raw::spellings!(SmtpTls { "starttls" => Starttls, "implicit" => Implicit, "none" => None });
+
+raw::config! {
+    /// `[users]`.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct UsersConfig from RawUsers at "users" (cx, at, top_skip: Option<Spanned<bool>>) {
+        mappings: List<RawMapping> => pub mappings: Vec<Mapping> = mappings(at.clone(), true),
+        /// Entra's scoping filters: clauses AND'ed within a filter, filters OR'ed; none = all in.
+        scoping: List<RawFilter> => pub scoping: Vec<ScopingFilter> = scoping(),
+        /// Same as [`JobConfig::skip_out_of_scope_deletions`].
+        skip_out_of_scope_deletions: bool => pub skip_out_of_scope_deletions: bool =
+            skip_out_of_scope_deletions(top_skip),
+        deprovision: String => pub deprovision: Deprovision = choice(),
+    }
 }
 
 /// What happens in the target to a user who is unassigned or leaves scope.
@@ -337,16 +370,21 @@ pub enum Deprovision {
     Delete,
 }
 
-/// `[groups]`: group provisioning (Atmos, Klaxoon, CybSafe provision groups).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GroupsConfig {
-    pub enabled: bool,
-    pub nested: Nested,
-    pub out_of_scope: GroupOutOfScope,
-    pub reconcile: Reconcile,
-    /// Same shape as user mappings; with `enabled`, at least one sets `matching`.
-    pub mappings: Vec<Mapping>,
-    pub scoping: Vec<ScopingFilter>,
+raw::spellings!(Deprovision { "disable" => Disable, "delete" => Delete });
+
+raw::config! {
+    /// `[groups]`: group provisioning (Atmos, Klaxoon, CybSafe provision groups).
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct GroupsConfig from RawGroups at "groups" (cx, at) {
+        enabled: bool => pub enabled: bool = flag(false),
+        nested: String => pub nested: Nested = choice(),
+        out_of_scope: String => pub out_of_scope: GroupOutOfScope = choice(),
+        reconcile: String => pub reconcile: Reconcile = choice(),
+        /// Same shape as user mappings; with `enabled`, at least one sets `matching` (disabled
+        /// groups keep their mappings checked, but need no matching yet).
+        mappings: List<RawMapping> => pub mappings: Vec<Mapping> = mappings(at.clone(), enabled),
+        scoping: List<RawFilter> => pub scoping: Vec<ScopingFilter> = scoping(),
+    }
 }
 
 /// Members that are themselves groups.
@@ -359,6 +397,8 @@ pub enum Nested {
     Include,
 }
 
+raw::spellings!(Nested { "ignore" => Ignore, "include" => Include });
+
 /// What happens to a group that leaves scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupOutOfScope {
@@ -369,6 +409,8 @@ pub enum GroupOutOfScope {
     Skip,
 }
 
+raw::spellings!(GroupOutOfScope { "delete" => Delete, "skip" => Skip });
+
 /// Reading the target's groups back to repair drift (Entra never does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reconcile {
@@ -377,6 +419,8 @@ pub enum Reconcile {
     Daily,
     EveryCycle,
 }
+
+raw::spellings!(Reconcile { "off" => Off, "daily" => Daily, "every-cycle" => EveryCycle });
 
 /// One scoping filter (`[[users.scoping]]`): true when all its clauses are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +539,8 @@ pub enum Apply {
     /// Only during object creation.
     CreateOnly,
 }
+
+raw::spellings!(Apply { "always" => Always, "create" => CreateOnly });
 
 /// A valid job and the warnings it raised (e.g. a literal secret in the file).
 #[derive(Debug, Clone)]

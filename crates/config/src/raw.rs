@@ -9,7 +9,7 @@ use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
 
-pub(crate) use crate::{RawActions, RawEscrow, RawQuarantine};
+pub(crate) use crate::{RawEscrow, RawGroups, RawQuarantine, RawTarget, RawUsers};
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
 pub(crate) trait Shape {
@@ -137,6 +137,16 @@ pub(crate) trait Choice: Copy + 'static {
     const NAMES: &'static [(&'static str, Self)];
 }
 
+/// `spellings!(Type { "name" => Variant, … })`: `Type`'s [`Choice`] spellings.
+macro_rules! spellings {
+    ($ty:ident { $($name:literal => $variant:ident),* $(,)? }) => {
+        impl $crate::raw::Choice for $ty {
+            const NAMES: &'static [(&'static str, Self)] = &[$(($name, $ty::$variant)),*];
+        }
+    };
+}
+pub(crate) use spellings;
+
 tables! {
     /// A job file.
     RawJob {
@@ -170,19 +180,6 @@ tables! {
         page_size: i64,
     }
 
-    RawTarget {
-        url: String,
-        token: Secret,
-        dialect: String,
-        max_concurrency: i64,
-        timeout_secs: i64,
-        membership_batch_size: i64,
-        group_members_removal: String,
-        manager_format: String,
-        clear_on_null: bool,
-        actions: RawActions,
-    }
-
     RawNotifications {
         webhook_url: String,
         webhook_token: Secret,
@@ -198,22 +195,6 @@ tables! {
         password: Secret,
         from: String,
         to: List<String>,
-    }
-
-    RawUsers {
-        mappings: List<RawMapping>,
-        scoping: List<RawFilter>,
-        skip_out_of_scope_deletions: bool,
-        deprovision: String,
-    }
-
-    RawGroups {
-        enabled: bool,
-        nested: String,
-        out_of_scope: String,
-        reconcile: String,
-        mappings: List<RawMapping>,
-        scoping: List<RawFilter>,
     }
 
     RawMapping {

@@ -2,19 +2,18 @@
 //! every error on the way instead of stopping at the first.
 
 use crate::error::LineIndex;
+use crate::raw::Choice;
 use crate::raw::{
-    RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping,
-    RawNotifications, RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
+    RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping, RawNotifications,
+    RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
     AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
     DEFAULT_DELETION_THRESHOLD, DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL,
-    DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT,
-    DEFAULT_TIMEOUT, Deprovision, DialectSetting, Escrow, GroupOutOfScope, GroupsConfig, JobConfig,
-    Loaded, ManagerFormat, Mapping, MappingValue, MembersRemoval, Nested, Notifications, Operator,
-    Quarantine, Reconcile, Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
-    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetActions, TargetConfig, UsersConfig,
+    DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT, Escrow, GroupsConfig, JobConfig, Loaded, Mapping,
+    MappingValue, Notifications, Operator, Quarantine, Schedule, ScopeSetting, ScopingFilter,
+    SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -400,26 +399,10 @@ impl Cx<'_> {
                 );
                 AssertionAlgorithm::default()
             }
-            alg => self
-                .choice(
-                    alg,
-                    "source.assertion_algorithm",
-                    &[
-                        ("PS256", AssertionAlgorithm::Ps256),
-                        ("RS256", AssertionAlgorithm::Rs256),
-                    ],
-                )
-                .unwrap_or_default(),
+            alg => self.choice(alg, "source.assertion_algorithm"),
         };
         let scope = self
-            .choice(
-                raw.scope,
-                "source.scope",
-                &[
-                    ("assigned", ScopeSetting::Assigned),
-                    ("all", ScopeSetting::All),
-                ],
-            )
+            .one_of(raw.scope, "source.scope", ScopeSetting::NAMES)
             .unwrap_or_default();
         let service_principal_id = match raw.service_principal_id {
             Some(v) if v.get_ref().trim().is_empty() => {
@@ -546,96 +529,30 @@ impl Cx<'_> {
                 (NOWHERE, RawTarget::default())
             }
         };
-        let url = match raw.url {
-            Some(u) => {
-                let url = self.url(Some(u.clone()), "target.url", "");
-                if u.get_ref().contains("aadOptscim062020") {
-                    self.warn(
-                        u.span(),
-                        "target.url",
-                        "aadOptscim062020 is Entra's switch for RFC-compliant PATCH; here that is \
-                         dialect = \"rfc\" (the default), and the URL is sent to the app as written",
-                    );
-                }
-                url
-            }
-            None => {
-                self.missing(
-                    &at,
-                    "target.url",
-                    "the app's SCIM base URL (Entra's Tenant URL)",
-                );
-                String::new()
-            }
+        TargetConfig::from_raw(self, at, raw, base_dir)
+    }
+
+    /// `target.url`: required, and `aadOptscim062020` in it is Entra's switch, not ours.
+    pub(crate) fn target_url(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+    ) -> String {
+        let Some(u) = v else {
+            self.missing(table, key, "the app's SCIM base URL (Entra's Tenant URL)");
+            return String::new();
         };
-        let token = self.secret(raw.token, &at, "target.token", base_dir);
-        let dialect = self
-            .choice(
-                raw.dialect,
-                "target.dialect",
-                &[
-                    ("rfc", DialectSetting::Rfc),
-                    ("entra", DialectSetting::Entra),
-                ],
-            )
-            .unwrap_or_default();
-        let max_concurrency = self.int_in(
-            raw.max_concurrency,
-            "target.max_concurrency",
-            1..=64,
-            DEFAULT_MAX_CONCURRENCY,
-        );
-        let timeout_secs = self.int_in(
-            raw.timeout_secs,
-            "target.timeout_secs",
-            1..=3600,
-            DEFAULT_TIMEOUT.as_secs(),
-        );
-        let membership_batch_size = self.int_in(
-            raw.membership_batch_size,
-            "target.membership_batch_size",
-            1..=1000,
-            DEFAULT_MEMBERSHIP_BATCH_SIZE,
-        );
-        let group_members_removal = self
-            .choice(
-                raw.group_members_removal,
-                "target.group_members_removal",
-                &[
-                    ("rfc", MembersRemoval::Rfc),
-                    ("value-list", MembersRemoval::ValueList),
-                ],
-            )
-            .unwrap_or(match dialect {
-                DialectSetting::Rfc => MembersRemoval::Rfc,
-                DialectSetting::Entra => MembersRemoval::ValueList,
-            });
-        let manager_format = self
-            .choice(
-                raw.manager_format,
-                "target.manager_format",
-                &[
-                    ("complex", ManagerFormat::Complex),
-                    ("string", ManagerFormat::String),
-                ],
-            )
-            .unwrap_or_default();
-        let actions = match raw.actions {
-            None => TargetActions::default(),
-            Some(a) => TargetActions::from_raw(self, a.span(), a.into_inner()),
-        };
-        TargetConfig {
-            url,
-            token,
-            dialect,
-            max_concurrency,
-            timeout: Duration::from_secs(timeout_secs),
-            membership_batch_size,
-            group_members_removal,
-            manager_format,
-            clear_on_null: raw.clear_on_null.is_some_and(Spanned::into_inner),
-            actions,
+        let url = self.url(Some(u.clone()), key, "");
+        if u.get_ref().contains("aadOptscim062020") {
+            self.warn(
+                u.span(),
+                key,
+                "aadOptscim062020 is Entra's switch for RFC-compliant PATCH; here that is \
+                 dialect = \"rfc\" (the default), and the URL is sent to the app as written",
+            );
         }
+        url
     }
 
     fn escrow(&mut self, raw: Option<Spanned<RawEscrow>>) -> Escrow {
@@ -829,15 +746,7 @@ impl Cx<'_> {
                 }
                 let span = t.span();
                 let mode = self
-                    .choice(
-                        Some(t),
-                        "notifications.smtp.tls",
-                        &[
-                            ("starttls", SmtpTls::Starttls),
-                            ("implicit", SmtpTls::Implicit),
-                            ("none", SmtpTls::None),
-                        ],
-                    )
+                    .one_of(Some(t), "notifications.smtp.tls", SmtpTls::NAMES)
                     .unwrap_or(by_port);
                 (mode, Some((span, "notifications.smtp.tls")))
             }
@@ -873,103 +782,50 @@ impl Cx<'_> {
         raw: Option<Spanned<RawUsers>>,
         top_skip: Option<Spanned<bool>>,
     ) -> UsersConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => (NOWHERE, RawUsers::default()),
-        };
-        let skip = match (top_skip, raw.skip_out_of_scope_deletions) {
+        let (at, raw) = open(raw);
+        UsersConfig::from_raw(self, at, raw, top_skip)
+    }
+
+    /// `users.skip_out_of_scope_deletions`, or the same key at the top level (not both).
+    pub(crate) fn skip_out_of_scope_deletions(
+        &mut self,
+        v: Option<Spanned<bool>>,
+        key: &str,
+        top: Option<Spanned<bool>>,
+    ) -> bool {
+        match (top, v) {
             (Some(top), Some(inner)) => {
                 let line = self.lines.line(top.span().start);
                 self.error(
                     inner.span(),
-                    "users.skip_out_of_scope_deletions",
+                    key,
                     format!("also set at the top level (line {line}): set it in one place only"),
                 );
                 *top.get_ref()
             }
             (Some(v), None) | (None, Some(v)) => v.into_inner(),
             (None, None) => false,
-        };
-        let deprovision = self
-            .choice(
-                raw.deprovision,
-                "users.deprovision",
-                &[
-                    ("disable", Deprovision::Disable),
-                    ("delete", Deprovision::Delete),
-                ],
-            )
-            .unwrap_or_default();
-        let mappings = self.mappings(raw.mappings, at, "users", true);
-        let scoping = self.scoping(raw.scoping, "users");
-        UsersConfig {
-            mappings,
-            scoping,
-            skip_out_of_scope_deletions: skip,
-            deprovision,
         }
     }
 
     fn groups(&mut self, raw: Option<Spanned<RawGroups>>) -> GroupsConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => (NOWHERE, RawGroups::default()),
-        };
-        let enabled = raw.enabled.is_some_and(Spanned::into_inner);
-        let nested = self
-            .choice(
-                raw.nested,
-                "groups.nested",
-                &[("ignore", Nested::Ignore), ("include", Nested::Include)],
-            )
-            .unwrap_or_default();
-        let out_of_scope = self
-            .choice(
-                raw.out_of_scope,
-                "groups.out_of_scope",
-                &[
-                    ("delete", GroupOutOfScope::Delete),
-                    ("skip", GroupOutOfScope::Skip),
-                ],
-            )
-            .unwrap_or_default();
-        let reconcile = self
-            .choice(
-                raw.reconcile,
-                "groups.reconcile",
-                &[
-                    ("off", Reconcile::Off),
-                    ("daily", Reconcile::Daily),
-                    ("every-cycle", Reconcile::EveryCycle),
-                ],
-            )
-            .unwrap_or_default();
-        // Disabled groups keep their mappings checked, but need no matching yet.
-        let mappings = self.mappings(raw.mappings, at, "groups", enabled);
-        let scoping = self.scoping(raw.scoping, "groups");
-        GroupsConfig {
-            enabled,
-            nested,
-            out_of_scope,
-            reconcile,
-            mappings,
-            scoping,
-        }
+        let (at, raw) = open(raw);
+        GroupsConfig::from_raw(self, at, raw)
     }
 
     /// `[[<object>.mappings]]`; `require_matching` demands at least one matching attribute.
-    fn mappings(
+    pub(crate) fn mappings(
         &mut self,
         raw: Option<Vec<Spanned<RawMapping>>>,
+        list_key: &str,
         mut at: Range<usize>,
-        object: &str,
         require_matching: bool,
     ) -> Vec<Mapping> {
+        let object = list_key.trim_end_matches(".mappings");
         let raw = raw.unwrap_or_default();
         if let Some(first) = raw.first() {
             at = first.span();
         }
-        let list_key = format!("{object}.mappings");
         let mut mappings = Vec::with_capacity(raw.len());
         // Lower-cased target → (index, line); precedence → (index, line).
         let mut targets: HashMap<String, (usize, usize)> = HashMap::new();
@@ -1050,11 +906,7 @@ impl Cx<'_> {
             };
 
             let apply = self
-                .choice(
-                    m.apply,
-                    &format!("{key}.apply"),
-                    &[("always", Apply::Always), ("create", Apply::CreateOnly)],
-                )
+                .one_of(m.apply, &format!("{key}.apply"), Apply::NAMES)
                 .unwrap_or_default();
             let default = m.default.map(|d| {
                 if matches!(value, MappingValue::Constant { .. }) {
@@ -1103,11 +955,12 @@ impl Cx<'_> {
     }
 
     /// `[[<object>.scoping]]` filters and their clauses.
-    fn scoping(
+    pub(crate) fn scoping(
         &mut self,
         raw: Option<Vec<Spanned<RawFilter>>>,
-        object: &str,
+        list_key: &str,
     ) -> Vec<ScopingFilter> {
+        let object = list_key.trim_end_matches(".scoping");
         let mut filters = Vec::new();
         for (i, entry) in raw.unwrap_or_default().into_iter().enumerate() {
             let span = entry.span();
@@ -1568,7 +1421,7 @@ impl Cx<'_> {
     }
 
     /// An enum value written as a lowercase string; `None` when absent or invalid.
-    fn choice<T: Copy>(
+    fn one_of<T: Copy>(
         &mut self,
         v: Option<Spanned<String>>,
         key: &str,
@@ -1589,6 +1442,28 @@ impl Cx<'_> {
             format!("expected {expected}, found {:?}", v.get_ref()),
         );
         None
+    }
+
+    /// A sub-table; an absent one is an empty one.
+    pub(crate) fn table<R: Default, T>(
+        &mut self,
+        v: Option<Spanned<R>>,
+        _key: &str,
+        from_raw: fn(&mut Cx<'_>, Range<usize>, R) -> T,
+    ) -> T {
+        let (at, raw) = open(v);
+        from_raw(self, at, raw)
+    }
+
+    /// A whole number of seconds in `range`.
+    pub(crate) fn secs_in(
+        &mut self,
+        v: Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: Duration,
+    ) -> Duration {
+        Duration::from_secs(self.int_in(v, key, range, default.as_secs()))
     }
 
     /// A bool key; `default` when absent.
@@ -1618,6 +1493,25 @@ impl Cx<'_> {
                 default
             }
         }
+    }
+
+    /// An enum key ([`Choice`]); its default when absent or invalid.
+    pub(crate) fn choice<T: Choice + Default>(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+    ) -> T {
+        self.one_of(v, key, T::NAMES).unwrap_or_default()
+    }
+
+    /// An enum key whose default depends on another one.
+    pub(crate) fn choice_or<T: Choice>(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        default: T,
+    ) -> T {
+        self.one_of(v, key, T::NAMES).unwrap_or(default)
     }
 
     /// An integer key in `range`, as the type the config holds; `default` when absent (or,
@@ -1681,11 +1575,11 @@ impl Cx<'_> {
         v.get_ref().trim().trim_end_matches('/').to_string()
     }
 
-    fn secret(
+    pub(crate) fn secret(
         &mut self,
         v: Option<Spanned<String>>,
-        table: &Range<usize>,
         key: &str,
+        table: &Range<usize>,
         base_dir: &Path,
     ) -> SecretRef {
         let Some(v) = v else {

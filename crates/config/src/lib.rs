@@ -104,31 +104,43 @@ pub struct JobConfig {
     pub groups: GroupsConfig,
 }
 
-/// Microsoft Graph, the identity source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceConfig {
-    pub tenant_id: String,
-    pub client_id: String,
-    /// Exactly one of `client_secret` and `certificate` is set (validation enforces it).
-    pub client_secret: Option<SecretRef>,
-    /// Client certificate (PEM) for a signed client assertion; `private_key` is then set too.
-    /// Held as a reference for convenience; a certificate is not secret.
-    pub certificate: Option<SecretRef>,
-    /// PKCS#8 PEM private key of `certificate`.
-    pub private_key: Option<SecretRef>,
-    pub assertion_algorithm: AssertionAlgorithm,
-    /// The enterprise app's service principal object id; always set when `scope` is `Assigned`.
-    pub service_principal_id: Option<String>,
-    pub scope: ScopeSetting,
-    /// Skip users and groups whose only assignments use the Default Access role (CybSafe's
-    /// tutorial: such users are "not effectively entitled").
-    pub exclude_default_access: bool,
-    /// Without a trailing `/`.
-    pub graph_url: String,
-    /// Without a trailing `/`.
-    pub login_url: String,
-    /// 1..=999.
-    pub page_size: u32,
+raw::config! {
+    /// Microsoft Graph, the identity source.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SourceConfig from RawSource at "source" (cx, at, base_dir: &Path) {
+        tenant_id: String => pub tenant_id: String =
+            required(&at, "the Entra tenant id or domain"),
+        client_id: String => pub client_id: String =
+            required(&at, "the app registration's client id"),
+        /// Exactly one of `client_secret` and `certificate` is set (validation enforces it:
+        /// this key's rule checks the three credential keys together).
+        client_secret: Secret => pub client_secret: Option<SecretRef> =
+            credentials(&certificate, &private_key, &at, base_dir),
+        /// Client certificate (PEM) for a signed client assertion; `private_key` is then set too.
+        /// Held as a reference for convenience; a certificate is not secret (so written inline
+        /// it is no leak, and not warned about).
+        certificate: Secret => pub certificate: Option<SecretRef> =
+            optional_secret(base_dir, false),
+        /// PKCS#8 PEM private key of `certificate`.
+        private_key: Secret => pub private_key: Option<SecretRef> = optional_secret(base_dir, true),
+        assertion_algorithm: String => pub assertion_algorithm: AssertionAlgorithm =
+            assertion_algorithm(&client_secret, &certificate),
+        /// The enterprise app's service principal object id; always set when `scope` is
+        /// `Assigned`.
+        service_principal_id: String => pub service_principal_id: Option<String> =
+            service_principal_id(&scope, &at),
+        scope: String => pub scope: ScopeSetting = choice(),
+        /// Skip users and groups whose only assignments use the Default Access role (CybSafe's
+        /// tutorial: such users are "not effectively entitled").
+        exclude_default_access: bool => pub exclude_default_access: bool =
+            exclude_default_access(scope),
+        /// Without a trailing `/`.
+        graph_url: String => pub graph_url: String = url(DEFAULT_GRAPH_URL),
+        /// Without a trailing `/`.
+        login_url: String => pub login_url: String = url(DEFAULT_LOGIN_URL),
+        /// 1..=999.
+        page_size: i64 => pub page_size: u32 = int_in(1..=999, DEFAULT_PAGE_SIZE),
+    }
 }
 
 impl SourceConfig {

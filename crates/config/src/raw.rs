@@ -9,7 +9,7 @@ use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
 
-pub(crate) use crate::{RawEscrow, RawGroups, RawQuarantine, RawTarget, RawUsers};
+pub(crate) use crate::{RawEscrow, RawGroups, RawQuarantine, RawSource, RawTarget, RawUsers};
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
 pub(crate) trait Shape {
@@ -163,21 +163,6 @@ tables! {
         notifications: RawNotifications,
         users: RawUsers,
         groups: RawGroups,
-    }
-
-    RawSource {
-        tenant_id: String,
-        client_id: String,
-        client_secret: Secret,
-        certificate: Secret,
-        private_key: Secret,
-        assertion_algorithm: String,
-        service_principal_id: String,
-        scope: String,
-        exclude_default_access: bool,
-        graph_url: String,
-        login_url: String,
-        page_size: i64,
     }
 
     RawNotifications {

@@ -10,10 +10,10 @@ use crate::raw::{
 use crate::schema::{self, Field, Issue};
 use crate::{
     AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
-    DEFAULT_DELETION_THRESHOLD, DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL,
-    DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT, Escrow, GroupsConfig, JobConfig, Loaded, Mapping,
-    MappingValue, Notifications, Operator, Quarantine, Schedule, ScopeSetting, ScopingFilter,
-    SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig, UsersConfig,
+    DEFAULT_DELETION_THRESHOLD, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SMTP_PORT, Escrow,
+    GroupsConfig, JobConfig, Loaded, Mapping, MappingValue, Notifications, Operator, Quarantine,
+    Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls,
+    SourceConfig, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -262,11 +262,11 @@ impl Cx<'_> {
         true
     }
 
-    fn required(
+    pub(crate) fn required(
         &mut self,
         v: Option<Spanned<String>>,
-        table: &Range<usize>,
         key: &str,
+        table: &Range<usize>,
         what: &str,
     ) -> String {
         match v {
@@ -373,108 +373,26 @@ impl Cx<'_> {
                 (NOWHERE, RawSource::default())
             }
         };
-        let tenant_id = self.required(
-            raw.tenant_id,
-            &at,
-            "source.tenant_id",
-            "the Entra tenant id or domain",
-        );
-        let client_id = self.required(
-            raw.client_id,
-            &at,
-            "source.client_id",
-            "the app registration's client id",
-        );
-        let (client_secret, certificate, private_key) = self.credentials(
-            [raw.client_secret, raw.certificate, raw.private_key],
-            &at,
-            base_dir,
-        );
-        let assertion_algorithm = match raw.assertion_algorithm {
-            Some(alg) if certificate.is_none() && client_secret.is_some() => {
-                self.warn(
-                    alg.span(),
-                    "source.assertion_algorithm",
-                    "only used with `certificate`; ignored with client_secret",
-                );
-                AssertionAlgorithm::default()
-            }
-            alg => self.choice(alg, "source.assertion_algorithm"),
-        };
-        let scope = self
-            .one_of(raw.scope, "source.scope", ScopeSetting::NAMES)
-            .unwrap_or_default();
-        let service_principal_id = match raw.service_principal_id {
-            Some(v) if v.get_ref().trim().is_empty() => {
-                self.error(v.span(), "source.service_principal_id", "must not be empty");
-                None
-            }
-            Some(v) if self.placeholder(&v, "source.service_principal_id") => None,
-            Some(v) => Some(v.into_inner()),
-            None if scope == ScopeSetting::Assigned => {
-                if !self.suppressed("source.service_principal_id") {
-                    self.error(
-                        at.clone(),
-                        "source.service_principal_id",
-                        "required when scope = \"assigned\" (the default): set the enterprise app's \
-                         service principal object id, or set scope = \"all\"",
-                    );
-                }
-                None
-            }
-            None => None,
-        };
-        let exclude_default_access = match raw.exclude_default_access {
-            Some(v) if *v.get_ref() && scope == ScopeSetting::All => {
-                self.warn(
-                    v.span(),
-                    "source.exclude_default_access",
-                    "has no effect with scope = \"all\": every user is in scope regardless of roles",
-                );
-                true
-            }
-            v => v.is_some_and(Spanned::into_inner),
-        };
-        let graph_url = self.url(raw.graph_url, "source.graph_url", DEFAULT_GRAPH_URL);
-        let login_url = self.url(raw.login_url, "source.login_url", DEFAULT_LOGIN_URL);
-        let page_size = self.int_in(
-            raw.page_size,
-            "source.page_size",
-            1..=999,
-            DEFAULT_PAGE_SIZE,
-        );
-        SourceConfig {
-            tenant_id,
-            client_id,
-            client_secret,
-            certificate,
-            private_key,
-            assertion_algorithm,
-            service_principal_id,
-            scope,
-            exclude_default_access,
-            graph_url,
-            login_url,
-            page_size,
-        }
+        SourceConfig::from_raw(self, at, raw, base_dir)
     }
 
-    /// Exactly one of client_secret and certificate (+ private_key).
-    fn credentials(
+    /// `source.client_secret`, checked with `certificate` and `private_key`: exactly one of
+    /// client_secret and certificate (+ private_key).
+    pub(crate) fn credentials(
         &mut self,
-        [secret, cert, key]: [Option<Spanned<String>>; 3],
+        secret: Option<Spanned<String>>,
+        key: &str,
+        cert: &Option<Spanned<String>>,
+        private_key: &Option<Spanned<String>>,
         at: &Range<usize>,
         base_dir: &Path,
-    ) -> (Option<SecretRef>, Option<SecretRef>, Option<SecretRef>) {
+    ) -> Option<SecretRef> {
         let spans = (
             secret.as_ref().map(Spanned::span),
             cert.as_ref().map(Spanned::span),
-            key.as_ref().map(Spanned::span),
+            private_key.as_ref().map(Spanned::span),
         );
-        let secret = self.optional_secret(secret, "source.client_secret", base_dir, true);
-        // A certificate is public: written inline it is no leak, so no warning.
-        let certificate = self.optional_secret(cert, "source.certificate", base_dir, false);
-        let private_key = self.optional_secret(key, "source.private_key", base_dir, true);
+        let secret = self.optional_secret(secret, key, base_dir, true);
         match spans {
             (None, None, None) => {
                 let suppressed = ["client_secret", "certificate", "private_key"]
@@ -511,7 +429,83 @@ impl Cx<'_> {
             ),
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
         }
-        (secret, certificate, private_key)
+        secret
+    }
+
+    /// `source.assertion_algorithm`: only used with a certificate.
+    pub(crate) fn assertion_algorithm(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        client_secret: &Option<SecretRef>,
+        certificate: &Option<SecretRef>,
+    ) -> AssertionAlgorithm {
+        match v {
+            Some(alg) if certificate.is_none() && client_secret.is_some() => {
+                self.warn(
+                    alg.span(),
+                    key,
+                    "only used with `certificate`; ignored with client_secret",
+                );
+                AssertionAlgorithm::default()
+            }
+            alg => self.choice(alg, key),
+        }
+    }
+
+    /// `source.service_principal_id`: required with `scope = "assigned"` (written after it,
+    /// so read from `scope` as written; an invalid scope counts as the default).
+    pub(crate) fn service_principal_id(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        scope: &Option<Spanned<String>>,
+        at: &Range<usize>,
+    ) -> Option<String> {
+        let scope = scope
+            .as_ref()
+            .and_then(|s| ScopeSetting::NAMES.iter().find(|(n, _)| n == s.get_ref()))
+            .map_or_else(ScopeSetting::default, |(_, t)| *t);
+        match v {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                self.error(v.span(), key, "must not be empty");
+                None
+            }
+            Some(v) if self.placeholder(&v, key) => None,
+            Some(v) => Some(v.into_inner()),
+            None if scope == ScopeSetting::Assigned => {
+                if !self.suppressed(key) {
+                    self.error(
+                        at.clone(),
+                        key,
+                        "required when scope = \"assigned\" (the default): set the enterprise app's \
+                         service principal object id, or set scope = \"all\"",
+                    );
+                }
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `source.exclude_default_access`: a warning when it cannot have an effect.
+    pub(crate) fn exclude_default_access(
+        &mut self,
+        v: Option<Spanned<bool>>,
+        key: &str,
+        scope: ScopeSetting,
+    ) -> bool {
+        match v {
+            Some(v) if *v.get_ref() && scope == ScopeSetting::All => {
+                self.warn(
+                    v.span(),
+                    key,
+                    "has no effect with scope = \"all\": every user is in scope regardless of roles",
+                );
+                true
+            }
+            v => v.is_some_and(Spanned::into_inner),
+        }
     }
 
     fn target(&mut self, raw: Option<Spanned<RawTarget>>, base_dir: &Path) -> TargetConfig {
@@ -619,8 +613,8 @@ impl Cx<'_> {
                 .to_string(),
             h => self.required(
                 h,
-                &at,
                 "notifications.smtp.host",
+                &at,
                 "the mail server's host name",
             ),
         };
@@ -1011,8 +1005,8 @@ impl Cx<'_> {
         }
         let attribute = self.required(
             attribute,
-            &span,
             &format!("{key}.attribute"),
+            &span,
             "the source attribute to test, e.g. attribute = \"department\"",
         );
         let Some(operator) = operator else {
@@ -1545,7 +1539,7 @@ impl Cx<'_> {
 
     /// An http(s) URL with a host and no credentials; `http` only for loopback. An empty
     /// `default` means the key is required (callers handle absence), else absence → default.
-    fn url(&mut self, v: Option<Spanned<String>>, key: &str, default: &str) -> String {
+    pub(crate) fn url(&mut self, v: Option<Spanned<String>>, key: &str, default: &str) -> String {
         let Some(v) = v else {
             return default.to_string();
         };
@@ -1613,7 +1607,7 @@ impl Cx<'_> {
 
 impl Cx<'_> {
     /// An optional secret reference; `warn_literal` for real secrets (not certificates).
-    fn optional_secret(
+    pub(crate) fn optional_secret(
         &mut self,
         v: Option<Spanned<String>>,
         key: &str,

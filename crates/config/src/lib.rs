@@ -39,7 +39,7 @@ mod secrets;
 mod smtp;
 mod validate;
 
-use raw::{List, RawFilter, RawMapping, Secret};
+use raw::{List, RawFilter, RawMapping, RawSmtp, Secret};
 use toml::Spanned;
 
 pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
@@ -316,14 +316,17 @@ impl Default for Quarantine {
     }
 }
 
-/// Where quarantine and deletion-threshold notices go (Entra's Notification Email).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Notifications {
-    /// POSTed a JSON body; https, or http to a loopback host. Without a trailing `/`.
-    pub webhook_url: Option<String>,
-    /// Sent as `Authorization: Bearer`; only set together with `webhook_url`.
-    pub webhook_token: Option<SecretRef>,
-    pub smtp: Option<Smtp>,
+raw::config! {
+    /// Where quarantine and deletion-threshold notices go (Entra's Notification Email).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Notifications from RawNotifications at "notifications" (cx, at, base_dir: &Path) {
+        /// POSTed a JSON body; https, or http to a loopback host. Without a trailing `/`.
+        webhook_url: String => pub webhook_url: Option<String> = optional_url(),
+        /// Sent as `Authorization: Bearer`; only set together with `webhook_url`.
+        webhook_token: Secret => pub webhook_token: Option<SecretRef> =
+            webhook_token(&webhook_url, base_dir),
+        smtp: RawSmtp => pub smtp: Option<Smtp> = smtp(base_dir),
+    }
 }
 
 /// Mail delivery for notifications.
@@ -469,16 +472,18 @@ pub struct ServiceConfig {
     pub warnings: Vec<ConfigError>,
 }
 
-/// `[store]` in the service file: `url = "postgres://user@host/db"` (or `env:NAME` /
-/// `file:PATH` holding the URL) and optionally `password = "env:NAME"` or `file:PATH`, which
-/// replaces a password in the URL. Both are secret references: never shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    pub url: SecretRef,
-    pub password: Option<SecretRef>,
-    /// `lease_ttl = "30s"`: how long a replica's job lease lasts without renewal, so how soon
-    /// another replica takes a job over after its owner died.
-    pub lease_ttl: Duration,
+raw::config! {
+    /// `[store]` in the service file: `url = "postgres://user@host/db"` (or `env:NAME` /
+    /// `file:PATH` holding the URL) and optionally `password = "env:NAME"` or `file:PATH`, which
+    /// replaces a password in the URL. Both are secret references: never shown.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct StoreConfig from RawStore at "store" (cx, at, base_dir: &Path) {
+        url: Secret => pub url: SecretRef = store_url(&at, base_dir),
+        password: Secret => pub password: Option<SecretRef> = optional_secret(base_dir, true),
+        /// `lease_ttl = "30s"`: how long a replica's job lease lasts without renewal, so how
+        /// soon another replica takes a job over after its owner died.
+        lease_ttl: String => pub lease_ttl: Duration = duration_or(DEFAULT_LEASE_TTL),
+    }
 }
 
 /// `[store] lease_ttl` when not given.

@@ -9,7 +9,9 @@ use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
 
-pub(crate) use crate::{RawEscrow, RawGroups, RawQuarantine, RawSource, RawTarget, RawUsers};
+pub(crate) use crate::{
+    RawEscrow, RawGroups, RawNotifications, RawQuarantine, RawSource, RawStore, RawTarget, RawUsers,
+};
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
 pub(crate) trait Shape {
@@ -165,12 +167,6 @@ tables! {
         groups: RawGroups,
     }
 
-    RawNotifications {
-        webhook_url: String,
-        webhook_token: Secret,
-        smtp: RawSmtp,
-    }
-
     RawSmtp {
         host: String,
         port: i64,
@@ -208,13 +204,6 @@ tables! {
     RawService {
         admin: RawAdmin,
         store: RawStore,
-    }
-
-    /// `[store]`: where job state lives when not in sled directories.
-    RawStore {
-        url: Secret,
-        password: Secret,
-        lease_ttl: String,
     }
 
     RawAdmin {

@@ -56,7 +56,9 @@ pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Ve
         None => AdminConfig::default(),
         Some(a) => cx.admin(a, base_dir),
     };
-    let store = raw.store.and_then(|s| cx.store(s, base_dir));
+    let store = raw
+        .store
+        .map(|s| crate::StoreConfig::from_raw(&mut cx, s.span(), s.into_inner(), base_dir));
     if cx.errors.is_empty() {
         sort(&mut cx.warnings);
         Ok(ServiceConfig {
@@ -564,36 +566,49 @@ impl Cx<'_> {
         raw: Option<Spanned<RawNotifications>>,
         base_dir: &Path,
     ) -> Notifications {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let webhook_url = raw
-            .webhook_url
-            .map(|u| self.url(Some(u), "notifications.webhook_url", ""));
-        let token_span = raw.webhook_token.as_ref().map(Spanned::span);
-        let webhook_token = self.optional_secret(
-            raw.webhook_token,
-            "notifications.webhook_token",
-            base_dir,
-            true,
-        );
+        let (at, raw) = open(raw);
+        Notifications::from_raw(self, at, raw, base_dir)
+    }
+
+    /// An optional http(s) URL (see [`Cx::url`]).
+    pub(crate) fn optional_url(&mut self, v: Option<Spanned<String>>, key: &str) -> Option<String> {
+        v.map(|u| self.url(Some(u), key, ""))
+    }
+
+    /// `notifications.webhook_token`: only next to `webhook_url`.
+    pub(crate) fn webhook_token(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        webhook_url: &Option<String>,
+        base_dir: &Path,
+    ) -> Option<SecretRef> {
+        let token_span = v.as_ref().map(Spanned::span);
+        let token = self.optional_secret(v, key, base_dir, true);
         if let Some(span) = token_span
             && webhook_url.is_none()
             && !self.suppressed("notifications.webhook_url")
         {
             self.error(
                 span,
-                "notifications.webhook_token",
+                key,
                 "needs `webhook_url`: there is no webhook to send it to",
             );
         }
-        let smtp = raw.smtp.map(|s| self.smtp(s, base_dir));
-        Notifications {
-            webhook_url,
-            webhook_token,
-            smtp,
-        }
+        token
     }
 
-    fn smtp(&mut self, raw: Spanned<RawSmtp>, base_dir: &Path) -> Smtp {
+    /// `[notifications.smtp]`, when written.
+    pub(crate) fn smtp(
+        &mut self,
+        v: Option<Spanned<RawSmtp>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> Option<Smtp> {
+        v.map(|s| self.smtp_table(s, base_dir))
+    }
+
+    fn smtp_table(&mut self, raw: Spanned<RawSmtp>, base_dir: &Path) -> Smtp {
         let at = raw.span();
         let raw = raw.into_inner();
         let host = match raw.host {
@@ -1098,25 +1113,21 @@ impl Cx<'_> {
         }
     }
 
-    /// `[store]`: `url` is required; a password written in a literal URL is warned about.
-    fn store(
+    /// `store.url`: required; a password written in a literal URL is warned about.
+    pub(crate) fn store_url(
         &mut self,
-        raw: Spanned<crate::raw::RawStore>,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
         base_dir: &Path,
-    ) -> Option<crate::StoreConfig> {
-        let span = raw.span();
-        let crate::raw::RawStore {
-            url,
-            password,
-            lease_ttl,
-        } = raw.into_inner();
-        let Some(url_value) = url else {
+    ) -> SecretRef {
+        let Some(url_value) = v else {
             self.error(
-                span,
-                "store.url",
+                table.clone(),
+                key,
                 "missing: give url = \"postgres://user@host/db\" (or env:NAME / file:PATH)",
             );
-            return None;
+            return SecretRef::literal("");
         };
         let literal_with_password = {
             let v = url_value.get_ref();
@@ -1127,22 +1138,17 @@ impl Cx<'_> {
                 .is_some_and(|(user, _)| user.contains(':'))
         };
         let url_span = url_value.span();
-        let url = self.optional_secret(Some(url_value), "store.url", base_dir, false)?;
+        let Some(url) = self.optional_secret(Some(url_value), key, base_dir, false) else {
+            return SecretRef::literal("");
+        };
         if url.is_literal() && literal_with_password {
             self.warn(
                 url_span,
-                "store.url",
+                key,
                 "the URL holds a password; move it to password = \"env:NAME\" or file:PATH",
             );
         }
-        let password = self.optional_secret(password, "store.password", base_dir, true);
-        let lease_ttl =
-            self.duration(lease_ttl, "store.lease_ttl", Some(crate::DEFAULT_LEASE_TTL))?;
-        Some(crate::StoreConfig {
-            url,
-            password,
-            lease_ttl,
-        })
+        url
     }
 
     fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {

@@ -39,7 +39,7 @@ mod secrets;
 mod smtp;
 mod validate;
 
-use raw::{List, RawFilter, RawMapping, RawSmtp, Secret};
+use raw::{List, RawFilter, RawMapping, Secret};
 use toml::Spanned;
 
 pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
@@ -329,21 +329,28 @@ raw::config! {
     }
 }
 
-/// Mail delivery for notifications.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Smtp {
-    pub host: String,
-    /// Default 587.
-    pub port: u16,
-    /// How the connection is secured; never [`SmtpTls::None`] with credentials to a host that
-    /// is not loopback (validation enforces it, and so does the notifier).
-    pub tls: SmtpTls,
-    /// Set together with `password`.
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    pub from: String,
-    /// At least one address.
-    pub to: Vec<String>,
+raw::config! {
+    /// Mail delivery for notifications.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Smtp from RawSmtp at "notifications.smtp" (cx, at, base_dir: &Path) {
+        host: String => pub host: String = smtp_host(&at),
+        /// Default 587.
+        port: i64 => pub port: u16 = int_in(1..=65535, DEFAULT_SMTP_PORT),
+        /// How the connection is secured; never [`SmtpTls::None`] with credentials to a host
+        /// that is not loopback (validation enforces it, and so does the notifier).
+        tls: String => pub tls: SmtpTls = smtp_tls(starttls, port, &host, &username, &password),
+        /// The older spelling of `tls` (`false` is plain SMTP, or implicit TLS on 465).
+        starttls: bool,
+        /// Set together with `password`.
+        username: String => pub username: Option<String> = optional_nonempty(),
+        password: Secret => pub password: Option<SecretRef> =
+            smtp_password(&username, &at, base_dir),
+        from: String => pub from: String =
+            address(&at, "the sender address, e.g. scimsync@example.com"),
+        /// At least one address.
+        to: List<String> => pub to: Vec<String> =
+            addresses(&at, "the recipients, e.g. to = [\"idadmins@example.com\"]"),
+    }
 }
 
 /// How the SMTP connection is secured (`tls`, or the older `starttls = true|false`).

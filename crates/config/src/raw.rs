@@ -10,7 +10,8 @@ use std::marker::PhantomData;
 use toml::Spanned;
 
 pub(crate) use crate::{
-    RawEscrow, RawGroups, RawNotifications, RawQuarantine, RawSource, RawStore, RawTarget, RawUsers,
+    RawEscrow, RawGroups, RawNotifications, RawQuarantine, RawSmtp, RawSource, RawStore, RawTarget,
+    RawUsers,
 };
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
@@ -81,7 +82,7 @@ macro_rules! tables {
 
 pub(crate) use tables;
 
-/// Declares a table of the job file once. Each entry
+/// Declares a table of a configuration file once. Each entry
 ///
 /// ```text
 /// /// doc
@@ -92,32 +93,77 @@ pub(crate) use tables;
 /// field, and its conversion `cx.rule(value, "prefix.key", args…)`, a `Cx` method that reports
 /// a bad value at its own file:line:column and returns the default (rules such as `int_in`,
 /// `duration_or`, `url`, `choice`, `flag` declare range, default and check in `args`).
-/// Generates `struct $Raw` (keys in the order written), `pub struct $Name` and
-/// `$Name::from_raw(cx, at, raw, extra…)`, which converts the keys in the order written, so an
-/// argument may name a field converted before it, `at` (the table's span) or an extra
-/// parameter. Rules that check several keys together are ordinary `Cx` methods in `validate`.
+/// Two other forms: `key: Shape,` is a key without a field of its own, read by another key's
+/// rule (`starttls`, by `tls`'s); `pub field: Type = rule(args…),` a field without a key
+/// (`cx.rule(args…)`).
+///
+/// Generates `struct $Raw` (keys in the order written: error messages list them so),
+/// `pub struct $Name` and `$Name::from_raw(cx, at, raw, extra…)`, which converts in the order
+/// written, so an argument may name a field converted before it, a key not yet converted
+/// (its raw value), `at` (the table's span) or an extra parameter. A prefix of `""` is the
+/// file's top level. Checks over several tables stay hand-written `Cx` methods in `validate`.
 macro_rules! config {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident from $raw:ident at $prefix:literal
+        pub struct $name:ident from $raw:ident at $prefix:tt
             ($cx:ident, $at:ident $(, $arg:ident : $argty:ty)* $(,)?)
-        {
-            $(
-                $(#[$doc:meta])*
-                $key:ident : $shape:ty => pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
-            ),* $(,)?
-        }
+        { $($body:tt)* }
+    ) => {
+        $crate::raw::config!(@entries
+            [$(#[$meta])* $name $raw $prefix ($cx, $at $(, $arg: $argty)*)] [] [] []
+            $($body)*
+        );
+    };
+
+    // A key and its field.
+    (@entries $head:tt [$($keys:tt)*] [$($fields:tt)*] [$($steps:tt)*]
+        $(#[$doc:meta])*
+        $key:ident : $shape:ty => pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head
+            [$($keys)* $key: $shape,]
+            [$($fields)* $(#[$doc])* pub $field: $fty,]
+            [$($steps)* [$field ($key) $rule ($($rarg),*) $fty]]
+            $($($rest)*)?
+        );
+    };
+    // A key read by another key's rule.
+    (@entries $head:tt [$($keys:tt)*] $fields:tt $steps:tt
+        $(#[$doc:meta])*
+        $key:ident : $shape:ty
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head [$($keys)* $key: $shape,] $fields $steps $($($rest)*)?);
+    };
+    // A field without a key.
+    (@entries $head:tt $keys:tt [$($fields:tt)*] [$($steps:tt)*]
+        $(#[$doc:meta])*
+        pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head $keys
+            [$($fields)* $(#[$doc])* pub $field: $fty,]
+            [$($steps)* [$field () $rule ($($rarg),*) $fty]]
+            $($($rest)*)?
+        );
+    };
+
+    // Every entry read: the raw struct, the typed one and the conversion.
+    (@entries
+        [$(#[$meta:meta])* $name:ident $raw:ident $prefix:tt ($cx:ident, $at:ident $(, $arg:ident : $argty:ty)*)]
+        [$($key:ident : $shape:ty,)*]
+        [$($fields:tt)*]
+        [$([$field:ident ($($vkey:ident)?) $rule:ident ($($rarg:expr),*) $fty:ty])*]
     ) => {
         $crate::raw::tables! { $raw { $($key: $shape),* } }
 
         $(#[$meta])*
-        pub struct $name {
-            $( $(#[$doc])* pub $field: $fty, )*
-        }
+        pub struct $name { $($fields)* }
 
         impl $name {
             /// The table's typed value, each key converted by its rule (errors go to `cx`).
-            #[allow(unused_variables)]
+            #[allow(unused_variables, clippy::needless_update)]
             pub(crate) fn from_raw(
                 $cx: &mut $crate::validate::Cx<'_>,
                 $at: std::ops::Range<usize>,
@@ -125,11 +171,19 @@ macro_rules! config {
                 $($arg: $argty,)*
             ) -> Self {
                 let $raw { $($key),* } = raw;
-                $( let $field: $fty = $cx.$rule($key, concat!($prefix, ".", stringify!($key)) $(, $rarg)*); )*
+                $(
+                    let $field: $fty = $cx.$rule(
+                        $($vkey, $crate::raw::config!(@key $prefix $vkey),)?
+                        $($rarg),*
+                    );
+                )*
                 $name { $($field),* }
             }
         }
     };
+
+    (@key "" $key:ident) => { stringify!($key) };
+    (@key $prefix:tt $key:ident) => { concat!($prefix, ".", stringify!($key)) };
 }
 pub(crate) use config;
 
@@ -165,17 +219,6 @@ tables! {
         notifications: RawNotifications,
         users: RawUsers,
         groups: RawGroups,
-    }
-
-    RawSmtp {
-        host: String,
-        port: i64,
-        tls: String,
-        starttls: bool,
-        username: String,
-        password: Secret,
-        from: String,
-        to: List<String>,
     }
 
     RawMapping {

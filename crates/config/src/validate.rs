@@ -10,10 +10,10 @@ use crate::raw::{
 use crate::schema::{self, Field, Issue};
 use crate::{
     AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
-    DEFAULT_DELETION_THRESHOLD, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SMTP_PORT, Escrow,
-    GroupsConfig, JobConfig, Loaded, Mapping, MappingValue, Notifications, Operator, Quarantine,
-    Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls,
-    SourceConfig, TargetConfig, UsersConfig,
+    DEFAULT_DELETION_THRESHOLD, DEFAULT_LOG_RETENTION_DAYS, Escrow, GroupsConfig, JobConfig,
+    Loaded, Mapping, MappingValue, Notifications, Operator, Quarantine, Schedule, ScopeSetting,
+    ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig,
+    UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -605,17 +605,21 @@ impl Cx<'_> {
         _key: &str,
         base_dir: &Path,
     ) -> Option<Smtp> {
-        v.map(|s| self.smtp_table(s, base_dir))
+        v.map(|s| Smtp::from_raw(self, s.span(), s.into_inner(), base_dir))
     }
 
-    fn smtp_table(&mut self, raw: Spanned<RawSmtp>, base_dir: &Path) -> Smtp {
-        let at = raw.span();
-        let raw = raw.into_inner();
-        let host = match raw.host {
+    /// `notifications.smtp.host`: a host name (an IPv6 address without its brackets).
+    pub(crate) fn smtp_host(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+    ) -> String {
+        match v {
             Some(h) if h.get_ref().contains("://") || is_host_with_port(h.get_ref()) => {
                 self.error(
                     h.span(),
-                    "notifications.smtp.host",
+                    key,
                     "expected a host name only; set the port with `port`",
                 );
                 h.into_inner()
@@ -626,47 +630,150 @@ impl Cx<'_> {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            h => self.required(
-                h,
-                "notifications.smtp.host",
-                &at,
-                "the mail server's host name",
-            ),
-        };
-        let port = self.int_in(
-            raw.port,
-            "notifications.smtp.port",
-            1..=65535,
-            DEFAULT_SMTP_PORT,
-        );
-        let (tls, tls_at) = self.smtp_tls(raw.tls, raw.starttls, port);
-        let username = match raw.username {
+            h => self.required(h, key, table, "the mail server's host name"),
+        }
+    }
+
+    /// An optional string that, when written, is not empty.
+    pub(crate) fn optional_nonempty(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+    ) -> Option<String> {
+        match v {
             Some(u) if u.get_ref().trim().is_empty() => {
-                self.error(u.span(), "notifications.smtp.username", "must not be empty");
+                self.error(u.span(), key, "must not be empty");
                 None
             }
             u => u.map(Spanned::into_inner),
-        };
-        let password_span = raw.password.as_ref().map(Spanned::span);
-        let password =
-            self.optional_secret(raw.password, "notifications.smtp.password", base_dir, true);
-        match (&username, password_span.clone()) {
-            (Some(_), None) if !self.suppressed("notifications.smtp.password") => self.missing(
-                &at,
-                "notifications.smtp.password",
+        }
+    }
+
+    /// `notifications.smtp.password`: set together with `username`.
+    pub(crate) fn smtp_password(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        username: &Option<String>,
+        table: &Range<usize>,
+        base_dir: &Path,
+    ) -> Option<SecretRef> {
+        let password_span = v.as_ref().map(Spanned::span);
+        let password = self.optional_secret(v, key, base_dir, true);
+        match (username, password_span) {
+            (Some(_), None) if !self.suppressed(key) => self.missing(
+                table,
+                key,
                 "the SMTP password (a secret reference), as `username` is set",
             ),
-            (None, Some(span)) if !self.suppressed("notifications.smtp.username") => self.error(
-                span,
-                "notifications.smtp.password",
-                "needs `username` next to it",
-            ),
+            (None, Some(span)) if !self.suppressed("notifications.smtp.username") => {
+                self.error(span, key, "needs `username` next to it")
+            }
             _ => {}
         }
+        password
+    }
+
+    /// `notifications.smtp.from`: a required mail address.
+    pub(crate) fn address(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+        what: &str,
+    ) -> String {
+        match v {
+            Some(f) => {
+                self.check_address(&f, key);
+                f.into_inner()
+            }
+            None => {
+                self.missing(table, key, what);
+                String::new()
+            }
+        }
+    }
+
+    /// `notifications.smtp.to`: at least one mail address.
+    pub(crate) fn addresses(
+        &mut self,
+        v: Option<Vec<Spanned<String>>>,
+        key: &str,
+        table: &Range<usize>,
+        what: &str,
+    ) -> Vec<String> {
+        match v {
+            Some(list) if list.is_empty() => {
+                self.error(table.clone(), key, "must list at least one recipient");
+                Vec::new()
+            }
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    self.check_address(&a, &format!("{key}[{i}]"));
+                    a.into_inner()
+                })
+                .collect(),
+            None => {
+                self.missing(table, key, what);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `notifications.smtp.tls`, or the older `starttls` (not both); without either, the port
+    /// decides: 465 is implicit TLS, anything else STARTTLS. `starttls = false` on 465 is
+    /// implicit TLS too (as it always was). Credentials in cleartext are refused unless the
+    /// host is loopback.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn smtp_tls(
+        &mut self,
+        tls: Option<Spanned<String>>,
+        key: &str,
+        starttls: Option<Spanned<bool>>,
+        port: u16,
+        host: &str,
+        username: &Option<Spanned<String>>,
+        password: &Option<Spanned<String>>,
+    ) -> SmtpTls {
+        let by_port = if port == 465 {
+            SmtpTls::Implicit
+        } else {
+            SmtpTls::Starttls
+        };
+        let (tls, tls_at) = match (tls, starttls) {
+            (Some(t), st) => {
+                if let Some(st) = st {
+                    self.error(
+                        st.span(),
+                        "notifications.smtp.starttls",
+                        "`tls` is set: remove `starttls` (its older spelling)",
+                    );
+                }
+                let span = t.span();
+                let mode = self.choice_or(Some(t), key, by_port);
+                (mode, Some((span, key)))
+            }
+            (None, Some(st)) => {
+                let mode = match (*st.get_ref(), port) {
+                    (true, _) => SmtpTls::Starttls,
+                    (false, 465) => SmtpTls::Implicit,
+                    (false, _) => SmtpTls::None,
+                };
+                (mode, Some((st.span(), "notifications.smtp.starttls")))
+            }
+            (None, None) => (by_port, None),
+        };
+        // As `username` converts: an empty one is an error of its own, not a credential.
+        let credentials = username
+            .as_ref()
+            .is_some_and(|u| !u.get_ref().trim().is_empty())
+            || password.is_some();
         if let Some((span, key)) = tls_at
             && tls == SmtpTls::None
-            && (username.is_some() || password_span.is_some())
-            && !crate::smtp::is_loopback_host(&host)
+            && credentials
+            && !crate::smtp::is_loopback_host(host)
         {
             self.error(
                 span,
@@ -679,100 +786,11 @@ impl Cx<'_> {
                 ),
             );
         }
-        let from = match raw.from {
-            Some(f) => {
-                self.address(&f, "notifications.smtp.from");
-                f.into_inner()
-            }
-            None => {
-                self.missing(
-                    &at,
-                    "notifications.smtp.from",
-                    "the sender address, e.g. scimsync@example.com",
-                );
-                String::new()
-            }
-        };
-        let to = match raw.to {
-            Some(list) if list.is_empty() => {
-                self.error(
-                    at.clone(),
-                    "notifications.smtp.to",
-                    "must list at least one recipient",
-                );
-                Vec::new()
-            }
-            Some(list) => list
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    self.address(&a, &format!("notifications.smtp.to[{i}]"));
-                    a.into_inner()
-                })
-                .collect(),
-            None => {
-                self.missing(
-                    &at,
-                    "notifications.smtp.to",
-                    "the recipients, e.g. to = [\"idadmins@example.com\"]",
-                );
-                Vec::new()
-            }
-        };
-        Smtp {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-            to,
-        }
-    }
-
-    /// `tls`, or the older `starttls` (not both); without either, the port decides: 465 is
-    /// implicit TLS, anything else STARTTLS. `starttls = false` on 465 is implicit TLS too (as
-    /// it always was). Returns the span and key that chose the mode, when one was written.
-    fn smtp_tls(
-        &mut self,
-        tls: Option<Spanned<String>>,
-        starttls: Option<Spanned<bool>>,
-        port: u16,
-    ) -> (SmtpTls, Option<(Range<usize>, &'static str)>) {
-        let by_port = if port == 465 {
-            SmtpTls::Implicit
-        } else {
-            SmtpTls::Starttls
-        };
-        match (tls, starttls) {
-            (Some(t), st) => {
-                if let Some(st) = st {
-                    self.error(
-                        st.span(),
-                        "notifications.smtp.starttls",
-                        "`tls` is set: remove `starttls` (its older spelling)",
-                    );
-                }
-                let span = t.span();
-                let mode = self
-                    .one_of(Some(t), "notifications.smtp.tls", SmtpTls::NAMES)
-                    .unwrap_or(by_port);
-                (mode, Some((span, "notifications.smtp.tls")))
-            }
-            (None, Some(st)) => {
-                let mode = match (*st.get_ref(), port) {
-                    (true, _) => SmtpTls::Starttls,
-                    (false, 465) => SmtpTls::Implicit,
-                    (false, _) => SmtpTls::None,
-                };
-                (mode, Some((st.span(), "notifications.smtp.starttls")))
-            }
-            (None, None) => (by_port, None),
-        }
+        tls
     }
 
     /// A plausible mail address: `local@domain`, no spaces or angle brackets.
-    fn address(&mut self, v: &Spanned<String>, key: &str) {
+    fn check_address(&mut self, v: &Spanned<String>, key: &str) {
         let a = v.get_ref();
         let ok = a.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')

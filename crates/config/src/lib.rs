@@ -75,33 +75,42 @@ pub const DEFAULT_SMTP_PORT: u16 = 587;
 const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(24 * 3_600);
 
-/// One provisioning job, validated, with defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobConfig {
-    /// The file it came from (as given to [`load`]/[`parse`]).
-    pub path: PathBuf,
-    /// The job id: `[A-Za-z0-9_-]+`.
-    pub name: String,
-    pub schedule: Schedule,
-    /// Entra's `SkipOutOfScopeDeletions`: users leaving scope are left alone, not disabled.
-    /// The effective value, whether written at the top level or in `[users]`.
-    pub skip_out_of_scope_deletions: bool,
-    /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable or
-    /// delete before it holds them all back and quarantines the job. `0` turns the check off.
-    pub deletion_threshold: u32,
-    /// Beyond Entra: a cycle that would disable or delete more than this share (percent) of
-    /// the provisioned, active objects is held however small the job (a 40-user app is not
-    /// protected by a count of 500). `0` turns it off; default 50.
-    pub deletion_max_share: u32,
-    /// How long provisioning log entries are kept, in days (1..=3650).
-    pub log_retention_days: u32,
-    pub source: SourceConfig,
-    pub target: TargetConfig,
-    pub escrow: Escrow,
-    pub quarantine: Quarantine,
-    pub notifications: Notifications,
-    pub users: UsersConfig,
-    pub groups: GroupsConfig,
+raw::config! {
+    /// One provisioning job, validated, with defaults applied.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct JobConfig from RawJob at "" (cx, at, base_dir: &Path) {
+        /// The file it came from (as given to [`load`]/[`parse`]).
+        pub path: PathBuf = file(),
+        /// The job id: `[A-Za-z0-9_-]+`.
+        name: String => pub name: String = job_name(),
+        schedule: String => pub schedule: Schedule = parsed(),
+        /// Read by `[users]`'s rule, which refuses it in both places.
+        skip_out_of_scope_deletions: bool,
+        /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable
+        /// or delete before it holds them all back and quarantines the job. `0` turns the check
+        /// off.
+        deletion_threshold: i64 => pub deletion_threshold: u32 =
+            int_in(0..=u32::MAX, DEFAULT_DELETION_THRESHOLD),
+        /// Beyond Entra: a cycle that would disable or delete more than this share (percent) of
+        /// the provisioned, active objects is held however small the job (a 40-user app is not
+        /// protected by a count of 500). `0` turns it off; default 50.
+        deletion_max_share: i64 => pub deletion_max_share: u32 =
+            int_in(0..=100, DEFAULT_DELETION_MAX_SHARE),
+        /// How long provisioning log entries are kept, in days (1..=3650).
+        log_retention_days: i64 => pub log_retention_days: u32 =
+            int_in(1..=3650, DEFAULT_LOG_RETENTION_DAYS),
+        source: RawSource => pub source: SourceConfig = source(base_dir),
+        target: RawTarget => pub target: TargetConfig = target(base_dir),
+        escrow: RawEscrow => pub escrow: Escrow = table(Escrow::from_raw),
+        quarantine: RawQuarantine => pub quarantine: Quarantine = table(Quarantine::from_raw),
+        notifications: RawNotifications => pub notifications: Notifications =
+            notifications(base_dir),
+        users: RawUsers => pub users: UsersConfig = users(skip_out_of_scope_deletions),
+        groups: RawGroups => pub groups: GroupsConfig = table(GroupsConfig::from_raw),
+        /// Entra's `SkipOutOfScopeDeletions`: users leaving scope are left alone, not disabled.
+        /// The effective value, whether written at the top level or in `[users]`.
+        pub skip_out_of_scope_deletions: bool = copied(users.skip_out_of_scope_deletions),
+    }
 }
 
 raw::config! {

@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use toml::Spanned;
 
 pub(crate) use crate::{
-    RawEscrow, RawGroups, RawNotifications, RawQuarantine, RawSmtp, RawSource, RawStore, RawTarget,
-    RawUsers,
+    RawEscrow, RawGroups, RawJob, RawNotifications, RawQuarantine, RawSmtp, RawSource, RawStore,
+    RawTarget, RawUsers,
 };
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
@@ -204,23 +204,6 @@ macro_rules! spellings {
 pub(crate) use spellings;
 
 tables! {
-    /// A job file.
-    RawJob {
-        name: String,
-        schedule: String,
-        skip_out_of_scope_deletions: bool,
-        deletion_threshold: i64,
-        deletion_max_share: i64,
-        log_retention_days: i64,
-        source: RawSource,
-        target: RawTarget,
-        escrow: RawEscrow,
-        quarantine: RawQuarantine,
-        notifications: RawNotifications,
-        users: RawUsers,
-        groups: RawGroups,
-    }
-
     RawMapping {
         target: String,
         source: String,

@@ -4,16 +4,14 @@
 use crate::error::LineIndex;
 use crate::raw::Choice;
 use crate::raw::{
-    RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping, RawNotifications,
-    RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
+    RawAdmin, RawClause, RawFilter, RawJob, RawMapping, RawNotifications, RawService, RawSmtp,
+    RawSource, RawTarget, RawUsers,
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
-    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
-    DEFAULT_DELETION_THRESHOLD, DEFAULT_LOG_RETENTION_DAYS, Escrow, GroupsConfig, JobConfig,
-    Loaded, Mapping, MappingValue, Notifications, Operator, Quarantine, Schedule, ScopeSetting,
-    ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig,
-    UsersConfig,
+    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, JobConfig, Loaded, Mapping,
+    MappingValue, Notifications, Operator, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
+    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -286,7 +284,22 @@ impl Cx<'_> {
     }
 
     fn job(&mut self, raw: RawJob, base_dir: &Path) -> JobConfig {
-        let name = match raw.name {
+        JobConfig::from_raw(self, NOWHERE, raw, base_dir)
+    }
+
+    /// The file being read.
+    pub(crate) fn file(&mut self) -> std::path::PathBuf {
+        self.file.to_path_buf()
+    }
+
+    /// A value another rule computed.
+    pub(crate) fn copied<T>(&mut self, v: T) -> T {
+        v
+    }
+
+    /// `name`: the job id.
+    pub(crate) fn job_name(&mut self, v: Option<Spanned<String>>, key: &str) -> String {
+        match v {
             Some(n) => {
                 let valid = !n.get_ref().is_empty()
                     && n.get_ref()
@@ -295,72 +308,44 @@ impl Cx<'_> {
                 if !valid {
                     self.error(
                         n.span(),
-                        "name",
+                        key,
                         "expected letters, digits, `_` or `-` only (it is the job id)",
                     );
                 }
                 n.into_inner()
             }
             None => {
-                self.missing(&NOWHERE, "name", "the job id, e.g. name = \"tribeloo\"");
+                self.missing(&NOWHERE, key, "the job id, e.g. name = \"tribeloo\"");
                 String::new()
             }
-        };
-        let schedule = match raw.schedule {
-            None => Schedule::default(),
-            Some(s) => match s.get_ref().parse::<Schedule>() {
-                Ok(schedule) => schedule,
-                Err(message) => {
-                    self.error(s.span(), "schedule", message);
-                    Schedule::default()
-                }
-            },
-        };
-        let deletion_threshold = self.int_in(
-            raw.deletion_threshold,
-            "deletion_threshold",
-            0..=u32::MAX,
-            DEFAULT_DELETION_THRESHOLD,
-        );
-        let deletion_max_share = self.int_in(
-            raw.deletion_max_share,
-            "deletion_max_share",
-            0..=100,
-            DEFAULT_DELETION_MAX_SHARE,
-        );
-        let log_retention_days = self.int_in(
-            raw.log_retention_days,
-            "log_retention_days",
-            1..=3650,
-            DEFAULT_LOG_RETENTION_DAYS,
-        );
-        let top_skip = raw.skip_out_of_scope_deletions;
-        let source = self.source(raw.source, base_dir);
-        let target = self.target(raw.target, base_dir);
-        let escrow = self.escrow(raw.escrow);
-        let quarantine = self.quarantine(raw.quarantine);
-        let notifications = self.notifications(raw.notifications, base_dir);
-        let users = self.users(raw.users, top_skip);
-        let groups = self.groups(raw.groups);
-        JobConfig {
-            path: self.file.to_path_buf(),
-            name,
-            schedule,
-            skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
-            deletion_threshold,
-            deletion_max_share,
-            log_retention_days,
-            source,
-            target,
-            escrow,
-            quarantine,
-            notifications,
-            users,
-            groups,
         }
     }
 
-    fn source(&mut self, raw: Option<Spanned<RawSource>>, base_dir: &Path) -> SourceConfig {
+    /// A string parsed by its type (`FromStr`, whose error is the message); the type's
+    /// default when absent or invalid.
+    pub(crate) fn parsed<T>(&mut self, v: Option<Spanned<String>>, key: &str) -> T
+    where
+        T: std::str::FromStr + Default,
+        T::Err: Into<String>,
+    {
+        let Some(s) = v else {
+            return T::default();
+        };
+        match s.get_ref().parse::<T>() {
+            Ok(t) => t,
+            Err(message) => {
+                self.error(s.span(), key, message);
+                T::default()
+            }
+        }
+    }
+
+    pub(crate) fn source(
+        &mut self,
+        raw: Option<Spanned<RawSource>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> SourceConfig {
         let (at, raw) = match raw {
             Some(r) => (r.span(), r.into_inner()),
             None => {
@@ -510,7 +495,12 @@ impl Cx<'_> {
         }
     }
 
-    fn target(&mut self, raw: Option<Spanned<RawTarget>>, base_dir: &Path) -> TargetConfig {
+    pub(crate) fn target(
+        &mut self,
+        raw: Option<Spanned<RawTarget>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> TargetConfig {
         let (at, raw) = match raw {
             Some(r) => (r.span(), r.into_inner()),
             None => {
@@ -551,19 +541,10 @@ impl Cx<'_> {
         url
     }
 
-    fn escrow(&mut self, raw: Option<Spanned<RawEscrow>>) -> Escrow {
-        let (at, raw) = open(raw);
-        Escrow::from_raw(self, at, raw)
-    }
-
-    fn quarantine(&mut self, raw: Option<Spanned<RawQuarantine>>) -> Quarantine {
-        let (at, raw) = open(raw);
-        Quarantine::from_raw(self, at, raw)
-    }
-
-    fn notifications(
+    pub(crate) fn notifications(
         &mut self,
         raw: Option<Spanned<RawNotifications>>,
+        _key: &str,
         base_dir: &Path,
     ) -> Notifications {
         let (at, raw) = open(raw);
@@ -804,9 +785,10 @@ impl Cx<'_> {
         }
     }
 
-    fn users(
+    pub(crate) fn users(
         &mut self,
         raw: Option<Spanned<RawUsers>>,
+        _key: &str,
         top_skip: Option<Spanned<bool>>,
     ) -> UsersConfig {
         let (at, raw) = open(raw);
@@ -833,11 +815,6 @@ impl Cx<'_> {
             (Some(v), None) | (None, Some(v)) => v.into_inner(),
             (None, None) => false,
         }
-    }
-
-    fn groups(&mut self, raw: Option<Spanned<RawGroups>>) -> GroupsConfig {
-        let (at, raw) = open(raw);
-        GroupsConfig::from_raw(self, at, raw)
     }
 
     /// `[[<object>.mappings]]`; `require_matching` demands at least one matching attribute.

@@ -10,8 +10,7 @@ use std::marker::PhantomData;
 use toml::Spanned;
 
 pub(crate) use crate::{
-    RawEscrow, RawGroups, RawJob, RawNotifications, RawQuarantine, RawSmtp, RawSource, RawStore,
-    RawTarget, RawUsers,
+    RawJob, RawNotifications, RawSmtp, RawSource, RawStore, RawTarget, RawUsers,
 };
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.

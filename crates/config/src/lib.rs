@@ -505,27 +505,30 @@ raw::config! {
 /// `[store] lease_ttl` when not given.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
-/// `[admin]`: the admin HTTP API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminConfig {
-    pub bind: SocketAddr,
-    /// Bearer token the API requires. Optional only on a loopback `bind`.
-    pub token: Option<SecretRef>,
-    /// `tls_cert` and `tls_key`: the API speaks HTTPS with this certificate and key.
-    pub tls: Option<AdminTls>,
-    /// `allow_plain_http = true`: a `bind` beyond loopback without TLS is accepted (the token
-    /// crosses the network in clear). Without it such a `bind` is a configuration error.
-    pub allow_plain_http: bool,
+raw::config! {
+    /// `[admin]`: the admin HTTP API.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AdminConfig from RawAdmin at "admin" (cx, at, base_dir: &Path) {
+        /// Loopback by default. Its rule checks what a `bind` beyond loopback needs: a `token`,
+        /// and TLS or `allow_plain_http`.
+        bind: String => pub bind: SocketAddr =
+            admin_bind(&token, &tls_cert, &tls_key, &allow_plain_http),
+        /// Bearer token the API requires. Optional only on a loopback `bind`.
+        token: Secret => pub token: Option<SecretRef> = optional_secret(base_dir, true),
+        /// `tls_cert` and `tls_key`: the API speaks HTTPS with this certificate and key.
+        tls_cert: Secret => pub tls: Option<AdminTls> = admin_tls(tls_key, base_dir),
+        /// Read by `tls_cert`'s rule: both or neither.
+        tls_key: Secret,
+        /// `allow_plain_http = true`: a `bind` beyond loopback without TLS is accepted (the token
+        /// crosses the network in clear). Without it such a `bind` is a configuration error.
+        allow_plain_http: bool => pub allow_plain_http: bool = flag(false),
+    }
 }
 
+/// What an empty `[admin]` means.
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            bind: DEFAULT_ADMIN_BIND,
-            token: None,
-            tls: None,
-            allow_plain_http: false,
-        }
+        validate::empty_table(|cx, at, raw| Self::from_raw(cx, at, raw, Path::new("")))
     }
 }
 

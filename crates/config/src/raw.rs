@@ -1,16 +1,25 @@
-//! The file as written, each key declared once: its name, its TOML type, and the spanned
-//! field the semantic pass reads (every key optional, so that pass can report a missing or
-//! invalid value at its own line:column and apply the default itself).
+//! Each key declared once. A table's keys are `config!` entries in `lib.rs`, one per key:
 //!
-//! One `tables!` entry gives both the serde struct and the key list the shape pass
-//! (`schema::check`) walks, so the two cannot disagree.
-
+//! ```text
+//! /// 1..=64.
+//! max_concurrency: i64 => pub max_concurrency: usize = int_in(1..=64, DEFAULT_MAX_CONCURRENCY),
+//! ```
+//!
+//! names the key and its TOML type, the typed field, and the rule converting one to the other
+//! (range, default, check). From that come the spanned serde struct (every key optional, so
+//! the rule can report a missing or invalid value at its own line:column and apply the default
+//! itself), the key list the shape pass (`schema::check`) walks, the public typed struct and
+//! its `from_raw`. Why not serde defaults plus a pass over the typed value: serde stops at the
+//! first error, and a file's every problem is reported in one run; rules keep that, and keep
+//! the value's span until the check that needs it. Lists of tables with their own cross-entry
+//! rules (mappings, scoping filters) and the service file's top level stay `tables!` entries
+//! read by hand-written passes in `validate`.
 use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
 
 pub(crate) use crate::{
-    RawJob, RawNotifications, RawSmtp, RawSource, RawStore, RawTarget, RawUsers,
+    RawAdmin, RawJob, RawNotifications, RawSmtp, RawSource, RawStore, RawTarget, RawUsers,
 };
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
@@ -231,11 +240,4 @@ tables! {
         store: RawStore,
     }
 
-    RawAdmin {
-        bind: String,
-        token: Secret,
-        tls_cert: Secret,
-        tls_key: Secret,
-        allow_plain_http: bool,
-    }
 }

@@ -4,8 +4,8 @@
 use crate::error::LineIndex;
 use crate::raw::Choice;
 use crate::raw::{
-    RawAdmin, RawClause, RawFilter, RawJob, RawMapping, RawNotifications, RawService, RawSmtp,
-    RawSource, RawTarget, RawUsers,
+    RawClause, RawFilter, RawJob, RawMapping, RawNotifications, RawService, RawSmtp, RawSource,
+    RawTarget, RawUsers,
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
@@ -52,7 +52,7 @@ pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Ve
     let base_dir = path.parent().unwrap_or(Path::new(""));
     let admin = match raw.admin {
         None => AdminConfig::default(),
-        Some(a) => cx.admin(a, base_dir),
+        Some(a) => AdminConfig::from_raw(&mut cx, a.span(), a.into_inner(), base_dir),
     };
     let store = raw
         .store
@@ -1146,21 +1146,24 @@ impl Cx<'_> {
         url
     }
 
-    fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {
-        let RawAdmin {
-            bind,
-            token,
-            tls_cert,
-            tls_key,
-            allow_plain_http,
-        } = raw.into_inner();
-        let mut cfg = AdminConfig::default();
-        if let Some(b) = &bind {
+    /// `admin.bind`: an address and port; beyond loopback it needs a token, and TLS or
+    /// `allow_plain_http` (read here as written, before they are converted).
+    pub(crate) fn admin_bind(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        token: &Option<Spanned<String>>,
+        tls_cert: &Option<Spanned<String>>,
+        tls_key: &Option<Spanned<String>>,
+        allow_plain_http: &Option<Spanned<bool>>,
+    ) -> SocketAddr {
+        let mut bind = crate::DEFAULT_ADMIN_BIND;
+        if let Some(b) = &v {
             match b.get_ref().trim().parse::<SocketAddr>() {
-                Ok(addr) => cfg.bind = addr,
+                Ok(addr) => bind = addr,
                 Err(_) => self.error(
                     b.span(),
-                    "admin.bind",
+                    key,
                     format!(
                         "expected an IP address and port like \"127.0.0.1:8787\", found {:?}",
                         b.get_ref()
@@ -1168,11 +1171,14 @@ impl Cx<'_> {
                 ),
             }
         }
-        cfg.token = self.optional_secret(token, "admin.token", base_dir, true);
-        if cfg.token.is_none()
-            && !cfg.bind.ip().is_loopback()
+        // As `token` converts: an invalid reference is reported there, and is no token.
+        let no_token = token
+            .as_ref()
+            .is_none_or(|t| SecretRef::parse(t.get_ref()).is_err());
+        if no_token
+            && !bind.ip().is_loopback()
             && !self.suppressed("admin.token")
-            && let Some(b) = &bind
+            && let Some(b) = &v
         {
             self.error(
                 b.span(),
@@ -1181,25 +1187,24 @@ impl Cx<'_> {
             );
         }
         let tls_given = tls_cert.is_some() || tls_key.is_some();
-        cfg.tls = self.admin_tls(tls_cert, tls_key, base_dir);
-        cfg.allow_plain_http = allow_plain_http.as_ref().is_some_and(|v| *v.get_ref());
-        let beyond_loopback = !cfg.bind.ip().is_loopback();
+        let plain_http = allow_plain_http.as_ref().is_some_and(|v| *v.get_ref());
+        let beyond_loopback = !bind.ip().is_loopback();
         if beyond_loopback
             && !tls_given
-            && !cfg.allow_plain_http
+            && !plain_http
             && !self.suppressed("admin.allow_plain_http")
-            && let Some(b) = &bind
+            && let Some(b) = &v
         {
             self.error(
                 b.span(),
-                "admin.bind",
+                key,
                 "the admin API listens beyond loopback without TLS, so the admin token would cross \
                  the network in clear: set tls_cert and tls_key (PEM files), or bind to loopback; \
                  allow_plain_http = true accepts the risk (behind a TLS proxy on a trusted network)",
             );
         }
-        if let Some(a) = &allow_plain_http
-            && cfg.allow_plain_http
+        if let Some(a) = allow_plain_http
+            && plain_http
         {
             if tls_given {
                 self.warn(
@@ -1216,14 +1221,15 @@ impl Cx<'_> {
                 );
             }
         }
-        cfg
+        bind
     }
 
     /// `tls_cert` and `tls_key`: both or neither, each `file:PATH` (or `env:NAME`) of PEM text.
     /// The files are read when `serve` starts ([`crate::AdminTls::read`]).
-    fn admin_tls(
+    pub(crate) fn admin_tls(
         &mut self,
         cert: Option<Spanned<String>>,
+        _cert_key: &str,
         key: Option<Spanned<String>>,
         base_dir: &Path,
     ) -> Option<crate::AdminTls> {

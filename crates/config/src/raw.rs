@@ -171,7 +171,7 @@ macro_rules! config {
 
         impl $name {
             /// The table's typed value, each key converted by its rule (errors go to `cx`).
-            #[allow(unused_variables, clippy::needless_update)]
+            #[allow(unused_variables)]
             pub(crate) fn from_raw(
                 $cx: &mut $crate::validate::Cx<'_>,
                 $at: std::ops::Range<usize>,

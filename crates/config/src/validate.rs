@@ -932,7 +932,7 @@ impl Cx<'_> {
                 line,
             });
         }
-        if require_matching && !any_matching && !self.suppressed(&list_key) {
+        if require_matching && !any_matching && !self.suppressed(list_key) {
             let (what, example) = if object == "groups" {
                 (
                     "groups",

@@ -39,6 +39,9 @@ mod secrets;
 mod smtp;
 mod validate;
 
+use raw::{List, RawFilter, RawMapping, Secret};
+use toml::Spanned;
+
 pub use dir::{AdminTls, AdminTlsPem, SERVICE_FILE, load_dir, load_service};
 pub use error::ConfigError;
 pub use operator::Operator;
@@ -69,63 +72,84 @@ pub const DEFAULT_ADMIN_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4
 /// `[notifications.smtp] port` (submission); 465 when `tls = "implicit"` is meant.
 pub const DEFAULT_SMTP_PORT: u16 = 587;
 
-const HOUR: u64 = 3_600;
-const DAY: u64 = 24 * HOUR;
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(24 * 3_600);
 
-/// One provisioning job, validated, with defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobConfig {
-    /// The file it came from (as given to [`load`]/[`parse`]).
-    pub path: PathBuf,
-    /// The job id: `[A-Za-z0-9_-]+`.
-    pub name: String,
-    pub schedule: Schedule,
-    /// Entra's `SkipOutOfScopeDeletions`: users leaving scope are left alone, not disabled.
-    /// The effective value, whether written at the top level or in `[users]`.
-    pub skip_out_of_scope_deletions: bool,
-    /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable or
-    /// delete before it holds them all back and quarantines the job. `0` turns the check off.
-    pub deletion_threshold: u32,
-    /// Beyond Entra: a cycle that would disable or delete more than this share (percent) of
-    /// the provisioned, active objects is held however small the job (a 40-user app is not
-    /// protected by a count of 500). `0` turns it off; default 50.
-    pub deletion_max_share: u32,
-    /// How long provisioning log entries are kept, in days (1..=3650).
-    pub log_retention_days: u32,
-    pub source: SourceConfig,
-    pub target: TargetConfig,
-    pub escrow: Escrow,
-    pub quarantine: Quarantine,
-    pub notifications: Notifications,
-    pub users: UsersConfig,
-    pub groups: GroupsConfig,
+raw::config! {
+    /// One provisioning job, validated, with defaults applied.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct JobConfig from RawJob at "" (cx, at, base_dir: &Path) {
+        /// The file it came from (as given to [`load`]/[`parse`]).
+        pub path: PathBuf = file(),
+        /// The job id: `[A-Za-z0-9_-]+`.
+        name: String => pub name: String = job_name(),
+        schedule: String => pub schedule: Schedule = parsed(),
+        /// Read by `[users]`'s rule, which refuses it in both places.
+        skip_out_of_scope_deletions: bool,
+        /// Entra's accidental-deletions prevention: the most users + groups a cycle may disable
+        /// or delete before it holds them all back and quarantines the job. `0` turns the check
+        /// off.
+        deletion_threshold: i64 => pub deletion_threshold: u32 =
+            int_in(0..=u32::MAX, DEFAULT_DELETION_THRESHOLD),
+        /// Beyond Entra: a cycle that would disable or delete more than this share (percent) of
+        /// the provisioned, active objects is held however small the job (a 40-user app is not
+        /// protected by a count of 500). `0` turns it off; default 50.
+        deletion_max_share: i64 => pub deletion_max_share: u32 =
+            int_in(0..=100, DEFAULT_DELETION_MAX_SHARE),
+        /// How long provisioning log entries are kept, in days (1..=3650).
+        log_retention_days: i64 => pub log_retention_days: u32 =
+            int_in(1..=3650, DEFAULT_LOG_RETENTION_DAYS),
+        source: RawSource => pub source: SourceConfig = source(base_dir),
+        target: RawTarget => pub target: TargetConfig = target(base_dir),
+        escrow: RawEscrow => pub escrow: Escrow = table(Escrow::from_raw),
+        quarantine: RawQuarantine => pub quarantine: Quarantine = table(Quarantine::from_raw),
+        notifications: RawNotifications => pub notifications: Notifications =
+            notifications(base_dir),
+        users: RawUsers => pub users: UsersConfig = users(skip_out_of_scope_deletions),
+        groups: RawGroups => pub groups: GroupsConfig = table(GroupsConfig::from_raw),
+        /// Entra's `SkipOutOfScopeDeletions`: users leaving scope are left alone, not disabled.
+        /// The effective value, whether written at the top level or in `[users]`.
+        pub skip_out_of_scope_deletions: bool = copied(users.skip_out_of_scope_deletions),
+    }
 }
 
-/// Microsoft Graph, the identity source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceConfig {
-    pub tenant_id: String,
-    pub client_id: String,
-    /// Exactly one of `client_secret` and `certificate` is set (validation enforces it).
-    pub client_secret: Option<SecretRef>,
-    /// Client certificate (PEM) for a signed client assertion; `private_key` is then set too.
-    /// Held as a reference for convenience; a certificate is not secret.
-    pub certificate: Option<SecretRef>,
-    /// PKCS#8 PEM private key of `certificate`.
-    pub private_key: Option<SecretRef>,
-    pub assertion_algorithm: AssertionAlgorithm,
-    /// The enterprise app's service principal object id; always set when `scope` is `Assigned`.
-    pub service_principal_id: Option<String>,
-    pub scope: ScopeSetting,
-    /// Skip users and groups whose only assignments use the Default Access role (CybSafe's
-    /// tutorial: such users are "not effectively entitled").
-    pub exclude_default_access: bool,
-    /// Without a trailing `/`.
-    pub graph_url: String,
-    /// Without a trailing `/`.
-    pub login_url: String,
-    /// 1..=999.
-    pub page_size: u32,
+raw::config! {
+    /// Microsoft Graph, the identity source.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SourceConfig from RawSource at "source" (cx, at, base_dir: &Path) {
+        tenant_id: String => pub tenant_id: String =
+            required(&at, "the Entra tenant id or domain"),
+        client_id: String => pub client_id: String =
+            required(&at, "the app registration's client id"),
+        /// Exactly one of `client_secret` and `certificate` is set (validation enforces it:
+        /// this key's rule checks the three credential keys together).
+        client_secret: Secret => pub client_secret: Option<SecretRef> =
+            credentials(&certificate, &private_key, &at, base_dir),
+        /// Client certificate (PEM) for a signed client assertion; `private_key` is then set too.
+        /// Held as a reference for convenience; a certificate is not secret (so written inline
+        /// it is no leak, and not warned about).
+        certificate: Secret => pub certificate: Option<SecretRef> =
+            optional_secret(base_dir, false),
+        /// PKCS#8 PEM private key of `certificate`.
+        private_key: Secret => pub private_key: Option<SecretRef> = optional_secret(base_dir, true),
+        assertion_algorithm: String => pub assertion_algorithm: AssertionAlgorithm =
+            assertion_algorithm(&client_secret, &certificate),
+        /// The enterprise app's service principal object id; always set when `scope` is
+        /// `Assigned`.
+        service_principal_id: String => pub service_principal_id: Option<String> =
+            service_principal_id(&scope, &at),
+        scope: String => pub scope: ScopeSetting = choice(),
+        /// Skip users and groups whose only assignments use the Default Access role (CybSafe's
+        /// tutorial: such users are "not effectively entitled").
+        exclude_default_access: bool => pub exclude_default_access: bool =
+            exclude_default_access(scope),
+        /// Without a trailing `/`.
+        graph_url: String => pub graph_url: String = url(DEFAULT_GRAPH_URL),
+        /// Without a trailing `/`.
+        login_url: String => pub login_url: String = url(DEFAULT_LOGIN_URL),
+        /// 1..=999.
+        page_size: i64 => pub page_size: u32 = int_in(1..=999, DEFAULT_PAGE_SIZE),
+    }
 }
 
 impl SourceConfig {
@@ -149,6 +173,8 @@ pub enum AssertionAlgorithm {
     Rs256,
 }
 
+raw::spellings!(AssertionAlgorithm { "PS256" => Ps256, "RS256" => Rs256 });
+
 /// Entra's "Scope": all users, or only those assigned to the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScopeSetting {
@@ -157,25 +183,44 @@ pub enum ScopeSetting {
     Assigned,
 }
 
-/// The app's SCIM endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetConfig {
-    /// Entra's "Tenant URL", without a trailing `/`.
-    pub url: String,
-    /// Entra's "Secret Token".
-    pub token: SecretRef,
-    pub dialect: DialectSetting,
-    /// 1..=64.
-    pub max_concurrency: usize,
-    pub timeout: Duration,
-    /// Members per group PATCH, 1..=1000.
-    pub membership_batch_size: usize,
-    pub group_members_removal: MembersRemoval,
-    pub manager_format: ManagerFormat,
-    /// Opt-in beyond Entra (which never sends nulls): clear a target value when the source
-    /// value is cleared.
-    pub clear_on_null: bool,
-    pub actions: TargetActions,
+raw::spellings!(ScopeSetting { "assigned" => Assigned, "all" => All });
+
+raw::config! {
+    /// The app's SCIM endpoint.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TargetConfig from RawTarget at "target" (cx, at, base_dir: &Path) {
+        /// Entra's "Tenant URL", without a trailing `/`.
+        url: String => pub url: String = target_url(&at),
+        /// Entra's "Secret Token".
+        token: Secret => pub token: SecretRef = secret(&at, base_dir),
+        dialect: String => pub dialect: DialectSetting = choice(),
+        /// 1..=64.
+        max_concurrency: i64 => pub max_concurrency: usize =
+            int_in(1..=64, DEFAULT_MAX_CONCURRENCY),
+        /// 1..=3600 s.
+        timeout_secs: i64 => pub timeout: Duration = secs_in(1..=3600, DEFAULT_TIMEOUT),
+        /// Members per group PATCH, 1..=1000.
+        membership_batch_size: i64 => pub membership_batch_size: usize =
+            int_in(1..=1000, DEFAULT_MEMBERSHIP_BATCH_SIZE),
+        /// Follows `dialect` unless set.
+        group_members_removal: String => pub group_members_removal: MembersRemoval =
+            choice_or(MembersRemoval::of(dialect)),
+        manager_format: String => pub manager_format: ManagerFormat = choice(),
+        /// Opt-in beyond Entra (which never sends nulls): clear a target value when the source
+        /// value is cleared.
+        clear_on_null: bool => pub clear_on_null: bool = flag(false),
+        actions: RawActions => pub actions: TargetActions = table(TargetActions::from_raw),
+    }
+}
+
+impl MembersRemoval {
+    /// The dialect's way, when `group_members_removal` is not set.
+    fn of(dialect: DialectSetting) -> Self {
+        match dialect {
+            DialectSetting::Rfc => MembersRemoval::Rfc,
+            DialectSetting::Entra => MembersRemoval::ValueList,
+        }
+    }
 }
 
 /// How members are removed from a group in a PATCH.
@@ -187,6 +232,8 @@ pub enum MembersRemoval {
     ValueList,
 }
 
+raw::spellings!(MembersRemoval { "rfc" => Rfc, "value-list" => ValueList });
+
 /// How `manager` is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ManagerFormat {
@@ -196,6 +243,8 @@ pub enum ManagerFormat {
     /// The id as a plain string (apps that typed it as a string).
     String,
 }
+
+raw::spellings!(ManagerFormat { "complex" => Complex, "string" => String });
 
 /// Which SCIM PATCH dialect to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,101 +256,110 @@ pub enum DialectSetting {
     Entra,
 }
 
-/// Entra's "Target Object Actions".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetActions {
-    pub create: bool,
-    pub update: bool,
-    /// `DELETE` on a hard delete at the source.
-    pub delete: bool,
+raw::spellings!(DialectSetting { "rfc" => Rfc, "entra" => Entra });
+
+raw::config! {
+    /// Entra's "Target Object Actions".
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TargetActions from RawActions at "target.actions" (cx, at) {
+        create: bool => pub create: bool = flag(true),
+        update: bool => pub update: bool = flag(true),
+        /// `DELETE` on a hard delete at the source.
+        delete: bool => pub delete: bool = flag(true),
+    }
 }
 
+/// What an empty `[target.actions]` means.
 impl Default for TargetActions {
     fn default() -> Self {
-        TargetActions {
-            create: true,
-            update: true,
-            delete: true,
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 
-/// Retries of a failed per-object write (Entra's escrow, reference §2.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escrow {
-    /// The first retries' delays, in order.
-    pub retry_delays: Vec<Duration>,
-    /// The delay between retries once `retry_delays` are used up.
-    pub daily_after: Duration,
-    /// After this long since the first failure the escrow is dropped.
-    pub give_up_after: Duration,
+raw::config! {
+    /// Retries of a failed per-object write (Entra's escrow, reference §2.3).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Escrow from RawEscrow at "escrow" (cx, at) {
+        /// The first retries' delays, in order.
+        retry_delays: List<String> => pub retry_delays: Vec<Duration> =
+            durations_or(&[HOUR * 6, HOUR * 12, HOUR * 24]),
+        /// The delay between retries once `retry_delays` are used up.
+        daily_after: String => pub daily_after: Duration = duration_or(DAY),
+        /// After this long since the first failure the escrow is dropped (never before the
+        /// first retry).
+        give_up_after: String => pub give_up_after: Duration =
+            give_up_after(&retry_delays, daily_after, DAY * 28),
+    }
 }
 
+/// What an empty `[escrow]` means.
 impl Default for Escrow {
     fn default() -> Self {
-        Escrow {
-            retry_delays: [6, 12, 24].map(|h| Duration::from_secs(h * HOUR)).to_vec(),
-            daily_after: Duration::from_secs(DAY),
-            give_up_after: Duration::from_secs(28 * DAY),
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 
-/// When a job is quarantined for failing writes, and what quarantine does (reference §2.4).
-/// Thresholds are evaluated only once `threshold_min_failures` failures have been seen.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quarantine {
-    pub threshold_min_failures: u64,
-    /// Failed / attempted, 0..=1; quarantine when exceeded.
-    pub threshold_ratio: f64,
-    /// Failures not counting manager/member reference failures.
-    pub threshold_non_reference: u64,
-    /// All failures, references included.
-    pub threshold_total: u64,
-    /// The longest wait between cycles while quarantined (Entra: once a day).
-    pub backoff_max: Duration,
-    /// A job quarantined this long is disabled.
-    pub disable_after: Duration,
+raw::config! {
+    /// When a job is quarantined for failing writes, and what quarantine does (reference §2.4).
+    /// Thresholds are evaluated only once `threshold_min_failures` failures have been seen.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Quarantine from RawQuarantine at "quarantine" (cx, at) {
+        threshold_min_failures: i64 => pub threshold_min_failures: u64 = count(5_000),
+        /// Failed / attempted, 0..=1; quarantine when exceeded.
+        threshold_ratio: f64 => pub threshold_ratio: f64 = share(0.4),
+        /// Failures not counting manager/member reference failures.
+        threshold_non_reference: i64 => pub threshold_non_reference: u64 = count(40_000),
+        /// All failures, references included.
+        threshold_total: i64 => pub threshold_total: u64 = count(60_000),
+        /// The longest wait between cycles while quarantined (Entra: once a day).
+        backoff_max: String => pub backoff_max: Duration = duration_or(DAY),
+        /// A job quarantined this long is disabled.
+        disable_after: String => pub disable_after: Duration = duration_or(DAY * 28),
+    }
 }
 
+/// What an empty `[quarantine]` means.
 impl Default for Quarantine {
     fn default() -> Self {
-        Quarantine {
-            threshold_min_failures: 5_000,
-            threshold_ratio: 0.4,
-            threshold_non_reference: 40_000,
-            threshold_total: 60_000,
-            backoff_max: Duration::from_secs(DAY),
-            disable_after: Duration::from_secs(28 * DAY),
-        }
+        validate::empty_table(Self::from_raw)
     }
 }
 
-/// Where quarantine and deletion-threshold notices go (Entra's Notification Email).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Notifications {
-    /// POSTed a JSON body; https, or http to a loopback host. Without a trailing `/`.
-    pub webhook_url: Option<String>,
-    /// Sent as `Authorization: Bearer`; only set together with `webhook_url`.
-    pub webhook_token: Option<SecretRef>,
-    pub smtp: Option<Smtp>,
+raw::config! {
+    /// Where quarantine and deletion-threshold notices go (Entra's Notification Email).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Notifications from RawNotifications at "notifications" (cx, at, base_dir: &Path) {
+        /// POSTed a JSON body; https, or http to a loopback host. Without a trailing `/`.
+        webhook_url: String => pub webhook_url: Option<String> = optional_url(),
+        /// Sent as `Authorization: Bearer`; only set together with `webhook_url`.
+        webhook_token: Secret => pub webhook_token: Option<SecretRef> =
+            webhook_token(&webhook_url, base_dir),
+        smtp: RawSmtp => pub smtp: Option<Smtp> = smtp(base_dir),
+    }
 }
 
-/// Mail delivery for notifications.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Smtp {
-    pub host: String,
-    /// Default 587.
-    pub port: u16,
-    /// How the connection is secured; never [`SmtpTls::None`] with credentials to a host that
-    /// is not loopback (validation enforces it, and so does the notifier).
-    pub tls: SmtpTls,
-    /// Set together with `password`.
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    pub from: String,
-    /// At least one address.
-    pub to: Vec<String>,
+raw::config! {
+    /// Mail delivery for notifications.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Smtp from RawSmtp at "notifications.smtp" (cx, at, base_dir: &Path) {
+        host: String => pub host: String = smtp_host(&at),
+        /// Default 587.
+        port: i64 => pub port: u16 = int_in(1..=65535, DEFAULT_SMTP_PORT),
+        /// How the connection is secured; never [`SmtpTls::None`] with credentials to a host
+        /// that is not loopback (validation enforces it, and so does the notifier).
+        tls: String => pub tls: SmtpTls = smtp_tls(starttls, port, &host, &username, &password),
+        /// The older spelling of `tls` (`false` is plain SMTP, or implicit TLS on 465).
+        starttls: bool,
+        /// Set together with `password`.
+        username: String => pub username: Option<String> = optional_nonempty(),
+        password: Secret => pub password: Option<SecretRef> =
+            smtp_password(&username, &at, base_dir),
+        from: String => pub from: String =
+            address(&at, "the sender address, e.g. scimsync@example.com"),
+        /// At least one address.
+        to: List<String> => pub to: Vec<String> =
+            addresses(&at, "the recipients, e.g. to = [\"idadmins@example.com\"]"),
+    }
 }
 
 /// How the SMTP connection is secured (`tls`, or the older `starttls = true|false`).
@@ -317,15 +375,20 @@ pub enum SmtpTls {
     None,
 }
 
-/// `[users]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct UsersConfig {
-    pub mappings: Vec<Mapping>,
-    /// Entra's scoping filters: clauses AND'ed within a filter, filters OR'ed; none = all in.
-    pub scoping: Vec<ScopingFilter>,
-    /// Same as [`JobConfig::skip_out_of_scope_deletions`].
-    pub skip_out_of_scope_deletions: bool,
-    pub deprovision: Deprovision,
+raw::spellings!(SmtpTls { "starttls" => Starttls, "implicit" => Implicit, "none" => None });
+
+raw::config! {
+    /// `[users]`.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct UsersConfig from RawUsers at "users" (cx, at, top_skip: Option<Spanned<bool>>) {
+        mappings: List<RawMapping> => pub mappings: Vec<Mapping> = mappings(at.clone(), true),
+        /// Entra's scoping filters: clauses AND'ed within a filter, filters OR'ed; none = all in.
+        scoping: List<RawFilter> => pub scoping: Vec<ScopingFilter> = scoping(),
+        /// Same as [`JobConfig::skip_out_of_scope_deletions`].
+        skip_out_of_scope_deletions: bool => pub skip_out_of_scope_deletions: bool =
+            skip_out_of_scope_deletions(top_skip),
+        deprovision: String => pub deprovision: Deprovision = choice(),
+    }
 }
 
 /// What happens in the target to a user who is unassigned or leaves scope.
@@ -338,16 +401,21 @@ pub enum Deprovision {
     Delete,
 }
 
-/// `[groups]`: group provisioning (Atmos, Klaxoon, CybSafe provision groups).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GroupsConfig {
-    pub enabled: bool,
-    pub nested: Nested,
-    pub out_of_scope: GroupOutOfScope,
-    pub reconcile: Reconcile,
-    /// Same shape as user mappings; with `enabled`, at least one sets `matching`.
-    pub mappings: Vec<Mapping>,
-    pub scoping: Vec<ScopingFilter>,
+raw::spellings!(Deprovision { "disable" => Disable, "delete" => Delete });
+
+raw::config! {
+    /// `[groups]`: group provisioning (Atmos, Klaxoon, CybSafe provision groups).
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct GroupsConfig from RawGroups at "groups" (cx, at) {
+        enabled: bool => pub enabled: bool = flag(false),
+        nested: String => pub nested: Nested = choice(),
+        out_of_scope: String => pub out_of_scope: GroupOutOfScope = choice(),
+        reconcile: String => pub reconcile: Reconcile = choice(),
+        /// Same shape as user mappings; with `enabled`, at least one sets `matching` (disabled
+        /// groups keep their mappings checked, but need no matching yet).
+        mappings: List<RawMapping> => pub mappings: Vec<Mapping> = mappings(at.clone(), enabled),
+        scoping: List<RawFilter> => pub scoping: Vec<ScopingFilter> = scoping(),
+    }
 }
 
 /// Members that are themselves groups.
@@ -360,6 +428,8 @@ pub enum Nested {
     Include,
 }
 
+raw::spellings!(Nested { "ignore" => Ignore, "include" => Include });
+
 /// What happens to a group that leaves scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupOutOfScope {
@@ -370,6 +440,8 @@ pub enum GroupOutOfScope {
     Skip,
 }
 
+raw::spellings!(GroupOutOfScope { "delete" => Delete, "skip" => Skip });
+
 /// Reading the target's groups back to repair drift (Entra never does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reconcile {
@@ -378,6 +450,8 @@ pub enum Reconcile {
     Daily,
     EveryCycle,
 }
+
+raw::spellings!(Reconcile { "off" => Off, "daily" => Daily, "every-cycle" => EveryCycle });
 
 /// One scoping filter (`[[users.scoping]]`): true when all its clauses are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,42 +488,47 @@ pub struct ServiceConfig {
     pub warnings: Vec<ConfigError>,
 }
 
-/// `[store]` in the service file: `url = "postgres://user@host/db"` (or `env:NAME` /
-/// `file:PATH` holding the URL) and optionally `password = "env:NAME"` or `file:PATH`, which
-/// replaces a password in the URL. Both are secret references: never shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    pub url: SecretRef,
-    pub password: Option<SecretRef>,
-    /// `lease_ttl = "30s"`: how long a replica's job lease lasts without renewal, so how soon
-    /// another replica takes a job over after its owner died.
-    pub lease_ttl: Duration,
+raw::config! {
+    /// `[store]` in the service file: `url = "postgres://user@host/db"` (or `env:NAME` /
+    /// `file:PATH` holding the URL) and optionally `password = "env:NAME"` or `file:PATH`, which
+    /// replaces a password in the URL. Both are secret references: never shown.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct StoreConfig from RawStore at "store" (cx, at, base_dir: &Path) {
+        url: Secret => pub url: SecretRef = store_url(&at, base_dir),
+        password: Secret => pub password: Option<SecretRef> = optional_secret(base_dir, true),
+        /// `lease_ttl = "30s"`: how long a replica's job lease lasts without renewal, so how
+        /// soon another replica takes a job over after its owner died.
+        lease_ttl: String => pub lease_ttl: Duration = duration_or(DEFAULT_LEASE_TTL),
+    }
 }
 
 /// `[store] lease_ttl` when not given.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
-/// `[admin]`: the admin HTTP API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminConfig {
-    pub bind: SocketAddr,
-    /// Bearer token the API requires. Optional only on a loopback `bind`.
-    pub token: Option<SecretRef>,
-    /// `tls_cert` and `tls_key`: the API speaks HTTPS with this certificate and key.
-    pub tls: Option<AdminTls>,
-    /// `allow_plain_http = true`: a `bind` beyond loopback without TLS is accepted (the token
-    /// crosses the network in clear). Without it such a `bind` is a configuration error.
-    pub allow_plain_http: bool,
+raw::config! {
+    /// `[admin]`: the admin HTTP API.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AdminConfig from RawAdmin at "admin" (cx, at, base_dir: &Path) {
+        /// Loopback by default. Its rule checks what a `bind` beyond loopback needs: a `token`,
+        /// and TLS or `allow_plain_http`.
+        bind: String => pub bind: SocketAddr =
+            admin_bind(&token, &tls_cert, &tls_key, &allow_plain_http),
+        /// Bearer token the API requires. Optional only on a loopback `bind`.
+        token: Secret => pub token: Option<SecretRef> = optional_secret(base_dir, true),
+        /// `tls_cert` and `tls_key`: the API speaks HTTPS with this certificate and key.
+        tls_cert: Secret => pub tls: Option<AdminTls> = admin_tls(tls_key, base_dir),
+        /// Read by `tls_cert`'s rule: both or neither.
+        tls_key: Secret,
+        /// `allow_plain_http = true`: a `bind` beyond loopback without TLS is accepted (the token
+        /// crosses the network in clear). Without it such a `bind` is a configuration error.
+        allow_plain_http: bool => pub allow_plain_http: bool = flag(false),
+    }
 }
 
+/// What an empty `[admin]` means.
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            bind: DEFAULT_ADMIN_BIND,
-            token: None,
-            tls: None,
-            allow_plain_http: false,
-        }
+        validate::empty_table(|cx, at, raw| Self::from_raw(cx, at, raw, Path::new("")))
     }
 }
 
@@ -496,6 +575,8 @@ pub enum Apply {
     /// Only during object creation.
     CreateOnly,
 }
+
+raw::spellings!(Apply { "always" => Always, "create" => CreateOnly });
 
 /// A valid job and the warnings it raised (e.g. a literal secret in the file).
 #[derive(Debug, Clone)]

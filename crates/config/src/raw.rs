@@ -1,14 +1,26 @@
-//! The file as written, each key declared once: its name, its TOML type, and the spanned
-//! field the semantic pass reads (every key optional, so that pass can report a missing or
-//! invalid value at its own line:column and apply the default itself).
+//! Each key declared once. A table's keys are `config!` entries in `lib.rs`, one per key:
 //!
-//! One `tables!` entry gives both the serde struct and the key list the shape pass
-//! (`schema::check`) walks, so the two cannot disagree.
-
-use crate::schema::{Field, Kind};
-use serde::Deserialize;
+//! ```text
+//! /// 1..=64.
+//! max_concurrency: i64 => pub max_concurrency: usize = int_in(1..=64, DEFAULT_MAX_CONCURRENCY),
+//! ```
+//!
+//! names the key and its TOML type, the typed field, and the rule converting one to the other
+//! (range, default, check). From that come the spanned serde struct (every key optional, so
+//! the rule can report a missing or invalid value at its own line:column and apply the default
+//! itself), the key list the shape pass (`schema::check`) walks, the public typed struct and
+//! its `from_raw`. Why not serde defaults plus a pass over the typed value: serde stops at the
+//! first error, and a file's every problem is reported in one run; rules keep that, and keep
+//! the value's span until the check that needs it. Lists of tables with their own cross-entry
+//! rules (mappings, scoping filters) and the service file's top level stay `tables!` entries
+//! read by hand-written passes in `validate`.
+use crate::schema::Kind;
 use std::marker::PhantomData;
 use toml::Spanned;
+
+pub(crate) use crate::{
+    RawAdmin, RawJob, RawNotifications, RawSmtp, RawSource, RawStore, RawTarget, RawUsers,
+};
 
 /// A key's TOML type: what the shape pass expects and what serde reads into.
 pub(crate) trait Shape {
@@ -52,130 +64,154 @@ macro_rules! tables {
     ($( $(#[$doc:meta])* $name:ident { $( $field:ident : $ty:ty ),* $(,)? } )*) => {
         $(
             $(#[$doc])*
-            #[derive(Deserialize, Default)]
+            #[derive(serde::Deserialize, Default)]
             #[serde(deny_unknown_fields)]
             pub(crate) struct $name {
-                $( pub $field: Option<<$ty as Shape>::Raw>, )*
+                $( pub $field: Option<<$ty as $crate::raw::Shape>::Raw>, )*
             }
 
             impl $name {
-                pub(crate) const FIELDS: &'static [Field] =
-                    &[ $( Field::new(stringify!($field), <$ty as Shape>::KIND), )* ];
+                pub(crate) const FIELDS: &'static [$crate::schema::Field] =
+                    &[ $( $crate::schema::Field::new(stringify!($field), <$ty as $crate::raw::Shape>::KIND), )* ];
             }
 
-            impl Shape for $name {
-                type Raw = Spanned<$name>;
-                const KIND: Kind = Kind::Table(<$name>::FIELDS);
+            impl $crate::raw::Shape for $name {
+                type Raw = toml::Spanned<$name>;
+                const KIND: $crate::schema::Kind = $crate::schema::Kind::Table(<$name>::FIELDS);
             }
 
-            impl Shape for List<$name> {
-                type Raw = Vec<Spanned<$name>>;
-                const KIND: Kind = Kind::Tables(<$name>::FIELDS);
+            impl $crate::raw::Shape for $crate::raw::List<$name> {
+                type Raw = Vec<toml::Spanned<$name>>;
+                const KIND: $crate::schema::Kind = $crate::schema::Kind::Tables(<$name>::FIELDS);
             }
         )*
     };
 }
 
+pub(crate) use tables;
+
+/// Declares a table of a configuration file once. Each entry
+///
+/// ```text
+/// /// doc
+/// key: Shape => pub field: Type = rule(args…),
+/// ```
+///
+/// is the whole key: its name and TOML type (the raw struct, via [`tables!`]), its typed
+/// field, and its conversion `cx.rule(value, "prefix.key", args…)`, a `Cx` method that reports
+/// a bad value at its own file:line:column and returns the default (rules such as `int_in`,
+/// `duration_or`, `url`, `choice`, `flag` declare range, default and check in `args`).
+/// Two other forms: `key: Shape,` is a key without a field of its own, read by another key's
+/// rule (`starttls`, by `tls`'s); `pub field: Type = rule(args…),` a field without a key
+/// (`cx.rule(args…)`).
+///
+/// Generates `struct $Raw` (keys in the order written: error messages list them so),
+/// `pub struct $Name` and `$Name::from_raw(cx, at, raw, extra…)`, which converts in the order
+/// written, so an argument may name a field converted before it, a key not yet converted
+/// (its raw value), `at` (the table's span) or an extra parameter. A prefix of `""` is the
+/// file's top level. Checks over several tables stay hand-written `Cx` methods in `validate`.
+macro_rules! config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident from $raw:ident at $prefix:tt
+            ($cx:ident, $at:ident $(, $arg:ident : $argty:ty)* $(,)?)
+        { $($body:tt)* }
+    ) => {
+        $crate::raw::config!(@entries
+            [$(#[$meta])* $name $raw $prefix ($cx, $at $(, $arg: $argty)*)] [] [] []
+            $($body)*
+        );
+    };
+
+    // A key and its field.
+    (@entries $head:tt [$($keys:tt)*] [$($fields:tt)*] [$($steps:tt)*]
+        $(#[$doc:meta])*
+        $key:ident : $shape:ty => pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head
+            [$($keys)* $key: $shape,]
+            [$($fields)* $(#[$doc])* pub $field: $fty,]
+            [$($steps)* [$field ($key) $rule ($($rarg),*) $fty]]
+            $($($rest)*)?
+        );
+    };
+    // A key read by another key's rule.
+    (@entries $head:tt [$($keys:tt)*] $fields:tt $steps:tt
+        $(#[$doc:meta])*
+        $key:ident : $shape:ty
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head [$($keys)* $key: $shape,] $fields $steps $($($rest)*)?);
+    };
+    // A field without a key.
+    (@entries $head:tt $keys:tt [$($fields:tt)*] [$($steps:tt)*]
+        $(#[$doc:meta])*
+        pub $field:ident : $fty:ty = $rule:ident ( $($rarg:expr),* $(,)? )
+        $(, $($rest:tt)*)?
+    ) => {
+        $crate::raw::config!(@entries $head $keys
+            [$($fields)* $(#[$doc])* pub $field: $fty,]
+            [$($steps)* [$field () $rule ($($rarg),*) $fty]]
+            $($($rest)*)?
+        );
+    };
+
+    // Every entry read: the raw struct, the typed one and the conversion.
+    (@entries
+        [$(#[$meta:meta])* $name:ident $raw:ident $prefix:tt ($cx:ident, $at:ident $(, $arg:ident : $argty:ty)*)]
+        [$($key:ident : $shape:ty,)*]
+        [$($fields:tt)*]
+        [$([$field:ident ($($vkey:ident)?) $rule:ident ($($rarg:expr),*) $fty:ty])*]
+    ) => {
+        $crate::raw::tables! { $raw { $($key: $shape),* } }
+
+        $(#[$meta])*
+        pub struct $name { $($fields)* }
+
+        impl $name {
+            /// The table's typed value, each key converted by its rule (errors go to `cx`).
+            #[allow(unused_variables)]
+            pub(crate) fn from_raw(
+                $cx: &mut $crate::validate::Cx<'_>,
+                $at: std::ops::Range<usize>,
+                raw: $raw,
+                $($arg: $argty,)*
+            ) -> Self {
+                let $raw { $($key),* } = raw;
+                $(
+                    let $field: $fty = $cx.$rule(
+                        $($vkey, $crate::raw::config!(@key $prefix $vkey),)?
+                        $($rarg),*
+                    );
+                )*
+                $name { $($field),* }
+            }
+        }
+    };
+
+    (@key "" $key:ident) => { stringify!($key) };
+    (@key $prefix:tt $key:ident) => { concat!($prefix, ".", stringify!($key)) };
+}
+pub(crate) use config;
+
+/// A typed value written as one of a few strings (`dialect = "entra"`): its spellings, in the
+/// order error messages list them.
+pub(crate) trait Choice: Copy + 'static {
+    const NAMES: &'static [(&'static str, Self)];
+}
+
+/// `spellings!(Type { "name" => Variant, … })`: `Type`'s [`Choice`] spellings.
+macro_rules! spellings {
+    ($ty:ident { $($name:literal => $variant:ident),* $(,)? }) => {
+        impl $crate::raw::Choice for $ty {
+            const NAMES: &'static [(&'static str, Self)] = &[$(($name, $ty::$variant)),*];
+        }
+    };
+}
+pub(crate) use spellings;
+
 tables! {
-    /// A job file.
-    RawJob {
-        name: String,
-        schedule: String,
-        skip_out_of_scope_deletions: bool,
-        deletion_threshold: i64,
-        deletion_max_share: i64,
-        log_retention_days: i64,
-        source: RawSource,
-        target: RawTarget,
-        escrow: RawEscrow,
-        quarantine: RawQuarantine,
-        notifications: RawNotifications,
-        users: RawUsers,
-        groups: RawGroups,
-    }
-
-    RawSource {
-        tenant_id: String,
-        client_id: String,
-        client_secret: Secret,
-        certificate: Secret,
-        private_key: Secret,
-        assertion_algorithm: String,
-        service_principal_id: String,
-        scope: String,
-        exclude_default_access: bool,
-        graph_url: String,
-        login_url: String,
-        page_size: i64,
-    }
-
-    RawTarget {
-        url: String,
-        token: Secret,
-        dialect: String,
-        max_concurrency: i64,
-        timeout_secs: i64,
-        membership_batch_size: i64,
-        group_members_removal: String,
-        manager_format: String,
-        clear_on_null: bool,
-        actions: RawActions,
-    }
-
-    RawActions {
-        create: bool,
-        update: bool,
-        delete: bool,
-    }
-
-    RawEscrow {
-        retry_delays: List<String>,
-        daily_after: String,
-        give_up_after: String,
-    }
-
-    RawQuarantine {
-        threshold_min_failures: i64,
-        threshold_ratio: f64,
-        threshold_non_reference: i64,
-        threshold_total: i64,
-        backoff_max: String,
-        disable_after: String,
-    }
-
-    RawNotifications {
-        webhook_url: String,
-        webhook_token: Secret,
-        smtp: RawSmtp,
-    }
-
-    RawSmtp {
-        host: String,
-        port: i64,
-        tls: String,
-        starttls: bool,
-        username: String,
-        password: Secret,
-        from: String,
-        to: List<String>,
-    }
-
-    RawUsers {
-        mappings: List<RawMapping>,
-        scoping: List<RawFilter>,
-        skip_out_of_scope_deletions: bool,
-        deprovision: String,
-    }
-
-    RawGroups {
-        enabled: bool,
-        nested: String,
-        out_of_scope: String,
-        reconcile: String,
-        mappings: List<RawMapping>,
-        scoping: List<RawFilter>,
-    }
-
     RawMapping {
         target: String,
         source: String,
@@ -204,18 +240,4 @@ tables! {
         store: RawStore,
     }
 
-    /// `[store]`: where job state lives when not in sled directories.
-    RawStore {
-        url: Secret,
-        password: Secret,
-        lease_ttl: String,
-    }
-
-    RawAdmin {
-        bind: String,
-        token: Secret,
-        tls_cert: Secret,
-        tls_key: Secret,
-        allow_plain_http: bool,
-    }
 }

@@ -298,7 +298,8 @@ fn clean_key(k: &str) -> String {
 mod tests {
     use super::*;
 
-    use crate::raw::{RawActions, RawSource};
+    use crate::RawActions;
+    use crate::raw::RawSource;
 
     const SOURCE: &[Field] = RawSource::FIELDS;
     const ACTIONS: &[Field] = RawActions::FIELDS;

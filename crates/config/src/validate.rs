@@ -2,19 +2,16 @@
 //! every error on the way instead of stopping at the first.
 
 use crate::error::LineIndex;
+use crate::raw::Choice;
 use crate::raw::{
-    RawActions, RawAdmin, RawClause, RawEscrow, RawFilter, RawGroups, RawJob, RawMapping,
-    RawNotifications, RawQuarantine, RawService, RawSmtp, RawSource, RawTarget, RawUsers,
+    RawClause, RawFilter, RawJob, RawMapping, RawNotifications, RawService, RawSmtp, RawSource,
+    RawTarget, RawUsers,
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
-    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
-    DEFAULT_DELETION_THRESHOLD, DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL,
-    DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT,
-    DEFAULT_TIMEOUT, Deprovision, DialectSetting, Escrow, GroupOutOfScope, GroupsConfig, JobConfig,
-    Loaded, ManagerFormat, Mapping, MappingValue, MembersRemoval, Nested, Notifications, Operator,
-    Quarantine, Reconcile, Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
-    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetActions, TargetConfig, UsersConfig,
+    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, JobConfig, Loaded, Mapping,
+    MappingValue, Notifications, Operator, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
+    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -55,9 +52,11 @@ pub(crate) fn parse_service(path: &Path, text: &str) -> Result<ServiceConfig, Ve
     let base_dir = path.parent().unwrap_or(Path::new(""));
     let admin = match raw.admin {
         None => AdminConfig::default(),
-        Some(a) => cx.admin(a, base_dir),
+        Some(a) => AdminConfig::from_raw(&mut cx, a.span(), a.into_inner(), base_dir),
     };
-    let store = raw.store.and_then(|s| cx.store(s, base_dir));
+    let store = raw
+        .store
+        .map(|s| crate::StoreConfig::from_raw(&mut cx, s.span(), s.into_inner(), base_dir));
     if cx.errors.is_empty() {
         sort(&mut cx.warnings);
         Ok(ServiceConfig {
@@ -135,6 +134,27 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
     }
 }
 
+/// A table's span and keys; an absent table is an empty one.
+fn open<R: Default>(raw: Option<Spanned<R>>) -> (Range<usize>, R) {
+    raw.map(|r| (r.span(), r.into_inner()))
+        .unwrap_or_else(|| (NOWHERE, R::default()))
+}
+
+/// What an empty table means: its keys' defaults (converting it reports nothing).
+pub(crate) fn empty_table<R: Default, T>(from_raw: fn(&mut Cx<'_>, Range<usize>, R) -> T) -> T {
+    let mut cx = Cx {
+        file: Path::new(""),
+        lines: LineIndex::new(""),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        pruned: HashSet::new(),
+        secrets: Vec::new(),
+    };
+    let value = from_raw(&mut cx, NOWHERE, R::default());
+    debug_assert!(cx.errors.is_empty() && cx.warnings.is_empty());
+    value
+}
+
 fn sort(list: &mut Vec<ConfigError>) {
     list.sort_by(|a, b| (a.line, a.column, &a.key).cmp(&(b.line, b.column, &b.key)));
     list.dedup();
@@ -144,7 +164,7 @@ fn sort(list: &mut Vec<ConfigError>) {
 /// reaches a caller.
 const NOWHERE: Range<usize> = 0..0;
 
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     file: &'a Path,
     lines: LineIndex<'a>,
     errors: Vec<ConfigError>,
@@ -242,11 +262,11 @@ impl Cx<'_> {
         true
     }
 
-    fn required(
+    pub(crate) fn required(
         &mut self,
         v: Option<Spanned<String>>,
-        table: &Range<usize>,
         key: &str,
+        table: &Range<usize>,
         what: &str,
     ) -> String {
         match v {
@@ -264,7 +284,22 @@ impl Cx<'_> {
     }
 
     fn job(&mut self, raw: RawJob, base_dir: &Path) -> JobConfig {
-        let name = match raw.name {
+        JobConfig::from_raw(self, NOWHERE, raw, base_dir)
+    }
+
+    /// The file being read.
+    pub(crate) fn file(&mut self) -> std::path::PathBuf {
+        self.file.to_path_buf()
+    }
+
+    /// A value another rule computed.
+    pub(crate) fn copied<T>(&mut self, v: T) -> T {
+        v
+    }
+
+    /// `name`: the job id.
+    pub(crate) fn job_name(&mut self, v: Option<Spanned<String>>, key: &str) -> String {
+        match v {
             Some(n) => {
                 let valid = !n.get_ref().is_empty()
                     && n.get_ref()
@@ -273,72 +308,44 @@ impl Cx<'_> {
                 if !valid {
                     self.error(
                         n.span(),
-                        "name",
+                        key,
                         "expected letters, digits, `_` or `-` only (it is the job id)",
                     );
                 }
                 n.into_inner()
             }
             None => {
-                self.missing(&NOWHERE, "name", "the job id, e.g. name = \"tribeloo\"");
+                self.missing(&NOWHERE, key, "the job id, e.g. name = \"tribeloo\"");
                 String::new()
             }
-        };
-        let schedule = match raw.schedule {
-            None => Schedule::default(),
-            Some(s) => match s.get_ref().parse::<Schedule>() {
-                Ok(schedule) => schedule,
-                Err(message) => {
-                    self.error(s.span(), "schedule", message);
-                    Schedule::default()
-                }
-            },
-        };
-        let deletion_threshold = self.int_in(
-            raw.deletion_threshold,
-            "deletion_threshold",
-            0..=u32::MAX,
-            DEFAULT_DELETION_THRESHOLD,
-        );
-        let deletion_max_share = self.int_in(
-            raw.deletion_max_share,
-            "deletion_max_share",
-            0..=100,
-            DEFAULT_DELETION_MAX_SHARE,
-        );
-        let log_retention_days = self.int_in(
-            raw.log_retention_days,
-            "log_retention_days",
-            1..=3650,
-            DEFAULT_LOG_RETENTION_DAYS,
-        );
-        let top_skip = raw.skip_out_of_scope_deletions;
-        let source = self.source(raw.source, base_dir);
-        let target = self.target(raw.target, base_dir);
-        let escrow = self.escrow(raw.escrow);
-        let quarantine = self.quarantine(raw.quarantine);
-        let notifications = self.notifications(raw.notifications, base_dir);
-        let users = self.users(raw.users, top_skip);
-        let groups = self.groups(raw.groups);
-        JobConfig {
-            path: self.file.to_path_buf(),
-            name,
-            schedule,
-            skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
-            deletion_threshold,
-            deletion_max_share,
-            log_retention_days,
-            source,
-            target,
-            escrow,
-            quarantine,
-            notifications,
-            users,
-            groups,
         }
     }
 
-    fn source(&mut self, raw: Option<Spanned<RawSource>>, base_dir: &Path) -> SourceConfig {
+    /// A string parsed by its type (`FromStr`, whose error is the message); the type's
+    /// default when absent or invalid.
+    pub(crate) fn parsed<T>(&mut self, v: Option<Spanned<String>>, key: &str) -> T
+    where
+        T: std::str::FromStr + Default,
+        T::Err: Into<String>,
+    {
+        let Some(s) = v else {
+            return T::default();
+        };
+        match s.get_ref().parse::<T>() {
+            Ok(t) => t,
+            Err(message) => {
+                self.error(s.span(), key, message);
+                T::default()
+            }
+        }
+    }
+
+    pub(crate) fn source(
+        &mut self,
+        raw: Option<Spanned<RawSource>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> SourceConfig {
         let (at, raw) = match raw {
             Some(r) => (r.span(), r.into_inner()),
             None => {
@@ -353,124 +360,26 @@ impl Cx<'_> {
                 (NOWHERE, RawSource::default())
             }
         };
-        let tenant_id = self.required(
-            raw.tenant_id,
-            &at,
-            "source.tenant_id",
-            "the Entra tenant id or domain",
-        );
-        let client_id = self.required(
-            raw.client_id,
-            &at,
-            "source.client_id",
-            "the app registration's client id",
-        );
-        let (client_secret, certificate, private_key) = self.credentials(
-            [raw.client_secret, raw.certificate, raw.private_key],
-            &at,
-            base_dir,
-        );
-        let assertion_algorithm = match raw.assertion_algorithm {
-            Some(alg) if certificate.is_none() && client_secret.is_some() => {
-                self.warn(
-                    alg.span(),
-                    "source.assertion_algorithm",
-                    "only used with `certificate`; ignored with client_secret",
-                );
-                AssertionAlgorithm::default()
-            }
-            alg => self
-                .choice(
-                    alg,
-                    "source.assertion_algorithm",
-                    &[
-                        ("PS256", AssertionAlgorithm::Ps256),
-                        ("RS256", AssertionAlgorithm::Rs256),
-                    ],
-                )
-                .unwrap_or_default(),
-        };
-        let scope = self
-            .choice(
-                raw.scope,
-                "source.scope",
-                &[
-                    ("assigned", ScopeSetting::Assigned),
-                    ("all", ScopeSetting::All),
-                ],
-            )
-            .unwrap_or_default();
-        let service_principal_id = match raw.service_principal_id {
-            Some(v) if v.get_ref().trim().is_empty() => {
-                self.error(v.span(), "source.service_principal_id", "must not be empty");
-                None
-            }
-            Some(v) if self.placeholder(&v, "source.service_principal_id") => None,
-            Some(v) => Some(v.into_inner()),
-            None if scope == ScopeSetting::Assigned => {
-                if !self.suppressed("source.service_principal_id") {
-                    self.error(
-                        at.clone(),
-                        "source.service_principal_id",
-                        "required when scope = \"assigned\" (the default): set the enterprise app's \
-                         service principal object id, or set scope = \"all\"",
-                    );
-                }
-                None
-            }
-            None => None,
-        };
-        let exclude_default_access = match raw.exclude_default_access {
-            Some(v) if *v.get_ref() && scope == ScopeSetting::All => {
-                self.warn(
-                    v.span(),
-                    "source.exclude_default_access",
-                    "has no effect with scope = \"all\": every user is in scope regardless of roles",
-                );
-                true
-            }
-            v => v.is_some_and(Spanned::into_inner),
-        };
-        let graph_url = self.url(raw.graph_url, "source.graph_url", DEFAULT_GRAPH_URL);
-        let login_url = self.url(raw.login_url, "source.login_url", DEFAULT_LOGIN_URL);
-        let page_size = self.int_in(
-            raw.page_size,
-            "source.page_size",
-            1..=999,
-            DEFAULT_PAGE_SIZE,
-        );
-        SourceConfig {
-            tenant_id,
-            client_id,
-            client_secret,
-            certificate,
-            private_key,
-            assertion_algorithm,
-            service_principal_id,
-            scope,
-            exclude_default_access,
-            graph_url,
-            login_url,
-            page_size,
-        }
+        SourceConfig::from_raw(self, at, raw, base_dir)
     }
 
-    /// Exactly one of client_secret and certificate (+ private_key).
-    fn credentials(
+    /// `source.client_secret`, checked with `certificate` and `private_key`: exactly one of
+    /// client_secret and certificate (+ private_key).
+    pub(crate) fn credentials(
         &mut self,
-        [secret, cert, key]: [Option<Spanned<String>>; 3],
+        secret: Option<Spanned<String>>,
+        key: &str,
+        cert: &Option<Spanned<String>>,
+        private_key: &Option<Spanned<String>>,
         at: &Range<usize>,
         base_dir: &Path,
-    ) -> (Option<SecretRef>, Option<SecretRef>, Option<SecretRef>) {
+    ) -> Option<SecretRef> {
         let spans = (
             secret.as_ref().map(Spanned::span),
             cert.as_ref().map(Spanned::span),
-            key.as_ref().map(Spanned::span),
+            private_key.as_ref().map(Spanned::span),
         );
-        let secret = self.optional_secret(secret, "source.client_secret", base_dir, true);
-        // A certificate is public: written inline it is no leak, so no warning.
-        let certificate = self.optional_secret(cert, "source.certificate", base_dir, false);
-        let private_key = self.optional_secret(key, "source.private_key", base_dir, true);
+        let secret = self.optional_secret(secret, key, base_dir, true);
         match spans {
             (None, None, None) => {
                 let suppressed = ["client_secret", "certificate", "private_key"]
@@ -507,10 +416,91 @@ impl Cx<'_> {
             ),
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
         }
-        (secret, certificate, private_key)
+        secret
     }
 
-    fn target(&mut self, raw: Option<Spanned<RawTarget>>, base_dir: &Path) -> TargetConfig {
+    /// `source.assertion_algorithm`: only used with a certificate.
+    pub(crate) fn assertion_algorithm(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        client_secret: &Option<SecretRef>,
+        certificate: &Option<SecretRef>,
+    ) -> AssertionAlgorithm {
+        match v {
+            Some(alg) if certificate.is_none() && client_secret.is_some() => {
+                self.warn(
+                    alg.span(),
+                    key,
+                    "only used with `certificate`; ignored with client_secret",
+                );
+                AssertionAlgorithm::default()
+            }
+            alg => self.choice(alg, key),
+        }
+    }
+
+    /// `source.service_principal_id`: required with `scope = "assigned"` (written after it,
+    /// so read from `scope` as written; an invalid scope counts as the default).
+    pub(crate) fn service_principal_id(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        scope: &Option<Spanned<String>>,
+        at: &Range<usize>,
+    ) -> Option<String> {
+        let scope = scope
+            .as_ref()
+            .and_then(|s| ScopeSetting::NAMES.iter().find(|(n, _)| n == s.get_ref()))
+            .map_or_else(ScopeSetting::default, |(_, t)| *t);
+        match v {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                self.error(v.span(), key, "must not be empty");
+                None
+            }
+            Some(v) if self.placeholder(&v, key) => None,
+            Some(v) => Some(v.into_inner()),
+            None if scope == ScopeSetting::Assigned => {
+                if !self.suppressed(key) {
+                    self.error(
+                        at.clone(),
+                        key,
+                        "required when scope = \"assigned\" (the default): set the enterprise app's \
+                         service principal object id, or set scope = \"all\"",
+                    );
+                }
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `source.exclude_default_access`: a warning when it cannot have an effect.
+    pub(crate) fn exclude_default_access(
+        &mut self,
+        v: Option<Spanned<bool>>,
+        key: &str,
+        scope: ScopeSetting,
+    ) -> bool {
+        match v {
+            Some(v) if *v.get_ref() && scope == ScopeSetting::All => {
+                self.warn(
+                    v.span(),
+                    key,
+                    "has no effect with scope = \"all\": every user is in scope regardless of roles",
+                );
+                true
+            }
+            v => v.is_some_and(Spanned::into_inner),
+        }
+    }
+
+    pub(crate) fn target(
+        &mut self,
+        raw: Option<Spanned<RawTarget>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> TargetConfig {
         let (at, raw) = match raw {
             Some(r) => (r.span(), r.into_inner()),
             None => {
@@ -525,257 +515,92 @@ impl Cx<'_> {
                 (NOWHERE, RawTarget::default())
             }
         };
-        let url = match raw.url {
-            Some(u) => {
-                let url = self.url(Some(u.clone()), "target.url", "");
-                if u.get_ref().contains("aadOptscim062020") {
-                    self.warn(
-                        u.span(),
-                        "target.url",
-                        "aadOptscim062020 is Entra's switch for RFC-compliant PATCH; here that is \
-                         dialect = \"rfc\" (the default), and the URL is sent to the app as written",
-                    );
-                }
-                url
-            }
-            None => {
-                self.missing(
-                    &at,
-                    "target.url",
-                    "the app's SCIM base URL (Entra's Tenant URL)",
-                );
-                String::new()
-            }
-        };
-        let token = self.secret(raw.token, &at, "target.token", base_dir);
-        let dialect = self
-            .choice(
-                raw.dialect,
-                "target.dialect",
-                &[
-                    ("rfc", DialectSetting::Rfc),
-                    ("entra", DialectSetting::Entra),
-                ],
-            )
-            .unwrap_or_default();
-        let max_concurrency = self.int_in(
-            raw.max_concurrency,
-            "target.max_concurrency",
-            1..=64,
-            DEFAULT_MAX_CONCURRENCY,
-        );
-        let timeout_secs = self.int_in(
-            raw.timeout_secs,
-            "target.timeout_secs",
-            1..=3600,
-            DEFAULT_TIMEOUT.as_secs(),
-        );
-        let membership_batch_size = self.int_in(
-            raw.membership_batch_size,
-            "target.membership_batch_size",
-            1..=1000,
-            DEFAULT_MEMBERSHIP_BATCH_SIZE,
-        );
-        let group_members_removal = self
-            .choice(
-                raw.group_members_removal,
-                "target.group_members_removal",
-                &[
-                    ("rfc", MembersRemoval::Rfc),
-                    ("value-list", MembersRemoval::ValueList),
-                ],
-            )
-            .unwrap_or(match dialect {
-                DialectSetting::Rfc => MembersRemoval::Rfc,
-                DialectSetting::Entra => MembersRemoval::ValueList,
-            });
-        let manager_format = self
-            .choice(
-                raw.manager_format,
-                "target.manager_format",
-                &[
-                    ("complex", ManagerFormat::Complex),
-                    ("string", ManagerFormat::String),
-                ],
-            )
-            .unwrap_or_default();
-        let actions = match raw.actions {
-            None => TargetActions::default(),
-            Some(a) => {
-                let RawActions {
-                    create,
-                    update,
-                    delete,
-                } = a.into_inner();
-                let on = |v: Option<Spanned<bool>>| v.is_none_or(Spanned::into_inner);
-                TargetActions {
-                    create: on(create),
-                    update: on(update),
-                    delete: on(delete),
-                }
-            }
-        };
-        TargetConfig {
-            url,
-            token,
-            dialect,
-            max_concurrency,
-            timeout: Duration::from_secs(timeout_secs),
-            membership_batch_size,
-            group_members_removal,
-            manager_format,
-            clear_on_null: raw.clear_on_null.is_some_and(Spanned::into_inner),
-            actions,
-        }
+        TargetConfig::from_raw(self, at, raw, base_dir)
     }
 
-    fn escrow(&mut self, raw: Option<Spanned<RawEscrow>>) -> Escrow {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let d = Escrow::default();
-        let retry_delays = match raw.retry_delays {
-            None => d.retry_delays,
-            Some(list) => list
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, v)| {
-                    let key = format!("escrow.retry_delays[{i}]");
-                    self.duration(Some(v), &key, None)
-                })
-                .collect(),
+    /// `target.url`: required, and `aadOptscim062020` in it is Entra's switch, not ours.
+    pub(crate) fn target_url(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+    ) -> String {
+        let Some(u) = v else {
+            self.missing(table, key, "the app's SCIM base URL (Entra's Tenant URL)");
+            return String::new();
         };
-        let daily_after = self
-            .duration(raw.daily_after, "escrow.daily_after", Some(d.daily_after))
-            .unwrap_or(d.daily_after);
-        let give_up_after = match raw.give_up_after {
-            Some(v) => {
-                let span = v.span();
-                let g = self
-                    .duration(Some(v), "escrow.give_up_after", None)
-                    .unwrap_or(d.give_up_after);
-                let first: Duration = retry_delays.first().copied().unwrap_or(daily_after);
-                if g < first {
-                    self.error(
-                        span,
-                        "escrow.give_up_after",
-                        "is shorter than the first retry delay: failed writes would never be retried",
-                    );
-                }
-                g
-            }
-            None => d.give_up_after,
-        };
-        Escrow {
-            retry_delays,
-            daily_after,
-            give_up_after,
+        let url = self.url(Some(u.clone()), key, "");
+        if u.get_ref().contains("aadOptscim062020") {
+            self.warn(
+                u.span(),
+                key,
+                "aadOptscim062020 is Entra's switch for RFC-compliant PATCH; here that is \
+                 dialect = \"rfc\" (the default), and the URL is sent to the app as written",
+            );
         }
+        url
     }
 
-    fn quarantine(&mut self, raw: Option<Spanned<RawQuarantine>>) -> Quarantine {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let d = Quarantine::default();
-        let count = |cx: &mut Self, v: Option<Spanned<i64>>, key: &str, default: u64| {
-            cx.int_in(v, key, 1..=i64::MAX.unsigned_abs(), default)
-        };
-        let threshold_min_failures = count(
-            self,
-            raw.threshold_min_failures,
-            "quarantine.threshold_min_failures",
-            d.threshold_min_failures,
-        );
-        let threshold_non_reference = count(
-            self,
-            raw.threshold_non_reference,
-            "quarantine.threshold_non_reference",
-            d.threshold_non_reference,
-        );
-        let threshold_total = count(
-            self,
-            raw.threshold_total,
-            "quarantine.threshold_total",
-            d.threshold_total,
-        );
-        let threshold_ratio = match raw.threshold_ratio {
-            None => d.threshold_ratio,
-            Some(r) if (0.0..=1.0).contains(r.get_ref()) => *r.get_ref(),
-            Some(r) => {
-                self.error(
-                    r.span(),
-                    "quarantine.threshold_ratio",
-                    format!(
-                        "must be between 0 and 1 (a share of failed writes, e.g. 0.4), found {}",
-                        r.get_ref()
-                    ),
-                );
-                d.threshold_ratio
-            }
-        };
-        let backoff_max = self
-            .duration(
-                raw.backoff_max,
-                "quarantine.backoff_max",
-                Some(d.backoff_max),
-            )
-            .unwrap_or(d.backoff_max);
-        let disable_after = self
-            .duration(
-                raw.disable_after,
-                "quarantine.disable_after",
-                Some(d.disable_after),
-            )
-            .unwrap_or(d.disable_after);
-        Quarantine {
-            threshold_min_failures,
-            threshold_ratio,
-            threshold_non_reference,
-            threshold_total,
-            backoff_max,
-            disable_after,
-        }
-    }
-
-    fn notifications(
+    pub(crate) fn notifications(
         &mut self,
         raw: Option<Spanned<RawNotifications>>,
+        _key: &str,
         base_dir: &Path,
     ) -> Notifications {
-        let raw = raw.map(Spanned::into_inner).unwrap_or_default();
-        let webhook_url = raw
-            .webhook_url
-            .map(|u| self.url(Some(u), "notifications.webhook_url", ""));
-        let token_span = raw.webhook_token.as_ref().map(Spanned::span);
-        let webhook_token = self.optional_secret(
-            raw.webhook_token,
-            "notifications.webhook_token",
-            base_dir,
-            true,
-        );
+        let (at, raw) = open(raw);
+        Notifications::from_raw(self, at, raw, base_dir)
+    }
+
+    /// An optional http(s) URL (see [`Cx::url`]).
+    pub(crate) fn optional_url(&mut self, v: Option<Spanned<String>>, key: &str) -> Option<String> {
+        v.map(|u| self.url(Some(u), key, ""))
+    }
+
+    /// `notifications.webhook_token`: only next to `webhook_url`.
+    pub(crate) fn webhook_token(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        webhook_url: &Option<String>,
+        base_dir: &Path,
+    ) -> Option<SecretRef> {
+        let token_span = v.as_ref().map(Spanned::span);
+        let token = self.optional_secret(v, key, base_dir, true);
         if let Some(span) = token_span
             && webhook_url.is_none()
             && !self.suppressed("notifications.webhook_url")
         {
             self.error(
                 span,
-                "notifications.webhook_token",
+                key,
                 "needs `webhook_url`: there is no webhook to send it to",
             );
         }
-        let smtp = raw.smtp.map(|s| self.smtp(s, base_dir));
-        Notifications {
-            webhook_url,
-            webhook_token,
-            smtp,
-        }
+        token
     }
 
-    fn smtp(&mut self, raw: Spanned<RawSmtp>, base_dir: &Path) -> Smtp {
-        let at = raw.span();
-        let raw = raw.into_inner();
-        let host = match raw.host {
+    /// `[notifications.smtp]`, when written.
+    pub(crate) fn smtp(
+        &mut self,
+        v: Option<Spanned<RawSmtp>>,
+        _key: &str,
+        base_dir: &Path,
+    ) -> Option<Smtp> {
+        v.map(|s| Smtp::from_raw(self, s.span(), s.into_inner(), base_dir))
+    }
+
+    /// `notifications.smtp.host`: a host name (an IPv6 address without its brackets).
+    pub(crate) fn smtp_host(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+    ) -> String {
+        match v {
             Some(h) if h.get_ref().contains("://") || is_host_with_port(h.get_ref()) => {
                 self.error(
                     h.span(),
-                    "notifications.smtp.host",
+                    key,
                     "expected a host name only; set the port with `port`",
                 );
                 h.into_inner()
@@ -786,47 +611,150 @@ impl Cx<'_> {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            h => self.required(
-                h,
-                &at,
-                "notifications.smtp.host",
-                "the mail server's host name",
-            ),
-        };
-        let port = self.int_in(
-            raw.port,
-            "notifications.smtp.port",
-            1..=65535,
-            DEFAULT_SMTP_PORT,
-        );
-        let (tls, tls_at) = self.smtp_tls(raw.tls, raw.starttls, port);
-        let username = match raw.username {
+            h => self.required(h, key, table, "the mail server's host name"),
+        }
+    }
+
+    /// An optional string that, when written, is not empty.
+    pub(crate) fn optional_nonempty(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+    ) -> Option<String> {
+        match v {
             Some(u) if u.get_ref().trim().is_empty() => {
-                self.error(u.span(), "notifications.smtp.username", "must not be empty");
+                self.error(u.span(), key, "must not be empty");
                 None
             }
             u => u.map(Spanned::into_inner),
-        };
-        let password_span = raw.password.as_ref().map(Spanned::span);
-        let password =
-            self.optional_secret(raw.password, "notifications.smtp.password", base_dir, true);
-        match (&username, password_span.clone()) {
-            (Some(_), None) if !self.suppressed("notifications.smtp.password") => self.missing(
-                &at,
-                "notifications.smtp.password",
+        }
+    }
+
+    /// `notifications.smtp.password`: set together with `username`.
+    pub(crate) fn smtp_password(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        username: &Option<String>,
+        table: &Range<usize>,
+        base_dir: &Path,
+    ) -> Option<SecretRef> {
+        let password_span = v.as_ref().map(Spanned::span);
+        let password = self.optional_secret(v, key, base_dir, true);
+        match (username, password_span) {
+            (Some(_), None) if !self.suppressed(key) => self.missing(
+                table,
+                key,
                 "the SMTP password (a secret reference), as `username` is set",
             ),
-            (None, Some(span)) if !self.suppressed("notifications.smtp.username") => self.error(
-                span,
-                "notifications.smtp.password",
-                "needs `username` next to it",
-            ),
+            (None, Some(span)) if !self.suppressed("notifications.smtp.username") => {
+                self.error(span, key, "needs `username` next to it")
+            }
             _ => {}
         }
+        password
+    }
+
+    /// `notifications.smtp.from`: a required mail address.
+    pub(crate) fn address(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+        what: &str,
+    ) -> String {
+        match v {
+            Some(f) => {
+                self.check_address(&f, key);
+                f.into_inner()
+            }
+            None => {
+                self.missing(table, key, what);
+                String::new()
+            }
+        }
+    }
+
+    /// `notifications.smtp.to`: at least one mail address.
+    pub(crate) fn addresses(
+        &mut self,
+        v: Option<Vec<Spanned<String>>>,
+        key: &str,
+        table: &Range<usize>,
+        what: &str,
+    ) -> Vec<String> {
+        match v {
+            Some(list) if list.is_empty() => {
+                self.error(table.clone(), key, "must list at least one recipient");
+                Vec::new()
+            }
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    self.check_address(&a, &format!("{key}[{i}]"));
+                    a.into_inner()
+                })
+                .collect(),
+            None => {
+                self.missing(table, key, what);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `notifications.smtp.tls`, or the older `starttls` (not both); without either, the port
+    /// decides: 465 is implicit TLS, anything else STARTTLS. `starttls = false` on 465 is
+    /// implicit TLS too (as it always was). Credentials in cleartext are refused unless the
+    /// host is loopback.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn smtp_tls(
+        &mut self,
+        tls: Option<Spanned<String>>,
+        key: &str,
+        starttls: Option<Spanned<bool>>,
+        port: u16,
+        host: &str,
+        username: &Option<Spanned<String>>,
+        password: &Option<Spanned<String>>,
+    ) -> SmtpTls {
+        let by_port = if port == 465 {
+            SmtpTls::Implicit
+        } else {
+            SmtpTls::Starttls
+        };
+        let (tls, tls_at) = match (tls, starttls) {
+            (Some(t), st) => {
+                if let Some(st) = st {
+                    self.error(
+                        st.span(),
+                        "notifications.smtp.starttls",
+                        "`tls` is set: remove `starttls` (its older spelling)",
+                    );
+                }
+                let span = t.span();
+                let mode = self.choice_or(Some(t), key, by_port);
+                (mode, Some((span, key)))
+            }
+            (None, Some(st)) => {
+                let mode = match (*st.get_ref(), port) {
+                    (true, _) => SmtpTls::Starttls,
+                    (false, 465) => SmtpTls::Implicit,
+                    (false, _) => SmtpTls::None,
+                };
+                (mode, Some((st.span(), "notifications.smtp.starttls")))
+            }
+            (None, None) => (by_port, None),
+        };
+        // As `username` converts: an empty one is an error of its own, not a credential.
+        let credentials = username
+            .as_ref()
+            .is_some_and(|u| !u.get_ref().trim().is_empty())
+            || password.is_some();
         if let Some((span, key)) = tls_at
             && tls == SmtpTls::None
-            && (username.is_some() || password_span.is_some())
-            && !crate::smtp::is_loopback_host(&host)
+            && credentials
+            && !crate::smtp::is_loopback_host(host)
         {
             self.error(
                 span,
@@ -839,108 +767,11 @@ impl Cx<'_> {
                 ),
             );
         }
-        let from = match raw.from {
-            Some(f) => {
-                self.address(&f, "notifications.smtp.from");
-                f.into_inner()
-            }
-            None => {
-                self.missing(
-                    &at,
-                    "notifications.smtp.from",
-                    "the sender address, e.g. scimsync@example.com",
-                );
-                String::new()
-            }
-        };
-        let to = match raw.to {
-            Some(list) if list.is_empty() => {
-                self.error(
-                    at.clone(),
-                    "notifications.smtp.to",
-                    "must list at least one recipient",
-                );
-                Vec::new()
-            }
-            Some(list) => list
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    self.address(&a, &format!("notifications.smtp.to[{i}]"));
-                    a.into_inner()
-                })
-                .collect(),
-            None => {
-                self.missing(
-                    &at,
-                    "notifications.smtp.to",
-                    "the recipients, e.g. to = [\"idadmins@example.com\"]",
-                );
-                Vec::new()
-            }
-        };
-        Smtp {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-            to,
-        }
-    }
-
-    /// `tls`, or the older `starttls` (not both); without either, the port decides: 465 is
-    /// implicit TLS, anything else STARTTLS. `starttls = false` on 465 is implicit TLS too (as
-    /// it always was). Returns the span and key that chose the mode, when one was written.
-    fn smtp_tls(
-        &mut self,
-        tls: Option<Spanned<String>>,
-        starttls: Option<Spanned<bool>>,
-        port: u16,
-    ) -> (SmtpTls, Option<(Range<usize>, &'static str)>) {
-        let by_port = if port == 465 {
-            SmtpTls::Implicit
-        } else {
-            SmtpTls::Starttls
-        };
-        match (tls, starttls) {
-            (Some(t), st) => {
-                if let Some(st) = st {
-                    self.error(
-                        st.span(),
-                        "notifications.smtp.starttls",
-                        "`tls` is set: remove `starttls` (its older spelling)",
-                    );
-                }
-                let span = t.span();
-                let mode = self
-                    .choice(
-                        Some(t),
-                        "notifications.smtp.tls",
-                        &[
-                            ("starttls", SmtpTls::Starttls),
-                            ("implicit", SmtpTls::Implicit),
-                            ("none", SmtpTls::None),
-                        ],
-                    )
-                    .unwrap_or(by_port);
-                (mode, Some((span, "notifications.smtp.tls")))
-            }
-            (None, Some(st)) => {
-                let mode = match (*st.get_ref(), port) {
-                    (true, _) => SmtpTls::Starttls,
-                    (false, 465) => SmtpTls::Implicit,
-                    (false, _) => SmtpTls::None,
-                };
-                (mode, Some((st.span(), "notifications.smtp.starttls")))
-            }
-            (None, None) => (by_port, None),
-        }
+        tls
     }
 
     /// A plausible mail address: `local@domain`, no spaces or angle brackets.
-    fn address(&mut self, v: &Spanned<String>, key: &str) {
+    fn check_address(&mut self, v: &Spanned<String>, key: &str) {
         let a = v.get_ref();
         let ok = a.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
@@ -954,108 +785,51 @@ impl Cx<'_> {
         }
     }
 
-    fn users(
+    pub(crate) fn users(
         &mut self,
         raw: Option<Spanned<RawUsers>>,
+        _key: &str,
         top_skip: Option<Spanned<bool>>,
     ) -> UsersConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => (NOWHERE, RawUsers::default()),
-        };
-        let skip = match (top_skip, raw.skip_out_of_scope_deletions) {
+        let (at, raw) = open(raw);
+        UsersConfig::from_raw(self, at, raw, top_skip)
+    }
+
+    /// `users.skip_out_of_scope_deletions`, or the same key at the top level (not both).
+    pub(crate) fn skip_out_of_scope_deletions(
+        &mut self,
+        v: Option<Spanned<bool>>,
+        key: &str,
+        top: Option<Spanned<bool>>,
+    ) -> bool {
+        match (top, v) {
             (Some(top), Some(inner)) => {
                 let line = self.lines.line(top.span().start);
                 self.error(
                     inner.span(),
-                    "users.skip_out_of_scope_deletions",
+                    key,
                     format!("also set at the top level (line {line}): set it in one place only"),
                 );
                 *top.get_ref()
             }
             (Some(v), None) | (None, Some(v)) => v.into_inner(),
             (None, None) => false,
-        };
-        let deprovision = self
-            .choice(
-                raw.deprovision,
-                "users.deprovision",
-                &[
-                    ("disable", Deprovision::Disable),
-                    ("delete", Deprovision::Delete),
-                ],
-            )
-            .unwrap_or_default();
-        let mappings = self.mappings(raw.mappings, at, "users", true);
-        let scoping = self.scoping(raw.scoping, "users");
-        UsersConfig {
-            mappings,
-            scoping,
-            skip_out_of_scope_deletions: skip,
-            deprovision,
-        }
-    }
-
-    fn groups(&mut self, raw: Option<Spanned<RawGroups>>) -> GroupsConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => (NOWHERE, RawGroups::default()),
-        };
-        let enabled = raw.enabled.is_some_and(Spanned::into_inner);
-        let nested = self
-            .choice(
-                raw.nested,
-                "groups.nested",
-                &[("ignore", Nested::Ignore), ("include", Nested::Include)],
-            )
-            .unwrap_or_default();
-        let out_of_scope = self
-            .choice(
-                raw.out_of_scope,
-                "groups.out_of_scope",
-                &[
-                    ("delete", GroupOutOfScope::Delete),
-                    ("skip", GroupOutOfScope::Skip),
-                ],
-            )
-            .unwrap_or_default();
-        let reconcile = self
-            .choice(
-                raw.reconcile,
-                "groups.reconcile",
-                &[
-                    ("off", Reconcile::Off),
-                    ("daily", Reconcile::Daily),
-                    ("every-cycle", Reconcile::EveryCycle),
-                ],
-            )
-            .unwrap_or_default();
-        // Disabled groups keep their mappings checked, but need no matching yet.
-        let mappings = self.mappings(raw.mappings, at, "groups", enabled);
-        let scoping = self.scoping(raw.scoping, "groups");
-        GroupsConfig {
-            enabled,
-            nested,
-            out_of_scope,
-            reconcile,
-            mappings,
-            scoping,
         }
     }
 
     /// `[[<object>.mappings]]`; `require_matching` demands at least one matching attribute.
-    fn mappings(
+    pub(crate) fn mappings(
         &mut self,
         raw: Option<Vec<Spanned<RawMapping>>>,
+        list_key: &str,
         mut at: Range<usize>,
-        object: &str,
         require_matching: bool,
     ) -> Vec<Mapping> {
+        let object = list_key.trim_end_matches(".mappings");
         let raw = raw.unwrap_or_default();
         if let Some(first) = raw.first() {
             at = first.span();
         }
-        let list_key = format!("{object}.mappings");
         let mut mappings = Vec::with_capacity(raw.len());
         // Lower-cased target → (index, line); precedence → (index, line).
         let mut targets: HashMap<String, (usize, usize)> = HashMap::new();
@@ -1136,11 +910,7 @@ impl Cx<'_> {
             };
 
             let apply = self
-                .choice(
-                    m.apply,
-                    &format!("{key}.apply"),
-                    &[("always", Apply::Always), ("create", Apply::CreateOnly)],
-                )
+                .one_of(m.apply, &format!("{key}.apply"), Apply::NAMES)
                 .unwrap_or_default();
             let default = m.default.map(|d| {
                 if matches!(value, MappingValue::Constant { .. }) {
@@ -1162,7 +932,7 @@ impl Cx<'_> {
                 line,
             });
         }
-        if require_matching && !any_matching && !self.suppressed(&list_key) {
+        if require_matching && !any_matching && !self.suppressed(list_key) {
             let (what, example) = if object == "groups" {
                 (
                     "groups",
@@ -1189,11 +959,12 @@ impl Cx<'_> {
     }
 
     /// `[[<object>.scoping]]` filters and their clauses.
-    fn scoping(
+    pub(crate) fn scoping(
         &mut self,
         raw: Option<Vec<Spanned<RawFilter>>>,
-        object: &str,
+        list_key: &str,
     ) -> Vec<ScopingFilter> {
+        let object = list_key.trim_end_matches(".scoping");
         let mut filters = Vec::new();
         for (i, entry) in raw.unwrap_or_default().into_iter().enumerate() {
             let span = entry.span();
@@ -1244,8 +1015,8 @@ impl Cx<'_> {
         }
         let attribute = self.required(
             attribute,
-            &span,
             &format!("{key}.attribute"),
+            &span,
             "the source attribute to test, e.g. attribute = \"department\"",
         );
         let Some(operator) = operator else {
@@ -1337,25 +1108,21 @@ impl Cx<'_> {
         }
     }
 
-    /// `[store]`: `url` is required; a password written in a literal URL is warned about.
-    fn store(
+    /// `store.url`: required; a password written in a literal URL is warned about.
+    pub(crate) fn store_url(
         &mut self,
-        raw: Spanned<crate::raw::RawStore>,
+        v: Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
         base_dir: &Path,
-    ) -> Option<crate::StoreConfig> {
-        let span = raw.span();
-        let crate::raw::RawStore {
-            url,
-            password,
-            lease_ttl,
-        } = raw.into_inner();
-        let Some(url_value) = url else {
+    ) -> SecretRef {
+        let Some(url_value) = v else {
             self.error(
-                span,
-                "store.url",
+                table.clone(),
+                key,
                 "missing: give url = \"postgres://user@host/db\" (or env:NAME / file:PATH)",
             );
-            return None;
+            return SecretRef::literal("");
         };
         let literal_with_password = {
             let v = url_value.get_ref();
@@ -1366,39 +1133,37 @@ impl Cx<'_> {
                 .is_some_and(|(user, _)| user.contains(':'))
         };
         let url_span = url_value.span();
-        let url = self.optional_secret(Some(url_value), "store.url", base_dir, false)?;
+        let Some(url) = self.optional_secret(Some(url_value), key, base_dir, false) else {
+            return SecretRef::literal("");
+        };
         if url.is_literal() && literal_with_password {
             self.warn(
                 url_span,
-                "store.url",
+                key,
                 "the URL holds a password; move it to password = \"env:NAME\" or file:PATH",
             );
         }
-        let password = self.optional_secret(password, "store.password", base_dir, true);
-        let lease_ttl =
-            self.duration(lease_ttl, "store.lease_ttl", Some(crate::DEFAULT_LEASE_TTL))?;
-        Some(crate::StoreConfig {
-            url,
-            password,
-            lease_ttl,
-        })
+        url
     }
 
-    fn admin(&mut self, raw: Spanned<RawAdmin>, base_dir: &Path) -> AdminConfig {
-        let RawAdmin {
-            bind,
-            token,
-            tls_cert,
-            tls_key,
-            allow_plain_http,
-        } = raw.into_inner();
-        let mut cfg = AdminConfig::default();
-        if let Some(b) = &bind {
+    /// `admin.bind`: an address and port; beyond loopback it needs a token, and TLS or
+    /// `allow_plain_http` (read here as written, before they are converted).
+    pub(crate) fn admin_bind(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        token: &Option<Spanned<String>>,
+        tls_cert: &Option<Spanned<String>>,
+        tls_key: &Option<Spanned<String>>,
+        allow_plain_http: &Option<Spanned<bool>>,
+    ) -> SocketAddr {
+        let mut bind = crate::DEFAULT_ADMIN_BIND;
+        if let Some(b) = &v {
             match b.get_ref().trim().parse::<SocketAddr>() {
-                Ok(addr) => cfg.bind = addr,
+                Ok(addr) => bind = addr,
                 Err(_) => self.error(
                     b.span(),
-                    "admin.bind",
+                    key,
                     format!(
                         "expected an IP address and port like \"127.0.0.1:8787\", found {:?}",
                         b.get_ref()
@@ -1406,11 +1171,14 @@ impl Cx<'_> {
                 ),
             }
         }
-        cfg.token = self.optional_secret(token, "admin.token", base_dir, true);
-        if cfg.token.is_none()
-            && !cfg.bind.ip().is_loopback()
+        // As `token` converts: an invalid reference is reported there, and is no token.
+        let no_token = token
+            .as_ref()
+            .is_none_or(|t| SecretRef::parse(t.get_ref()).is_err());
+        if no_token
+            && !bind.ip().is_loopback()
             && !self.suppressed("admin.token")
-            && let Some(b) = &bind
+            && let Some(b) = &v
         {
             self.error(
                 b.span(),
@@ -1419,25 +1187,24 @@ impl Cx<'_> {
             );
         }
         let tls_given = tls_cert.is_some() || tls_key.is_some();
-        cfg.tls = self.admin_tls(tls_cert, tls_key, base_dir);
-        cfg.allow_plain_http = allow_plain_http.as_ref().is_some_and(|v| *v.get_ref());
-        let beyond_loopback = !cfg.bind.ip().is_loopback();
+        let plain_http = allow_plain_http.as_ref().is_some_and(|v| *v.get_ref());
+        let beyond_loopback = !bind.ip().is_loopback();
         if beyond_loopback
             && !tls_given
-            && !cfg.allow_plain_http
+            && !plain_http
             && !self.suppressed("admin.allow_plain_http")
-            && let Some(b) = &bind
+            && let Some(b) = &v
         {
             self.error(
                 b.span(),
-                "admin.bind",
+                key,
                 "the admin API listens beyond loopback without TLS, so the admin token would cross \
                  the network in clear: set tls_cert and tls_key (PEM files), or bind to loopback; \
                  allow_plain_http = true accepts the risk (behind a TLS proxy on a trusted network)",
             );
         }
-        if let Some(a) = &allow_plain_http
-            && cfg.allow_plain_http
+        if let Some(a) = allow_plain_http
+            && plain_http
         {
             if tls_given {
                 self.warn(
@@ -1454,14 +1221,15 @@ impl Cx<'_> {
                 );
             }
         }
-        cfg
+        bind
     }
 
     /// `tls_cert` and `tls_key`: both or neither, each `file:PATH` (or `env:NAME`) of PEM text.
     /// The files are read when `serve` starts ([`crate::AdminTls::read`]).
-    fn admin_tls(
+    pub(crate) fn admin_tls(
         &mut self,
         cert: Option<Spanned<String>>,
+        _cert_key: &str,
         key: Option<Spanned<String>>,
         base_dir: &Path,
     ) -> Option<crate::AdminTls> {
@@ -1654,7 +1422,7 @@ impl Cx<'_> {
     }
 
     /// An enum value written as a lowercase string; `None` when absent or invalid.
-    fn choice<T: Copy>(
+    fn one_of<T: Copy>(
         &mut self,
         v: Option<Spanned<String>>,
         key: &str,
@@ -1677,9 +1445,79 @@ impl Cx<'_> {
         None
     }
 
+    /// A sub-table; an absent one is an empty one.
+    pub(crate) fn table<R: Default, T>(
+        &mut self,
+        v: Option<Spanned<R>>,
+        _key: &str,
+        from_raw: fn(&mut Cx<'_>, Range<usize>, R) -> T,
+    ) -> T {
+        let (at, raw) = open(v);
+        from_raw(self, at, raw)
+    }
+
+    /// A whole number of seconds in `range`.
+    pub(crate) fn secs_in(
+        &mut self,
+        v: Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: Duration,
+    ) -> Duration {
+        Duration::from_secs(self.int_in(v, key, range, default.as_secs()))
+    }
+
+    /// A bool key; `default` when absent.
+    pub(crate) fn flag(&mut self, v: Option<Spanned<bool>>, _key: &str, default: bool) -> bool {
+        v.map_or(default, Spanned::into_inner)
+    }
+
+    /// A count of 1 or more.
+    pub(crate) fn count(&mut self, v: Option<Spanned<i64>>, key: &str, default: u64) -> u64 {
+        self.int_in(v, key, 1..=i64::MAX.unsigned_abs(), default)
+    }
+
+    /// A share of failed writes, 0..=1.
+    pub(crate) fn share(&mut self, v: Option<Spanned<f64>>, key: &str, default: f64) -> f64 {
+        match v {
+            None => default,
+            Some(r) if (0.0..=1.0).contains(r.get_ref()) => *r.get_ref(),
+            Some(r) => {
+                self.error(
+                    r.span(),
+                    key,
+                    format!(
+                        "must be between 0 and 1 (a share of failed writes, e.g. 0.4), found {}",
+                        r.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    /// An enum key ([`Choice`]); its default when absent or invalid.
+    pub(crate) fn choice<T: Choice + Default>(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+    ) -> T {
+        self.one_of(v, key, T::NAMES).unwrap_or_default()
+    }
+
+    /// An enum key whose default depends on another one.
+    pub(crate) fn choice_or<T: Choice>(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        default: T,
+    ) -> T {
+        self.one_of(v, key, T::NAMES).unwrap_or(default)
+    }
+
     /// An integer key in `range`, as the type the config holds; `default` when absent (or,
     /// with an error recorded, when out of range), so each default is written once.
-    fn int_in<T>(
+    pub(crate) fn int_in<T>(
         &mut self,
         v: Option<Spanned<i64>>,
         key: &str,
@@ -1708,7 +1546,7 @@ impl Cx<'_> {
 
     /// An http(s) URL with a host and no credentials; `http` only for loopback. An empty
     /// `default` means the key is required (callers handle absence), else absence → default.
-    fn url(&mut self, v: Option<Spanned<String>>, key: &str, default: &str) -> String {
+    pub(crate) fn url(&mut self, v: Option<Spanned<String>>, key: &str, default: &str) -> String {
         let Some(v) = v else {
             return default.to_string();
         };
@@ -1738,11 +1576,11 @@ impl Cx<'_> {
         v.get_ref().trim().trim_end_matches('/').to_string()
     }
 
-    fn secret(
+    pub(crate) fn secret(
         &mut self,
         v: Option<Spanned<String>>,
-        table: &Range<usize>,
         key: &str,
+        table: &Range<usize>,
         base_dir: &Path,
     ) -> SecretRef {
         let Some(v) = v else {
@@ -1776,7 +1614,7 @@ impl Cx<'_> {
 
 impl Cx<'_> {
     /// An optional secret reference; `warn_literal` for real secrets (not certificates).
-    fn optional_secret(
+    pub(crate) fn optional_secret(
         &mut self,
         v: Option<Spanned<String>>,
         key: &str,
@@ -1802,6 +1640,58 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// A duration key; `default` when absent or invalid.
+    pub(crate) fn duration_or(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        self.duration(v, key, Some(default)).unwrap_or(default)
+    }
+
+    /// A list of durations, `key[i]` each; the invalid ones dropped, `default` when absent.
+    pub(crate) fn durations_or(
+        &mut self,
+        v: Option<Vec<Spanned<String>>>,
+        key: &str,
+        default: &[Duration],
+    ) -> Vec<Duration> {
+        match v {
+            None => default.to_vec(),
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| self.duration(Some(v), &format!("{key}[{i}]"), None))
+                .collect(),
+        }
+    }
+
+    /// `escrow.give_up_after`: a duration not shorter than the first retry delay.
+    pub(crate) fn give_up_after(
+        &mut self,
+        v: Option<Spanned<String>>,
+        key: &str,
+        retry_delays: &[Duration],
+        daily_after: Duration,
+        default: Duration,
+    ) -> Duration {
+        let Some(v) = v else {
+            return default;
+        };
+        let span = v.span();
+        let g = self.duration(Some(v), key, None).unwrap_or(default);
+        let first = retry_delays.first().copied().unwrap_or(daily_after);
+        if g < first {
+            self.error(
+                span,
+                key,
+                "is shorter than the first retry delay: failed writes would never be retried",
+            );
+        }
+        g
     }
 
     /// A duration like "6h", "28d", "30m", "45s" or "1h30m". `None` when invalid, or absent

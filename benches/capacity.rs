@@ -18,6 +18,9 @@
 //!    it exits; Graph requests are counted by the emulator; SCIM requests by the server's
 //!    access log (one line per request).
 //!
+//! `SCIMSYNC_BENCH_BIN=/path/to/scimsync` measures another build of the binary (one copied
+//! aside before a change), so before and after can run from one bench build.
+//!
 //! Prints users/s, requests/s, the ratio to raw, peak RSS, and the no-change cycle's time and
 //! Graph request count. The emulator runs in this process and shares the CPU with both the
 //! server and the engine: figures are for this machine, compare before/after in one setting.
@@ -466,7 +469,9 @@ struct Run {
 /// `scimsync run --once --json`; the child's peak RSS sampled from /proc until it exits.
 async fn run_once(job: &Path, state: &Path) -> Run {
     let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scimsync"))
+    // `SCIMSYNC_BENCH_BIN` runs another build (e.g. a copy of the binary before a change).
+    let bin = std::env::var("SCIMSYNC_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_scimsync").into());
+    let mut child = Command::new(bin)
         .args(["run", "--once", "--json", "--config"])
         .arg(job)
         .arg("--state")

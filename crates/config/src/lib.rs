@@ -60,7 +60,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Entra's accidental-deletions threshold as the portal suggests it.
 pub const DEFAULT_DELETION_THRESHOLD: u32 = 500;
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
-pub const DEFAULT_MEMBERSHIP_BATCH_SIZE: usize = 100;
+/// The most members per group PATCH: the engine starts at 100 and grows toward it while the
+/// target answers as fast (issue 16), halving on a refusal.
+pub const DEFAULT_MEMBERSHIP_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:8787";
 
 const HOUR: u64 = 3_600;
@@ -162,7 +164,7 @@ pub struct TargetConfig {
     /// 1..=64.
     pub max_concurrency: usize,
     pub timeout: Duration,
-    /// Members per group PATCH, 1..=1000.
+    /// The most members per group PATCH, 1..=1000 (the engine adapts below it).
     pub membership_batch_size: usize,
     pub group_members_removal: MembersRemoval,
     pub manager_format: ManagerFormat,

@@ -194,14 +194,15 @@ fn listening_port(pid: u32, within: Duration) -> Option<u16> {
         if let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") {
             for line in tcp.lines().skip(1) {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
-                    if let Some(p) = f[1]
+                if f.len() > 9
+                    && f[3] == "0A"
+                    && inodes.iter().any(|i| i == f[9])
+                    && let Some(p) = f[1]
                         .rsplit(':')
                         .next()
                         .and_then(|p| u16::from_str_radix(p, 16).ok())
-                    {
-                        return Some(p);
-                    }
+                {
+                    return Some(p);
                 }
             }
         }

@@ -157,6 +157,46 @@ async fn a_job_is_named_one_way_everywhere_and_every_result_speaks_json() {
     );
     let said = ok(&[&full[..], &["--yes"][..]].concat());
     assert!(said.contains("e2e"), "{said}");
+
+    // restart and approve-deletions speak JSON too.
+    let r: Value = serde_json::from_str(&ok(&[
+        &[
+            "restart",
+            "--json",
+            "--state",
+            state,
+            "--scope",
+            "watermark",
+        ][..],
+        &by_name[..],
+    ]
+    .concat()))
+    .expect("restart --json");
+    assert_eq!(
+        (
+            r["job"].clone(),
+            r["scopes"].clone(),
+            r["watermarkCleared"].clone()
+        ),
+        (
+            Value::from("e2e"),
+            serde_json::json!(["watermark"]),
+            Value::from(true)
+        ),
+        "{r}"
+    );
+    for dry in [true, false] {
+        let args = [
+            &["approve-deletions", "--json", "--state", state][..],
+            if dry { &["--dry-run"][..] } else { &[][..] },
+            &by_name[..],
+        ]
+        .concat();
+        let a: Value = serde_json::from_str(&ok(&args)).expect("approve-deletions --json");
+        let result = if dry { "held" } else { "nothingHeld" };
+        assert_eq!(a["result"], result, "{a}");
+        assert!(a["held"].is_null(), "nothing is held: {a}");
+    }
 }
 
 /// `scimsync logs | head -1`: the reader goes away after one line; the command neither

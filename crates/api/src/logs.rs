@@ -184,6 +184,16 @@ pub fn mask(entry: &LogEntry) -> LogEntry {
     e
 }
 
+/// The entry with its reason filled by the rule `logs` and the CSV download use, so the
+/// dashboard's detail says why a disable or skip happened even when no explicit reason was kept.
+fn with_reason(mut e: LogEntry) -> LogEntry {
+    if e.reason.as_deref().is_none_or(str::is_empty) {
+        let why = scimsync_core::text::reason(&e);
+        e.reason = (!why.is_empty()).then_some(why);
+    }
+    e
+}
+
 /// The job's matching entries, masked, oldest first.
 pub fn query(
     store: &dyn StateStore,
@@ -257,10 +267,16 @@ pub const CSV_HEADER: &[&str] = &[
     "Modified Properties",
 ];
 
-/// One row per entry; steps and modified properties flattened in their own columns.
+/// One row per entry; steps and modified properties flattened in their own columns, the
+/// reason filled by [`scimsync_core::text::reason`] (as the CLI's table shows it), every cell
+/// safe to open in a spreadsheet. `scimsync logs --format csv` writes this too.
 pub fn to_csv(entries: &[LogEntry]) -> String {
-    let mut out = CSV_HEADER.join(",");
-    out.push_str("\r\n");
+    use scimsync_core::text;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    // Writing to a Vec fails only on a bug; such a row is left out rather than panic.
+    let _ = w.write_record(CSV_HEADER);
     for e in entries {
         let row = [
             e.activity_date_time.to_rfc3339(),
@@ -271,7 +287,7 @@ pub fn to_csv(entries: &[LogEntry]) -> String {
             name_of(&e.provisioning_action),
             name_of(&e.status),
             e.error_code.map(|c| c.to_string()).unwrap_or_default(),
-            e.reason.clone().unwrap_or_default(),
+            text::reason(e),
             e.source_id.clone(),
             e.source_display_name.clone(),
             e.target_id.clone().unwrap_or_default(),
@@ -279,14 +295,11 @@ pub fn to_csv(entries: &[LogEntry]) -> String {
             steps_text(e),
             properties_text(e),
         ];
-        let cells: Vec<String> = row
-            .iter()
-            .map(|c| scimsync_core::text::csv_cell(c))
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
+        let _ = w.write_record(row.iter().map(|c| text::spreadsheet_text(c)));
     }
-    out
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// Query parameters of the log endpoint.
@@ -460,7 +473,7 @@ async fn one(
             .into_iter()
             .rev()
             .find(|e| e.id == id || e.change_id == id)
-            .map(|e| mask(&e)))
+            .map(|e| with_reason(mask(&e))))
     })
     .await;
     match found {
@@ -539,6 +552,34 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_without_a_kept_reason_says_why_from_its_steps() {
+        let mut e = entry("1", LogStatus::Success, LogAction::Disable);
+        e.reason = None;
+        e.provisioning_steps = vec![
+            LogStep {
+                name: "Scope".into(),
+                provisioning_step_type: "scoping".into(),
+                status: LogStatus::Skipped,
+                description: "no longer assigned to the app".into(),
+            },
+            LogStep {
+                name: "EntryExportUpdate".into(),
+                provisioning_step_type: "export".into(),
+                status: LogStatus::Success,
+                description: "PATCH active=false".into(),
+            },
+        ];
+        let filled = with_reason(e.clone());
+        assert_eq!(
+            filled.reason.as_deref(),
+            Some("no longer assigned to the app")
+        );
+        // A kept reason is the admin's answer as it was written.
+        e.reason = Some("the target said, \"no\"".into());
+        assert_eq!(with_reason(e.clone()).reason, e.reason);
+    }
+
+    #[test]
     fn filters_by_status_action_user_and_time() {
         let now = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
             .unwrap()
@@ -597,5 +638,36 @@ mod tests {
         assert!(csv.contains("export [failure] POST /Users"));
         // Header + two rows; no cell breaks a line.
         assert_eq!(csv.matches("\r\n").count(), 3);
+    }
+
+    /// Issue 15: the download's Reason column is filled for entries without an error, by the
+    /// same rule as `scimsync logs` (here: the scoping step that disabled the user).
+    #[test]
+    fn csv_reason_says_why_without_an_error() {
+        let mut e = entry("1", LogStatus::Success, LogAction::Disable);
+        e.reason = None;
+        e.provisioning_steps.insert(
+            0,
+            LogStep {
+                name: "Scope".into(),
+                provisioning_step_type: "scoping".into(),
+                status: LogStatus::Skipped,
+                description: "out of scope: not assigned to the application".into(),
+            },
+        );
+        let csv = to_csv(&[e.clone()]);
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let reason = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "Reason")
+            .unwrap();
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(
+            &row[reason],
+            "out of scope: not assigned to the application"
+        );
+        assert_eq!(row[reason], scimsync_core::text::reason(&e));
     }
 }

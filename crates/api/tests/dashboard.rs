@@ -675,6 +675,20 @@ async fn dashboard_actions_click_through_and_reach_the_service() {
     let (status, api_csv) = get(&app, "/api/jobs/app/logs.csv?status=success").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(csv, api_csv);
+    // The approved disables carry no error, yet their Reason says why (the rule `logs` uses).
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (action, reason) = (col("Action"), col("Reason"));
+    let disables: Vec<_> = reader
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| &r[action] == "disable")
+        .collect();
+    assert_eq!(disables.len(), 3, "{csv}");
+    for r in &disables {
+        assert!(!r[reason].is_empty(), "a disable without a reason: {r:?}");
+    }
     let successes = get_json(&app, "/api/jobs/app/logs?status=success&limit=5000").await;
     let rows = csv.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
     assert_eq!(rows as u64, successes["total"].as_u64().unwrap());

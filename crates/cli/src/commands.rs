@@ -5,7 +5,6 @@ use scimsync_core::{LogStatus, SystemClock};
 use scimsync_engine::{CycleReport, Engine, JobSpec, Mode};
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
     let cfg = match wiring::load(config) {
@@ -64,7 +63,7 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
         let wait = match cfg.schedule {
             scimsync_config::Schedule::Interval(d) => d,
             // Cron schedules are run by `serve`; here a plain interval keeps `run` simple.
-            scimsync_config::Schedule::Cron(_) => Duration::from_secs(40 * 60),
+            scimsync_config::Schedule::Cron(_) => scimsync_config::DEFAULT_INTERVAL,
         };
         eprintln!("next cycle in {}s (Ctrl-C to stop)", wait.as_secs());
         tokio::select! {

@@ -148,6 +148,9 @@ enum Command {
         /// Do not ask before `--scope full` (needed when not on a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Print what the restart did as one JSON object (the admin API's answer, with the job).
+        #[arg(long)]
+        json: bool,
     },
     /// Entra's "Allow deletes": show the disables and deletes the last cycle held, and why, and
     /// approve exactly that set (the next cycle sends those; one that would also disable or
@@ -167,6 +170,9 @@ enum Command {
         /// Show the held set; approve nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the outcome and the held set as one JSON object (exit codes unchanged).
+        #[arg(long)]
+        json: bool,
     },
     /// Provision one user or group now and print Entra's steps with the exact SCIM requests.
     Provision {
@@ -319,6 +325,7 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
             state,
             scope,
             yes,
+            json,
         } => {
             let cfg = match job.load() {
                 Ok(c) => c,
@@ -327,13 +334,14 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
             if let Err(code) = confirm::full_restart(&cfg.name, &scope, yes) {
                 return code;
             }
-            serve::restart(&job.service_dir(), &state.state, &cfg, &scope).await
+            serve::restart(&job.service_dir(), &state.state, &cfg, &scope, json).await
         }
         Command::ApproveDeletions {
             job,
             state,
             fingerprint,
             dry_run,
+            json,
         } => {
             let cfg = match job.load() {
                 Ok(c) => c,
@@ -345,6 +353,7 @@ async fn dispatch(command: Command, verbose: u8) -> u8 {
                 &cfg,
                 fingerprint.as_deref(),
                 dry_run,
+                json,
             )
             .await
         }
@@ -498,6 +507,8 @@ mod tests {
             "logs",
             "run",
             "preview",
+            "restart",
+            "approve-deletions",
         ] {
             assert!(has(&sub(name), "json"), "{name} lacks --json");
         }

@@ -8,7 +8,7 @@ use crate::render;
 use chrono::Utc;
 use scimsync_api::logs::{self as shared, LogFilter, LogQuery};
 use scimsync_config::{AdminConfig, SERVICE_FILE};
-use scimsync_core::{LogAction, LogEntry, LogStatus, Secret};
+use scimsync_core::{LogEntry, Secret};
 use serde_json::Value;
 use std::path::Path;
 
@@ -305,7 +305,7 @@ fn resolve_cycle(prefix: &str, cycles: &[String]) -> Result<String, String> {
 /// The entries in the chosen format (already masked).
 pub fn render(entries: &[LogEntry], format: Format) -> String {
     match format {
-        Format::Csv => csv(entries),
+        Format::Csv => shared::to_csv(entries),
         Format::Jsonl => entries
             .iter()
             .filter_map(|e| serde_json::to_string(e).ok())
@@ -313,85 +313,6 @@ pub fn render(entries: &[LogEntry], format: Format) -> String {
             .collect(),
         Format::Table => table(entries),
     }
-}
-
-/// Why an entry did what it did: its reason (an error), else the step that decided it (out of
-/// scope, soft-deleted, a skip), else its last step.
-pub(crate) fn reason_of(e: &LogEntry) -> String {
-    if let Some(r) = e.reason.as_deref().filter(|r| !r.is_empty()) {
-        return r.to_string();
-    }
-    let steps = &e.provisioning_steps;
-    let deciding = steps.iter().find(|s| {
-        matches!(
-            s.status,
-            LogStatus::Skipped | LogStatus::Warning | LogStatus::Failure
-        )
-    });
-    let deprovision = matches!(
-        e.provisioning_action,
-        LogAction::Disable | LogAction::Delete | LogAction::StagedDelete
-    );
-    let gone = steps
-        .iter()
-        .find(|s| deprovision && s.name == "Import" && !s.description.is_empty())
-        .filter(|s| !s.description.starts_with("Retrieved "));
-    deciding
-        .or(gone)
-        .or(steps.last())
-        .map(|s| s.description.clone())
-        .unwrap_or_default()
-}
-
-/// Entra's provisioning log download: the API's columns (the reason filled as in the table),
-/// each cell safe to open in a spreadsheet: control characters shown, no formulas.
-fn csv(entries: &[LogEntry]) -> String {
-    let mut w = ::csv::WriterBuilder::new()
-        .terminator(::csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let mut rows: Vec<Vec<String>> =
-        vec![shared::CSV_HEADER.iter().map(|h| h.to_string()).collect()];
-    for e in entries {
-        rows.push(
-            [
-                e.activity_date_time.to_rfc3339(),
-                e.id.clone(),
-                e.job_id.clone(),
-                e.cycle_id.clone(),
-                e.change_id.clone(),
-                shared::name_of(&e.provisioning_action),
-                shared::name_of(&e.status),
-                e.error_code.map(|c| c.to_string()).unwrap_or_default(),
-                reason_of(e),
-                e.source_id.clone(),
-                e.source_display_name.clone(),
-                e.target_id.clone().unwrap_or_default(),
-                e.duration_in_milliseconds.to_string(),
-                shared::steps_text(e),
-                shared::properties_text(e),
-            ]
-            .iter()
-            .map(|c| spreadsheet_safe(c))
-            .collect(),
-        );
-    }
-    for r in rows {
-        // Writing to a Vec cannot fail but for a bug; the row is then left out.
-        let _ = w.write_record(&r);
-    }
-    w.into_inner()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
-/// A cell a spreadsheet shows as text: control characters visible, and a leading `=`, `+`,
-/// `-`, `@` (a formula) escaped with `'`. Quoting is the csv writer's.
-fn spreadsheet_safe(s: &str) -> String {
-    let mut cell = render::visible(s).into_owned();
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        cell.insert(0, '\'');
-    }
-    cell
 }
 
 /// `s` shown safely ([`render::visible`]) and cut to `max` characters.
@@ -427,7 +348,7 @@ fn table(entries: &[LogEntry]) -> String {
             cut(&e.source_display_name, 40),
             e.error_code.map(|c| c.to_string()).unwrap_or_default(),
             render::visible(&e.cycle_id).into_owned(),
-            cut(&reason_of(e), 80),
+            cut(&scimsync_core::text::reason(e), 80),
         ]);
     }
     format!(
@@ -582,12 +503,15 @@ mod tests {
             },
         ];
         assert_eq!(
-            reason_of(&e),
+            scimsync_core::text::reason(&e),
             "out of scope: not assigned to the application"
         );
         e.provisioning_steps[0].description = "the user is in the source's deleted items".into();
         e.provisioning_steps.remove(1);
-        assert_eq!(reason_of(&e), "the user is in the source's deleted items");
+        assert_eq!(
+            scimsync_core::text::reason(&e),
+            "the user is in the source's deleted items"
+        );
         let t = table(&[e.clone()]);
         assert!(
             t.contains("the user is in the source's deleted items"),

@@ -238,17 +238,16 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
         out.push_str("No changes.\n");
         return out;
     }
-    out.push_str(&format!(
-        "{:<8} {:<40} {}\n",
-        "ACTION", "OBJECT", "REQUEST / REASON"
-    ));
+    // Columns by display width (comfy-table, as `logs`): a CJK or emoji name takes two cells
+    // per character, so padding by `char`s would push the columns after it out of line.
+    let mut t = plain_table(&["ACTION", "OBJECT", "REQUEST / REASON"]);
     for o in r.objects.iter().filter(|o| !is_quiet(o, shapes)) {
         let reqs = requests(o, shapes);
         let word = action_word(o);
-        let name = visible(&o.display_name);
+        let name = visible(&o.display_name).into_owned();
         if let Some(err) = &o.error {
             let code = o.error_code.map(|c| c.to_string()).unwrap_or_default();
-            out.push_str(&format!("{word:<8} {name:<40} {code}: {}\n", visible(err)));
+            t.add_row(vec![word.into(), name, format!("{code}: {}", visible(err))]);
             continue;
         }
         if reqs.is_empty() {
@@ -256,7 +255,7 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
                 Action::Link { target_id } => format!("matched {target_id}; already up to date"),
                 _ => reason(o),
             };
-            out.push_str(&format!("{word:<8} {name:<40} {}\n", visible(&why)));
+            t.add_row(vec![word.into(), name, visible(&why).into_owned()]);
             continue;
         }
         let why = reason(o);
@@ -266,19 +265,19 @@ pub fn preview_table(r: &CycleReport, shapes: Shapes) -> String {
             } else {
                 format!("  ({})", visible(&why))
             };
-            out.push_str(&format!(
-                "{word:<8} {name:<40} {} {}{because}\n",
-                req.method,
-                visible(&req.path)
-            ));
+            let request = format!("{} {}{because}", req.method, visible(&req.path));
+            t.add_row(vec![word.into(), name.clone(), request]);
             if req.method == "PATCH"
                 && let Some(body) = &req.body
             {
                 // JSON escapes control characters already; bidi overrides it keeps.
-                out.push_str(&format!("{:<49} {}\n", "", visible(&body.to_string())));
+                let body = visible(&body.to_string()).into_owned();
+                t.add_row(vec![String::new(), String::new(), body]);
             }
         }
     }
+    out.push_str(&trimmed(&t));
+    out.push('\n');
     if r.out_of_scope_unlogged > 0 {
         out.push_str(&format!(
             "({} out-of-scope users never provisioned are not listed)\n",
@@ -453,5 +452,44 @@ mod tests {
                 "{l}"
             );
         }
+    }
+
+    /// Display columns of `needle` in `line` (CJK and emoji count two).
+    fn column_of(line: &str, needle: &str) -> usize {
+        let at = line
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {line}"));
+        unicode_width::UnicodeWidthStr::width(&line[..at])
+    }
+
+    /// Issue 15: a CJK or emoji display name keeps the request column aligned on screen,
+    /// and the PATCH body under it starts in that column too.
+    #[tokio::test]
+    async fn wide_names_keep_the_preview_columns_aligned() {
+        let (mut report, _) = crate::test_support::held_job(1).await;
+        let disable = report
+            .objects
+            .iter()
+            .position(|o| matches!(o.action, Action::Disable { .. }))
+            .expect("a disable");
+        report.objects[disable].display_name = "山田太郎 🚀".into();
+        let table = preview_table(&report, shapes());
+        let lines: Vec<&str> = table.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("ACTION"))
+            .unwrap_or_else(|| panic!("{table}"));
+        let column = column_of(lines[header], "REQUEST / REASON");
+        let row = header
+            + lines[header..]
+                .iter()
+                .position(|l| l.contains("山田太郎 🚀"))
+                .unwrap_or_else(|| panic!("{table}"));
+        assert_eq!(column_of(lines[row], "PATCH /Users/"), column, "{table}");
+        assert_eq!(column_of(lines[row + 1], "{"), column, "{table}");
+        assert_eq!(
+            column_of(lines[header], "OBJECT"),
+            column_of(lines[row], "山田")
+        );
     }
 }

@@ -492,7 +492,13 @@ fn open_store(state: &Path, job: &str) -> Result<Option<crate::store_select::Sto
 }
 
 /// `scimsync restart --job NAME [--scope …]`.
-pub async fn restart(config_dir: &Path, state: &Path, cfg: &JobConfig, scopes: &[String]) -> u8 {
+pub async fn restart(
+    config_dir: &Path,
+    state: &Path,
+    cfg: &JobConfig,
+    scopes: &[String],
+    json: bool,
+) -> u8 {
     let job = cfg.name.as_str();
     let mut parsed = Vec::new();
     for s in scopes
@@ -537,6 +543,10 @@ pub async fn restart(config_dir: &Path, state: &Path, cfg: &JobConfig, scopes: &
     }
     .await;
     match result {
+        Ok((s, via_serve)) if json => {
+            println!("{}", restart_json(job, &parsed, &s, via_serve));
+            0
+        }
         Ok((s, via_serve)) => {
             print!("{}", restarted(job, &s, via_serve));
             0
@@ -552,6 +562,17 @@ pub async fn restart(config_dir: &Path, state: &Path, cfg: &JobConfig, scopes: &
 fn restart_summary(v: &Value) -> Result<RestartSummary> {
     serde_json::from_value(v.clone())
         .map_err(|e| anyhow!("the admin API answered a restart with an unreadable summary: {e}"))
+}
+
+/// `restart --json`: the admin API's answer (the summary and its `description`), with the
+/// job, the scopes applied and whether a running `serve` carried it out.
+fn restart_json(job: &str, scopes: &[ResetScope], s: &RestartSummary, via_serve: bool) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+    v["job"] = json!(job);
+    v["scopes"] = json!(scopes);
+    v["viaServe"] = json!(via_serve);
+    v["description"] = json!(s.describe());
+    v
 }
 
 /// What a restart did, and what the next cycle will do.
@@ -704,13 +725,37 @@ fn approval_text(
     }
 }
 
-/// `scimsync approve-deletions --job NAME [--fingerprint F] [--dry-run]`.
+/// `approve-deletions --json`: the admin API's words (`result`: `approved`, `nothingHeld`,
+/// `mismatch`, or `held` for a dry run; `held`: the set or null), with the job, the fingerprint
+/// given and what else happened. The exit code is [`approval_text`]'s.
+fn approval_json(a: &Approval, job: &str, expect: Option<&str>, via_serve: bool) -> Value {
+    let (result, held, lifted) = match a {
+        Approval::Shown(h) => ("held", h.as_ref(), false),
+        Approval::Done { outcome, lifted } => match outcome {
+            ApproveOutcome::NothingHeld => ("nothingHeld", None, false),
+            ApproveOutcome::Approved { held } => ("approved", Some(held), *lifted),
+            ApproveOutcome::Mismatch { held } => ("mismatch", Some(held), false),
+        },
+    };
+    json!({
+        "job": job,
+        "result": result,
+        "dryRun": matches!(a, Approval::Shown(_)),
+        "held": held,
+        "fingerprintGiven": expect,
+        "quarantineLifted": lifted,
+        "viaServe": via_serve,
+    })
+}
+
+/// `scimsync approve-deletions --job NAME [--fingerprint F] [--dry-run] [--json]`.
 pub async fn approve_deletions(
     config_dir: &Path,
     state: &Path,
     cfg: &JobConfig,
     fingerprint: Option<&str>,
     dry_run: bool,
+    json: bool,
 ) -> u8 {
     let job = cfg.name.as_str();
     let result: Result<(Approval, bool)> = async {
@@ -765,7 +810,9 @@ pub async fn approve_deletions(
     match result {
         Ok((a, via_serve)) => {
             let (text, code) = approval_text(job, config_dir, &a, fingerprint, via_serve);
-            if code == 0 {
+            if json {
+                println!("{}", approval_json(&a, job, fingerprint, via_serve));
+            } else if code == 0 {
                 print!("{text}");
             } else {
                 eprint!("error: {text}");
@@ -1051,6 +1098,57 @@ mod tests {
         assert!(text.contains("retries the 3 escrowed objects"), "{text}");
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(restart_summary(&v).unwrap(), s);
+
+        // --json: what the API answers, with the job and the scopes.
+        let scopes = ResetScope::DEFAULT.to_vec();
+        let j = restart_json("app", &scopes, &s, true);
+        assert_eq!(j["job"], "app");
+        assert_eq!(j["scopes"], json!(["watermark", "escrows", "quarantine"]));
+        assert_eq!(j["escrowsDueNow"], 3);
+        assert_eq!(j["watermarkCleared"], true);
+        assert_eq!(j["viaServe"], true);
+        assert_eq!(j["description"], s.describe());
+    }
+
+    /// Issue 15: `approve-deletions --json` says in the API's words what was found and done,
+    /// with the whole held set, for a dry run, an approval, a stale fingerprint and nothing held.
+    #[tokio::test]
+    async fn approval_json_names_the_result_and_the_held_set() {
+        let (_, store) = held_job(4).await;
+        let held = JobState::new(&store, "app").held().unwrap().unwrap();
+
+        let a = approve_in_store(&store, "app", None, true, now()).unwrap();
+        let j = approval_json(&a, "app", None, false);
+        assert_eq!(
+            (j["result"].clone(), j["dryRun"].clone()),
+            (json!("held"), json!(true))
+        );
+        assert_eq!(j["held"]["fingerprint"], json!(held.fingerprint));
+        assert_eq!(j["held"]["ops"].as_array().unwrap().len(), 4);
+
+        let stale = "0123456789abcdef";
+        let a = approve_in_store(&store, "app", Some(stale), false, now()).unwrap();
+        let j = approval_json(&a, "app", Some(stale), false);
+        assert_eq!(j["result"], "mismatch");
+        assert_eq!(j["fingerprintGiven"], stale);
+        assert_eq!(j["held"]["fingerprint"], json!(held.fingerprint));
+        assert_eq!(
+            approval_text("app", Path::new("jobs"), &a, Some(stale), false).1,
+            1
+        );
+
+        let a = approve_in_store(&store, "app", Some(&held.fingerprint), false, now()).unwrap();
+        let j = approval_json(&a, "app", Some(&held.fingerprint), false);
+        assert_eq!(j["result"], "approved");
+        assert_eq!(j["dryRun"], false);
+        let back: HeldDeletions = serde_json::from_value(j["held"].clone()).unwrap();
+        assert_eq!(back.ops.len(), 4);
+
+        let (_, empty) = held_job(1).await;
+        let a = approve_in_store(&empty, "app", None, false, now()).unwrap();
+        let j = approval_json(&a, "app", None, false);
+        assert_eq!(j["result"], "nothingHeld");
+        assert!(j["held"].is_null(), "{j}");
     }
 }
 

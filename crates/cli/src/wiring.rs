@@ -95,6 +95,11 @@ pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
         .token
         .resolve()
         .map_err(|e| anyhow!("target.token: {e}"))?;
+    ScimClient::new(scim_config(cfg, token)).map_err(|e| anyhow!("{e}"))
+}
+
+/// The SCIM client's settings from the job's `[target]`.
+fn scim_config(cfg: &JobConfig, token: scimsync_core::Secret) -> ScimClientConfig {
     let mut sc = ScimClientConfig::new(&cfg.target.url, token);
     sc.dialect = dialect(cfg);
     sc.max_concurrency = cfg.target.max_concurrency;
@@ -104,11 +109,67 @@ pub fn scim(cfg: &JobConfig) -> Result<ScimClient> {
         ManagerFormat::Complex => scimsync_scim::ManagerFormat::Complex,
         ManagerFormat::String => scimsync_scim::ManagerFormat::String,
     };
-    ScimClient::new(sc).map_err(|e| anyhow!("{e}"))
+    sc
 }
 
 /// The job's state store: its sled directory under `state_dir`, or the PostgreSQL database
 /// selected with `--store` / `[store]` (see `store_select`).
 pub fn store(state_dir: &Path, job: &str) -> Result<crate::store_select::Store> {
     crate::store_select::open(state_dir, job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimsync_engine::JobSpec;
+
+    /// Issue 15: a default is declared once. A job file that leaves every optional key out
+    /// gets what the clients and the engine use when built with their own `new`, so a job
+    /// file and an embedding (or a test double) cannot drift apart.
+    #[test]
+    fn a_job_without_optional_keys_gets_the_clients_and_engines_defaults() {
+        let text = r#"
+            name = "app"
+            [source]
+            tenant_id = "t"
+            client_id = "c"
+            client_secret = "env:S"
+            scope = "all"
+            [target]
+            url = "https://app.example/scim"
+            token = "env:T"
+            [[users.mappings]]
+            target = "userName"
+            source = "userPrincipalName"
+            matching = 1
+        "#;
+        let cfg = scimsync_config::parse(Path::new("app.toml"), text)
+            .expect("a minimal job")
+            .job;
+
+        let token = scimsync_core::Secret::inline("x");
+        let built = scim_config(&cfg, token.clone());
+        let plain = ScimClientConfig::new(&cfg.target.url, token);
+        assert_eq!(built.max_concurrency, plain.max_concurrency);
+        assert_eq!(built.timeout, plain.timeout);
+
+        let graph = GraphConfig::new("t", "c", scimsync_core::Secret::inline("x"));
+        assert_eq!(cfg.source.graph_url, graph.graph_url);
+        assert_eq!(cfg.source.login_url, graph.login_url);
+        assert_eq!(cfg.source.page_size, graph.page_size);
+
+        let spec = JobSpec::from_config(&cfg);
+        let new = JobSpec::new("app", spec.scope.clone(), spec.mappings.clone());
+        assert_eq!(spec.concurrency, new.concurrency);
+        assert_eq!(spec.deletion_threshold, new.deletion_threshold);
+        assert_eq!(spec.deletion_max_share, new.deletion_max_share);
+        assert_eq!(spec.actions, new.actions);
+        assert_eq!(spec.escrow, new.escrow);
+        assert_eq!(spec.reconcile, new.reconcile);
+        assert_eq!(spec.clear_on_null, new.clear_on_null);
+        assert_eq!(
+            spec.skip_out_of_scope_deletions,
+            new.skip_out_of_scope_deletions
+        );
+    }
 }

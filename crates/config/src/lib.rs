@@ -51,19 +51,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
-pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
-/// Graph's largest page for `/users`.
-pub const DEFAULT_PAGE_SIZE: u32 = 999;
-pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Entra's accidental-deletions threshold as the portal suggests it.
-pub const DEFAULT_DELETION_THRESHOLD: u32 = 500;
+// The defaults the clients and the engine apply as well are declared in core; these names
+// are the job file's.
+pub use scimsync_core::defaults::{
+    DELETION_MAX_SHARE as DEFAULT_DELETION_MAX_SHARE,
+    DELETION_THRESHOLD as DEFAULT_DELETION_THRESHOLD, GRAPH_PAGE_SIZE as DEFAULT_PAGE_SIZE,
+    GRAPH_URL as DEFAULT_GRAPH_URL, LOGIN_URL as DEFAULT_LOGIN_URL,
+    MEMBERSHIP_BATCH_SIZE as DEFAULT_MEMBERSHIP_BATCH_SIZE,
+    TARGET_MAX_CONCURRENCY as DEFAULT_MAX_CONCURRENCY, TARGET_TIMEOUT as DEFAULT_TIMEOUT,
+};
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
-/// The most members per group PATCH: the engine starts at 100 and grows toward it while the
-/// target answers as fast (issue 16), halving on a refusal.
-pub const DEFAULT_MEMBERSHIP_BATCH_SIZE: usize = 1000;
-pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:8787";
+/// `[admin] bind`: loopback only, so a default install exposes nothing.
+pub const DEFAULT_ADMIN_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8787,
+));
+/// `[notifications.smtp] port` (submission); 465 when `tls = "implicit"` is meant.
+pub const DEFAULT_SMTP_PORT: u16 = 587;
 
 const HOUR: u64 = 3_600;
 const DAY: u64 = 24 * HOUR;
@@ -441,7 +445,7 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            bind: DEFAULT_ADMIN_BIND,
             token: None,
             tls: None,
             allow_plain_http: false,

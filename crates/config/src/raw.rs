@@ -1,180 +1,221 @@
-//! The file as written: every key optional and spanned, so the semantic pass can report a
-//! missing or invalid value at its own line:column and apply defaults itself.
+//! The file as written, each key declared once: its name, its TOML type, and the spanned
+//! field the semantic pass reads (every key optional, so that pass can report a missing or
+//! invalid value at its own line:column and apply the default itself).
+//!
+//! One `tables!` entry gives both the serde struct and the key list the shape pass
+//! (`schema::check`) walks, so the two cannot disagree.
 
+use crate::schema::{Field, Kind};
 use serde::Deserialize;
+use std::marker::PhantomData;
 use toml::Spanned;
 
-type S<T> = Option<Spanned<T>>;
-type List<T> = Option<Vec<Spanned<T>>>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawJob {
-    pub name: S<String>,
-    pub schedule: S<String>,
-    pub skip_out_of_scope_deletions: S<bool>,
-    pub deletion_threshold: S<i64>,
-    pub deletion_max_share: S<i64>,
-    pub log_retention_days: S<i64>,
-    pub source: S<RawSource>,
-    pub target: S<RawTarget>,
-    pub escrow: S<RawEscrow>,
-    pub quarantine: S<RawQuarantine>,
-    pub notifications: S<RawNotifications>,
-    pub users: S<RawUsers>,
-    pub groups: S<RawGroups>,
+/// A key's TOML type: what the shape pass expects and what serde reads into.
+pub(crate) trait Shape {
+    type Raw;
+    const KIND: Kind;
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSource {
-    pub tenant_id: S<String>,
-    pub client_id: S<String>,
-    pub client_secret: S<String>,
-    pub certificate: S<String>,
-    pub private_key: S<String>,
-    pub assertion_algorithm: S<String>,
-    pub service_principal_id: S<String>,
-    pub scope: S<String>,
-    pub exclude_default_access: S<bool>,
-    pub graph_url: S<String>,
-    pub login_url: S<String>,
-    pub page_size: S<i64>,
+/// A string holding a secret reference (`env:NAME`, `file:PATH`): only its type message differs,
+/// and serde's messages about it are never shown.
+pub(crate) struct Secret;
+
+/// An array: of strings, or of tables (`[[users.mappings]]`).
+pub(crate) struct List<T>(PhantomData<T>);
+
+macro_rules! scalar {
+    ($($ty:ty => $raw:ty, $kind:expr;)*) => {
+        $(impl Shape for $ty {
+            type Raw = Spanned<$raw>;
+            const KIND: Kind = $kind;
+        })*
+    };
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTarget {
-    pub url: S<String>,
-    pub token: S<String>,
-    pub dialect: S<String>,
-    pub max_concurrency: S<i64>,
-    pub timeout_secs: S<i64>,
-    pub membership_batch_size: S<i64>,
-    pub group_members_removal: S<String>,
-    pub manager_format: S<String>,
-    pub clear_on_null: S<bool>,
-    pub actions: S<RawActions>,
+scalar! {
+    String => String, Kind::Str;
+    Secret => String, Kind::Secret;
+    i64 => i64, Kind::Int;
+    // An integer stands for a float too (`threshold_ratio = 1`).
+    f64 => f64, Kind::Float;
+    bool => bool, Kind::Bool;
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawActions {
-    pub create: S<bool>,
-    pub update: S<bool>,
-    pub delete: S<bool>,
+impl Shape for List<String> {
+    type Raw = Vec<Spanned<String>>;
+    const KIND: Kind = Kind::Strs;
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawEscrow {
-    pub retry_delays: List<String>,
-    pub daily_after: S<String>,
-    pub give_up_after: S<String>,
+/// Declares tables: `Name { key: Type, … }` becomes `struct Name { key: Option<Spanned<…>> }`
+/// and `Name::FIELDS`, in the order written (error messages list keys in that order).
+macro_rules! tables {
+    ($( $(#[$doc:meta])* $name:ident { $( $field:ident : $ty:ty ),* $(,)? } )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Deserialize, Default)]
+            #[serde(deny_unknown_fields)]
+            pub(crate) struct $name {
+                $( pub $field: Option<<$ty as Shape>::Raw>, )*
+            }
+
+            impl $name {
+                pub(crate) const FIELDS: &'static [Field] =
+                    &[ $( Field::new(stringify!($field), <$ty as Shape>::KIND), )* ];
+            }
+
+            impl Shape for $name {
+                type Raw = Spanned<$name>;
+                const KIND: Kind = Kind::Table(<$name>::FIELDS);
+            }
+
+            impl Shape for List<$name> {
+                type Raw = Vec<Spanned<$name>>;
+                const KIND: Kind = Kind::Tables(<$name>::FIELDS);
+            }
+        )*
+    };
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawQuarantine {
-    pub threshold_min_failures: S<i64>,
-    pub threshold_ratio: S<f64>,
-    pub threshold_non_reference: S<i64>,
-    pub threshold_total: S<i64>,
-    pub backoff_max: S<String>,
-    pub disable_after: S<String>,
-}
+tables! {
+    /// A job file.
+    RawJob {
+        name: String,
+        schedule: String,
+        skip_out_of_scope_deletions: bool,
+        deletion_threshold: i64,
+        deletion_max_share: i64,
+        log_retention_days: i64,
+        source: RawSource,
+        target: RawTarget,
+        escrow: RawEscrow,
+        quarantine: RawQuarantine,
+        notifications: RawNotifications,
+        users: RawUsers,
+        groups: RawGroups,
+    }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawNotifications {
-    pub webhook_url: S<String>,
-    pub webhook_token: S<String>,
-    pub smtp: S<RawSmtp>,
-}
+    RawSource {
+        tenant_id: String,
+        client_id: String,
+        client_secret: Secret,
+        certificate: Secret,
+        private_key: Secret,
+        assertion_algorithm: String,
+        service_principal_id: String,
+        scope: String,
+        exclude_default_access: bool,
+        graph_url: String,
+        login_url: String,
+        page_size: i64,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSmtp {
-    pub host: S<String>,
-    pub port: S<i64>,
-    pub tls: S<String>,
-    pub starttls: S<bool>,
-    pub username: S<String>,
-    pub password: S<String>,
-    pub from: S<String>,
-    pub to: List<String>,
-}
+    RawTarget {
+        url: String,
+        token: Secret,
+        dialect: String,
+        max_concurrency: i64,
+        timeout_secs: i64,
+        membership_batch_size: i64,
+        group_members_removal: String,
+        manager_format: String,
+        clear_on_null: bool,
+        actions: RawActions,
+    }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawUsers {
-    pub mappings: List<RawMapping>,
-    pub scoping: List<RawFilter>,
-    pub skip_out_of_scope_deletions: S<bool>,
-    pub deprovision: S<String>,
-}
+    RawActions {
+        create: bool,
+        update: bool,
+        delete: bool,
+    }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawGroups {
-    pub enabled: S<bool>,
-    pub nested: S<String>,
-    pub out_of_scope: S<String>,
-    pub reconcile: S<String>,
-    pub mappings: List<RawMapping>,
-    pub scoping: List<RawFilter>,
-}
+    RawEscrow {
+        retry_delays: List<String>,
+        daily_after: String,
+        give_up_after: String,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMapping {
-    pub target: S<String>,
-    pub source: S<String>,
-    pub constant: S<String>,
-    pub expression: S<String>,
-    pub matching: S<i64>,
-    pub apply: S<String>,
-    pub default: S<String>,
-    pub required: S<bool>,
-}
+    RawQuarantine {
+        threshold_min_failures: i64,
+        threshold_ratio: f64,
+        threshold_non_reference: i64,
+        threshold_total: i64,
+        backoff_max: String,
+        disable_after: String,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFilter {
-    pub name: S<String>,
-    pub clauses: List<RawClause>,
-}
+    RawNotifications {
+        webhook_url: String,
+        webhook_token: Secret,
+        smtp: RawSmtp,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawClause {
-    pub attribute: S<String>,
-    pub operator: S<String>,
-    pub value: S<String>,
-}
+    RawSmtp {
+        host: String,
+        port: i64,
+        tls: String,
+        starttls: bool,
+        username: String,
+        password: Secret,
+        from: String,
+        to: List<String>,
+    }
 
-/// `scimsync.toml`, the service file next to the job files.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawService {
-    pub admin: S<RawAdmin>,
-    pub store: S<RawStore>,
-}
+    RawUsers {
+        mappings: List<RawMapping>,
+        scoping: List<RawFilter>,
+        skip_out_of_scope_deletions: bool,
+        deprovision: String,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStore {
-    pub url: S<String>,
-    pub password: S<String>,
-    pub lease_ttl: S<String>,
-}
+    RawGroups {
+        enabled: bool,
+        nested: String,
+        out_of_scope: String,
+        reconcile: String,
+        mappings: List<RawMapping>,
+        scoping: List<RawFilter>,
+    }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAdmin {
-    pub bind: S<String>,
-    pub token: S<String>,
-    pub tls_cert: S<String>,
-    pub tls_key: S<String>,
-    pub allow_plain_http: S<bool>,
+    RawMapping {
+        target: String,
+        source: String,
+        constant: String,
+        expression: String,
+        matching: i64,
+        apply: String,
+        default: String,
+        required: bool,
+    }
+
+    RawFilter {
+        name: String,
+        clauses: List<RawClause>,
+    }
+
+    RawClause {
+        attribute: String,
+        operator: String,
+        value: String,
+    }
+
+    /// `scimsync.toml`, the service file next to the job files.
+    RawService {
+        admin: RawAdmin,
+        store: RawStore,
+    }
+
+    /// `[store]`: where job state lives when not in sled directories.
+    RawStore {
+        url: Secret,
+        password: Secret,
+        lease_ttl: String,
+    }
+
+    RawAdmin {
+        bind: String,
+        token: Secret,
+        tls_cert: Secret,
+        tls_key: Secret,
+        allow_plain_http: bool,
+    }
 }

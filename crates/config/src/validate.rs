@@ -8,13 +8,13 @@ use crate::raw::{
 };
 use crate::schema::{self, Field, Issue};
 use crate::{
-    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_THRESHOLD,
-    DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL, DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT, Deprovision, DialectSetting,
-    Escrow, GroupOutOfScope, GroupsConfig, JobConfig, Loaded, ManagerFormat, Mapping, MappingValue,
-    MembersRemoval, Nested, Notifications, Operator, Quarantine, Reconcile, Schedule, ScopeSetting,
-    ScopingFilter, SecretRef, SecretSite, ServiceConfig, Smtp, SmtpTls, SourceConfig,
-    TargetActions, TargetConfig, UsersConfig,
+    AdminConfig, Apply, AssertionAlgorithm, Clause, ConfigError, DEFAULT_DELETION_MAX_SHARE,
+    DEFAULT_DELETION_THRESHOLD, DEFAULT_GRAPH_URL, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_LOGIN_URL,
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMBERSHIP_BATCH_SIZE, DEFAULT_PAGE_SIZE, DEFAULT_SMTP_PORT,
+    DEFAULT_TIMEOUT, Deprovision, DialectSetting, Escrow, GroupOutOfScope, GroupsConfig, JobConfig,
+    Loaded, ManagerFormat, Mapping, MappingValue, MembersRemoval, Nested, Notifications, Operator,
+    Quarantine, Reconcile, Schedule, ScopeSetting, ScopingFilter, SecretRef, SecretSite,
+    ServiceConfig, Smtp, SmtpTls, SourceConfig, TargetActions, TargetConfig, UsersConfig,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -124,7 +124,7 @@ fn prepare<'a, R: for<'de> Deserialize<'de>>(
             // backstop, so keep its message but never let it carry a secret's value.
             let at = e.span().unwrap_or(0..0);
             let key = schema::locate(root.get_ref(), at.start, "");
-            let message = if schema::is_secret_key(&key) {
+            let message = if schema::is_secret_key(fields, &key) {
                 "invalid secret reference".to_string()
             } else {
                 e.message().to_string()
@@ -297,18 +297,20 @@ impl Cx<'_> {
         let deletion_threshold = self.int_in(
             raw.deletion_threshold,
             "deletion_threshold",
-            0,
-            i64::from(u32::MAX),
-            i64::from(DEFAULT_DELETION_THRESHOLD),
+            0..=u32::MAX,
+            DEFAULT_DELETION_THRESHOLD,
         );
-        let deletion_max_share =
-            self.int_in(raw.deletion_max_share, "deletion_max_share", 0, 100, 50);
+        let deletion_max_share = self.int_in(
+            raw.deletion_max_share,
+            "deletion_max_share",
+            0..=100,
+            DEFAULT_DELETION_MAX_SHARE,
+        );
         let log_retention_days = self.int_in(
             raw.log_retention_days,
             "log_retention_days",
-            1,
-            3650,
-            i64::from(DEFAULT_LOG_RETENTION_DAYS),
+            1..=3650,
+            DEFAULT_LOG_RETENTION_DAYS,
         );
         let top_skip = raw.skip_out_of_scope_deletions;
         let source = self.source(raw.source, base_dir);
@@ -323,11 +325,9 @@ impl Cx<'_> {
             name,
             schedule,
             skip_out_of_scope_deletions: users.skip_out_of_scope_deletions,
-            deletion_threshold: u32::try_from(deletion_threshold)
-                .unwrap_or(DEFAULT_DELETION_THRESHOLD),
-            deletion_max_share: u32::try_from(deletion_max_share).unwrap_or(50),
-            log_retention_days: u32::try_from(log_retention_days)
-                .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
+            deletion_threshold,
+            deletion_max_share,
+            log_retention_days,
             source,
             target,
             escrow,
@@ -436,9 +436,8 @@ impl Cx<'_> {
         let page_size = self.int_in(
             raw.page_size,
             "source.page_size",
-            1,
-            999,
-            i64::from(DEFAULT_PAGE_SIZE),
+            1..=999,
+            DEFAULT_PAGE_SIZE,
         );
         SourceConfig {
             tenant_id,
@@ -452,7 +451,7 @@ impl Cx<'_> {
             exclude_default_access,
             graph_url,
             login_url,
-            page_size: u32::try_from(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
+            page_size,
         }
     }
 
@@ -562,24 +561,20 @@ impl Cx<'_> {
         let max_concurrency = self.int_in(
             raw.max_concurrency,
             "target.max_concurrency",
-            1,
-            64,
-            DEFAULT_MAX_CONCURRENCY as i64,
+            1..=64,
+            DEFAULT_MAX_CONCURRENCY,
         );
-        let timeout_default = DEFAULT_TIMEOUT.as_secs() as i64;
         let timeout_secs = self.int_in(
             raw.timeout_secs,
             "target.timeout_secs",
-            1,
-            3600,
-            timeout_default,
+            1..=3600,
+            DEFAULT_TIMEOUT.as_secs(),
         );
         let membership_batch_size = self.int_in(
             raw.membership_batch_size,
             "target.membership_batch_size",
-            1,
-            1000,
-            DEFAULT_MEMBERSHIP_BATCH_SIZE as i64,
+            1..=1000,
+            DEFAULT_MEMBERSHIP_BATCH_SIZE,
         );
         let group_members_removal = self
             .choice(
@@ -624,10 +619,9 @@ impl Cx<'_> {
             url,
             token,
             dialect,
-            max_concurrency: usize::try_from(max_concurrency).unwrap_or(DEFAULT_MAX_CONCURRENCY),
-            timeout: Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(30)),
-            membership_batch_size: usize::try_from(membership_batch_size)
-                .unwrap_or(DEFAULT_MEMBERSHIP_BATCH_SIZE),
+            max_concurrency,
+            timeout: Duration::from_secs(timeout_secs),
+            membership_batch_size,
             group_members_removal,
             manager_format,
             clear_on_null: raw.clear_on_null.is_some_and(Spanned::into_inner),
@@ -681,8 +675,7 @@ impl Cx<'_> {
         let raw = raw.map(Spanned::into_inner).unwrap_or_default();
         let d = Quarantine::default();
         let count = |cx: &mut Self, v: Option<Spanned<i64>>, key: &str, default: u64| {
-            let n = cx.int_in(v, key, 1, i64::MAX, default as i64);
-            u64::try_from(n).unwrap_or(default)
+            cx.int_in(v, key, 1..=i64::MAX.unsigned_abs(), default)
         };
         let threshold_min_failures = count(
             self,
@@ -800,8 +793,12 @@ impl Cx<'_> {
                 "the mail server's host name",
             ),
         };
-        let port = self.int_in(raw.port, "notifications.smtp.port", 1, 65535, 587);
-        let port = u16::try_from(port).unwrap_or(587);
+        let port = self.int_in(
+            raw.port,
+            "notifications.smtp.port",
+            1..=65535,
+            DEFAULT_SMTP_PORT,
+        );
         let (tls, tls_at) = self.smtp_tls(raw.tls, raw.starttls, port);
         let username = match raw.username {
             Some(u) if u.get_ref().trim().is_empty() => {
@@ -1680,18 +1677,25 @@ impl Cx<'_> {
         None
     }
 
-    fn int_in(
+    /// An integer key in `range`, as the type the config holds; `default` when absent (or,
+    /// with an error recorded, when out of range), so each default is written once.
+    fn int_in<T>(
         &mut self,
         v: Option<Spanned<i64>>,
         key: &str,
-        min: i64,
-        max: i64,
-        default: i64,
-    ) -> i64 {
-        match v {
-            None => default,
-            Some(v) if (min..=max).contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
+        range: std::ops::RangeInclusive<T>,
+        default: T,
+    ) -> T
+    where
+        T: Copy + PartialOrd + std::fmt::Display + TryFrom<i64>,
+    {
+        let Some(v) = v else {
+            return default;
+        };
+        match T::try_from(*v.get_ref()) {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                let (min, max) = (range.start(), range.end());
                 self.error(
                     v.span(),
                     key,

@@ -905,6 +905,74 @@ fn the_documented_examples_load_even_fully_uncommented() {
     );
 }
 
+/// Issue 15: every default the example documents (`# key = value` under a table that exists
+/// without it) is the default the code applies: writing them all out changes nothing. A default
+/// changed in one place only fails here.
+#[test]
+fn the_documented_defaults_are_the_defaults() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples");
+    let demo = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
+    // Tables whose commented keys show defaults (the others show examples to fill in).
+    let defaults = [
+        "",
+        "source",
+        "target",
+        "target.actions",
+        "escrow",
+        "quarantine",
+        "users",
+    ];
+    let mut table = String::new();
+    let mut written = Vec::new();
+    let text: String = demo
+        .lines()
+        .map(|l| {
+            let body = l.strip_prefix("# ").unwrap_or(l);
+            if let Some(name) = body.strip_prefix('[').and_then(|b| b.split(']').next()) {
+                table = name.trim_start_matches('[').to_string();
+                let on = l.starts_with("# ") && defaults.contains(&table.as_str());
+                return if on { body } else { l };
+            }
+            let key = body.split_once(" = ").map(|(k, _)| k).unwrap_or("");
+            let is_key = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            let alternative = ["certificate", "private_key", "assertion_algorithm"].contains(&key);
+            if l.starts_with("# ") && is_key && !alternative && defaults.contains(&table.as_str()) {
+                written.push(format!("{table}.{key}"));
+                body
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for key in [
+        ".deletion_threshold",
+        ".deletion_max_share",
+        ".log_retention_days",
+        "source.page_size",
+        "target.max_concurrency",
+        "target.timeout_secs",
+        "target.membership_batch_size",
+        "target.actions.delete",
+        "escrow.retry_delays",
+        "quarantine.threshold_ratio",
+        "users.deprovision",
+    ] {
+        assert!(
+            written.contains(&key.to_string()),
+            "{key} not written: {written:?}"
+        );
+    }
+    let path = dir.join("demo.toml");
+    let explicit = parse(&path, &text).unwrap_or_else(|e| panic!("{e:#?}\n{text}"));
+    assert!(explicit.warnings.is_empty(), "{:?}", explicit.warnings);
+    let implicit = parse(&path, &demo).unwrap().job;
+    assert_eq!(explicit.job, implicit, "written out:\n{text}");
+    assert_eq!(implicit.target.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    assert_eq!(implicit.deletion_threshold, DEFAULT_DELETION_THRESHOLD);
+    assert_eq!(implicit.deletion_max_share, DEFAULT_DELETION_MAX_SHARE);
+}
+
 #[test]
 fn service_file_rules() {
     let dir = tempfile::tempdir().unwrap();
@@ -916,7 +984,8 @@ fn service_file_rules() {
     // Everything defaults: loopback, no token.
     let s = load("").unwrap();
     assert_eq!(s.admin, AdminConfig::default());
-    assert_eq!(s.admin.bind.to_string(), DEFAULT_ADMIN_BIND);
+    assert_eq!(s.admin.bind, DEFAULT_ADMIN_BIND);
+    assert_eq!(s.admin.bind.to_string(), "127.0.0.1:8787");
     // A literal token works, with a warning that hides it.
     let s = load("[admin]\ntoken = \"adm-hunter2\"\n").unwrap();
     assert_eq!(s.warnings.len(), 1);

@@ -10,6 +10,7 @@ mod attrs;
 mod backoff;
 mod clock;
 mod code;
+pub mod defaults;
 mod log;
 mod secret;
 mod source;

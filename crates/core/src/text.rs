@@ -5,6 +5,7 @@
 //! terminal; CSV cells go through [`csv_cell`], so a name cannot run as a spreadsheet formula.
 //! JSON output is left to serde, which escapes control characters itself.
 
+use crate::log::{LogAction, LogEntry, LogStatus};
 use std::borrow::Cow;
 
 /// Whether `c` must not reach a terminal as is: C0 and C1 controls, DEL, and the bidirectional
@@ -40,19 +41,57 @@ pub fn visible_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.split('\n').map(visible).collect::<Vec<_>>().join("\n"))
 }
 
-/// One CSV cell (RFC 4180) that a spreadsheet shows as text: control characters written as
-/// [`visible`] does, and a cell that would start a formula (`=`, `+`, `-`, `@`, or a tab or
-/// carriage return, OWASP's list) prefixed with `'`.
-pub fn csv_cell(s: &str) -> String {
+/// A cell's text that a spreadsheet shows as text: control characters written as [`visible`]
+/// does, and a cell that would start a formula (`=`, `+`, `-`, `@`, or a tab or carriage
+/// return, OWASP's list) prefixed with `'`. Quoting is left to the CSV writer.
+pub fn spreadsheet_text(s: &str) -> String {
     let mut cell = visible(s).into_owned();
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         cell.insert(0, '\'');
     }
+    cell
+}
+
+/// One CSV cell (RFC 4180): [`spreadsheet_text`], quoted when it needs to be.
+pub fn csv_cell(s: &str) -> String {
+    let cell = spreadsheet_text(s);
     if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
         cell
     }
+}
+
+/// Why a log entry did what it did, as the log table, its CSV download (CLI and admin API) and
+/// the dashboard show it: its reason (an error), else the step that decided it (out of scope,
+/// soft-deleted, a skip), else its last step. Entries carry a `reason` only on failure, so
+/// without this rule the column would be empty for every disable and skip.
+pub fn reason(e: &LogEntry) -> String {
+    if let Some(r) = e.reason.as_deref().filter(|r| !r.is_empty()) {
+        return r.to_string();
+    }
+    let steps = &e.provisioning_steps;
+    let deciding = steps.iter().find(|s| {
+        matches!(
+            s.status,
+            LogStatus::Skipped | LogStatus::Warning | LogStatus::Failure
+        )
+    });
+    let deprovision = matches!(
+        e.provisioning_action,
+        LogAction::Disable | LogAction::Delete | LogAction::StagedDelete
+    );
+    // A deprovision's import step names why the object left ("in the deleted items"), unless
+    // it is the plain "Retrieved …" of an object that was read.
+    let gone = steps
+        .iter()
+        .find(|s| deprovision && s.name == "Import" && !s.description.is_empty())
+        .filter(|s| !s.description.starts_with("Retrieved "));
+    deciding
+        .or(gone)
+        .or(steps.last())
+        .map(|s| s.description.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -16,12 +16,21 @@ pub struct EscrowPolicy {
     pub give_up_after: Duration,
 }
 
+/// Entra's schedule, as a job file without `[escrow]` gets it (declared once, in config).
 impl Default for EscrowPolicy {
     fn default() -> Self {
+        EscrowPolicy::from(&scimsync_config::Escrow::default())
+    }
+}
+
+/// The job file's `[escrow]` in the engine's clock units.
+impl From<&scimsync_config::Escrow> for EscrowPolicy {
+    fn from(e: &scimsync_config::Escrow) -> Self {
+        let chrono = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
         EscrowPolicy {
-            delays: vec![Duration::hours(6), Duration::hours(12), Duration::hours(24)],
-            then_every: Duration::hours(24),
-            give_up_after: Duration::days(28),
+            delays: e.retry_delays.iter().map(|d| chrono(*d)).collect(),
+            then_every: chrono(e.daily_after),
+            give_up_after: chrono(e.give_up_after),
         }
     }
 }

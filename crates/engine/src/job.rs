@@ -83,8 +83,6 @@ impl JobSpec {
                 service_principal_id: cfg.source.service_principal_id.clone().unwrap_or_default(),
             },
         };
-        let chrono =
-            |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         let groups = cfg.groups.enabled.then(|| GroupSpec {
             mappings: cfg.groups.mappings.clone(),
             scoping: cfg.groups.scoping.clone(),
@@ -106,11 +104,7 @@ impl JobSpec {
             deletion_max_share: cfg.deletion_max_share,
             retry: RetryPolicy::default(),
             log_retention_days: cfg.log_retention_days,
-            escrow: EscrowPolicy {
-                delays: cfg.escrow.retry_delays.iter().map(|d| chrono(*d)).collect(),
-                then_every: chrono(cfg.escrow.daily_after),
-                give_up_after: chrono(cfg.escrow.give_up_after),
-            },
+            escrow: EscrowPolicy::from(&cfg.escrow),
             groups,
             fingerprint: cfg.fingerprint(),
             clear_on_null: cfg.target.clear_on_null,
@@ -127,15 +121,11 @@ impl JobSpec {
             scoping: Vec::new(),
             skip_out_of_scope_deletions: false,
             deprovision_delete: false,
-            actions: TargetActions {
-                create: true,
-                update: true,
-                delete: true,
-            },
-            concurrency: 4,
+            actions: TargetActions::default(),
+            concurrency: scimsync_config::DEFAULT_MAX_CONCURRENCY,
             exclude_default_access: false,
-            deletion_threshold: 500,
-            deletion_max_share: 50,
+            deletion_threshold: scimsync_config::DEFAULT_DELETION_THRESHOLD as usize,
+            deletion_max_share: scimsync_config::DEFAULT_DELETION_MAX_SHARE,
             retry: RetryPolicy::default(),
             log_retention_days: 0,
             escrow: EscrowPolicy::default(),

@@ -16,9 +16,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
 
-pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
-pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
-pub const DEFAULT_PAGE_SIZE: u32 = 999;
+pub use scimsync_core::defaults::{
+    GRAPH_PAGE_SIZE as DEFAULT_PAGE_SIZE, GRAPH_URL as DEFAULT_GRAPH_URL,
+    LOGIN_URL as DEFAULT_LOGIN_URL,
+};
 pub const DEFAULT_MAX_RETRIES: u32 = 6;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
 /// First step of the exponential backoff used when Graph sends no `Retry-After`.

@@ -16,6 +16,7 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
 };
 use reqwest::{Method, redirect};
+use scimsync_core::defaults;
 use scimsync_core::{
     Attrs, Backoff, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
 };
@@ -218,13 +219,14 @@ pub struct ScimClientConfig {
     /// Bearer token. Its `Debug` is redacted; it is only ever put in the `Authorization` header.
     pub token: Secret,
     pub dialect: Dialect,
-    /// Requests in flight at once (at least 1). Default 4. With `adaptive_concurrency` the
+    /// Requests in flight at once (at least 1). Default
+    /// [`defaults::TARGET_MAX_CONCURRENCY`], as a job file's. With `adaptive_concurrency` the
     /// ceiling of the adaptive limit.
     pub max_concurrency: usize,
     /// Adapt the requests in flight to the target (AIMD, see `limit.rs`): grow while answers
     /// come back fast, halve on 429/503, ease off when latency rises. Default on.
     pub adaptive_concurrency: bool,
-    /// Whole-request timeout, body included. Default 30 s.
+    /// Whole-request timeout, body included. Default [`defaults::TARGET_TIMEOUT`].
     pub timeout: Duration,
     /// Retries within one call. Default 5. A GET is retried on 429, 408, 500, 502, 503, 504,
     /// timeouts and transport errors; a write only on 429 and on 503 with `Retry-After`.
@@ -259,9 +261,9 @@ impl ScimClientConfig {
             base_url: base_url.into(),
             token,
             dialect: Dialect::default(),
-            max_concurrency: 4,
+            max_concurrency: defaults::TARGET_MAX_CONCURRENCY,
             adaptive_concurrency: true,
-            timeout: Duration::from_secs(30),
+            timeout: defaults::TARGET_TIMEOUT,
             max_retries: 5,
             list_custom_schemas: true,
             retry_base_delay: Duration::from_millis(250),

@@ -199,7 +199,7 @@ raw::config! {
             int_in(1..=64, DEFAULT_MAX_CONCURRENCY),
         /// 1..=3600 s.
         timeout_secs: i64 => pub timeout: Duration = secs_in(1..=3600, DEFAULT_TIMEOUT),
-        /// Members per group PATCH, 1..=1000.
+        /// The most members per group PATCH, 1..=1000 (the engine adapts below it).
         membership_batch_size: i64 => pub membership_batch_size: usize =
             int_in(1..=1000, DEFAULT_MEMBERSHIP_BATCH_SIZE),
         /// Follows `dialect` unless set.

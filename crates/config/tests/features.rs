@@ -74,7 +74,7 @@ fn new_keys_default_to_entras_behaviour() {
     );
     assert_eq!(job.source.assertion_algorithm, AssertionAlgorithm::Ps256);
     assert!(!job.source.exclude_default_access);
-    assert_eq!(job.target.membership_batch_size, 100);
+    assert_eq!(job.target.membership_batch_size, 1000);
     assert_eq!(job.target.group_members_removal, MembersRemoval::Rfc);
     assert_eq!(job.target.manager_format, ManagerFormat::Complex);
     assert!(!job.target.clear_on_null);

@@ -118,7 +118,7 @@ constant = "en-US"                     # Constant
             dialect: DialectSetting::Rfc,
             max_concurrency: 4,
             timeout: Duration::from_secs(30),
-            membership_batch_size: 100,
+            membership_batch_size: 1000,
             group_members_removal: MembersRemoval::Rfc,
             manager_format: ManagerFormat::Complex,
             clear_on_null: false,

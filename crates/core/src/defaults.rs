@@ -17,8 +17,9 @@ pub const GRAPH_PAGE_SIZE: u32 = 999;
 pub const TARGET_MAX_CONCURRENCY: usize = 4;
 /// `[target] timeout_secs`: one SCIM request, body included.
 pub const TARGET_TIMEOUT: Duration = Duration::from_secs(30);
-/// `[target] membership_batch_size`: group members per PATCH.
-pub const MEMBERSHIP_BATCH_SIZE: usize = 100;
+/// `[target] membership_batch_size`: the most group members per PATCH; the engine starts at
+/// 100 and grows toward it while the target answers as fast (issue 16), halving on a refusal.
+pub const MEMBERSHIP_BATCH_SIZE: usize = 1000;
 /// `deletion_threshold`: Entra's accidental-deletions threshold as the portal suggests it.
 pub const DELETION_THRESHOLD: u32 = 500;
 /// `deletion_max_share`: percent of the provisioned objects one cycle may deprovision.

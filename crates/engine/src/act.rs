@@ -2,6 +2,7 @@
 //! context, the record of one object (its steps, its report, its log entry), in-cycle retries,
 //! the claims that keep one source object ↔ one target object, and escrow.
 
+use crate::batch::MemberBatch;
 use crate::cycle::Engine;
 use crate::escrow::Escrow;
 use crate::job::RetryPolicy;
@@ -16,7 +17,7 @@ use scimsync_core::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What one object's processing produced.
 #[allow(clippy::large_enum_variant)] // one per object, moved once
@@ -38,9 +39,8 @@ pub(crate) struct Cycle {
     pub ids: Ids,
     /// Read each group's members back from the target this cycle and repair drift.
     pub reconcile: bool,
-    /// Members per PATCH learned this cycle (0: the job's setting): a target that refused a
-    /// batch as too large is not sent one that size again.
-    member_batch: AtomicUsize,
+    /// Members per PATCH, learned this cycle from the target's answers (`batch.rs`).
+    pub member_batch: MemberBatch,
 }
 
 impl Cycle {
@@ -52,25 +52,8 @@ impl Cycle {
             now,
             claims,
             reconcile: false,
-            member_batch: AtomicUsize::new(0),
+            member_batch: MemberBatch::default(),
         }
-    }
-
-    /// Members per PATCH now: the job's `configured` size, or less once the target refused.
-    pub fn member_batch(&self, configured: usize) -> usize {
-        match self.member_batch.load(Ordering::Relaxed) {
-            0 => configured,
-            learned => learned.min(configured),
-        }
-    }
-
-    pub fn shrink_member_batch(&self, to: usize) {
-        let to = to.max(1);
-        let _ = self
-            .member_batch
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-                (now == 0 || to < now).then_some(to)
-            });
     }
 }
 

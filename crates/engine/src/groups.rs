@@ -531,29 +531,30 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             rec.members_removed = remove;
             return Ok(());
         }
-        let configured = self
+        let max = self
             .job
             .groups
             .as_ref()
             .map(|s| s.batch_size)
-            .unwrap_or(100)
+            .unwrap_or(crate::batch::START)
             .max(1);
         let added = self
-            .member_batches(cx, rec, target_id, &add, true, configured, &kind)
+            .member_batches(cx, rec, target_id, &add, true, max, &kind)
             .await?;
         rec.members_added.extend(added);
         let removed = self
-            .member_batches(cx, rec, target_id, &remove, false, configured, &kind)
+            .member_batches(cx, rec, target_id, &remove, false, max, &kind)
             .await?;
         rec.members_removed.extend(removed);
         Ok(())
     }
 
-    /// Send `ids` in PATCHes of at most the batch size. A target that refuses a PATCH as too
-    /// large (413, or a 400 saying so) gets the same members in halves, and the smaller size
-    /// holds for the rest of the cycle (`Cycle::member_batch`), so one refusal, not one per
-    /// group. Each accepted batch is recorded at once, so a failure later loses nothing the
-    /// target confirmed. Returns the members sent.
+    /// Send `ids` in PATCHes of the cycle's learned batch size (`batch.rs`: grows while the
+    /// target answers as fast as before, never above the job's maximum). A target that
+    /// refuses a PATCH as too large (413, or a 400 saying so) gets the same members in halves,
+    /// and no later batch of the cycle is that large, so one refusal, not one per group. Each
+    /// accepted batch is recorded at once, so a failure later loses nothing the target
+    /// confirmed. Returns the members sent.
     #[allow(clippy::too_many_arguments)]
     async fn member_batches(
         &self,
@@ -562,18 +563,20 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         target_id: &str,
         ids: &[String],
         add: bool,
-        configured: usize,
+        max: usize,
         kind: &str,
     ) -> Result<Vec<String>, (ErrorCode, String)> {
         let job = &self.job.name;
         let mut done = Vec::new();
         let mut rest = ids;
         while !rest.is_empty() {
-            let size = cx.member_batch(configured);
-            let n = size.min(rest.len());
+            let n = cx.member_batch.size(max).min(rest.len());
             let chunk = &rest[..n];
+            let sent_at = self.clock.now();
             match self.member_patch(rec, target_id, chunk, add).await {
                 Ok(()) => {
+                    let took = (self.clock.now() - sent_at).to_std().unwrap_or_default();
+                    cx.member_batch.accepted(n, took, max);
                     for id in chunk {
                         if add {
                             self.store.put_record(job, kind, id, "").map_err(se)?;
@@ -585,12 +588,12 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                     rest = &rest[n..];
                 }
                 Err(e) if n > 1 && too_large(&e) => {
-                    let smaller = (n / 2).max(1);
+                    cx.member_batch.refused(n);
                     tracing::info!(
-                        job = %self.job.name, group = %rec.display, refused = n, now = smaller,
+                        job = %self.job.name, group = %rec.display, refused = n,
+                        now = cx.member_batch.size(max),
                         "the target refused a membership PATCH as too large; sending smaller batches"
                     );
-                    cx.shrink_member_batch(smaller);
                 }
                 Err(e) => return Err(te(e)),
             }

@@ -36,7 +36,8 @@ pub struct GroupSpec {
     pub include_nested: bool,
     /// Delete a group that leaves scope (Entra's default); otherwise leave it alone.
     pub delete_out_of_scope: bool,
-    /// Members per PATCH.
+    /// The most members per PATCH; the cycle starts at 100 (or this, if less) and adapts
+    /// (`batch.rs`).
     pub batch_size: usize,
 }
 

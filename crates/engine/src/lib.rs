@@ -9,6 +9,7 @@
 //! The job's state between cycles is typed in [`JobState`].
 
 mod act;
+mod batch;
 mod cycle;
 mod diff;
 mod escrow;

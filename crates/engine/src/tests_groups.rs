@@ -417,8 +417,9 @@ async fn a_target_that_refuses_large_member_patches_gets_smaller_ones_and_every_
         .collect();
     assert_eq!(batches.iter().sum::<usize>(), 10, "{batches:?}");
     assert!(batches.iter().all(|n| *n <= 3), "{batches:?}");
-    // Halved once per refusal (8 → 4 → 2), then the learned size for the rest.
-    assert_eq!(batches, vec![2, 2, 2, 2, 2]);
+    // Halved once per refusal (8 → 4 → 2), then grown back while the target answers, but
+    // never to a size it refused (3 is the most below the refused 4).
+    assert_eq!(batches, vec![2, 3, 3, 2]);
     assert_eq!(w.target_members().len(), 10);
     w.target.clear_log();
     w.cycle().await;

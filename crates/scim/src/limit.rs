@@ -8,6 +8,9 @@
 //!   for less. Answers to requests sent *before* the last decrease do not decrease again, so
 //!   one burst of 429s halves once, not once per request in flight.
 //! - Other failures (4xx, resets) say nothing about load and leave the limit alone.
+//! - A membership PATCH's latency is its group's size, not load: its success grows the limit
+//!   like any other, and its latency is never compared (one slow 5,000-member group took the
+//!   limit to 1 and wrote every group one after the other: 0.50 of raw speed at 100k).
 //!
 //! The limit gates when a request may start; throttled requests wait out `Retry-After`
 //! without holding a slot, and after a 429/503 no request starts until its `Retry-After`
@@ -22,6 +25,9 @@ use tokio::sync::Notify;
 pub(crate) enum Signal {
     /// Answered (any status but the two below) in this time.
     Answered(Duration),
+    /// Answered, but its latency says nothing about load (a membership PATCH costs the size
+    /// of its group): grows the limit like a fast answer, never shrinks it.
+    Succeeded,
     /// 429, or 503: the target asks for less, for this long when it said (`Retry-After`).
     Overloaded(Option<Duration>),
     /// No answer we can read load from (transport error, timeout).
@@ -137,6 +143,13 @@ impl Limiter {
         let stale = s.last_decrease.is_some_and(|d| started < d);
         match signal {
             Signal::Neutral => {}
+            Signal::Succeeded => {
+                s.limit = if s.slow_start {
+                    (s.limit + 1.0).min(max)
+                } else {
+                    (s.limit + 1.0 / s.limit).min(max)
+                };
+            }
             Signal::Overloaded(retry_after) => {
                 let until = Instant::now() + retry_after.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
                 s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
@@ -210,6 +223,19 @@ mod tests {
     async fn cycle(l: &Limiter, signal: Signal) {
         let slot = l.acquire().await;
         l.release(slot, signal);
+    }
+
+    #[tokio::test]
+    async fn a_membership_patch_grows_the_limit_whatever_its_latency() {
+        let l = Limiter::new(8, true);
+        cycle(&l, FAST).await;
+        let before = l.limit();
+        for _ in 0..20 {
+            // As slow as a PATCH into a large group; as an `Answered` it would shrink.
+            cycle(&l, Signal::Succeeded).await;
+        }
+        assert!(l.limit() >= before, "{} < {before}", l.limit());
+        assert_eq!(l.limit(), 8);
     }
 
     #[tokio::test]

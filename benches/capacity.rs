@@ -1,0 +1,648 @@
+//! Target-capacity benchmark (issue 16): what an admin feels against a real SCIM server.
+//!
+//! Run: `cargo bench --bench capacity [-- --users 5000|50000|100000] [--concurrency 4]
+//! [--users-only]` (set `SCIMSYNC_SCIM2_SERVER` to the `scim2-server` binary, else
+//! `.venv-scim/bin/scim2-server` at the workspace root is used; `pip install scim2-server==0.8.3`).
+//! 100k users takes many minutes on two cores: run it in the background.
+//!
+//! 1. The Graph emulator serves a generated tenant of N users (about 40 % assigned to the app)
+//!    plus N × 383/100,000 assigned groups holding N × 0.687 memberships of assigned users, one
+//!    of them large (N/20 members), the shape of issue 16's table.
+//! 2. **Raw**: a minimal load generator drives a fresh scim2-server with the requests the
+//!    engine needs: per in-scope user a `GET /Users?filter=userName eq …` and a `POST /Users`;
+//!    then per group a filtered GET, a `POST /Groups` and `PATCH` add-member batches of 100
+//!    (the engine's default batch). Same concurrency as the engine's ceiling.
+//! 3. **scimsync**: the bench-built binary, `scimsync run --once` as a child process against a
+//!    fresh server (users only, then again with groups on another fresh server), then a
+//!    no-change cycle. Peak RSS is the child's `VmHWM`, sampled from `/proc` every 10 ms until
+//!    it exits; Graph requests are counted by the emulator; SCIM requests by the server's
+//!    access log (one line per request).
+//!
+//! `SCIMSYNC_BENCH_BIN=/path/to/scimsync` measures another build of the binary (one copied
+//! aside before a change), so before and after can run from one bench build.
+//!
+//! Prints users/s, requests/s, the ratio to raw, peak RSS, and the no-change cycle's time and
+//! Graph request count. The emulator runs in this process and shares the CPU with both the
+//! server and the engine: figures are for this machine, compare before/after in one setting.
+
+use scimsync_core::{Secret, Source};
+use scimsync_graph::{GraphClient, GraphConfig};
+use scimsync_testkit::graph::{GraphEmulator, Tenant};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const BATCH: usize = 100;
+
+const MAPPINGS: &str = r#"
+[[users.mappings]]
+target = "userName"
+source = "userPrincipalName"
+matching = 1
+
+[[users.mappings]]
+target = "externalId"
+source = "mailNickname"
+
+[[users.mappings]]
+target = "displayName"
+source = "displayName"
+
+[[users.mappings]]
+target = "name.givenName"
+source = "givenName"
+
+[[users.mappings]]
+target = "name.familyName"
+source = "surname"
+
+[[users.mappings]]
+target = "title"
+source = "jobTitle"
+
+[[users.mappings]]
+target = 'emails[type eq "work"].value'
+source = "mail"
+
+[[users.mappings]]
+target = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+source = "department"
+"#;
+
+const GROUPS: &str = r#"
+[groups]
+enabled = true
+
+[[groups.mappings]]
+target = "displayName"
+source = "displayName"
+matching = 1
+
+[[groups.mappings]]
+target = "externalId"
+source = "objectId"
+"#;
+
+struct Args {
+    users: usize,
+    concurrency: usize,
+    users_only: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        users: 5_000,
+        concurrency: 4,
+        users_only: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--users" => a.users = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.users),
+            "--concurrency" => {
+                a.concurrency = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(a.concurrency)
+            }
+            "--users-only" => a.users_only = true,
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    a
+}
+
+// ------------------------------------------------------------------------------------------
+// scim2-server, fresh per run
+// ------------------------------------------------------------------------------------------
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, name: &str) -> Server {
+        let bin = std::env::var("SCIMSYNC_SCIM2_SERVER").map_or_else(
+            |_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-scim/bin/scim2-server"),
+            PathBuf::from,
+        );
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(&bin)
+            .args(["--hostname", "127.0.0.1", "--port", "0"])
+            .args(["--bearer-token", "bench-token"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("server log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let port = listening_port(child.id(), Duration::from_secs(30)).expect("server port");
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/v2"),
+            log,
+        }
+    }
+
+    /// Requests the server answered so far, by method (its access log).
+    fn requests(&self) -> BTreeMap<String, usize> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(m) = line.split('"').nth(1).and_then(|r| r.split(' ').next()) {
+                *out.entry(m.to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn total(m: &BTreeMap<String, usize>) -> usize {
+    m.values().sum()
+}
+
+/// The TCP port a process listens on, from /proc (scim2-server prints the port it was asked
+/// for, not the one it got).
+fn listening_port(pid: u32, within: Duration) -> Option<u16> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|l| {
+                let s = l.to_string_lossy().to_string();
+                s.strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .map(str::to_string)
+            })
+            .collect();
+        if let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") {
+            for line in tcp.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() > 9
+                    && f[3] == "0A"
+                    && inodes.iter().any(|i| i == f[9])
+                    && let Some(p) = f[1]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
+                    return Some(p);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+// ------------------------------------------------------------------------------------------
+// The tenant
+// ------------------------------------------------------------------------------------------
+
+struct Workload {
+    /// In-scope enabled users, Graph JSON, in id order.
+    users: Vec<Value>,
+    /// Assigned groups: (source id, displayName, member source ids).
+    groups: Vec<(String, String, Vec<String>)>,
+    memberships: usize,
+}
+
+fn graph_client(graph: &GraphEmulator) -> GraphClient {
+    let mut gc = GraphConfig::new(
+        graph.tenant_id(),
+        graph.client_id(),
+        Secret::inline(graph.client_secret()),
+    );
+    gc.graph_url = graph.url();
+    gc.login_url = graph.url();
+    gc.page_size = 999;
+    GraphClient::new(gc).expect("graph client")
+}
+
+async fn workload(graph: &GraphEmulator, n: usize) -> Workload {
+    let client = graph_client(graph);
+    let assigned: Vec<String> = client
+        .read_assignments(graph.service_principal_id())
+        .await
+        .expect("assignments")
+        .users
+        .into_keys()
+        .collect();
+    let g = (n * 383 / 100_000).max(3);
+    let memberships = n * 687 / 1000;
+    let large = (n / 20).min(assigned.len());
+    let rest = (memberships.saturating_sub(large) / (g - 1)).min(assigned.len());
+    let mut groups = Vec::new();
+    for k in 0..g {
+        let size = if k == 0 { large } else { rest };
+        // A stride coprime with most list lengths, so members are distinct and spread out.
+        let members: BTreeSet<String> = (0..size)
+            .map(|j| assigned[(k * 7919 + j * 13) % assigned.len()].clone())
+            .collect();
+        let members: Vec<String> = members.into_iter().collect();
+        let name = format!("cap-group-{k:04}");
+        let id = graph.add_group(json!({"displayName": name, "members": members}));
+        graph.assign_group(&id);
+        groups.push((id, name, members));
+    }
+    let assigned: BTreeSet<&String> = assigned.iter().collect();
+    let users: Vec<Value> = graph
+        .users()
+        .into_iter()
+        .filter(|u| u["accountEnabled"] != Value::Bool(false))
+        .filter(|u| {
+            u["id"]
+                .as_str()
+                .is_some_and(|id| assigned.contains(&id.to_string()))
+        })
+        .collect();
+    let memberships = groups.iter().map(|g| g.2.len()).sum();
+    Workload {
+        users,
+        groups,
+        memberships,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Raw load generator
+// ------------------------------------------------------------------------------------------
+
+fn user_body(u: &Value) -> Value {
+    let mut b = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": u["userPrincipalName"],
+        "externalId": u["mailNickname"],
+        "displayName": u["displayName"],
+        "name": {"givenName": u["givenName"], "familyName": u["surname"]},
+        "title": u["jobTitle"],
+        "active": true,
+        ENTERPRISE: {"department": u["department"]},
+    });
+    if let Some(mail) = u["mail"].as_str() {
+        b["emails"] = json!([{"type": "work", "value": mail}]);
+    }
+    b
+}
+
+async fn raw_users(
+    http: &reqwest::Client,
+    base: &str,
+    users: &[Value],
+    c: usize,
+) -> HashMap<String, String> {
+    let sem = Arc::new(Semaphore::new(c));
+    let mut set = tokio::task::JoinSet::new();
+    for u in users {
+        let (http, base, sem) = (http.clone(), base.to_string(), sem.clone());
+        let (source_id, upn, body) = (
+            u["id"].as_str().unwrap_or_default().to_string(),
+            u["userPrincipalName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            user_body(u),
+        );
+        set.spawn(async move {
+            let _p = sem.acquire().await.expect("semaphore");
+            let filter = format!("userName eq \"{upn}\"");
+            let r = http
+                .get(format!("{base}/Users"))
+                .query(&[("filter", filter.as_str())])
+                .bearer_auth("bench-token")
+                .send()
+                .await
+                .expect("GET");
+            let _ = r.bytes().await;
+            let r = http
+                .post(format!("{base}/Users"))
+                .bearer_auth("bench-token")
+                .header("content-type", "application/scim+json")
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (source_id, v["id"].as_str().unwrap_or_default().to_string())
+        });
+    }
+    let mut ids = HashMap::new();
+    while let Some(r) = set.join_next().await {
+        let (s, t) = r.expect("task");
+        ids.insert(s, t);
+    }
+    ids
+}
+
+async fn raw_groups(
+    http: &reqwest::Client,
+    base: &str,
+    groups: &[(String, String, Vec<String>)],
+    ids: &HashMap<String, String>,
+    c: usize,
+) {
+    let sem = Arc::new(Semaphore::new(c));
+    let mut set = tokio::task::JoinSet::new();
+    for (sid, name, members) in groups {
+        let (http, base, sem) = (http.clone(), base.to_string(), sem.clone());
+        let (sid, name) = (sid.clone(), name.clone());
+        let members: Vec<String> = members.iter().filter_map(|m| ids.get(m)).cloned().collect();
+        set.spawn(async move {
+            let gid = {
+                let _p = sem.acquire().await.expect("semaphore");
+                let filter = format!("displayName eq \"{name}\"");
+                let r = http
+                    .get(format!("{base}/Groups"))
+                    .query(&[
+                        ("filter", filter.as_str()),
+                        ("excludedAttributes", "members"),
+                    ])
+                    .bearer_auth("bench-token")
+                    .send()
+                    .await
+                    .expect("GET");
+                let _ = r.bytes().await;
+                let r = http
+                    .post(format!("{base}/Groups"))
+                    .bearer_auth("bench-token")
+                    .header("content-type", "application/scim+json")
+                    .json(&json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": name, "externalId": sid,
+                    }))
+                    .send()
+                    .await
+                    .expect("POST");
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                v["id"].as_str().unwrap_or_default().to_string()
+            };
+            for chunk in members.chunks(BATCH) {
+                let _p = sem.acquire().await.expect("semaphore");
+                let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+                let r = http
+                    .patch(format!("{base}/Groups/{gid}"))
+                    .bearer_auth("bench-token")
+                    .header("content-type", "application/scim+json")
+                    .json(&json!({"schemas": [PATCH_OP],
+                        "Operations": [{"op": "add", "path": "members", "value": value}]}))
+                    .send()
+                    .await
+                    .expect("PATCH");
+                let _ = r.bytes().await;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// scimsync as a child process
+// ------------------------------------------------------------------------------------------
+
+fn write_job(
+    dir: &Path,
+    graph: &GraphEmulator,
+    server: &Server,
+    groups: bool,
+    c: usize,
+) -> PathBuf {
+    let secret = dir.join("graph-secret");
+    let token = dir.join("scim-token");
+    std::fs::write(&secret, graph.client_secret()).expect("secret");
+    std::fs::write(&token, "bench-token").expect("token");
+    let text = format!(
+        r#"name = "capacity"
+deletion_threshold = 0
+
+[source]
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret = "file:{secret}"
+service_principal_id = "{sp}"
+scope = "assigned"
+graph_url = "{url}"
+login_url = "{url}"
+
+[target]
+url = "{scim}"
+token = "file:{token}"
+dialect = "rfc"
+max_concurrency = {c}
+{MAPPINGS}{groups}"#,
+        tenant = graph.tenant_id(),
+        client = graph.client_id(),
+        secret = secret.display(),
+        sp = graph.service_principal_id(),
+        url = graph.url(),
+        scim = server.base,
+        token = token.display(),
+        groups = if groups { GROUPS } else { "" },
+    );
+    let path = dir.join("job.toml");
+    std::fs::write(&path, text).expect("job");
+    path
+}
+
+struct Run {
+    secs: f64,
+    peak_rss_mib: f64,
+    report: Value,
+}
+
+/// `scimsync run --once --json`; the child's peak RSS sampled from /proc until it exits.
+async fn run_once(job: &Path, state: &Path) -> Run {
+    let t = Instant::now();
+    // `SCIMSYNC_BENCH_BIN` runs another build (e.g. a copy of the binary before a change).
+    let bin = std::env::var("SCIMSYNC_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_scimsync").into());
+    let mut child = Command::new(bin)
+        .args(["run", "--once", "--json", "--config"])
+        .arg(job)
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scimsync");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(hwm) = vm_hwm_kib(pid) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    assert!(status.success(), "scimsync failed ({status}): {err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("report: {e}: {err}"));
+    Run {
+        secs,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        report,
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn tally(r: &Value, k: &str) -> u64 {
+    r["tally"][k].as_u64().unwrap_or(0)
+}
+
+/// One scimsync measurement: a fresh server, the initial cycle, then a no-change cycle.
+async fn scimsync_run(
+    dir: &Path,
+    graph: &GraphEmulator,
+    groups: bool,
+    c: usize,
+) -> (Run, usize, Run, usize) {
+    let name = if groups { "with-groups" } else { "users-only" };
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = Server::start(&dir, name);
+    let job = write_job(&dir, graph, &server, groups, c);
+    let state = dir.join("state");
+    let initial = run_once(&job, &state).await;
+    let initial_requests = total(&server.requests());
+    graph.clear_requests();
+    let quiet = run_once(&job, &state).await;
+    let graph_requests = graph.requests().len();
+    let writes = ["created", "updated", "disabled", "deleted", "members_added"]
+        .iter()
+        .map(|k| tally(&quiet.report, k))
+        .sum::<u64>();
+    assert_eq!(
+        writes, 0,
+        "the no-change cycle wrote: {}",
+        quiet.report["tally"]
+    );
+    (initial, initial_requests, quiet, graph_requests)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    let graph = GraphEmulator::start(Tenant::generate("bench.onmicrosoft.com", a.users, 0, 16))
+        .await
+        .expect("graph");
+    let w = workload(&graph, a.users).await;
+    println!(
+        "capacity bench: tenant of {} users, {} in scope (enabled), {} assigned groups, {} memberships; \
+         concurrency {}; set up in {:.1} s",
+        a.users,
+        w.users.len(),
+        w.groups.len(),
+        w.memberships,
+        a.concurrency,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Raw: the same requests from a minimal client, on a fresh server.
+    let raw_server = Server::start(dir.path(), "raw");
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
+    let raw_users_s = t.elapsed().as_secs_f64();
+    let raw_user_requests = total(&raw_server.requests());
+    let t = Instant::now();
+    if !a.users_only {
+        raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
+    }
+    let raw_groups_s = t.elapsed().as_secs_f64();
+    let raw_all_requests = total(&raw_server.requests());
+    drop(raw_server);
+    let n = w.users.len() as f64;
+    println!(
+        "raw load generator (GET filter + POST per user; groups: GET + POST + PATCH/{BATCH}):"
+    );
+    println!(
+        "  users:  {raw_users_s:.2} s, {:.0} users/s, {:.0} requests/s ({raw_user_requests} requests)",
+        n / raw_users_s,
+        raw_user_requests as f64 / raw_users_s
+    );
+    if !a.users_only {
+        println!(
+            "  groups: {raw_groups_s:.2} s ({} requests); users + groups {:.2} s, {:.0} requests/s",
+            raw_all_requests - raw_user_requests,
+            raw_users_s + raw_groups_s,
+            raw_all_requests as f64 / (raw_users_s + raw_groups_s)
+        );
+    }
+
+    // scimsync, users only.
+    let (init, reqs, quiet, graph_reqs) =
+        scimsync_run(dir.path(), &graph, false, a.concurrency).await;
+    let created = tally(&init.report, "created");
+    println!("scimsync run --once, users only (fresh server):");
+    println!(
+        "  initial: {:.2} s, {created} created, {:.0} users/s, {:.0} requests/s ({reqs} requests), \
+         ratio to raw {:.2}, peak RSS {:.0} MiB",
+        init.secs,
+        created as f64 / init.secs,
+        reqs as f64 / init.secs,
+        (created as f64 / init.secs) / (n / raw_users_s),
+        init.peak_rss_mib
+    );
+    println!(
+        "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",
+        quiet.secs, quiet.peak_rss_mib
+    );
+    if a.users_only {
+        return;
+    }
+
+    // scimsync with groups.
+    let (init, reqs, quiet, graph_reqs) =
+        scimsync_run(dir.path(), &graph, true, a.concurrency).await;
+    let raw_all_s = raw_users_s + raw_groups_s;
+    println!("scimsync run --once, users and groups (fresh server):");
+    println!(
+        "  initial: {:.2} s, {} created, {} members added, {:.0} requests/s ({reqs} requests), \
+         ratio to raw {:.2}, peak RSS {:.0} MiB",
+        init.secs,
+        tally(&init.report, "created"),
+        tally(&init.report, "members_added"),
+        reqs as f64 / init.secs,
+        raw_all_s / init.secs,
+        init.peak_rss_mib
+    );
+    println!(
+        "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",
+        quiet.secs, quiet.peak_rss_mib
+    );
+}

@@ -340,26 +340,37 @@ impl Cx<'_> {
         }
     }
 
+    /// A required table's span and content; a missing one is reported once (unless an earlier
+    /// error already explains it) and read as empty, so its keys are not reported again.
+    fn required_table<R: Default>(
+        &mut self,
+        raw: Option<Spanned<R>>,
+        table: &str,
+        what: &str,
+    ) -> (Range<usize>, R) {
+        match raw {
+            Some(r) => (r.span(), r.into_inner()),
+            None => {
+                if !self.suppressed(table) {
+                    self.error(
+                        NOWHERE,
+                        table,
+                        format!("missing required table [{table}] ({what})"),
+                    );
+                }
+                self.pruned.insert(table.into());
+                (NOWHERE, R::default())
+            }
+        }
+    }
+
     pub(crate) fn source(
         &mut self,
         raw: Option<Spanned<RawSource>>,
         _key: &str,
         base_dir: &Path,
     ) -> SourceConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => {
-                if !self.suppressed("source") {
-                    self.error(
-                        NOWHERE,
-                        "source",
-                        "missing required table [source] (Microsoft Graph)",
-                    );
-                }
-                self.pruned.insert("source".into());
-                (NOWHERE, RawSource::default())
-            }
-        };
+        let (at, raw) = self.required_table(raw, "source", "Microsoft Graph");
         SourceConfig::from_raw(self, at, raw, base_dir)
     }
 
@@ -501,20 +512,7 @@ impl Cx<'_> {
         _key: &str,
         base_dir: &Path,
     ) -> TargetConfig {
-        let (at, raw) = match raw {
-            Some(r) => (r.span(), r.into_inner()),
-            None => {
-                if !self.suppressed("target") {
-                    self.error(
-                        NOWHERE,
-                        "target",
-                        "missing required table [target] (the app's SCIM endpoint)",
-                    );
-                }
-                self.pruned.insert("target".into());
-                (NOWHERE, RawTarget::default())
-            }
-        };
+        let (at, raw) = self.required_table(raw, "target", "the app's SCIM endpoint");
         TargetConfig::from_raw(self, at, raw, base_dir)
     }
 

@@ -59,7 +59,11 @@ impl PgStore {
         )
     }
 
-    /// Claim every queued command of `jobs` for `owner`, oldest first.
+    /// Claim every queued command of `jobs` for `owner`, oldest first, and every unfinished one
+    /// taken by a replica that lost the job's lease to `owner` since (it died or was fenced
+    /// mid-action): an admin action is carried out by whoever holds the job, never left `taken`.
+    /// Carrying one out twice is safe: each action is idempotent or checked (approval by
+    /// fingerprint, provision matches before it creates).
     pub fn claim_commands(&self, jobs: &[String], owner: &str) -> Result<Vec<Claimed>, StoreError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -72,8 +76,10 @@ impl PgStore {
                 let rows = c
                     .query(
                         "UPDATE scimsync_job_commands SET taken_by = $2, taken_at = now() \
-                         WHERE id IN (SELECT id FROM scimsync_job_commands \
-                           WHERE job = ANY($1) AND taken_by IS NULL \
+                         WHERE id IN (SELECT id FROM scimsync_job_commands c \
+                           WHERE job = ANY($1) AND outcome IS NULL AND (taken_by IS NULL \
+                             OR (taken_by <> $2 AND EXISTS (SELECT 1 FROM scimsync_job_leases l \
+                                 WHERE l.job = c.job AND l.owner = $2))) \
                            ORDER BY id FOR UPDATE SKIP LOCKED) \
                          RETURNING id, job, action",
                         &[&j, &o],

@@ -177,3 +177,34 @@ fn a_forwarded_action_is_claimed_once_by_the_holder_and_answered() {
     // Another job's id is not this job's command.
     assert_eq!(store.command_state("other", first).unwrap(), None);
 }
+
+#[test]
+fn an_action_taken_by_a_replica_that_lost_the_job_is_claimed_by_the_new_holder() {
+    let db = needs_postgres!();
+    let store = PgStore::open(&db.url, None).unwrap();
+    use scimsync_store_pg::CommandState;
+    let jobs = ["j".to_owned()];
+    let a = store
+        .try_acquire("j", "a", Duration::from_millis(200))
+        .unwrap()
+        .unwrap();
+    let id = store
+        .submit_command("j", r#"{"action":"pause"}"#, "c")
+        .unwrap();
+    assert_eq!(store.claim_commands(&jobs, "a").unwrap().len(), 1);
+    // While a holds the job, nobody else takes its command.
+    assert!(store.claim_commands(&jobs, "b").unwrap().is_empty());
+    // a dies before it answers; b takes the job over and then the unfinished command.
+    std::thread::sleep(Duration::from_millis(400));
+    let _b = store.try_acquire("j", "b", TTL).unwrap().unwrap();
+    assert!(store.renew(&a, TTL).unwrap().is_none());
+    let again = store.claim_commands(&jobs, "b").unwrap();
+    assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(
+        store.command_state("j", id).unwrap(),
+        Some(CommandState::Taken { by: "b".into() })
+    );
+    // Once answered it is never claimed again.
+    store.finish_command(id, r#"{"Ok":null}"#).unwrap();
+    assert!(store.claim_commands(&jobs, "b").unwrap().is_empty());
+}

@@ -373,13 +373,19 @@ async fn a_paused_replicas_late_writes_are_fenced_off() {
     let (now_owner, now_epoch) = holder(&f.store, &format!("job{job}")).expect("held");
     assert_ne!(now_owner, owner, "the job stays with the new holder");
     assert!(now_epoch > epoch);
-    // Its late writes reached the database and were refused there (fencing), not merely
-    // skipped: the paused replica was mid-write when stopped.
+    // After SIGCONT two things race: the keeper's overdue renewal (which stops the cycle) and the
+    // cycle's next commit (which the fence refuses). Either way nothing it writes lands: a
+    // refused write is logged, a stopped cycle is logged, and the targets converge with no
+    // duplicate. That a stale holder's write is refused and absent is shown deterministically
+    // by crates/store-pg/tests/leases.rs (`a_stale_holders_writes_are_refused_and_write_nothing`).
     let refused = log
         .matches("state write refused by the lease fence")
         .count();
     eprintln!("paused replica: {refused} refused write(s)");
-    assert!(refused >= 1, "no late write was refused: {log}");
+    assert!(
+        refused >= 1 || log.contains("this replica stops the cycle"),
+        "the paused replica neither had a write refused nor stopped its cycle: {log}"
+    );
     f.finish();
 }
 

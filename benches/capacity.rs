@@ -464,7 +464,16 @@ max_concurrency = {c}
 struct Run {
     secs: f64,
     peak_rss_mib: f64,
+    /// User + system CPU of the child, seconds (its last sample before exit).
+    cpu_secs: f64,
     report: Value,
+}
+
+impl Run {
+    /// The cycle's users phase (the engine's own figure), seconds.
+    fn users_phase_secs(&self) -> f64 {
+        self.report["phases"]["usersMs"].as_f64().unwrap_or(0.0) / 1000.0
+    }
 }
 
 /// `scimsync run --once --json`; the child's peak RSS sampled from /proc until it exits.
@@ -487,9 +496,13 @@ async fn run_once(job: &Path, state: &Path) -> Run {
     let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
     let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let mut peak_kib = 0u64;
+    let mut cpu_ticks = 0u64;
     let status = loop {
         if let Some(hwm) = vm_hwm_kib(pid) {
             peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(t) = cpu_ticks_of(pid) {
+            cpu_ticks = cpu_ticks.max(t);
         }
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
@@ -504,8 +517,21 @@ async fn run_once(job: &Path, state: &Path) -> Run {
     Run {
         secs,
         peak_rss_mib: peak_kib as f64 / 1024.0,
+        cpu_secs: cpu_ticks as f64 / CLOCK_TICKS_PER_SEC,
         report,
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)` on Linux (the kernel's USER_HZ, 100 on every common build).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of a process, in clock ticks (fields 14 and 15 of `/proc/{pid}/stat`, after
+/// the parenthesised command name).
+fn cpu_ticks_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
@@ -608,6 +634,7 @@ async fn main() {
     let (init, reqs, quiet, graph_reqs) =
         scimsync_run(dir.path(), &graph, false, a.concurrency).await;
     let created = tally(&init.report, "created");
+    let phase = init.users_phase_secs();
     println!("scimsync run --once, users only (fresh server):");
     println!(
         "  initial: {:.2} s, {created} created, {:.0} users/s, {:.0} requests/s ({reqs} requests), \
@@ -617,6 +644,13 @@ async fn main() {
         reqs as f64 / init.secs,
         (created as f64 / init.secs) / (n / raw_users_s),
         init.peak_rss_mib
+    );
+    println!(
+        "  users phase: {phase:.2} s, {:.0} users/s, ratio to raw {:.2}; CPU {:.2} s = {:.3} ms per SCIM request",
+        created as f64 / phase,
+        (created as f64 / phase) / (n / raw_users_s),
+        init.cpu_secs,
+        init.cpu_secs * 1000.0 / reqs.max(1) as f64
     );
     println!(
         "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",
@@ -640,6 +674,14 @@ async fn main() {
         reqs as f64 / init.secs,
         raw_all_s / init.secs,
         init.peak_rss_mib
+    );
+    println!(
+        "  phases: read {:.2} s, users {:.2} s, groups {:.2} s; CPU {:.2} s = {:.3} ms per SCIM request",
+        init.report["phases"]["readMs"].as_f64().unwrap_or(0.0) / 1000.0,
+        init.users_phase_secs(),
+        init.report["phases"]["groupsMs"].as_f64().unwrap_or(0.0) / 1000.0,
+        init.cpu_secs,
+        init.cpu_secs * 1000.0 / reqs.max(1) as f64
     );
     println!(
         "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",

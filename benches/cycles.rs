@@ -118,6 +118,7 @@ async fn main() {
     let query = UserQuery {
         attributes: scimsync_mapping::source_attributes(&entra_default()),
         scope: UserScope::All,
+        keep: None,
     };
     let t = Instant::now();
     let first = client

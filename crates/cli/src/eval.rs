@@ -175,6 +175,7 @@ async fn read_user(
             let query = UserQuery {
                 attributes,
                 scope: UserScope::All,
+                keep: None,
             };
             // Graph's /users/{key} takes an object id or a user principal name alike.
             let found = graph

@@ -36,6 +36,18 @@ impl SourceUser {
             .or_else(|| self.str("displayName"))
             .unwrap_or(&self.id)
     }
+
+    /// Only what deciding an unassigned, never-provisioned user reads (its id, how it is
+    /// shown, whether it is enabled): the form [`UserQuery::keep`] asks for.
+    pub fn slim(self) -> SourceUser {
+        // A new map rather than `retain`: the big map's allocation goes with it.
+        let attrs = self
+            .attrs
+            .into_iter()
+            .filter(|(k, _)| SLIM_ATTRIBUTES.contains(&k.as_str()))
+            .collect();
+        SourceUser { id: self.id, attrs }
+    }
 }
 
 /// Which users the job is about (Entra's "Scope" setting).
@@ -48,6 +60,14 @@ pub enum UserScope {
     Assigned { service_principal_id: String },
 }
 
+/// What [`SourceUser::slim`] keeps.
+pub const SLIM_ATTRIBUTES: [&str; 4] = [
+    "objectId",
+    "userPrincipalName",
+    "displayName",
+    "accountEnabled",
+];
+
 /// What the engine asks the source for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserQuery {
@@ -55,6 +75,18 @@ pub struct UserQuery {
     /// engine itself needs (`objectId`, `userPrincipalName`, `accountEnabled`).
     pub attributes: Vec<String>,
     pub scope: UserScope,
+    /// Full reads only: the users the engine may provision (assigned, known, or in escrow).
+    /// The others are read [`SourceUser::slim`]: a 100,000-user tenant with 40,000 assigned
+    /// is never held whole, yet every user is still decided (and logged) as out of scope.
+    /// `None` keeps every user whole. A source may ignore it: the decisions are the same.
+    pub keep: Option<std::sync::Arc<BTreeSet<String>>>,
+}
+
+impl UserQuery {
+    /// Whether a full read keeps this user whole.
+    pub fn keeps(&self, id: &str) -> bool {
+        self.keep.as_ref().is_none_or(|k| k.contains(id))
+    }
 }
 
 /// One complete read of the source's users.

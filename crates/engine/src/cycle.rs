@@ -203,11 +203,23 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .filter(|d| matches!(d.op, UserOp::Provision { .. }))
             .map(|d| d.source_id.clone())
             .collect();
+        let ms = |from: chrono::DateTime<chrono::Utc>| {
+            u64::try_from((self.clock.now() - from).num_milliseconds()).unwrap_or(0)
+        };
+        let mut phases = crate::Phases {
+            read_ms: ms(started),
+            ..Default::default()
+        };
+        let t = self.clock.now();
         let mut processed = self.act_users(&cx, users).await?;
+        phases.users_ms = ms(t);
+        let t = self.clock.now();
         // References after every user of the cycle, so a manager created later in the same
         // cycle is found; pending ones from earlier cycles are tried again.
         let ref_work = ref_work(ref_wants, self.state().all_pending_refs()?);
         let reference_results = self.act_references(&cx, ref_work, &planned).await?;
+        phases.references_ms = ms(t);
+        let t = self.clock.now();
         let user_reports: Vec<&ObjectReport> = processed
             .iter()
             .filter_map(|p| match p {
@@ -217,6 +229,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .collect();
         let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
         let group_results = self.act_groups(&cx, groups, &targets).await?;
+        phases.groups_ms = ms(t);
         processed.extend(group_results);
         processed.extend(reference_results);
 
@@ -234,6 +247,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             hold_reasons: hold.reasons.clone(),
             out_of_scope_unlogged: 0,
             tally: Default::default(),
+            phases,
             objects: Vec::new(),
         };
         for r in &hold.reasons {
@@ -374,42 +388,65 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         };
 
         // Users.
-        let query = UserQuery {
+        let mut query = UserQuery {
             attributes: self.job.user_source_attributes(),
             scope: self.job.scope.clone(),
+            keep: None,
         };
         let watermark = if use_watermarks {
             js.meta(USERS_WATERMARK)?
         } else {
             None
         };
+        let escrows = js.escrows()?;
+        // A full read decides every known object; an incremental one only those it names, so
+        // a quiet cycle over 100,000 users loads (almost) no state at all. Known objects are
+        // loaded before a full read, so that the read holds whole only the users this cycle
+        // may provision (assigned, known, in escrow) and the rest slim.
+        let load_states = || -> Result<HashMap<String, ObjectState>, StoreError> {
+            Ok(self
+                .store
+                .list(job)?
+                .into_iter()
+                .filter(|s| !s.source_id.starts_with(GROUP_PREFIX))
+                .map(|s| (s.source_id.clone(), s))
+                .collect())
+        };
+        let mut states: HashMap<String, ObjectState> = if watermark.is_none() {
+            load_states()?
+        } else {
+            HashMap::new()
+        };
+        if watermark.is_none()
+            && let Some(assigned) = &assigned
+        {
+            let keep: BTreeSet<String> = assigned
+                .keys()
+                .chain(states.keys())
+                .chain(escrows.values().map(|e| &e.source_id))
+                .cloned()
+                .collect();
+            query.keep = Some(std::sync::Arc::new(keep));
+        }
         let mut work: UserWork = self
             .source
             .read_user_changes(&query, watermark.as_deref())
             .await?
             .into();
+        query.keep = None;
         if let Some(n) = &work.note {
             notes.push(format!("users read in full: {n}"));
         }
-        // A full read decides every known object; an incremental one only those it names, so
-        // a quiet cycle over 100,000 users loads (almost) no state at all.
-        let mut states: HashMap<String, ObjectState> = if work.full {
-            self.store
-                .list(job)?
-                .into_iter()
-                .filter(|s| !s.source_id.starts_with(GROUP_PREFIX))
-                .map(|s| (s.source_id.clone(), s))
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        if work.full && watermark.is_some() {
+            // The watermark was refused: a full read after all.
+            states = load_states()?;
+        }
         let active_known = states.values().filter(|s| s.active).count();
         if work.full && work.users.is_empty() && active_known > 0 {
             suspicious.push(format!(
                 "the source returned no users while {active_known} are provisioned and active"
             ));
         }
-        let escrows = js.escrows()?;
         let now = self.clock.now();
         let mut gone_escrowed = Vec::new();
         if !work.full {
@@ -786,10 +823,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             notes: report.notes.clone(),
         })?;
         crate::history::record_cycle_history(self.store, job, report)?;
+        // Retention is in days and a prune reads every entry of the job: at most hourly, so
+        // a quiet cycle of a 100,000-user job does not walk its whole log.
         if let Some(cutoff) =
             crate::history::log_retention_cutoff(report.finished, self.job.log_retention_days)
+            && js
+                .logs_pruned()?
+                .is_none_or(|t| report.finished - t >= chrono::Duration::hours(1))
         {
             self.store.prune_logs_before(job, cutoff)?;
+            js.set_logs_pruned(report.finished)?;
         }
         self.store.flush()
     }

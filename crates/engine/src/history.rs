@@ -180,6 +180,7 @@ mod tests {
             hold_reasons: Vec::new(),
             out_of_scope_unlogged: 0,
             tally: Tally::default(),
+            phases: Default::default(),
             objects: vec![ObjectReport {
                 object_type: ObjectType::User,
                 source_id: "u1".into(),

@@ -63,7 +63,7 @@ pub struct JobSpec {
     pub deletion_max_share: u32,
     /// In-cycle retries of writes.
     pub retry: RetryPolicy,
-    /// Log entries older than this many days are pruned after each cycle; 0 keeps all.
+    /// Log entries older than this many days are pruned after a cycle (at most hourly); 0 keeps all.
     pub log_retention_days: u32,
     pub escrow: EscrowPolicy,
     pub groups: Option<GroupSpec>,

@@ -21,6 +21,7 @@ const HELD: &str = "deletions_held";
 const APPROVAL: &str = "deletions_approved";
 const QUARANTINE: &str = "quarantine";
 const LAST_RECONCILE: &str = "last_reconcile";
+const LOGS_PRUNED: &str = "logs_pruned";
 pub(crate) const USERS_WATERMARK: &str = "watermark.users";
 pub(crate) const GROUPS_WATERMARK: &str = "watermark.groups";
 pub(crate) const FINGERPRINT: &str = "fingerprint";
@@ -214,6 +215,19 @@ impl<'a> JobState<'a> {
     pub(crate) fn set_last_reconcile(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.store
             .put_meta(self.job, LAST_RECONCILE, &at.to_rfc3339())
+    }
+
+    /// When the provisioning log was last pruned (unreadable reads as never: prune again).
+    pub(crate) fn logs_pruned(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .store
+            .get_meta(self.job, LOGS_PRUNED)?
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
+    pub(crate) fn set_logs_pruned(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.store.put_meta(self.job, LOGS_PRUNED, &at.to_rfc3339())
     }
 
     /// Every record of `kind`, decoded, by id.

@@ -35,7 +35,7 @@ pub use history::{
 pub use job::{GroupSpec, JobSpec, RetryPolicy};
 pub use jobstate::{ApproveOutcome, DeletionApproval, HeldDeletions, HeldOp, JobState, LastCycle};
 pub use ondemand::ON_DEMAND_MAX_MEMBERS;
-pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Tally};
+pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Phases, Tally};
 pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 
 #[cfg(test)]

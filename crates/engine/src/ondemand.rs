@@ -30,6 +30,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let query = UserQuery {
             attributes: self.job.user_source_attributes(),
             scope: self.job.scope.clone(),
+            keep: None,
         };
         let user = self
             .source

@@ -189,8 +189,24 @@ pub struct CycleReport {
     /// Out-of-scope users never provisioned, not logged one by one after the initial cycle.
     pub out_of_scope_unlogged: usize,
     pub tally: Tally,
+    /// Where the cycle's time went.
+    pub phases: Phases,
     /// Every object the cycle touched or decided about, sorted by display name.
     pub objects: Vec<ObjectReport>,
+}
+
+/// Wall-clock time per step of a cycle, in milliseconds (the engine's clock): what an admin
+/// compares with the target's own capacity (the users phase is the users' matches, creates
+/// and updates; the groups phase their groups and member batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phases {
+    /// Reading the source and the state, and planning.
+    pub read_ms: u64,
+    pub users_ms: u64,
+    /// The reference pass (`manager`).
+    pub references_ms: u64,
+    pub groups_ms: u64,
 }
 
 impl CycleReport {

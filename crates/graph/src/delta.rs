@@ -137,15 +137,16 @@ impl GraphClient {
         &self,
         projection: &Projection,
         watermark: Option<&str>,
+        keep: Option<&BTreeSet<String>>,
     ) -> Result<UserRead, SourceError> {
         let Some(watermark) = watermark else {
-            return self.users_full_round(projection, None).await;
+            return self.users_full_round(projection, None, keep).await;
         };
         let url = match self.watermark_url(watermark) {
             Ok(url) => url,
             Err(reason) => {
                 tracing::warn!("{reason}");
-                return self.users_full_round(projection, Some(reason)).await;
+                return self.users_full_round(projection, Some(reason), keep).await;
             }
         };
         // Last state per id wins: replays and duplicates are expected within a round.
@@ -166,7 +167,7 @@ impl GraphClient {
             Ok(link) => link,
             Err(RoundError::Expired(reason)) => {
                 tracing::warn!("{reason}");
-                return self.users_full_round(projection, Some(reason)).await;
+                return self.users_full_round(projection, Some(reason), keep).await;
             }
             Err(RoundError::Failed(e)) => return Err(e),
         };
@@ -201,7 +202,9 @@ impl GraphClient {
         &self,
         projection: &Projection,
         fallback_reason: Option<String>,
+        keep: Option<&BTreeSet<String>>,
     ) -> Result<UserRead, SourceError> {
+        let keep = |id: &str| keep.is_none_or(|k| k.contains(id));
         let start = self.url(&["users", "delta"], &projection.delta_query());
         let mut restarted = false;
         loop {
@@ -218,6 +221,8 @@ impl GraphClient {
                             ItemState::Present => {
                                 removed_soft.remove(&id);
                                 if let Some(u) = projection.user(&item) {
+                                    // Slim as soon as read: the page is the only full copy.
+                                    let u = if keep(&id) { u } else { u.slim() };
                                     users.insert(id, u);
                                 }
                             }
@@ -249,6 +254,7 @@ impl GraphClient {
             users.retain(|id, _| !soft_deleted.contains(id));
             tracing::info!(
                 users = users.len(),
+                slim = users.values().filter(|u| !keep(&u.id)).count(),
                 soft_deleted = soft_deleted.len(),
                 fallback = fallback_reason.is_some(),
                 requests = self.requests_sent(),

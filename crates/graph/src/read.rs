@@ -401,8 +401,12 @@ impl Source for GraphClient {
         query: &UserQuery,
         watermark: Option<&str>,
     ) -> Result<UserRead, SourceError> {
-        self.user_changes(&Projection::new(&query.attributes), watermark)
-            .await
+        self.user_changes(
+            &Projection::new(&query.attributes),
+            watermark,
+            query.keep.as_deref(),
+        )
+        .await
     }
 
     async fn read_users_by_id(

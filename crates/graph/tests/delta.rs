@@ -32,6 +32,7 @@ fn query() -> UserQuery {
     UserQuery {
         attributes: vec!["displayName".into(), "jobTitle".into(), "mail".into()],
         scope: UserScope::All,
+        keep: None,
     }
 }
 
@@ -267,6 +268,7 @@ async fn assignments_split_users_and_groups() {
             scope: UserScope::Assigned {
                 service_principal_id: g.service_principal_id().into(),
             },
+            keep: None,
         })
         .await
         .unwrap();

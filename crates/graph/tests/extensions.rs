@@ -52,6 +52,7 @@ fn query() -> UserQuery {
             "displayName".into(),
         ],
         scope: UserScope::All,
+        keep: None,
     }
 }
 

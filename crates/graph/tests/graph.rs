@@ -69,6 +69,7 @@ fn all(attributes: &[&str]) -> UserQuery {
     UserQuery {
         attributes: attributes.iter().map(|s| s.to_string()).collect(),
         scope: UserScope::All,
+        keep: None,
     }
 }
 
@@ -622,6 +623,7 @@ async fn assigned_scope_expands_groups_to_direct_user_members() {
             scope: UserScope::Assigned {
                 service_principal_id: sp.into(),
             },
+            keep: None,
         })
         .await
         .unwrap();
@@ -670,6 +672,7 @@ async fn missing_permission_is_named() {
             scope: UserScope::Assigned {
                 service_principal_id: "sp-1".into(),
             },
+            keep: None,
         })
         .await
         .unwrap_err();

@@ -150,6 +150,7 @@ fn all_users() -> UserQuery {
     UserQuery {
         attributes: vec![],
         scope: UserScope::All,
+        keep: None,
     }
 }
 

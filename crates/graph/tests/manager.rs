@@ -26,6 +26,7 @@ fn query() -> UserQuery {
     UserQuery {
         attributes: vec!["displayName".into(), "manager".into()],
         scope: UserScope::All,
+        keep: None,
     }
 }
 

@@ -381,6 +381,7 @@ mod tests {
                 "the source returned no users while 40 are provisioned and active: refusing to disable or delete on an empty read".into(),
             ],
             out_of_scope_unlogged: 0,
+            phases: Default::default(),
             tally: scimsync_engine::Tally {
                 staged_deletes: 40,
                 ..Default::default()

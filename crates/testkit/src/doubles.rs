@@ -134,7 +134,7 @@ impl Source for MemorySource {
 
     async fn read_user_changes(
         &self,
-        _query: &UserQuery,
+        query: &UserQuery,
         watermark: Option<&str>,
     ) -> Result<UserRead, SourceError> {
         let mut g = self.lock();
@@ -149,7 +149,16 @@ impl Source for MemorySource {
                 g.reads.push("full".into());
                 let reason = watermark.map(|_| "the delta token expired".to_string());
                 Ok(UserRead::Full {
-                    users: g.snapshot.users.clone(),
+                    // As Graph does: users the engine will not provision come back slim.
+                    users: g
+                        .snapshot
+                        .users
+                        .iter()
+                        .map(|u| match query.keeps(&u.id) {
+                            true => u.clone(),
+                            false => u.clone().slim(),
+                        })
+                        .collect(),
                     soft_deleted: g.snapshot.soft_deleted.clone(),
                     fallback_reason: reason,
                     watermark: Some(mark),

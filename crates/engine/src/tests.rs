@@ -321,6 +321,48 @@ async fn unassigned_is_disabled_unless_skip_out_of_scope_deletions() {
 }
 
 #[tokio::test]
+async fn a_full_read_keeps_whole_only_users_it_may_provision_and_still_logs_the_others() {
+    let mut w = World::new(vec![
+        user("1", "a@x", "Dev"),
+        user("2", "b@x", "Ops"),
+        user("3", "c@x", "QA"),
+    ]);
+    w.job.scope = UserScope::Assigned {
+        service_principal_id: "sp".into(),
+    };
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string(), "3".to_string()].into()));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.created, 2);
+    assert_eq!(
+        w.source.last_keep(),
+        Some(["1".to_string(), "3".to_string()].into()),
+        "the unassigned, never provisioned user is read slim"
+    );
+    // Read slim, it is still decided and logged as the initial cycle logs it, by its name.
+    let skipped = r.objects.iter().find(|o| o.source_id == "2").unwrap();
+    assert_eq!(skipped.display_name, "b@x");
+    assert!(matches!(&skipped.action, Action::Skip { reason } if reason.contains("not in scope")));
+    assert!(skipped.scope.contains("not assigned"), "{}", skipped.scope);
+    assert_eq!(r.source_users, 3);
+
+    // 3 loses its assignment; a full read (the scope setting changed) keeps it whole as a
+    // known user and disables it, while 2 stays slim.
+    w.source
+        .edit(|s| s.assigned = Some(["1".to_string()].into()));
+    w.job.fingerprint = "settings-v2".into();
+    w.target.clear_log();
+    let r = w.cycle(Mode::Apply).await;
+    assert!(r.full_read);
+    assert_eq!(
+        w.source.last_keep(),
+        Some(["1".to_string(), "3".to_string()].into())
+    );
+    assert_eq!(r.tally.disabled, 1);
+    assert_eq!(w.target.writes().len(), 1);
+}
+
+#[tokio::test]
 async fn soft_delete_disables_and_hard_delete_deletes() {
     let w = World::new(vec![user("1", "a@x", "Dev"), user("2", "b@x", "Ops")]);
     w.cycle(Mode::Apply).await;
@@ -598,4 +640,44 @@ async fn an_unchanged_assignment_list_skips_the_per_user_assignment_snapshot() {
         .edit(|s| s.assigned = Some(["1".to_string()].into()));
     let r = w.cycle(Mode::Apply).await;
     assert_eq!(r.tally.disabled, 1);
+}
+
+#[tokio::test]
+async fn old_log_entries_are_pruned_after_a_cycle_at_most_hourly() {
+    use scimsync_core::{Clock, StateChange};
+    let mut w = World::new(vec![user("1", "a@x", "Dev")]);
+    w.job.log_retention_days = 30;
+    let old = |id: &str| {
+        let mut e = scimsync_store::conformance::log_entry("t", "old", id);
+        e.activity_date_time = w.clock.now() - chrono::Duration::days(40);
+        e
+    };
+    let kept = |w: &World| -> Vec<String> {
+        w.store
+            .logs("t", Some("old"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.source_id)
+            .collect()
+    };
+    w.store.commit("t", &StateChange::None, &old("x1")).unwrap();
+    w.cycle(Mode::Apply).await;
+    assert!(kept(&w).is_empty(), "pruned after the first cycle");
+
+    w.store.commit("t", &StateChange::None, &old("x2")).unwrap();
+    w.clock.advance(chrono::Duration::minutes(20));
+    w.cycle(Mode::Apply).await;
+    assert_eq!(kept(&w), ["x2"], "not again within the hour");
+
+    w.clock.advance(chrono::Duration::minutes(41));
+    w.cycle(Mode::Apply).await;
+    assert!(
+        kept(&w).is_empty(),
+        "pruned again an hour after the last prune"
+    );
+    assert_eq!(
+        w.store.logs("t", None).unwrap().len(),
+        1,
+        "the cycle's own entries (the create) are kept"
+    );
 }

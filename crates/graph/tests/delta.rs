@@ -67,6 +67,40 @@ fn changes(r: UserRead) -> (Vec<SourceUser>, Vec<String>, Vec<String>, String) {
 }
 
 #[tokio::test]
+async fn a_full_round_reads_users_outside_keep_slim_over_replayed_pages() {
+    let (g, ids) = emulator(7).await;
+    let graph = client(&g);
+    let keep: BTreeSet<String> = [ids[1].clone(), ids[5].clone()].into();
+    let q = UserQuery {
+        keep: Some(std::sync::Arc::new(keep.clone())),
+        ..query()
+    };
+    let UserRead::Full { users, .. } = graph.read_user_changes(&q, None).await.unwrap() else {
+        panic!("the first round is a full read");
+    };
+    assert_eq!(users.len(), 7, "every user is still returned, once");
+    for u in &users {
+        if keep.contains(&u.id) {
+            assert_eq!(u.str("jobTitle"), Some("Engineer"), "kept whole");
+            assert!(u.str("mail").is_some());
+        } else {
+            let mut names: Vec<&str> = u.attrs.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                [
+                    "accountEnabled",
+                    "displayName",
+                    "objectId",
+                    "userPrincipalName"
+                ],
+                "slim: what an unassigned user's decision reads"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn user_delta_rounds_report_exactly_what_changed() {
     let (g, ids) = emulator(8).await;
     g.soft_delete_user(&ids[7]);

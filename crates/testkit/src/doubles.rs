@@ -31,6 +31,8 @@ struct SourceInner {
     fail_next: Option<SourceError>,
     reject_next_watermark: bool,
     reads: Vec<String>,
+    /// The `keep` of the last full read.
+    last_keep: Option<BTreeSet<String>>,
 }
 
 impl MemorySource {
@@ -116,6 +118,11 @@ impl MemorySource {
         self.lock().reads.clone()
     }
 
+    /// The users the last full read was asked to keep whole (`None`: all of them).
+    pub fn last_keep(&self) -> Option<BTreeSet<String>> {
+        self.lock().last_keep.clone()
+    }
+
     fn failed(g: &mut SourceInner) -> Result<(), SourceError> {
         match g.fail_next.take() {
             Some(e) => Err(e),
@@ -147,6 +154,7 @@ impl Source for MemorySource {
         match since {
             None => {
                 g.reads.push("full".into());
+                g.last_keep = query.keep.as_deref().cloned();
                 let reason = watermark.map(|_| "the delta token expired".to_string());
                 Ok(UserRead::Full {
                     // As Graph does: users the engine will not provision come back slim.

@@ -98,6 +98,13 @@ pub fn print_run(report: &CycleReport, config_dir: Option<&Path>) {
     if report.deletions_held {
         outln!("  {}", render::held_hint(&report.job, config_dir));
     }
+    if report.objects_not_listed > 0 {
+        outln!(
+            "  {} objects are counted but not listed in this report; each has its provisioning log entry (`scimsync logs --cycle {}`)",
+            report.objects_not_listed,
+            report.cycle_id
+        );
+    }
     for o in report
         .objects
         .iter()

@@ -8,7 +8,7 @@ use crate::escrow::Escrow;
 use crate::job::RetryPolicy;
 use crate::jobstate::JobState;
 use crate::plan::GROUP_PREFIX;
-use crate::report::{Action, Mode, ObjectReport, ObjectType};
+use crate::report::{Action, LISTED_OBJECTS, Mode, ObjectReport, ObjectType, Unlisted};
 use chrono::{DateTime, Utc};
 use scimsync_core::{
     Attrs, ErrorCode, LogEntry, LogStatus, LogStep, ModifiedProperty, Source, StateChange,
@@ -41,6 +41,8 @@ pub(crate) struct Cycle {
     pub reconcile: bool,
     /// Members per PATCH, learned this cycle from the target's answers (`batch.rs`).
     pub member_batch: MemberBatch,
+    /// Objects listed in the report so far, and those only counted.
+    listing: Mutex<(usize, Unlisted)>,
 }
 
 impl Cycle {
@@ -53,7 +55,32 @@ impl Cycle {
             claims,
             reconcile: false,
             member_batch: MemberBatch::default(),
+            listing: Default::default(),
         }
+    }
+
+    /// What of a processed object the report keeps: a run lists every failure and the first
+    /// [`LISTED_OBJECTS`] others and only counts the rest (their log entries are written);
+    /// a preview lists everything.
+    pub fn list(&self, p: Processed) -> Option<Processed> {
+        let Processed::Reported(o) = &p else {
+            return Some(p);
+        };
+        if self.mode == Mode::Preview || o.status == LogStatus::Failure || o.error_code.is_some() {
+            return Some(p);
+        }
+        let mut g = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 < LISTED_OBJECTS {
+            g.0 += 1;
+            return Some(p);
+        }
+        g.1.add(o);
+        None
+    }
+
+    /// The objects counted but not listed, once the cycle has acted.
+    pub fn unlisted(&self) -> Unlisted {
+        std::mem::take(&mut self.listing.lock().unwrap_or_else(|e| e.into_inner()).1)
     }
 }
 

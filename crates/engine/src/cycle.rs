@@ -24,8 +24,8 @@ use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError, StateStore,
-    StoreError, Target, UserQuery, UserScope,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError, SourceUser,
+    StateStore, StoreError, Target, UserQuery, UserScope,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,7 +138,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// Run one cycle. In [`Mode::Preview`] nothing is written to the target or the store.
     pub async fn run(&self, mode: Mode) -> Result<CycleReport, CycleError> {
         let started = self.clock.now();
-        let snap = self.read().await?;
+        let mut snap = self.read().await?;
+        // The users read are needed only to plan: dropped after, the largest thing a full
+        // cycle reads is not held while it acts.
+        let source_users = std::mem::take(&mut snap.work.users);
+        let snap = snap;
         let now = self.clock.now();
         let cycle_id = v7_like(
             started,
@@ -157,7 +161,9 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             escrows: &snap.escrows,
             ignore_escrow: false,
         };
-        let mut users = self.plan_users(&pctx, &snap);
+        let mut users = self.plan_users(&pctx, &snap, &source_users);
+        let source_user_count = source_users.len();
+        drop(source_users);
         let mut groups = decide_groups(
             &pctx,
             &snap.groups.groups,
@@ -240,7 +246,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             mode,
             started,
             finished: started,
-            source_users: snap.work.users.len(),
+            source_users: source_user_count,
             full_read: snap.work.full,
             notes: snap.notes.clone(),
             deletions_held: !hold.reasons.is_empty(),
@@ -249,6 +255,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             tally: Default::default(),
             phases,
             objects: Vec::new(),
+            objects_not_listed: 0,
+            unlisted: cx.unlisted(),
         };
         for r in &hold.reasons {
             report.notes.push(format!(
@@ -553,12 +561,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     }
 
     /// Plan: decide every user the read named (present, or gone from the source).
-    fn plan_users<'s>(&self, pctx: &PlanCtx<'s>, snap: &'s Snapshot) -> Vec<UserDecision<'s>> {
+    fn plan_users<'s>(
+        &self,
+        pctx: &PlanCtx<'s>,
+        snap: &'s Snapshot,
+        users: &[SourceUser],
+    ) -> Vec<UserDecision<'s>> {
         let work = &snap.work;
         let states = &snap.states;
-        let present: BTreeSet<&str> = work.users.iter().map(|u| u.id.as_str()).collect();
-        let mut items: Vec<UserItem<'s>> = work
-            .users
+        let present: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let mut items: Vec<UserItem<'_, 's>> = users
             .iter()
             .map(|u| UserItem::Present(u, states.get(&u.id)))
             .collect();
@@ -610,7 +622,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             UserOp::Provision { keys, .. } => Some(keys.clone()),
             _ => None,
         };
-        self.in_sequences("users", users, keys, |d| self.act_user(cx, d))
+        self.in_sequences(cx, "users", users, keys, |d| self.act_user(cx, d))
             .await
     }
 
@@ -618,6 +630,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     /// after the other, in the plan's order.
     async fn in_sequences<D, F, Fut>(
         &self,
+        cx: &Cycle,
         phase: &'static str,
         items: Vec<D>,
         keys: impl Fn(&D) -> Option<Vec<(String, String)>>,
@@ -645,7 +658,9 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .map(|seq| async move {
                 let mut out = Vec::with_capacity(seq.len());
                 for d in seq {
-                    out.push(act(d).await?);
+                    // Listed or only counted as soon as done, so a large cycle does not
+                    // hold every object's report.
+                    out.extend(cx.list(act(d).await?));
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     self.report_progress(phase, n, total);
                 }
@@ -745,7 +760,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             _ => None,
         };
         let group_targets = &group_targets;
-        self.in_sequences("groups", groups, keys, |d| {
+        self.in_sequences(cx, "groups", groups, keys, |d| {
             self.act_group(cx, d, users, group_targets)
         })
         .await

@@ -114,9 +114,13 @@ pub fn record_cycle_history(
     totals.duration_ms += summary.duration_ms;
     totals.last_cycle_id = Some(summary.cycle_id.clone());
     totals.last_finished = Some(summary.finished);
-    for o in &report.objects {
-        let action = lower(&o.action.log_action());
-        let status = lower(&o.status);
+    let listed = report
+        .objects
+        .iter()
+        .map(|o| (o.action.log_action(), o.status));
+    for (action, status) in listed.chain(report.unlisted.operations.iter().copied()) {
+        let action = lower(&action);
+        let status = lower(&status);
         *totals
             .operations
             .entry(action)
@@ -181,6 +185,8 @@ mod tests {
             out_of_scope_unlogged: 0,
             tally: Tally::default(),
             phases: Default::default(),
+            objects_not_listed: 0,
+            unlisted: Default::default(),
             objects: vec![ObjectReport {
                 object_type: ObjectType::User,
                 source_id: "u1".into(),

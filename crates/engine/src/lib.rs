@@ -35,7 +35,10 @@ pub use history::{
 pub use job::{GroupSpec, JobSpec, RetryPolicy};
 pub use jobstate::{ApproveOutcome, DeletionApproval, HeldDeletions, HeldOp, JobState, LastCycle};
 pub use ondemand::ON_DEMAND_MAX_MEMBERS;
-pub use report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType, Phases, Tally};
+pub use report::{
+    Action, CycleKind, CycleReport, LISTED_OBJECTS, Mode, ObjectReport, ObjectType, Phases, Tally,
+    Unlisted,
+};
 pub use restart::{META_QUARANTINE, ResetScope, RestartSummary, restart};
 
 #[cfg(test)]

@@ -64,8 +64,10 @@ pub(crate) struct PlanCtx<'a> {
 }
 
 /// One user to decide.
-pub(crate) enum UserItem<'a> {
-    Present(&'a SourceUser, Option<&'a ObjectState>),
+/// The source user is borrowed for the decision only (`'u`): the cycle drops the users it
+/// read once they are planned.
+pub(crate) enum UserItem<'u, 'a> {
+    Present(&'u SourceUser, Option<&'a ObjectState>),
     /// Known to the job, no longer among the source's users; `true` when soft-deleted.
     Gone(&'a ObjectState, bool),
 }
@@ -231,7 +233,7 @@ pub(crate) fn desired_user(
 }
 
 /// Decide one user. The one place the user decision is written.
-pub(crate) fn decide_user<'a>(ctx: &PlanCtx<'a>, item: UserItem<'a>) -> UserDecision<'a> {
+pub(crate) fn decide_user<'a>(ctx: &PlanCtx<'a>, item: UserItem<'_, 'a>) -> UserDecision<'a> {
     let (source_id, state, gone) = match &item {
         UserItem::Present(u, st) => (u.id.clone(), *st, None),
         UserItem::Gone(st, soft) => (st.source_id.clone(), Some(*st), Some(*soft)),

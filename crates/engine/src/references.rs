@@ -143,7 +143,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let total = work.len();
         for (i, w) in work.into_iter().enumerate() {
             if let Some(p) = self.settle_references(cx, w, planned).await? {
-                out.push(p);
+                out.extend(cx.list(p));
             }
             self.report_progress("references", i + 1, total);
         }

@@ -191,8 +191,33 @@ pub struct CycleReport {
     pub tally: Tally,
     /// Where the cycle's time went.
     pub phases: Phases,
-    /// Every object the cycle touched or decided about, sorted by display name.
+    /// The objects the cycle touched or decided about, sorted by display name: every one in a
+    /// preview; in a run every failure and the first [`LISTED_OBJECTS`] others (each object
+    /// has its provisioning log entry, so a 100,000-user cycle need not hold them all).
     pub objects: Vec<ObjectReport>,
+    /// Objects counted in `tally` but not listed in `objects`.
+    pub objects_not_listed: usize,
+    /// What the objects not listed were, for the tally and the cycle history.
+    #[serde(skip)]
+    pub unlisted: Unlisted,
+}
+
+/// How many objects besides failures a run's report lists one by one.
+pub const LISTED_OBJECTS: usize = 1000;
+
+/// The objects of a report that are counted but not listed.
+#[derive(Debug, Clone, Default)]
+pub struct Unlisted {
+    pub tally: Tally,
+    /// (action, status) of each, as the provisioning log has them.
+    pub operations: Vec<(LogAction, LogStatus)>,
+}
+
+impl Unlisted {
+    pub(crate) fn add(&mut self, o: &ObjectReport) {
+        tally_one(&mut self.tally, o);
+        self.operations.push((o.action.log_action(), o.status));
+    }
 }
 
 /// Wall-clock time per step of a cycle, in milliseconds (the engine's clock): what an admin
@@ -211,27 +236,32 @@ pub struct Phases {
 
 impl CycleReport {
     pub(crate) fn count(&mut self) {
-        let mut t = Tally::default();
+        let mut t = self.unlisted.tally.clone();
         for o in &self.objects {
-            if o.status == LogStatus::Failure {
-                t.failed += 1;
-                continue;
-            }
-            match &o.action {
-                Action::Create { .. } => t.created += 1,
-                Action::Update { .. } => t.updated += 1,
-                Action::Disable { .. } => t.disabled += 1,
-                Action::Delete { .. } => t.deleted += 1,
-                Action::Link { .. } => t.linked += 1,
-                Action::NoChange => t.unchanged += 1,
-                Action::Skip { .. } => t.skipped += 1,
-                Action::StagedDelete { .. } => t.staged_deletes += 1,
-                Action::SetReference { .. } => t.references_set += 1,
-                Action::ReferencePending { .. } => t.references_pending += 1,
-            }
-            t.members_added += o.members_added.len();
-            t.members_removed += o.members_removed.len();
+            tally_one(&mut t, o);
         }
         self.tally = t;
+        self.objects_not_listed = self.unlisted.operations.len();
     }
+}
+
+fn tally_one(t: &mut Tally, o: &ObjectReport) {
+    if o.status == LogStatus::Failure {
+        t.failed += 1;
+        return;
+    }
+    match &o.action {
+        Action::Create { .. } => t.created += 1,
+        Action::Update { .. } => t.updated += 1,
+        Action::Disable { .. } => t.disabled += 1,
+        Action::Delete { .. } => t.deleted += 1,
+        Action::Link { .. } => t.linked += 1,
+        Action::NoChange => t.unchanged += 1,
+        Action::Skip { .. } => t.skipped += 1,
+        Action::StagedDelete { .. } => t.staged_deletes += 1,
+        Action::SetReference { .. } => t.references_set += 1,
+        Action::ReferencePending { .. } => t.references_pending += 1,
+    }
+    t.members_added += o.members_added.len();
+    t.members_removed += o.members_removed.len();
 }

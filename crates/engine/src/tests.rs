@@ -681,3 +681,41 @@ async fn old_log_entries_are_pruned_after_a_cycle_at_most_hourly() {
         "the cycle's own entries (the create) are kept"
     );
 }
+
+#[tokio::test]
+async fn a_large_run_lists_failures_and_the_first_thousand_objects_and_counts_every_one() {
+    let n = crate::LISTED_OBJECTS + 5;
+    let users: Vec<SourceUser> = (0..n)
+        .map(|i| user(&format!("{i:05}"), &format!("u{i}@x"), "Dev"))
+        .collect();
+    let w = World::new(users);
+    // A preview lists every object: it writes no log to look them up in.
+    let preview = w.cycle(Mode::Preview).await;
+    assert_eq!(preview.objects.len(), n);
+    assert_eq!(preview.objects_not_listed, 0);
+
+    // One object fails (its first request is refused); whatever the order, it is listed.
+    w.target.fail_next(vec![TargetError {
+        status: Some(400),
+        ..TargetError::new(ErrorCode::SchemaViolation, "bad value")
+    }]);
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.failed, 1);
+    assert_eq!(r.tally.created, n - 1, "every object is counted");
+    assert_eq!(r.objects.len(), crate::LISTED_OBJECTS + 1);
+    assert_eq!(r.objects_not_listed, n - 1 - crate::LISTED_OBJECTS);
+    assert!(r.objects.iter().any(|o| o.status == LogStatus::Failure));
+    assert_eq!(
+        w.store.logs("t", Some(&r.cycle_id)).unwrap().len(),
+        n,
+        "every object has its log entry"
+    );
+    let totals = crate::cycle_totals(&w.store, "t").unwrap();
+    assert_eq!(totals.operations["create"]["success"], (n - 1) as u64);
+    let failures: u64 = totals
+        .operations
+        .values()
+        .filter_map(|by_status| by_status.get("failure"))
+        .sum();
+    assert_eq!(failures, 1, "{:?}", totals.operations);
+}

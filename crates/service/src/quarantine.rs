@@ -382,6 +382,8 @@ mod tests {
             ],
             out_of_scope_unlogged: 0,
             phases: Default::default(),
+            objects_not_listed: 0,
+            unlisted: Default::default(),
             tally: scimsync_engine::Tally {
                 staged_deletes: 40,
                 ..Default::default()

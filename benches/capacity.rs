@@ -18,6 +18,9 @@
 //!    it exits; Graph requests are counted by the emulator; SCIM requests by the server's
 //!    access log (one line per request).
 //!
+//! `--skip-raw` leaves out the raw baseline (its ratios print as NaN), for memory and
+//! no-change figures alone.
+//!
 //! `SCIMSYNC_BENCH_BIN=/path/to/scimsync` measures another build of the binary (one copied
 //! aside before a change), so before and after can run from one bench build.
 //!
@@ -93,6 +96,8 @@ struct Args {
     users: usize,
     concurrency: usize,
     users_only: bool,
+    /// Skip the raw baseline (ratios print as NaN): for memory or no-change figures only.
+    skip_raw: bool,
 }
 
 fn args() -> Args {
@@ -100,6 +105,7 @@ fn args() -> Args {
         users: 5_000,
         concurrency: 4,
         users_only: false,
+        skip_raw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -112,6 +118,7 @@ fn args() -> Args {
                     .unwrap_or(a.concurrency)
             }
             "--users-only" => a.users_only = true,
+            "--skip-raw" => a.skip_raw = true,
             _ => {} // `cargo bench` passes `--bench`
         }
     }
@@ -599,19 +606,27 @@ async fn main() {
     );
 
     // Raw: the same requests from a minimal client, on a fresh server.
-    let raw_server = Server::start(dir.path(), "raw");
-    let http = reqwest::Client::new();
-    let t = Instant::now();
-    let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
-    let raw_users_s = t.elapsed().as_secs_f64();
-    let raw_user_requests = total(&raw_server.requests());
-    let t = Instant::now();
-    if !a.users_only {
-        raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
-    }
-    let raw_groups_s = t.elapsed().as_secs_f64();
-    let raw_all_requests = total(&raw_server.requests());
-    drop(raw_server);
+    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests) = if a.skip_raw {
+        (f64::NAN, 0, f64::NAN, 0)
+    } else {
+        let raw_server = Server::start(dir.path(), "raw");
+        let http = reqwest::Client::new();
+        let t = Instant::now();
+        let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
+        let raw_users_s = t.elapsed().as_secs_f64();
+        let raw_user_requests = total(&raw_server.requests());
+        let t = Instant::now();
+        if !a.users_only {
+            raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
+        }
+        let raw_groups_s = t.elapsed().as_secs_f64();
+        (
+            raw_users_s,
+            raw_user_requests,
+            raw_groups_s,
+            total(&raw_server.requests()),
+        )
+    };
     let n = w.users.len() as f64;
     println!(
         "raw load generator (GET filter + POST per user; groups: GET + POST + PATCH/{BATCH}):"

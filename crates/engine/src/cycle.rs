@@ -139,8 +139,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     pub async fn run(&self, mode: Mode) -> Result<CycleReport, CycleError> {
         let started = self.clock.now();
         let mut snap = self.read().await?;
-        // The users read are needed only to plan: dropped after, the largest thing a full
-        // cycle reads is not held while it acts.
+        // The users read are needed only to plan: each is dropped once decided, so a full
+        // cycle never holds the tenant and its plan at once.
         let source_users = std::mem::take(&mut snap.work.users);
         let snap = snap;
         let now = self.clock.now();
@@ -161,9 +161,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             escrows: &snap.escrows,
             ignore_escrow: false,
         };
-        let mut users = self.plan_users(&pctx, &snap, &source_users);
         let source_user_count = source_users.len();
-        drop(source_users);
+        let mut users = self.plan_users(&pctx, &snap, source_users);
         let mut groups = decide_groups(
             &pctx,
             &snap.groups.groups,
@@ -565,15 +564,16 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         &self,
         pctx: &PlanCtx<'s>,
         snap: &'s Snapshot,
-        users: &[SourceUser],
+        users: Vec<SourceUser>,
     ) -> Vec<UserDecision<'s>> {
         let work = &snap.work;
         let states = &snap.states;
-        let present: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-        let mut items: Vec<UserItem<'_, 's>> = users
-            .iter()
-            .map(|u| UserItem::Present(u, states.get(&u.id)))
-            .collect();
+        let mut present: BTreeSet<String> = BTreeSet::new();
+        let mut decided: Vec<UserDecision<'s>> = Vec::with_capacity(users.len());
+        for u in users {
+            decided.push(decide_user(pctx, UserItem::Present(&u, states.get(&u.id))));
+            present.insert(u.id);
+        }
         let mut gone: Vec<(&ObjectState, bool)> = if work.full {
             states
                 .values()
@@ -591,8 +591,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         };
         gone.sort_by(|a, b| a.0.source_id.cmp(&b.0.source_id));
         gone.dedup_by(|a, b| a.0.source_id == b.0.source_id);
-        items.extend(gone.into_iter().map(|(s, soft)| UserItem::Gone(s, soft)));
-        items.into_iter().map(|i| decide_user(pctx, i)).collect()
+        decided.extend(
+            gone.into_iter()
+                .map(|(s, soft)| decide_user(pctx, UserItem::Gone(s, soft))),
+        );
+        decided
     }
 
     /// Provisioned, active objects before this cycle (the guards' denominator). Read only
@@ -646,34 +649,39 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             sequences(&refs)
         };
         let total = items.len();
-        let mut slots: Vec<Option<D>> = items.into_iter().map(Some).collect();
-        let seqs: Vec<Vec<D>> = order
-            .into_iter()
-            .map(|seq| seq.into_iter().filter_map(|i| slots[i].take()).collect())
-            .collect();
+        // Items stay in one list and are taken when their turn comes: grouping them by
+        // sequence up front would hold a second copy of the plan.
+        let slots: std::sync::Mutex<Vec<Option<D>>> =
+            std::sync::Mutex::new(items.into_iter().map(Some).collect());
+        let take = |i: usize| slots.lock().unwrap_or_else(|e| e.into_inner())[i].take();
         let done = AtomicUsize::new(0);
         self.report_progress(phase, 0, total);
-        let (act, done) = (&act, &done);
-        let results: Vec<Result<Vec<Processed>, StoreError>> = stream::iter(seqs)
+        let (act, done, take) = (&act, &done, &take);
+        // One list for what every sequence produced (a list per sequence would cost an
+        // allocation per object).
+        let out: std::sync::Mutex<Vec<Processed>> = std::sync::Mutex::new(Vec::new());
+        let push = |p: Processed| out.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+        let push = &push;
+        let results: Vec<Result<(), StoreError>> = stream::iter(order)
             .map(|seq| async move {
-                let mut out = Vec::with_capacity(seq.len());
-                for d in seq {
+                for d in seq.into_iter().filter_map(take) {
                     // Listed or only counted as soon as done, so a large cycle does not
                     // hold every object's report.
-                    out.extend(cx.list(act(d).await?));
+                    if let Some(p) = cx.list(act(d).await?) {
+                        push(p);
+                    }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     self.report_progress(phase, n, total);
                 }
-                Ok(out)
+                Ok(())
             })
             .buffer_unordered(self.job.concurrency)
             .collect()
             .await;
-        let mut out = Vec::with_capacity(total);
         for r in results {
-            out.extend(r?);
+            r?;
         }
-        Ok(out)
+        Ok(out.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Where each member user of an in-scope group stands after the user phase. In a preview

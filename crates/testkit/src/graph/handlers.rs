@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::model::{Directory, UserRec};
+use super::model::{AssignmentRec, Directory, UserRec};
 use super::query::{Filter, PageToken, QueryOptions, decode_token, encode_token, next_link};
 use super::schema::{self, APP_ROLE_ASSIGNMENT, GROUP, Schema, Select, USER};
 use super::server::{Ctx, GraphError, Inner};
@@ -715,31 +715,39 @@ fn app_role_assigned_to(
     let collection = format!("servicePrincipals/{id}/appRoleAssignedTo");
     let after = resume_after(q, &collection, epoch)?;
     let sp_id = d.app.service_principal_id.as_str();
-    let all: Vec<(String, Value)> = d
+    // Paged over references, rendered page by page: rendering every assignment for each page
+    // made a 41-page read of a 100,000-user tenant cost seconds in the emulator alone.
+    let visible: Vec<(String, &AssignmentRec)> = d
         .assignments
         .values()
         .filter(|a| d.assignment_visible(a))
-        .map(|a| {
-            let lookup = |name: &str| -> Option<Value> {
-                Some(match name {
-                    "id" => json!(a.id),
-                    "appRoleId" => json!(a.app_role_id),
-                    "createdDateTime" => json!(a.created),
-                    "principalDisplayName" => d.principal_display_name(a),
-                    "principalId" => json!(a.principal_id),
-                    "principalType" => json!(a.principal_type.as_str()),
-                    "resourceDisplayName" => json!(d.app.display_name),
-                    "resourceId" => json!(sp_id),
-                    _ => return None,
-                })
-            };
-            (
-                a.id.clone(),
-                Value::Object(schema::render(&APP_ROLE_ASSIGNMENT, &sel, lookup)),
-            )
-        })
+        .map(|a| (a.id.clone(), a))
         .collect();
-    let page = paginate(all, after.as_deref(), top);
+    let refs = paginate(visible, after.as_deref(), top);
+    let page = Page {
+        total: refs.total,
+        more_after: refs.more_after,
+        items: refs
+            .items
+            .into_iter()
+            .map(|a| {
+                let lookup = |name: &str| -> Option<Value> {
+                    Some(match name {
+                        "id" => json!(a.id),
+                        "appRoleId" => json!(a.app_role_id),
+                        "createdDateTime" => json!(a.created),
+                        "principalDisplayName" => d.principal_display_name(a),
+                        "principalId" => json!(a.principal_id),
+                        "principalType" => json!(a.principal_type.as_str()),
+                        "resourceDisplayName" => json!(d.app.display_name),
+                        "resourceId" => json!(sp_id),
+                        _ => return None,
+                    })
+                };
+                Value::Object(schema::render(&APP_ROLE_ASSIGNMENT, &sel, lookup))
+            })
+            .collect(),
+    };
     let context = format!(
         "{}/$metadata#servicePrincipals('{sp_id}')/appRoleAssignedTo",
         ctx.root()

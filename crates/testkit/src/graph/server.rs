@@ -460,6 +460,10 @@ impl GraphEmulator {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
+            // As Graph's front ends do: no Nagle delay between a response's header and body.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop_rx.await;
             });

@@ -234,11 +234,19 @@ pub fn roles_key(roles: &[AppRoleAssignment]) -> String {
 /// cycle's, no user's assignment changed and the per-user snapshot is not even loaded.
 pub fn assignments_digest(now: &BTreeMap<String, Vec<AppRoleAssignment>>) -> String {
     use sha2::{Digest, Sha256};
+    // Fields hashed as they are, each ended by a byte no id contains (no JSON per user: a
+    // quiet cycle of a 100,000-user tenant digests ~40,000 users).
     let mut h = Sha256::new();
     for (id, roles) in now {
         h.update(id.as_bytes());
         h.update([0u8]);
-        h.update(roles_key(roles).as_bytes());
+        for r in roles {
+            for field in [&r.app_role_id, &r.principal_type, &r.principal_id] {
+                h.update(field.as_bytes());
+                h.update([1u8]);
+            }
+            h.update([2u8]);
+        }
         h.update([b'\n']);
     }
     h.finalize()

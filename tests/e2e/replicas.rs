@@ -357,11 +357,18 @@ async fn a_paused_replicas_late_writes_are_fenced_off() {
         .await;
     f.converged().await;
     paused.signal("-CONT");
-    // Its lease keeper and its job thread wake up; give them a few renewal ticks.
+    // Its lease keeper and its job thread wake up; give them a few renewal ticks. The keeper's
+    // "lease lost" comes first and the job's own line (a refused write, or the cycle stopped)
+    // moments later: wait for the latter, not just the former.
     let deadline = Instant::now() + TTL * 3;
+    let settled = |log: &str| {
+        log.contains("lease lost")
+            && (log.contains("state write refused by the lease fence")
+                || log.contains("this replica stops the cycle"))
+    };
     let log = loop {
         let log = paused.log();
-        if log.contains("lease lost") || Instant::now() > deadline {
+        if settled(&log) || Instant::now() > deadline {
             break log;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

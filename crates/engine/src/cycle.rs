@@ -568,16 +568,21 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     ) -> Vec<UserDecision<'s>> {
         let work = &snap.work;
         let states = &snap.states;
-        let mut present: BTreeSet<String> = BTreeSet::new();
+        // Known objects the read did not return (a full read's "gone"): start from every known
+        // one and strike those read, rather than keep every id read.
+        let mut unseen: BTreeMap<&str, &ObjectState> = if work.full {
+            states.iter().map(|(id, s)| (id.as_str(), s)).collect()
+        } else {
+            BTreeMap::new()
+        };
         let mut decided: Vec<UserDecision<'s>> = Vec::with_capacity(users.len());
         for u in users {
             decided.push(decide_user(pctx, UserItem::Present(&u, states.get(&u.id))));
-            present.insert(u.id);
+            unseen.remove(u.id.as_str());
         }
         let mut gone: Vec<(&ObjectState, bool)> = if work.full {
-            states
-                .values()
-                .filter(|s| !present.contains(s.source_id.as_str()))
+            unseen
+                .into_values()
                 .map(|s| (s, work.soft_deleted.contains(&s.source_id)))
                 .collect()
         } else {
@@ -662,7 +667,9 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         let out: std::sync::Mutex<Vec<Processed>> = std::sync::Mutex::new(Vec::new());
         let push = |p: Processed| out.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         let push = &push;
-        let results: Vec<Result<(), StoreError>> = stream::iter(order)
+        // Every sequence runs; the first store error is returned (folded, not collected: a
+        // result per sequence is one per object).
+        let result: Result<(), StoreError> = stream::iter(order)
             .map(|seq| async move {
                 for d in seq.into_iter().filter_map(take) {
                     // Listed or only counted as soon as done, so a large cycle does not
@@ -676,11 +683,9 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 Ok(())
             })
             .buffer_unordered(self.job.concurrency)
-            .collect()
+            .fold(Ok(()), |acc, r| async move { acc.and(r) })
             .await;
-        for r in results {
-            r?;
-        }
+        result?;
         Ok(out.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -62,6 +62,10 @@ impl<S: StateStore> StateStore for Counting<S> {
         self.count("commit");
         self.inner.commit(job, change, log)
     }
+    fn commit_batch(&self, job: &str, batch: &[(StateChange, LogEntry)]) -> Result<(), StoreError> {
+        self.count("commit_batch");
+        self.inner.commit_batch(job, batch)
+    }
     fn logs(&self, job: &str, cycle: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
         self.count("logs");
         self.inner.logs(job, cycle)

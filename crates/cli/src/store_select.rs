@@ -253,6 +253,9 @@ impl StateStore for Store {
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
         each!(self, s => s.commit(job, change, log))
     }
+    fn commit_batch(&self, job: &str, batch: &[(StateChange, LogEntry)]) -> Result<(), StoreError> {
+        each!(self, s => s.commit_batch(job, batch))
+    }
     fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
         each!(self, s => s.logs(job, cycle_id))
     }

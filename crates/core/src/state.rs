@@ -101,6 +101,15 @@ pub trait StateStore: Send + Sync {
     }
     /// Apply `change` and append `log` atomically: both or neither.
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError>;
+    /// [`commit`](Self::commit) each pair in order; each pair stays atomic, and a store may make
+    /// the whole batch one transaction (sled and PostgreSQL do: a transaction per object costs
+    /// sled two log writes and PostgreSQL a round trip). On an error, a prefix may be written.
+    fn commit_batch(&self, job: &str, batch: &[(StateChange, LogEntry)]) -> Result<(), StoreError> {
+        for (change, log) in batch {
+            self.commit(job, change, log)?;
+        }
+        Ok(())
+    }
     /// The job's log entries, oldest first; only those of `cycle_id` when given.
     fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError>;
     fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, StoreError>;

@@ -43,6 +43,24 @@ pub(crate) struct Cycle {
     pub member_batch: MemberBatch,
     /// Objects listed in the report so far, and those only counted.
     listing: Mutex<(usize, Unlisted)>,
+    /// Confirmed changes and their log entries not yet written (a run): written together,
+    /// see [`COMMIT_BATCH`].
+    pending: Mutex<Pending>,
+}
+
+/// A run writes confirmed changes in batches of at most this many objects, or as soon as the
+/// oldest waited [`COMMIT_WAIT`]: a store transaction per object was the largest share of a
+/// cycle's CPU (sled writes its log buffer out twice per transaction). A crash loses at most a
+/// batch of state — as it loses what sled had not flushed — and losing state costs a match at
+/// the next cycle, never a duplicate. Reads that need this cycle's writes come after a phase
+/// flushed them.
+pub(crate) const COMMIT_BATCH: usize = 64;
+pub(crate) const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+struct Pending {
+    since: Option<std::time::Instant>,
+    items: Vec<(StateChange, LogEntry)>,
 }
 
 impl Cycle {
@@ -56,7 +74,27 @@ impl Cycle {
             reconcile: false,
             member_batch: MemberBatch::default(),
             listing: Default::default(),
+            pending: Default::default(),
         }
+    }
+
+    /// Queue a commit; the batch to write now, if this one filled it or it has waited long
+    /// enough.
+    fn stage(&self, change: StateChange, log: LogEntry) -> Option<Vec<(StateChange, LogEntry)>> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let since = *p.since.get_or_insert_with(std::time::Instant::now);
+        p.items.push((change, log));
+        (p.items.len() >= COMMIT_BATCH || since.elapsed() >= COMMIT_WAIT).then(|| {
+            p.since = None;
+            std::mem::take(&mut p.items)
+        })
+    }
+
+    /// Every queued commit, to write now.
+    fn take_pending(&self) -> Vec<(StateChange, LogEntry)> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.since = None;
+        std::mem::take(&mut p.items)
     }
 
     /// What of a processed object the report keeps: a run lists every failure and the first
@@ -81,6 +119,21 @@ impl Cycle {
     /// The objects counted but not listed, once the cycle has acted.
     pub fn unlisted(&self) -> Unlisted {
         std::mem::take(&mut self.listing.lock().unwrap_or_else(|e| e.into_inner()).1)
+    }
+}
+
+impl Drop for Cycle {
+    /// Every phase flushes what it staged; anything left means a phase ended without it (an
+    /// error on the way out). Said, so it is not lost silently.
+    fn drop(&mut self) {
+        let left = self.take_pending();
+        if !left.is_empty() {
+            tracing::error!(
+                cycle = %self.cycle_id,
+                objects = left.len(),
+                "changes the target confirmed were not committed to the state store; the next cycle matches these objects again"
+            );
+        }
     }
 }
 
@@ -535,9 +588,21 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 duration_in_milliseconds: u64::try_from((now - rec.started).num_milliseconds())
                     .unwrap_or(0),
             };
-            self.store.commit(&self.job.name, &change, &entry)?;
+            if let Some(batch) = cx.stage(change, entry) {
+                self.store.commit_batch(&self.job.name, &batch)?;
+            }
         }
         Ok(Processed::Reported(report))
+    }
+
+    /// Write the commits the cycle still holds: at the end of every phase, before anything
+    /// reads this cycle's state.
+    pub(crate) fn flush_commits(&self, cx: &Cycle) -> Result<(), StoreError> {
+        let batch = cx.take_pending();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.commit_batch(&self.job.name, &batch)
     }
 
     /// A failure goes into escrow whatever its class, so a later cycle (incremental ones

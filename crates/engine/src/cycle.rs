@@ -685,7 +685,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .buffer_unordered(self.job.concurrency)
             .fold(Ok(()), |acc, r| async move { acc.and(r) })
             .await;
+        // What was confirmed is written even when the phase stops on an error.
+        let flushed = self.flush_commits(cx);
         result?;
+        flushed?;
         Ok(out.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -65,7 +65,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             UserOp::Provision { .. } => BTreeSet::from([decision.source_id.clone()]),
             _ => BTreeSet::new(),
         };
-        let processed = self.act_user(&cx, decision).await?;
+        let processed = self.act_user(&cx, decision).await;
+        self.flush_commits(&cx)?;
+        let processed = processed?;
         // Entra's on-demand steps end with the reference step when the user has a manager.
         let references = if work[0].wants.is_empty() {
             Vec::new()
@@ -206,7 +208,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         );
         let nested = HashMap::new();
         for d in decisions {
-            if let Processed::Reported(r) = self.act_group(&cx, d, &targets, &nested).await? {
+            let acted = self.act_group(&cx, d, &targets, &nested).await;
+            self.flush_commits(&cx)?;
+            if let Processed::Reported(r) = acted? {
                 out.push(r);
             }
         }

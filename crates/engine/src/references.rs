@@ -142,7 +142,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let mut out = Vec::new();
         let total = work.len();
         for (i, w) in work.into_iter().enumerate() {
-            if let Some(p) = self.settle_references(cx, w, planned).await? {
+            let settled = self.settle_references(cx, w, planned).await;
+            // Unbatched: the next user's references read the state this one wrote.
+            self.flush_commits(cx)?;
+            if let Some(p) = settled? {
                 out.extend(cx.list(p));
             }
             self.report_progress("references", i + 1, total);

@@ -719,3 +719,133 @@ async fn a_large_run_lists_failures_and_the_first_thousand_objects_and_counts_ev
         .sum();
     assert_eq!(failures, 1, "{:?}", totals.operations);
 }
+
+/// The memory store, refusing every commit from the one that would carry more than `ok` object
+/// changes in total (a disk that filled up in the middle of a phase) until `ok` is raised.
+struct RefusesAfter {
+    inner: MemoryStore,
+    ok: std::sync::atomic::AtomicUsize,
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+impl StateStore for RefusesAfter {
+    fn get(
+        &self,
+        job: &str,
+        id: &str,
+    ) -> Result<Option<scimsync_core::ObjectState>, scimsync_core::StoreError> {
+        self.inner.get(job, id)
+    }
+    fn list(
+        &self,
+        job: &str,
+    ) -> Result<Vec<scimsync_core::ObjectState>, scimsync_core::StoreError> {
+        self.inner.list(job)
+    }
+    fn commit(
+        &self,
+        job: &str,
+        change: &scimsync_core::StateChange,
+        log: &scimsync_core::LogEntry,
+    ) -> Result<(), scimsync_core::StoreError> {
+        self.commit_batch(job, &[(change.clone(), log.clone())])
+    }
+    fn commit_batch(
+        &self,
+        job: &str,
+        batch: &[(scimsync_core::StateChange, scimsync_core::LogEntry)],
+    ) -> Result<(), scimsync_core::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.batches.fetch_add(1, SeqCst);
+        let ok = self.ok.load(SeqCst);
+        if batch.len() > ok {
+            self.ok.store(0, SeqCst);
+            return Err(scimsync_core::StoreError::new("disk full"));
+        }
+        self.ok.store(ok - batch.len(), SeqCst);
+        self.inner.commit_batch(job, batch)
+    }
+    fn logs(
+        &self,
+        job: &str,
+        cycle: Option<&str>,
+    ) -> Result<Vec<scimsync_core::LogEntry>, scimsync_core::StoreError> {
+        self.inner.logs(job, cycle)
+    }
+    fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, scimsync_core::StoreError> {
+        self.inner.get_meta(job, key)
+    }
+    fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), scimsync_core::StoreError> {
+        self.inner.put_meta(job, key, value)
+    }
+    fn flush(&self) -> Result<(), scimsync_core::StoreError> {
+        self.inner.flush()
+    }
+    fn remove_objects(&self, job: &str) -> Result<u64, scimsync_core::StoreError> {
+        self.inner.remove_objects(job)
+    }
+    fn scan_meta(
+        &self,
+        job: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, scimsync_core::StoreError> {
+        self.inner.scan_meta(job, prefix)
+    }
+    fn remove_meta(&self, job: &str, key: &str) -> Result<(), scimsync_core::StoreError> {
+        self.inner.remove_meta(job, key)
+    }
+}
+
+#[tokio::test]
+async fn state_lost_when_the_store_fails_mid_phase_costs_a_match_never_a_duplicate() {
+    let n = 300;
+    let users: Vec<SourceUser> = (0..n)
+        .map(|i| user(&format!("{i:04}"), &format!("u{i}@x"), "Dev"))
+        .collect();
+    let w = World::new(users);
+    let store = RefusesAfter {
+        inner: MemoryStore::new(),
+        ok: 150.into(),
+        batches: 0.into(),
+    };
+    let engine = || Engine::new(&w.job, &w.source, &w.target, &store, &w.clock);
+    let err = engine().run(Mode::Apply).await.unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let created = w.target.users().len();
+    let kept = store.inner.list("t").unwrap().len();
+    assert!(
+        created > kept,
+        "the target confirmed more than the store kept: {created} vs {kept}"
+    );
+    assert!(kept <= 150);
+    assert!(
+        store.batches.load(std::sync::atomic::Ordering::SeqCst) < kept,
+        "confirmed changes are written in batches, not a transaction per object"
+    );
+
+    // The store works again: the objects whose state was lost are matched, none is created
+    // twice, and every one ends with its state and a log entry.
+    store
+        .ok
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    w.clock.advance(chrono::Duration::minutes(40));
+    let r = engine().run(Mode::Apply).await.unwrap();
+    assert_eq!(w.target.users().len(), n, "no duplicate account");
+    let user_names: std::collections::BTreeSet<String> = w
+        .target
+        .users()
+        .values()
+        .map(|u| u["userName"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(user_names.len(), n);
+    assert_eq!(store.inner.list("t").unwrap().len(), n);
+    assert_eq!(
+        r.tally.created,
+        n - created,
+        "only the ones never created are created"
+    );
+    assert_eq!(
+        store.inner.logs("t", Some(&r.cycle_id)).unwrap().len(),
+        n - kept
+    );
+}

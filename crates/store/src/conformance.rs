@@ -33,6 +33,10 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("records by kind", records_by_kind),
         ("remove_objects forgets one job's links", remove_objects),
         ("prune_logs_before applies retention", prune_before),
+        (
+            "commit_batch applies every change in order and logs each",
+            commit_batch,
+        ),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -171,6 +175,66 @@ fn put_then_get<S: StateStore>(s: &S) {
     );
     assert_eq!(s.list("job").expect("list").len(), 1);
     s.flush().expect("flush");
+}
+
+fn commit_batch<S: StateStore>(s: &S) {
+    s.commit(
+        "job",
+        &StateChange::Put(object("u9", "t9")),
+        &log_entry("job", "c0", "u9"),
+    )
+    .expect("commit");
+    let mut again = object("u1", "t1");
+    again.hash = "hash-2".into();
+    let batch = vec![
+        (
+            StateChange::Put(object("u1", "t1")),
+            log_entry("job", "c1", "u1"),
+        ),
+        (StateChange::None, log_entry("job", "c1", "skipped")),
+        (
+            StateChange::Put(object("u2", "t2")),
+            log_entry("job", "c1", "u2"),
+        ),
+        (
+            StateChange::Remove {
+                source_id: "u9".into(),
+            },
+            log_entry("job", "c1", "u9"),
+        ),
+        // The same object twice in one batch: the later change wins, as committed one by one.
+        (
+            StateChange::Put(again.clone()),
+            log_entry("job", "c1", "u1"),
+        ),
+    ];
+    s.commit_batch("job", &batch).expect("commit_batch");
+    s.commit_batch("job", &[]).expect("an empty batch");
+    assert_eq!(ids(&s.list("job").expect("list")), ["u1", "u2"]);
+    assert_eq!(s.get("job", "u1").expect("get"), Some(again));
+    let logged: Vec<String> = s
+        .logs("job", Some("c1"))
+        .expect("logs")
+        .into_iter()
+        .map(|e| e.source_id)
+        .collect();
+    assert_eq!(
+        logged,
+        ["u1", "skipped", "u2", "u9", "u1"],
+        "every entry, in order"
+    );
+    let only_logs = vec![
+        (StateChange::None, log_entry("job", "c2", "a")),
+        (StateChange::None, log_entry("job", "c2", "b")),
+    ];
+    s.commit_batch("job", &only_logs)
+        .expect("a batch of log entries");
+    assert_eq!(s.logs("job", Some("c2")).expect("logs").len(), 2);
+    assert_eq!(
+        s.list("job").expect("list").len(),
+        2,
+        "log entries alone change no object"
+    );
 }
 
 fn remove<S: StateStore>(s: &S) {

@@ -49,6 +49,13 @@ const LOCK_FILE: &str = "scimsync.lock";
 /// that has content means sled recovered nothing. The value is the on-disk format version.
 const MARKER_KEY: &[u8] = b"scimsync-store-format";
 const MARKER_VALUE: &[u8] = b"1";
+/// A commit as sled stores it: the object's key and new value (`None`: removed), if any, and
+/// the log entry's key and value.
+struct EncodedCommit {
+    object: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    log: (Vec<u8>, Vec<u8>),
+}
+
 /// In sled's default tree: the generation of the latest flush, a big-endian `u64`.
 const GENERATION_KEY: &[u8] = b"scimsync-flush-generation";
 /// Our record of the latest generation sled confirmed durable (see the module docs).
@@ -301,6 +308,73 @@ impl SledStore {
             .map_err(|e| self.corrupt(&format!("{} does not decode: {e}", what())))
     }
 
+    /// One commit's keys and values, encoded before any transaction (whose closure sled may
+    /// run more than once), with its log sequence number allocated.
+    fn encode_commit(
+        &self,
+        job: &str,
+        change: &StateChange,
+        log: &LogEntry,
+    ) -> Result<EncodedCommit, StoreError> {
+        check_job(job)?;
+        let seq = self
+            .db
+            .generate_id()
+            .map_err(|e| self.sled_err("allocating a log sequence number", e))?;
+        let object = match change {
+            StateChange::Put(o) => Some((
+                key(job, o.source_id.as_bytes()),
+                Some(self.encode("an object", o)?),
+            )),
+            StateChange::Remove { source_id } => Some((key(job, source_id.as_bytes()), None)),
+            StateChange::None => None,
+        };
+        Ok(EncodedCommit {
+            object,
+            log: (
+                key(job, &seq.to_be_bytes()),
+                self.encode("a log entry", log)?,
+            ),
+        })
+    }
+
+    /// Write encoded commits: log entries alone as plain inserts (each atomic by itself), any
+    /// object change in one transaction with every entry of the batch — sled writes its log
+    /// buffer out twice per transaction, so a transaction per object is its main cost.
+    fn write_encoded(
+        &self,
+        job: &str,
+        batch: Vec<EncodedCommit>,
+        what: impl Fn() -> String,
+    ) -> Result<(), StoreError> {
+        if batch.iter().all(|c| c.object.is_none()) {
+            for c in batch {
+                self.logs
+                    .insert(c.log.0, c.log.1)
+                    .map_err(|e| self.sled_err(&format!("logging {} for job {job}", what()), e))?;
+            }
+            return Ok(());
+        }
+        (&self.objects, &self.logs)
+            .transaction(|(objects, logs)| {
+                for c in &batch {
+                    match &c.object {
+                        Some((k, Some(v))) => objects.insert(k.as_slice(), v.as_slice())?,
+                        Some((k, None)) => objects.remove(k.as_slice())?,
+                        None => None,
+                    };
+                    logs.insert(c.log.0.as_slice(), c.log.1.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(never) => match never {},
+                TransactionError::Storage(e) => {
+                    self.sled_err(&format!("committing {} for job {job}", what()), e)
+                }
+            })
+    }
+
     fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(value).map_err(|e| self.err(&format!("encoding {what}"), e))
     }
@@ -411,40 +485,20 @@ impl StateStore for SledStore {
     }
 
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
-        check_job(job)?;
-        // Everything that can fail or allocate ids happens before the transaction, whose
-        // closure sled may run more than once.
-        let seq = self
-            .db
-            .generate_id()
-            .map_err(|e| self.sled_err("allocating a log sequence number", e))?;
-        let log_key = key(job, &seq.to_be_bytes());
-        let log_value = self.encode("a log entry", log)?;
-        let object: Option<(Vec<u8>, Option<Vec<u8>>)> = match change {
-            StateChange::Put(o) => Some((
-                key(job, o.source_id.as_bytes()),
-                Some(self.encode("an object", o)?),
-            )),
-            StateChange::Remove { source_id } => Some((key(job, source_id.as_bytes()), None)),
-            StateChange::None => None,
-        };
-        (&self.objects, &self.logs)
-            .transaction(|(objects, logs)| {
-                if let Some((k, v)) = &object {
-                    match v {
-                        Some(v) => objects.insert(k.as_slice(), v.as_slice())?,
-                        None => objects.remove(k.as_slice())?,
-                    };
-                }
-                logs.insert(log_key.as_slice(), log_value.as_slice())?;
-                Ok::<(), ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(never) => match never {},
-                TransactionError::Storage(e) => {
-                    self.sled_err(&format!("committing {} for job {job}", log.source_id), e)
-                }
-            })
+        self.write_encoded(job, vec![self.encode_commit(job, change, log)?], || {
+            log.source_id.clone()
+        })
+    }
+
+    fn commit_batch(&self, job: &str, batch: &[(StateChange, LogEntry)]) -> Result<(), StoreError> {
+        let encoded = batch
+            .iter()
+            .map(|(change, log)| self.encode_commit(job, change, log))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_encoded(job, encoded, || match batch {
+            [(_, log)] => log.source_id.clone(),
+            _ => format!("{} objects", batch.len()),
+        })
     }
 
     fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
@@ -1009,6 +1063,13 @@ mod tests {
         }
         fn commit(&self, job: &str, c: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
             self.store.commit(job, c, log)
+        }
+        fn commit_batch(
+            &self,
+            job: &str,
+            batch: &[(StateChange, LogEntry)],
+        ) -> Result<(), StoreError> {
+            self.store.commit_batch(job, batch)
         }
         fn logs(&self, job: &str, cycle_id: Option<&str>) -> Result<Vec<LogEntry>, StoreError> {
             self.store.logs(job, cycle_id)

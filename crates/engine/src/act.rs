@@ -55,11 +55,11 @@ pub(crate) struct Cycle {
 /// the next cycle, never a duplicate. Reads that need this cycle's writes come after a phase
 /// flushed them.
 pub(crate) const COMMIT_BATCH: usize = 64;
-pub(crate) const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const COMMIT_WAIT: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 #[derive(Default)]
 struct Pending {
-    since: Option<std::time::Instant>,
+    since: Option<DateTime<Utc>>,
     items: Vec<(StateChange, LogEntry)>,
 }
 
@@ -78,13 +78,18 @@ impl Cycle {
         }
     }
 
-    /// Queue a commit; the batch to write now, if this one filled it or it has waited long
-    /// enough.
-    fn stage(&self, change: StateChange, log: LogEntry) -> Option<Vec<(StateChange, LogEntry)>> {
+    /// Queue a commit made at `now`; the batch to write now, if this one filled it or the
+    /// oldest has waited long enough.
+    fn stage(
+        &self,
+        change: StateChange,
+        log: LogEntry,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<(StateChange, LogEntry)>> {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let since = *p.since.get_or_insert_with(std::time::Instant::now);
+        let since = *p.since.get_or_insert(now);
         p.items.push((change, log));
-        (p.items.len() >= COMMIT_BATCH || since.elapsed() >= COMMIT_WAIT).then(|| {
+        (p.items.len() >= COMMIT_BATCH || now - since >= COMMIT_WAIT).then(|| {
             p.since = None;
             std::mem::take(&mut p.items)
         })
@@ -588,7 +593,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 duration_in_milliseconds: u64::try_from((now - rec.started).num_milliseconds())
                     .unwrap_or(0),
             };
-            if let Some(batch) = cx.stage(change, entry) {
+            if let Some(batch) = cx.stage(change, entry, now) {
                 self.store.commit_batch(&self.job.name, &batch)?;
             }
         }

@@ -994,6 +994,12 @@ fn parse_error_body(body: &[u8]) -> Option<ScimErrorBody> {
 
 /// A 2xx whose body is a SCIM Error (some servers do that): its `status`, when ≥ 400.
 pub(crate) fn error_in_success(body: &[u8]) -> Option<u16> {
+    // Nearly every 2xx is a resource: without the schema's text (or an escape that could
+    // spell it) it cannot be an Error, and the body is not parsed twice more.
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    if !has(ERROR_SCHEMA.as_bytes()) && !has(b"\\u") {
+        return None;
+    }
     let v: Value = serde_json::from_slice(body).ok()?;
     let is_error = v
         .get("schemas")?
@@ -1228,6 +1234,19 @@ mod tests {
             Some(409)
         );
         assert_eq!(error_in_success(br#"{"status":409}"#), None);
+        // The schema spelt with a JSON escape is still an Error.
+        assert_eq!(
+            error_in_success(
+                br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:\u0045rror"],"status":"409"}"#
+            ),
+            Some(409)
+        );
+        assert_eq!(
+            error_in_success(
+                br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1"}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -606,14 +606,21 @@ async fn main() {
     );
 
     // Raw: the same requests from a minimal client, on a fresh server.
-    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests) = if a.skip_raw {
-        (f64::NAN, 0, f64::NAN, 0)
+    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu) = if a.skip_raw {
+        (f64::NAN, 0, f64::NAN, 0, f64::NAN)
     } else {
         let raw_server = Server::start(dir.path(), "raw");
         let http = reqwest::Client::new();
         let t = Instant::now();
+        // This process's CPU while the raw client runs (the emulator is idle then): what a
+        // bare reqwest client spends per request on this server, the floor for ours.
+        let ticks = cpu_ticks_of(std::process::id());
         let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
         let raw_users_s = t.elapsed().as_secs_f64();
+        let raw_cpu = match (ticks, cpu_ticks_of(std::process::id())) {
+            (Some(a), Some(b)) => (b - a) as f64 / CLOCK_TICKS_PER_SEC,
+            _ => f64::NAN,
+        };
         let raw_user_requests = total(&raw_server.requests());
         let t = Instant::now();
         if !a.users_only {
@@ -625,6 +632,7 @@ async fn main() {
             raw_user_requests,
             raw_groups_s,
             total(&raw_server.requests()),
+            raw_cpu,
         )
     };
     let n = w.users.len() as f64;
@@ -632,9 +640,11 @@ async fn main() {
         "raw load generator (GET filter + POST per user; groups: GET + POST + PATCH/{BATCH}):"
     );
     println!(
-        "  users:  {raw_users_s:.2} s, {:.0} users/s, {:.0} requests/s ({raw_user_requests} requests)",
+        "  users:  {raw_users_s:.2} s, {:.0} users/s, {:.0} requests/s ({raw_user_requests} requests); \
+         client CPU {raw_cpu:.2} s = {:.3} ms per request",
         n / raw_users_s,
-        raw_user_requests as f64 / raw_users_s
+        raw_user_requests as f64 / raw_users_s,
+        raw_cpu * 1000.0 / raw_user_requests as f64
     );
     if !a.users_only {
         println!(

@@ -11,7 +11,7 @@ use scimsync_core::{
     StoreError, UserRead,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::jobstate::GROUP_MIRROR;
 
@@ -166,28 +166,37 @@ pub fn effective_assignments(
 ) -> BTreeMap<String, Vec<AppRoleAssignment>> {
     let keep =
         |a: &&AppRoleAssignment| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE);
-    let mut out: BTreeMap<String, Vec<AppRoleAssignment>> = BTreeMap::new();
+    // Borrowed until each user's roles are final: a quiet cycle of a large tenant runs this over
+    // every assignment and membership, and a user reached through several groups was copied
+    // once per group.
+    let mut by_user: HashMap<&str, Vec<&AppRoleAssignment>> = HashMap::new();
     for (user, roles) in &assignments.users {
-        out.entry(user.clone())
+        by_user
+            .entry(user.as_str())
             .or_default()
-            .extend(roles.iter().filter(keep).cloned());
+            .extend(roles.iter().filter(keep));
     }
     for (group, roles) in &assignments.groups {
-        let roles: Vec<AppRoleAssignment> = roles.iter().filter(keep).cloned().collect();
-        if let Some(g) = groups.get(group) {
+        let roles: Vec<&AppRoleAssignment> = roles.iter().filter(keep).collect();
+        if let Some(g) = groups.get(group)
+            && !roles.is_empty()
+        {
             for user in &g.users {
-                out.entry(user.clone())
+                by_user
+                    .entry(user.as_str())
                     .or_default()
-                    .extend(roles.iter().cloned());
+                    .extend(roles.iter().copied());
             }
         }
     }
-    out.retain(|_, roles| {
-        roles.sort();
-        roles.dedup();
-        !roles.is_empty()
-    });
-    out
+    by_user
+        .into_iter()
+        .filter_map(|(user, mut roles)| {
+            roles.sort();
+            roles.dedup();
+            (!roles.is_empty()).then(|| (user.to_string(), roles.into_iter().cloned().collect()))
+        })
+        .collect()
 }
 
 /// Groups in scope under "Sync only assigned": assigned groups (with a kept role).
@@ -359,6 +368,49 @@ mod tests {
         assert_eq!(
             eff.keys().cloned().collect::<Vec<_>>(),
             vec!["u1".to_string(), "u2".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_user_reached_directly_and_through_two_groups_has_each_role_once_in_order() {
+        let mut a = Assignments::default();
+        a.users.insert("u1".into(), vec![role("r2", "User", "u1")]);
+        a.groups
+            .insert("g1".into(), vec![role("r2", "Group", "g1")]);
+        a.groups.insert(
+            "g2".into(),
+            vec![
+                role("r1", "Group", "g2"),
+                role(DEFAULT_ACCESS_ROLE, "Group", "g2"),
+            ],
+        );
+        let member = |u: &[&str]| MirroredGroup {
+            users: u.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let groups: BTreeMap<String, MirroredGroup> = [
+            ("g1".to_string(), member(&["u1", "u2"])),
+            ("g2".to_string(), member(&["u1", "u2"])),
+        ]
+        .into();
+        let eff = effective_assignments(&a, &groups, true);
+        assert_eq!(
+            eff["u1"],
+            vec![
+                role("r1", "Group", "g2"),
+                role("r2", "Group", "g1"),
+                role("r2", "User", "u1")
+            ]
+        );
+        assert_eq!(
+            eff["u2"],
+            vec![role("r1", "Group", "g2"), role("r2", "Group", "g1")]
+        );
+        assert_eq!(eff.len(), 2);
+        // The same input twice gives the same map, so the same digest.
+        assert_eq!(
+            assignments_digest(&eff),
+            assignments_digest(&effective_assignments(&a, &groups, true))
         );
     }
 

@@ -247,32 +247,33 @@ impl GraphClient {
                 }
             };
             for a in page {
-                let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+                // The page is ours: its strings are moved out, not copied (a quiet cycle of a
+                // large tenant reads every assignment).
+                let Value::Object(mut a) = a else { continue };
+                let mut text = |k: &str| match a.remove(k) {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                };
                 let (Some(principal), Some(kind)) = (text("principalId"), text("principalType"))
                 else {
                     continue;
                 };
                 let role = text("appRoleId").unwrap_or_else(|| uuid::Uuid::nil().to_string());
-                let target = if kind.eq_ignore_ascii_case("User") {
-                    &mut out.users
+                let (target, principal_type) = if kind.eq_ignore_ascii_case("User") {
+                    (&mut out.users, "User")
                 } else if kind.eq_ignore_ascii_case("Group") {
-                    &mut out.groups
+                    (&mut out.groups, "Group")
                 } else {
                     tracing::info!(principal = %principal, principal_type = %kind,
                         "app role assignment to a non-user, non-group principal ignored");
                     continue;
                 };
-                let principal_type = if kind.eq_ignore_ascii_case("User") {
-                    "User"
-                } else {
-                    "Group"
-                };
-                let list = target.entry(principal.clone()).or_default();
                 let assignment = AppRoleAssignment {
                     app_role_id: role,
                     principal_type: principal_type.into(),
                     principal_id: principal,
                 };
+                let list = target.entry(assignment.principal_id.clone()).or_default();
                 if !list.contains(&assignment) {
                     list.push(assignment);
                 }

@@ -18,6 +18,8 @@
 //!   `reset_delta_next` → 410 Gone with a `Location` that restarts the round.
 
 use axum::http::StatusCode;
+use std::ops::Bound;
+
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -246,8 +248,30 @@ fn delta_link_page(
     ctx.ok(Value::Object(body))
 }
 
+/// Two id-ordered sequences as one, each id once.
+fn merged<'a>(
+    a: impl Iterator<Item = &'a String>,
+    b: impl Iterator<Item = &'a String>,
+) -> impl Iterator<Item = &'a String> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x < y => a.next(),
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), Some(_)) => {
+            b.next();
+            a.next()
+        }
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// Renders the delta form of a changed user, or `None` if nothing it tracks changed after `lo`.
 fn delta_user(id: &str, u: &UserRec, t: &Tracking, lo: u64) -> Option<Value> {
+    // `seq` is the last change of anything about the user (every other `*_seq` is at most it).
+    if lo > 0 && u.seq <= lo {
+        return None;
+    }
     if u.deleted.is_some() {
         return (lo == 0 || u.state_seq > lo).then(|| removed(id, "changed"));
     }
@@ -307,16 +331,20 @@ fn page(inner: &mut Inner, ctx: &Ctx, tok: SkipToken) -> axum::response::Respons
     let size = inner.delta_page_size;
     let quirks = inner.delta_quirks;
 
-    // Users and hard-delete tombstones merged in id order.
-    let mut ids: Vec<&String> = d.users.keys().chain(d.user_tombstones.keys()).collect();
-    ids.sort();
-    ids.dedup();
+    // Users and hard-delete tombstones merged in id order, from just after the last id served
+    // (both maps are id-ordered: a page does not sort or walk the ids before it).
+    let start = tok.a.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let ids = merged(
+        d.users
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(k, _)| k),
+        d.user_tombstones
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(k, _)| k),
+    );
     let mut emitted: Vec<(String, Value)> = Vec::new();
     let mut exhausted = true;
     for id in ids {
-        if tok.a.as_deref().is_some_and(|a| id.as_str() <= a) {
-            continue;
-        }
         if tok
             .t
             .f

@@ -6,7 +6,7 @@
 use crate::fail::Fail;
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::GenericClient;
-use scimsync_core::{LogEntry, ObjectState};
+use scimsync_core::{LogEntry, ObjectState, StateChange};
 
 /// Split a time into what `timestamptz` keeps (whole microseconds, rounded down) and the
 /// nanoseconds below, so the pair reads back exactly.
@@ -83,6 +83,26 @@ pub(crate) async fn upsert_object(
     )
     .await?;
     Ok(())
+}
+
+/// An object's row brought to `change` (nothing for a log entry alone).
+pub(crate) async fn apply_change(
+    c: &impl GenericClient,
+    job: &str,
+    change: &StateChange,
+) -> Result<(), Fail> {
+    match change {
+        StateChange::Put(o) => upsert_object(c, job, o).await,
+        StateChange::Remove { source_id } => {
+            c.execute(
+                "DELETE FROM scimsync_objects WHERE job = $1 AND source_id = $2",
+                &[&job, source_id],
+            )
+            .await?;
+            Ok(())
+        }
+        StateChange::None => Ok(()),
+    }
 }
 
 pub(crate) async fn insert_log(

@@ -3,7 +3,9 @@
 use crate::connect::{self, Target};
 use crate::fail::{Fail, POOL_TIMEOUT};
 use crate::lease::{self, Fence};
-use crate::rows::{OBJECT_COLUMNS, insert_log, object_from, split_time, upsert_object};
+use crate::rows::{
+    OBJECT_COLUMNS, apply_change, insert_log, object_from, split_time, upsert_object,
+};
 use crate::tls::MakeRustls;
 use crate::worker::{Worker, WorkerGone};
 use chrono::{DateTime, Utc};
@@ -264,17 +266,7 @@ impl StateStore for PgStore {
                 let mut c = pool.get().await?;
                 let tx = c.transaction().await?;
                 lease::check(&tx, fence.as_ref(), &j).await?;
-                match &change_owned {
-                    StateChange::Put(o) => upsert_object(&tx, &j, o).await?,
-                    StateChange::Remove { source_id } => {
-                        tx.execute(
-                            "DELETE FROM scimsync_objects WHERE job = $1 AND source_id = $2",
-                            &[&j, source_id],
-                        )
-                        .await?;
-                    }
-                    StateChange::None => {}
-                }
+                apply_change(&tx, &j, &change_owned).await?;
                 insert_log(&tx, &j, &entry).await?;
                 tx.commit().await?;
                 Ok(())
@@ -298,17 +290,7 @@ impl StateStore for PgStore {
                 let tx = c.transaction().await?;
                 lease::check(&tx, fence.as_ref(), &j).await?;
                 for (change, entry) in &owned {
-                    match change {
-                        StateChange::Put(o) => upsert_object(&tx, &j, o).await?,
-                        StateChange::Remove { source_id } => {
-                            tx.execute(
-                                "DELETE FROM scimsync_objects WHERE job = $1 AND source_id = $2",
-                                &[&j, source_id],
-                            )
-                            .await?;
-                        }
-                        StateChange::None => {}
-                    }
+                    apply_change(&tx, &j, change).await?;
                     insert_log(&tx, &j, entry).await?;
                 }
                 tx.commit().await?;

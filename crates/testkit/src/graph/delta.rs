@@ -17,9 +17,9 @@
 //! - Tokens expire after 7 days or on `expire_delta_tokens` → 400 `syncStateNotFound`;
 //!   `reset_delta_next` → 410 Gone with a `Location` that restarts the round.
 
-use axum::http::StatusCode;
 use std::ops::Bound;
 
+use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

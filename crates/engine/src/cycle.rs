@@ -359,8 +359,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 service_principal_id,
             } => {
                 let a = self.source.read_assignments(service_principal_id).await?;
+                let none_read = a.users.is_empty() && a.groups.is_empty();
+                let groups_assigned = assigned_groups(&a, self.job.exclude_default_access);
                 let effective =
-                    effective_assignments(&a, &groups.groups, self.job.exclude_default_access);
+                    effective_assignments(a, &groups.groups, self.job.exclude_default_access);
                 let digest = assignments_digest(&effective);
                 let unchanged =
                     use_watermarks && js.meta(ASSIGNMENTS_DIGEST)?.as_deref() == Some(&digest);
@@ -374,7 +376,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         .into_iter()
                         .collect()
                 };
-                if a.users.is_empty() && a.groups.is_empty() && !previous.is_empty() {
+                if none_read && !previous.is_empty() {
                     suspicious.push(format!(
                             "the source returned no assignments while {} users were assigned in the last cycle",
                             previous.len()
@@ -385,12 +387,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 } else {
                     assignment_changes(&previous, &effective)
                 };
-                (
-                    Some(effective),
-                    Some(assigned_groups(&a, self.job.exclude_default_access)),
-                    changed,
-                    previous,
-                )
+                (Some(effective), Some(groups_assigned), changed, previous)
             }
         };
 

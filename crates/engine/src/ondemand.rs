@@ -230,7 +230,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 let a = self.source.read_assignments(service_principal_id).await?;
                 let groups = GroupView::load(self.store, &self.job.name)?;
                 Some(effective_assignments(
-                    &a,
+                    a,
                     &groups,
                     self.job.exclude_default_access,
                 ))

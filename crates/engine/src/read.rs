@@ -11,7 +11,7 @@ use scimsync_core::{
     StoreError, UserRead,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::jobstate::GROUP_MIRROR;
 
@@ -158,45 +158,46 @@ impl GroupView {
 }
 
 /// Effective assignment per user: direct, plus direct membership of an assigned group
-/// (nested groups do not count, as in Entra).
+/// (nested groups do not count, as in Entra). Each user's roles sorted, each once.
+///
+/// Takes the assignments by value: the direct users' map becomes the result (no copy, no
+/// second sort by user id), since a quiet cycle of a large tenant builds this over every
+/// assignment only to compare its digest.
 pub fn effective_assignments(
-    assignments: &Assignments,
+    assignments: Assignments,
     groups: &BTreeMap<String, MirroredGroup>,
     exclude_default_access: bool,
 ) -> BTreeMap<String, Vec<AppRoleAssignment>> {
     let keep =
-        |a: &&AppRoleAssignment| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE);
-    // Borrowed until each user's roles are final: a quiet cycle of a large tenant runs this over
-    // every assignment and membership, and a user reached through several groups was copied
-    // once per group.
-    let mut by_user: HashMap<&str, Vec<&AppRoleAssignment>> = HashMap::new();
-    for (user, roles) in &assignments.users {
-        by_user
-            .entry(user.as_str())
-            .or_default()
-            .extend(roles.iter().filter(keep));
+        |a: &AppRoleAssignment| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE);
+    let Assignments {
+        users: mut by_user,
+        groups: group_roles,
+    } = assignments;
+    for roles in by_user.values_mut() {
+        roles.retain(keep);
     }
-    for (group, roles) in &assignments.groups {
-        let roles: Vec<&AppRoleAssignment> = roles.iter().filter(keep).collect();
-        if let Some(g) = groups.get(group)
+    for (group, mut roles) in group_roles {
+        roles.retain(keep);
+        if let Some(g) = groups.get(&group)
             && !roles.is_empty()
         {
             for user in &g.users {
-                by_user
-                    .entry(user.as_str())
-                    .or_default()
-                    .extend(roles.iter().copied());
+                match by_user.get_mut(user.as_str()) {
+                    Some(list) => list.extend(roles.iter().cloned()),
+                    None => {
+                        by_user.insert(user.clone(), roles.clone());
+                    }
+                }
             }
         }
     }
+    by_user.retain(|_, roles| {
+        roles.sort_unstable();
+        roles.dedup();
+        !roles.is_empty()
+    });
     by_user
-        .into_iter()
-        .filter_map(|(user, mut roles)| {
-            roles.sort();
-            roles.dedup();
-            (!roles.is_empty()).then(|| (user.to_string(), roles.into_iter().cloned().collect()))
-        })
-        .collect()
 }
 
 /// Groups in scope under "Sync only assigned": assigned groups (with a kept role).
@@ -364,7 +365,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let eff = effective_assignments(&a, &groups, false);
+        let eff = effective_assignments(a, &groups, false);
         assert_eq!(
             eff.keys().cloned().collect::<Vec<_>>(),
             vec!["u1".to_string(), "u2".to_string()]
@@ -393,7 +394,7 @@ mod tests {
             ("g2".to_string(), member(&["u1", "u2"])),
         ]
         .into();
-        let eff = effective_assignments(&a, &groups, true);
+        let eff = effective_assignments(a.clone(), &groups, true);
         assert_eq!(
             eff["u1"],
             vec![
@@ -410,7 +411,7 @@ mod tests {
         // The same input twice gives the same map, so the same digest.
         assert_eq!(
             assignments_digest(&eff),
-            assignments_digest(&effective_assignments(&a, &groups, true))
+            assignments_digest(&effective_assignments(a, &groups, true))
         );
     }
 
@@ -426,13 +427,13 @@ mod tests {
                 role("r", "User", "u2"),
             ],
         );
-        let eff = effective_assignments(&a, &BTreeMap::new(), true);
+        let eff = effective_assignments(a.clone(), &BTreeMap::new(), true);
         assert_eq!(
             eff.keys().cloned().collect::<Vec<_>>(),
             vec!["u2".to_string()]
         );
         assert_eq!(eff["u2"].len(), 1);
-        assert_eq!(effective_assignments(&a, &BTreeMap::new(), false).len(), 2);
+        assert_eq!(effective_assignments(a, &BTreeMap::new(), false).len(), 2);
     }
 
     #[test]

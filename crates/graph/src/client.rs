@@ -7,8 +7,9 @@ use crate::token::{Auth, TokenCache, TokenSettings, error_chain};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap};
 use scimsync_core::{ErrorCode, Secret, SourceError};
-use scimsync_http::{Body, human, read_capped, too_large_text};
+use scimsync_http::{Body, human, read_capped, too_large_text, trust_roots_for};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
@@ -218,12 +219,13 @@ impl GraphClient {
         }
         let graph_url = base_url("graph_url", &cfg.graph_url)?;
         let login_url = base_url("login_url", &cfg.login_url)?;
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
             // Never follow redirects: the token request carries the secret, Graph requests the token.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_secs(120));
+        let http = trust_roots_for(builder, &[&graph_url, &login_url])
             .build()
             .map_err(|e| {
                 config_error(format!("cannot build the HTTP client: {}", error_chain(&e)))
@@ -304,6 +306,15 @@ impl GraphClient {
         self.call(url, None, permission).await
     }
 
+    /// [`GraphClient::get`], parsed straight into `T` (no JSON tree in between).
+    pub(crate) async fn get_as<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        permission: &str,
+    ) -> Result<T, Failure> {
+        self.call(url, None, permission).await
+    }
+
     /// POST a JSON body (used for `$batch`), with the same retries as [`GraphClient::get`].
     pub(crate) async fn post(
         &self,
@@ -314,12 +325,12 @@ impl GraphClient {
         self.call(url, Some(body), permission).await
     }
 
-    async fn call(
+    async fn call<T: DeserializeOwned>(
         &self,
         url: &Url,
         json_body: Option<&Value>,
         permission: &str,
-    ) -> Result<Value, Failure> {
+    ) -> Result<T, Failure> {
         let inner = &self.inner;
         let mut attempt = 0u32;
         let mut refreshed = false;
@@ -409,7 +420,7 @@ impl GraphClient {
                 return serde_json::from_slice(&body).map_err(|e| {
                     Failure::other(request_failed(
                         format!(
-                            "{what}: Graph answered {status} with a body that is not JSON: {e}"
+                            "{what}: Graph answered {status} with a body that is not the JSON expected: {e}"
                         ),
                         request_id,
                     ))
@@ -491,12 +502,22 @@ impl GraphClient {
         &self,
         first: Url,
         permission: &str,
-        mut each: impl FnMut(PageEvent) + Send,
+        each: impl FnMut(PageEvent<Vec<Value>>) + Send,
+    ) -> Result<(), SourceError> {
+        self.get_typed_pages::<Value>(first, permission, each).await
+    }
+
+    /// [`GraphClient::get_pages`] with each page parsed straight into `P`.
+    pub(crate) async fn get_typed_pages<P: GraphPage>(
+        &self,
+        first: Url,
+        permission: &str,
+        mut each: impl FnMut(PageEvent<P::Items>) + Send,
     ) -> Result<(), SourceError> {
         let mut url = first.clone();
         let mut restarted = false;
         loop {
-            let page = match self.get(&url, permission).await {
+            let page = match self.get_as::<P>(&url, permission).await {
                 Ok(page) => page,
                 Err(f)
                     if f.has_code("Directory_ExpiredPageToken") && !restarted && url != first =>
@@ -510,7 +531,7 @@ impl GraphClient {
                 }
                 Err(f) => return Err(f.error),
             };
-            let (values, links) = split_page(&url, page)?;
+            let (values, links) = page.split(&url)?;
             each(PageEvent::Page(values));
             let Some(next) = links.next else {
                 return Ok(());
@@ -564,16 +585,30 @@ impl GraphClient {
 }
 
 /// What [`GraphClient::get_pages`] hands its callback.
-pub(crate) enum PageEvent {
-    Page(Vec<Value>),
+pub(crate) enum PageEvent<T> {
+    Page(T),
     /// The read starts over from the first page: forget what was collected.
     Restart,
 }
 
 /// The links at the end of a page.
+#[derive(Debug)]
 pub(crate) struct Links {
     pub next: Option<String>,
     pub delta: Option<String>,
+}
+
+/// A collection page as parsed from Graph's answer: its items and its links.
+pub(crate) trait GraphPage: DeserializeOwned {
+    type Items;
+    fn split(self, url: &Url) -> Result<(Self::Items, Links), SourceError>;
+}
+
+impl GraphPage for Value {
+    type Items = Vec<Value>;
+    fn split(self, url: &Url) -> Result<(Vec<Value>, Links), SourceError> {
+        split_page(url, self)
+    }
 }
 
 /// A page's `value` array and its `@odata.nextLink` / `@odata.deltaLink`.

@@ -20,6 +20,7 @@
 //! [`graph_group_property`] hold the one translation table between those names and Graph's
 //! properties.
 
+mod assignment_page;
 mod attributes;
 mod batch;
 mod check;

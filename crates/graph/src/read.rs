@@ -1,6 +1,7 @@
 //! Reading users, app-role assignments and soft-deleted users, and the [`Source`]
 //! implementation (delta reads live in `delta.rs`, groups in `groups.rs`).
 
+use crate::assignment_page::AssignmentPage;
 use crate::attributes::{GraphProperty, graph_property, is_computed_attribute};
 use crate::batch::Fetched;
 use crate::client::{GraphClient, PageEvent};
@@ -238,27 +239,24 @@ impl GraphClient {
             ),
         );
         let mut out = Assignments::default();
-        self.get_pages(url, APPLICATION_READ, |event| {
+        let mut unreadable = 0usize;
+        self.get_typed_pages::<AssignmentPage>(url, APPLICATION_READ, |event| {
             let page = match event {
                 PageEvent::Page(page) => page,
                 PageEvent::Restart => {
                     out = Assignments::default();
+                    unreadable = 0;
                     return;
                 }
             };
             for a in page {
-                // The page is ours: its strings are moved out, not copied (a quiet cycle of a
-                // large tenant reads every assignment).
-                let Value::Object(mut a) = a else { continue };
-                let mut text = |k: &str| match a.remove(k) {
-                    Some(Value::String(s)) => Some(s),
-                    _ => None,
-                };
-                let (Some(principal), Some(kind)) = (text("principalId"), text("principalType"))
-                else {
+                let (Some(principal), Some(kind)) = (a.principal_id, a.principal_type) else {
+                    unreadable += 1;
                     continue;
                 };
-                let role = text("appRoleId").unwrap_or_else(|| uuid::Uuid::nil().to_string());
+                let role = a
+                    .app_role_id
+                    .unwrap_or_else(|| uuid::Uuid::nil().to_string());
                 let (target, principal_type) = if kind.eq_ignore_ascii_case("User") {
                     (&mut out.users, "User")
                 } else if kind.eq_ignore_ascii_case("Group") {
@@ -280,6 +278,13 @@ impl GraphClient {
             }
         })
         .await?;
+        if unreadable > 0 {
+            tracing::warn!(
+                service_principal = service_principal_id,
+                count = unreadable,
+                "app role assignments without a principalId or principalType ignored"
+            );
+        }
         Ok(out)
     }
 

@@ -20,7 +20,7 @@ use scimsync_core::defaults;
 use scimsync_core::{
     Attrs, Backoff, Change, ErrorCode, Secret, Target, TargetError, TargetGroup, TargetUser,
 };
-use scimsync_http::{Body, human, read_capped, too_large_text};
+use scimsync_http::{Body, human, read_capped, too_large_text, trust_roots_for};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -380,13 +380,14 @@ impl ScimClient {
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(SCIM_JSON));
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("scimsync/", env!("CARGO_PKG_VERSION")))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             // A redirected PATCH/POST may silently turn into a GET; report it instead.
-            .redirect(redirect::Policy::none())
+            .redirect(redirect::Policy::none());
+        let http = trust_roots_for(builder, &[&base])
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
         let max_concurrency = cfg.max_concurrency.max(1);

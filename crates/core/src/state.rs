@@ -42,6 +42,26 @@ pub struct ObjectState {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where an object stands on the target, without what the target confirmed: all that group
+/// membership needs of each member user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectTarget {
+    pub source_id: String,
+    pub target_id: String,
+    pub active: bool,
+}
+
+impl From<&ObjectState> for ObjectTarget {
+    fn from(s: &ObjectState) -> Self {
+        ObjectTarget {
+            source_id: s.source_id.clone(),
+            target_id: s.target_id.clone(),
+            active: s.active,
+        }
+    }
+}
+
 /// A change to one object's state, committed together with its log entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateChange {
@@ -87,6 +107,16 @@ pub trait StateStore: Send + Sync {
         found.sort_by(|a, b| a.source_id.cmp(&b.source_id));
         found.dedup_by(|a, b| a.source_id == b.source_id);
         Ok(found)
+    }
+    /// [`StateStore::get_many`] without the confirmed attributes. A cycle with groups asks
+    /// this of every member user (tens of thousands on a large tenant, every cycle), so stores
+    /// override the default with a read that does not decode the attribute maps.
+    fn targets_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectTarget>, StoreError> {
+        Ok(self
+            .get_many(job, ids)?
+            .iter()
+            .map(ObjectTarget::from)
+            .collect())
     }
     /// Every object of the job, in source id order.
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError>;

@@ -24,8 +24,8 @@ use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, Source, SourceError, SourceUser,
-    StateStore, StoreError, Target, UserQuery, UserScope,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, ObjectTarget, Source,
+    SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -717,15 +717,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             .filter(|id| fresh || !snap.states.contains_key(id.as_str()))
             .map(|id| (*id).clone())
             .collect();
-        let mut read: BTreeMap<String, ObjectState> = self
+        let mut read: HashMap<String, ObjectTarget> = self
             .store
-            .get_many(&self.job.name, &to_read)?
+            .targets_many(&self.job.name, &to_read)?
             .into_iter()
             .map(|s| (s.source_id.clone(), s))
             .collect();
         for id in referenced {
             let st = match (fresh, snap.states.get(id.as_str())) {
-                (false, Some(st)) => Some(st.clone()),
+                (false, Some(st)) => Some(ObjectTarget::from(st)),
                 _ => read.remove(id.as_str()),
             };
             out.insert(id.clone(), st.filter(|s| s.active).map(|s| s.target_id));

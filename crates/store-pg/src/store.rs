@@ -11,7 +11,9 @@ use crate::worker::{Worker, WorkerGone};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use scimsync_core::{LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError};
+use scimsync_core::{
+    LogEntry, ObjectState, ObjectTarget, Secret, StateChange, StateStore, StoreError,
+};
 use scimsync_store::{StoreAdmin, check_job};
 use std::future::Future;
 use std::sync::Arc;
@@ -225,6 +227,36 @@ impl StateStore for PgStore {
                 let statement = c.prepare_cached(&sql).await?;
                 let rows = c.query(&statement, &[&j, &wanted]).await?;
                 rows.iter().map(object_from).collect()
+            },
+        )
+    }
+
+    fn targets_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectTarget>, StoreError> {
+        check_job(job)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (j, wanted) = (job.to_owned(), ids.to_vec());
+        self.run(
+            || format!("reading where {} objects of job {job} stand", ids.len()),
+            |pool| async move {
+                let c = pool.get().await?;
+                let statement = c
+                    .prepare_cached(
+                        "SELECT source_id, target_id, active FROM scimsync_objects \
+                         WHERE job = $1 AND source_id = ANY($2) ORDER BY source_id",
+                    )
+                    .await?;
+                let rows = c.query(&statement, &[&j, &wanted]).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ObjectTarget {
+                            source_id: r.try_get(0)?,
+                            target_id: r.try_get(1)?,
+                            active: r.try_get(2)?,
+                        })
+                    })
+                    .collect()
             },
         )
     }

@@ -6,8 +6,8 @@
 use crate::{StoreAdmin, export, import};
 use chrono::{Duration, Utc};
 use scimsync_core::{
-    Attrs, LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty, ObjectState, Outcome,
-    StateChange, StateStore,
+    Attrs, LogAction, LogEntry, LogStatus, LogStep, ModifiedProperty, ObjectState, ObjectTarget,
+    Outcome, StateChange, StateStore,
 };
 use serde_json::json;
 
@@ -28,6 +28,10 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("jobs are isolated by prefix", job_isolation),
         ("list is in source id order", list_order),
         ("get_many returns the ones that exist, in order", get_many),
+        (
+            "targets_many is get_many without the attributes",
+            targets_many,
+        ),
         ("invalid job ids are refused", invalid_job_ids),
         ("concurrent commits all land", concurrent_commits),
         ("records by kind", records_by_kind),
@@ -446,6 +450,44 @@ fn get_many<S: StateStore>(s: &S) {
     assert_eq!(ids(&found), ["B", "c", "group:g"]);
     assert_eq!(found[1].target_id, "t-c");
     assert!(s.get_many("job", &[]).expect("empty").is_empty());
+}
+
+fn targets_many<S: StateStore>(s: &S) {
+    let mut disabled = object("d", "t-d");
+    disabled.active = false;
+    for o in [object("c", "t-c"), disabled, object("a", "t-a")] {
+        let id = o.source_id.clone();
+        s.commit("job", &StateChange::Put(o), &log_entry("job", "c1", &id))
+            .expect("commit");
+    }
+    s.commit(
+        "other",
+        &StateChange::Put(object("b", "t-other")),
+        &log_entry("other", "c1", "b"),
+    )
+    .expect("commit");
+    let ask: Vec<String> = ["d", "b", "c", "missing", "a", "c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let found = s.targets_many("job", &ask).expect("targets_many");
+    let full: Vec<ObjectTarget> = s
+        .get_many("job", &ask)
+        .expect("get_many")
+        .iter()
+        .map(ObjectTarget::from)
+        .collect();
+    assert_eq!(found, full);
+    let seen: Vec<(&str, &str, bool)> = found
+        .iter()
+        .map(|t| (t.source_id.as_str(), t.target_id.as_str(), t.active))
+        .collect();
+    assert_eq!(
+        seen,
+        [("a", "t-a", true), ("c", "t-c", true), ("d", "t-d", false)]
+    );
+    assert!(s.targets_many("job", &[]).expect("empty").is_empty());
+    assert!(s.targets_many("a\0b", &ask).is_err());
 }
 
 fn invalid_job_ids<S: StateStore>(s: &S) {

@@ -25,7 +25,7 @@
 
 use crate::{StoreAdmin, check_job};
 use chrono::{DateTime, Utc};
-use scimsync_core::{LogEntry, ObjectState, StateChange, StateStore, StoreError};
+use scimsync_core::{LogEntry, ObjectState, ObjectTarget, StateChange, StateStore, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -477,6 +477,23 @@ impl StateStore for SledStore {
             Ok(None) => Ok(None),
             Err(e) => Err(self.sled_err(&format!("reading {}", what()), e)),
         }
+    }
+
+    fn targets_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectTarget>, StoreError> {
+        check_job(job)?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let what = || format!("object {id:?} of job {job}");
+            match self.objects.get(key(job, id.as_bytes())) {
+                // Only three fields decoded: the confirmed attributes are skipped unparsed.
+                Ok(Some(v)) => found.push(self.decode::<ObjectTarget>(what, &v)?),
+                Ok(None) => {}
+                Err(e) => return Err(self.sled_err(&format!("reading {}", what()), e)),
+            }
+        }
+        found.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        found.dedup_by(|a, b| a.source_id == b.source_id);
+        Ok(found)
     }
 
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {

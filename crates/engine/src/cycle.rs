@@ -10,7 +10,7 @@ use crate::groups::UserTargets;
 use crate::job::Reconcile;
 use crate::jobstate::{
     ASSIGNED, ASSIGNMENTS_DIGEST, FINGERPRINT, GROUPS_WATERMARK, HeldDeletions, HeldOp, JobState,
-    LastCycle, USERS_WATERMARK,
+    LastCycle, MEMBERSHIP_EPOCH, MEMBERSHIP_SETTLED, USERS_WATERMARK,
 };
 use crate::plan::{
     Compiled, Deprovision, GROUP_PREFIX, GroupDecision, GroupOp, GuardInput, PlanCtx, UserDecision,
@@ -28,7 +28,7 @@ use scimsync_core::{
     SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -99,6 +99,11 @@ struct Snapshot {
     reconcile: bool,
     /// Source reads that came back empty while the job has objects provisioned.
     suspicious: Vec<String>,
+    /// The membership epoch when the cycle started (see `jobstate::MEMBERSHIP_EPOCH`).
+    membership_epoch: String,
+    /// The last cycle left membership settled and no group changed since: unless a user is
+    /// acted on or a group object changes, this cycle need not compare membership at all.
+    membership_settled: bool,
 }
 
 impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
@@ -232,8 +237,26 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 _ => None,
             })
             .collect();
-        let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
-        let group_results = self.act_groups(&cx, groups, &targets).await?;
+        // Nothing membership depends on changed since a cycle found it settled: no user acted
+        // on, no group in the delta or changed itself, no escrow (see MEMBERSHIP_SETTLED).
+        let skip_members = mode == Mode::Apply
+            && snap.membership_settled
+            && user_reports.is_empty()
+            && groups
+                .iter()
+                .all(|g| matches!(g.op, GroupOp::Unchanged { .. } | GroupOp::Quiet));
+        let membership_changed = AtomicBool::new(false);
+        let group_results = if skip_members {
+            groups.iter().map(|_| Processed::Unchanged).collect()
+        } else {
+            if mode == Mode::Apply {
+                self.state().unsettle_membership()?;
+            }
+            let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
+            self.act_groups(&cx, groups, &targets, &membership_changed)
+                .await?
+        };
+        let membership_settled = !membership_changed.load(Ordering::Relaxed);
         phases.groups_ms = ms(t);
         processed.extend(group_results);
         processed.extend(reference_results);
@@ -284,7 +307,13 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             tracing::warn!(job = %self.job.name, cycle = %report.cycle_id, "{note}");
         }
         if mode == Mode::Apply {
-            self.commit_cycle(&snap, &report, &deprovisions, hold.approval_used)?;
+            self.commit_cycle(
+                &snap,
+                &report,
+                &deprovisions,
+                hold.approval_used,
+                membership_settled,
+            )?;
         }
         Ok(report)
     }
@@ -535,6 +564,17 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     .last_reconcile()?
                     .is_none_or(|t| now - t >= chrono::Duration::hours(24)),
             };
+        let membership_epoch = js.meta(MEMBERSHIP_EPOCH)?.unwrap_or_default();
+        let membership_settled = needs_groups
+            && !reconcile
+            && escrows.is_empty()
+            && groups.changed.is_empty()
+            && groups.deleted.is_empty()
+            && js.meta(MEMBERSHIP_SETTLED)?
+                == Some(JobState::settled_marker(
+                    &self.job.fingerprint,
+                    &membership_epoch,
+                ));
         Ok(Snapshot {
             kind,
             completed,
@@ -553,6 +593,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             escrows,
             reconcile,
             suspicious,
+            membership_epoch,
+            membership_settled,
         })
     }
 
@@ -759,6 +801,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         cx: &Cycle,
         groups: Vec<GroupDecision<'_>>,
         users: &UserTargets,
+        changed: &AtomicBool,
     ) -> Result<Vec<Processed>, StoreError> {
         if groups.is_empty() {
             return Ok(Vec::new());
@@ -773,8 +816,13 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             _ => None,
         };
         let group_targets = &group_targets;
-        self.in_sequences(cx, "groups", groups, keys, |d| {
-            self.act_group(cx, d, users, group_targets)
+        self.in_sequences(cx, "groups", groups, keys, |d| async move {
+            let p = self.act_group(cx, d, users, group_targets).await?;
+            // Before the report drops it from the list: anything but "unchanged" counts.
+            if !matches!(p, Processed::Unchanged) {
+                changed.store(true, Ordering::Relaxed);
+            }
+            Ok(p)
         })
         .await
     }
@@ -788,6 +836,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         report: &CycleReport,
         deprovisions: &[HeldOp],
         approval_used: bool,
+        membership_settled: bool,
     ) -> Result<(), StoreError> {
         let job = &self.job.name;
         let js = self.state();
@@ -799,6 +848,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 snap.groups.save(self.store, job)?;
                 if let Some(w) = &snap.groups.watermark {
                     js.set_meta(GROUPS_WATERMARK, w)?;
+                }
+                if membership_settled {
+                    let marker =
+                        JobState::settled_marker(&self.job.fingerprint, &snap.membership_epoch);
+                    js.set_meta(MEMBERSHIP_SETTLED, &marker)?;
                 }
             }
             if let Some(effective) = &snap.assigned {

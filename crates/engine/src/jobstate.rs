@@ -27,6 +27,14 @@ pub(crate) const GROUPS_WATERMARK: &str = "watermark.groups";
 pub(crate) const FINGERPRINT: &str = "fingerprint";
 /// Digest of the last committed effective assignments (see `read::assignments_digest`).
 pub(crate) const ASSIGNMENTS_DIGEST: &str = "assignments_digest";
+/// `{fingerprint}/{epoch}`: the last applied cycle compared every in-scope group's membership
+/// with its member records and had nothing to send. A cycle in which nothing that membership
+/// depends on changed (no group in the delta, no user acted on, no escrow) then skips the
+/// comparison; any other cycle removes the marker (durably) before it writes membership.
+pub(crate) const MEMBERSHIP_SETTLED: &str = "membership_settled";
+/// Changed by whatever writes users or members outside a cycle (provision on demand), so a
+/// settled marker set by a cycle that started before such a write no longer matches.
+pub(crate) const MEMBERSHIP_EPOCH: &str = "membership_epoch";
 /// Record kinds.
 pub(crate) const ESCROW: &str = "escrow";
 pub(crate) const ASSIGNED: &str = "assigned";
@@ -424,10 +432,37 @@ impl<'a> JobState<'a> {
             FINGERPRINT,
             CYCLES,
             ASSIGNMENTS_DIGEST,
+            MEMBERSHIP_SETTLED,
         ] {
             self.store.remove_meta(self.job, key)?;
         }
         Ok(())
+    }
+
+    /// The marker a cycle that started at membership epoch `epoch` leaves when it finds the
+    /// membership settled (see [`MEMBERSHIP_SETTLED`]).
+    pub(crate) fn settled_marker(fingerprint: &str, epoch: &str) -> String {
+        format!("{fingerprint}/{epoch}")
+    }
+
+    /// Forget that membership was settled, durably: called before membership is written, so
+    /// that a crash after the target accepted a batch but before its records were stored
+    /// cannot leave a marker that would skip the repair.
+    pub(crate) fn unsettle_membership(&self) -> Result<(), StoreError> {
+        if self.meta(MEMBERSHIP_SETTLED)?.is_some() {
+            self.store.remove_meta(self.job, MEMBERSHIP_SETTLED)?;
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Users or members are about to change outside a cycle: no settled marker set before now
+    /// (or by a cycle running now) matches afterwards.
+    pub(crate) fn new_membership_epoch(&self) -> Result<(), StoreError> {
+        let epoch = uuid::Uuid::new_v4().to_string();
+        self.store.put_meta(self.job, MEMBERSHIP_EPOCH, &epoch)?;
+        self.store.remove_meta(self.job, MEMBERSHIP_SETTLED)?;
+        self.store.flush()
     }
 }
 

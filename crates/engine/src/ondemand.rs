@@ -55,6 +55,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             ignore_escrow: true,
         };
         let decision = decide_user(&pctx, UserItem::Present(&user, state.as_ref()));
+        if mode == Mode::Apply {
+            // This user and its groups' members may change outside a cycle.
+            self.state().new_membership_epoch()?;
+        }
         let cx = Cycle::new(on_demand_id(now, &user.id), mode, now, Claims::new(&[]));
         let work = vec![UserRefWork {
             source_id: decision.source_id.clone(),
@@ -143,6 +147,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 "the group has {} members; provision on demand takes groups of at most {ON_DEMAND_MAX_MEMBERS} (run a cycle instead)",
                 group.users.len()
             )));
+        }
+        if mode == Mode::Apply {
+            self.state().new_membership_epoch()?;
         }
         let mut out = Vec::new();
         for member in group.users.clone() {

@@ -425,3 +425,135 @@ async fn a_target_that_refuses_large_member_patches_gets_smaller_ones_and_every_
     w.cycle().await;
     assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
 }
+
+/// The marker a cycle leaves when it compared every group's membership and sent nothing.
+fn settled(w: &World) -> bool {
+    w.store
+        .get_meta("t", crate::jobstate::MEMBERSHIP_SETTLED)
+        .unwrap()
+        .is_some()
+}
+
+fn added_ids(w: &World) -> Vec<String> {
+    w.member_writes()
+        .into_iter()
+        .flat_map(|x| match x {
+            Write::AddMembers(_, ids) => ids,
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A world with Graph-like group deltas, two cycles in: everything sent, then compared once
+/// more and found settled.
+async fn settled_world() -> World {
+    let w = World::new(5, 3, 100);
+    w.source.enable_group_deltas();
+    w.cycle().await;
+    assert!(!settled(&w), "the cycle that sent members leaves no marker");
+    w.cycle().await;
+    assert!(settled(&w), "the next cycle found nothing to send");
+    assert_eq!(w.target_members().len(), 3);
+    w.target.clear_log();
+    w
+}
+
+#[tokio::test]
+async fn a_settled_membership_is_compared_again_once_a_user_is_acted_on() {
+    let w = settled_world().await;
+    // Our record of u0's membership goes missing. A quiet cycle does not read the records
+    // (that is what it saves), so it does not notice...
+    let t0 = w.target_id_of("u0");
+    w.store
+        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
+        .unwrap();
+    let r = w.cycle().await;
+    assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
+    assert_eq!(r.tally.failed, 0);
+    assert!(settled(&w));
+    // ...until something membership depends on changes: here a user (not even a member) is
+    // updated, so every group is compared again and u0 is sent once more.
+    w.source.edit(|s| {
+        s.users[4]
+            .attrs
+            .insert("userPrincipalName".into(), json!("u4-renamed@x"));
+    });
+    w.cycle().await;
+    assert_eq!(added_ids(&w), vec![t0]);
+    assert!(
+        !settled(&w),
+        "a cycle that sent membership leaves no marker"
+    );
+    w.target.clear_log();
+    w.cycle().await;
+    assert!(w.target.writes().is_empty());
+    assert!(settled(&w));
+}
+
+#[tokio::test]
+async fn a_member_added_at_the_source_after_a_settled_cycle_is_sent() {
+    let w = settled_world().await;
+    w.set_members(
+        vec!["u0".into(), "u1".into(), "u2".into(), "u4".into()],
+        "Team",
+        true,
+    );
+    w.cycle().await;
+    assert_eq!(added_ids(&w), vec![w.target_id_of("u4")]);
+    assert_eq!(w.target_members().len(), 4);
+}
+
+#[tokio::test]
+async fn provisioning_on_demand_voids_a_settled_membership() {
+    let w = settled_world().await;
+    let t0 = w.target_id_of("u0");
+    w.store
+        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
+        .unwrap();
+    crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
+        .provision_user("u4", Mode::Apply)
+        .await
+        .unwrap();
+    assert!(!settled(&w), "a write outside a cycle voids the marker");
+    w.target.clear_log();
+    w.cycle().await;
+    assert_eq!(
+        added_ids(&w),
+        vec![t0],
+        "the next cycle compares every group"
+    );
+}
+
+#[tokio::test]
+async fn a_membership_write_that_fails_leaves_no_marker_and_is_sent_later() {
+    let w = settled_world().await;
+    w.set_members((0..5).map(|i| format!("u{i}")).collect(), "Team", true);
+    w.target.fail_member_patches_after(0);
+    let r = w.cycle().await;
+    assert_eq!(r.tally.failed, 1, "{:?}", r.objects);
+    assert!(!settled(&w));
+    w.target.heal();
+    w.cycle().await;
+    assert_eq!(w.target_members().len(), 5);
+}
+
+#[tokio::test]
+async fn a_preview_neither_skips_nor_touches_the_marker() {
+    let w = settled_world().await;
+    let t0 = w.target_id_of("u0");
+    w.store
+        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
+        .unwrap();
+    let preview = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
+        .run(Mode::Preview)
+        .await
+        .unwrap();
+    let g = preview
+        .objects
+        .iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .expect("the preview compares and shows the group");
+    assert_eq!(g.members_added, vec![t0]);
+    assert!(settled(&w));
+    assert!(w.target.writes().is_empty());
+}

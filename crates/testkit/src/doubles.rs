@@ -33,7 +33,14 @@ struct SourceInner {
     reads: Vec<String>,
     /// The `keep` of the last full read.
     last_keep: Option<BTreeSet<String>>,
+    /// With group deltas on: the groups each watermark saw (a watermark is `g{index}`).
+    group_history: Option<Vec<GroupsSeen>>,
 }
+
+type GroupsSeen = (
+    Vec<SourceGroup>,
+    BTreeMap<String, Vec<(String, MemberKind)>>,
+);
 
 impl MemorySource {
     pub fn new(users: Vec<SourceUser>) -> Self {
@@ -102,6 +109,15 @@ impl MemorySource {
         g.groups = groups;
         g.members = members;
         g.assigned_groups = assigned;
+    }
+
+    /// Group reads with a watermark answer only what changed since it, as Graph's group
+    /// delta (`members@delta`) does; without this every group read is full.
+    pub fn enable_group_deltas(&self) {
+        let mut g = self.lock();
+        if g.group_history.is_none() {
+            g.group_history = Some(Vec::new());
+        }
     }
 
     pub fn fail_next_read(&self, e: SourceError) {
@@ -246,16 +262,78 @@ impl Source for MemorySource {
     async fn read_groups(
         &self,
         _query: &GroupQuery,
-        _watermark: Option<&str>,
+        watermark: Option<&str>,
     ) -> Result<GroupRead, SourceError> {
         let mut g = self.lock();
         Self::failed(&mut g)?;
-        g.reads.push("groups".into());
-        Ok(GroupRead::Full {
-            groups: g.groups.clone(),
-            members: g.members.clone(),
-            fallback_reason: None,
-            watermark: None,
+        let now: GroupsSeen = (g.groups.clone(), g.members.clone());
+        let Some(history) = g.group_history.as_mut() else {
+            g.reads.push("groups".into());
+            return Ok(GroupRead::Full {
+                groups: now.0,
+                members: now.1,
+                fallback_reason: None,
+                watermark: None,
+            });
+        };
+        let seen = watermark
+            .and_then(|w| w.strip_prefix('g'))
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| history.get(i))
+            .cloned();
+        history.push(now.clone());
+        let next = format!("g{}", history.len() - 1);
+        let Some((before, before_members)) = seen else {
+            g.reads.push("groups".into());
+            return Ok(GroupRead::Full {
+                groups: now.0,
+                members: now.1,
+                fallback_reason: None,
+                watermark: Some(next),
+            });
+        };
+        g.reads.push("group-changes".into());
+        let (groups, members) = now;
+        let before: BTreeMap<&str, &SourceGroup> =
+            before.iter().map(|x| (x.id.as_str(), x)).collect();
+        let upserts = groups
+            .iter()
+            .filter(|x| before.get(x.id.as_str()) != Some(x))
+            .cloned()
+            .collect();
+        let deleted = before
+            .keys()
+            .filter(|id| !groups.iter().any(|x| x.id == **id))
+            .map(|id| id.to_string())
+            .collect();
+        let (mut members_added, mut members_removed) = (BTreeMap::new(), BTreeMap::new());
+        let empty = Vec::new();
+        for x in &groups {
+            let now_m = members.get(&x.id).unwrap_or(&empty);
+            let was_m = before_members.get(&x.id).unwrap_or(&empty);
+            let added: Vec<_> = now_m
+                .iter()
+                .filter(|m| !was_m.contains(m))
+                .cloned()
+                .collect();
+            let removed: Vec<_> = was_m
+                .iter()
+                .filter(|m| !now_m.contains(m))
+                .cloned()
+                .collect();
+            if !added.is_empty() {
+                members_added.insert(x.id.clone(), added);
+            }
+            if !removed.is_empty() {
+                members_removed.insert(x.id.clone(), removed);
+            }
+        }
+        Ok(GroupRead::Changes {
+            upserts,
+            deleted,
+            members_added,
+            members_removed,
+            watermark: next,
         })
     }
 }

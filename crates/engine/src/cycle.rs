@@ -322,6 +322,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
     async fn read(&self) -> Result<Snapshot, CycleError> {
         let job = &self.job.name;
         let js = self.state();
+        // Before anything is read: a write on demand from now on voids this cycle's marker.
+        let membership_epoch = js.meta(MEMBERSHIP_EPOCH)?.unwrap_or_default();
         let completed = js.cycles_completed()?;
         let kind = if completed == 0 {
             CycleKind::Initial
@@ -564,7 +566,6 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     .last_reconcile()?
                     .is_none_or(|t| now - t >= chrono::Duration::hours(24)),
             };
-        let membership_epoch = js.meta(MEMBERSHIP_EPOCH)?.unwrap_or_default();
         let membership_settled = needs_groups
             && !reconcile
             && escrows.is_empty()

@@ -117,6 +117,11 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 }
             }
         }
+        if mode == Mode::Apply {
+            // Again after the writes: a cycle that read the epoch meanwhile leaves no marker
+            // the next cycle would trust.
+            self.state().new_membership_epoch()?;
+        }
         Ok(report)
     }
 
@@ -220,6 +225,9 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             if let Processed::Reported(r) = acted? {
                 out.push(r);
             }
+        }
+        if mode == Mode::Apply {
+            self.state().new_membership_epoch()?;
         }
         Ok(out)
     }

@@ -24,7 +24,7 @@ use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, ObjectState, ObjectTarget, Source,
+    AppRoleAssignment, Clock, ErrorCode, GroupQuery, LogStatus, ObjectState, ObjectTarget, Source,
     SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -245,7 +245,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             && groups
                 .iter()
                 .all(|g| matches!(g.op, GroupOp::Unchanged { .. } | GroupOp::Quiet));
-        let membership_changed = AtomicBool::new(false);
+        let membership_unsettled = AtomicBool::new(false);
         let group_results = if skip_members {
             groups.iter().map(|_| Processed::Unchanged).collect()
         } else {
@@ -253,10 +253,10 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 self.state().unsettle_membership()?;
             }
             let targets = self.user_targets(&cx, &snap, &groups, &user_reports)?;
-            self.act_groups(&cx, groups, &targets, &membership_changed)
+            self.act_groups(&cx, groups, &targets, &membership_unsettled)
                 .await?
         };
-        let membership_settled = !membership_changed.load(Ordering::Relaxed);
+        let membership_settled = !membership_unsettled.load(Ordering::Relaxed);
         phases.groups_ms = ms(t);
         processed.extend(group_results);
         processed.extend(reference_results);
@@ -802,7 +802,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         cx: &Cycle,
         groups: Vec<GroupDecision<'_>>,
         users: &UserTargets,
-        changed: &AtomicBool,
+        unsettled: &AtomicBool,
     ) -> Result<Vec<Processed>, StoreError> {
         if groups.is_empty() {
             return Ok(Vec::new());
@@ -819,9 +819,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         let group_targets = &group_targets;
         self.in_sequences(cx, "groups", groups, keys, |d| async move {
             let p = self.act_group(cx, d, users, group_targets).await?;
-            // Before the report drops it from the list: anything but "unchanged" counts.
-            if !matches!(p, Processed::Unchanged) {
-                changed.store(true, Ordering::Relaxed);
+            // Before the report drops it from the list: a group that failed or waits in
+            // escrow leaves its membership unsettled (what was sent is confirmed and recorded).
+            let failed = match &p {
+                Processed::Escrowed => true,
+                Processed::Reported(o) => o.status == LogStatus::Failure || o.error_code.is_some(),
+                _ => false,
+            };
+            if failed {
+                unsettled.store(true, Ordering::Relaxed);
             }
             Ok(p)
         })

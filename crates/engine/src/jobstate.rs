@@ -27,10 +27,11 @@ pub(crate) const GROUPS_WATERMARK: &str = "watermark.groups";
 pub(crate) const FINGERPRINT: &str = "fingerprint";
 /// Digest of the last committed effective assignments (see `read::assignments_digest`).
 pub(crate) const ASSIGNMENTS_DIGEST: &str = "assignments_digest";
-/// `{fingerprint}/{epoch}`: the last applied cycle compared every in-scope group's membership
-/// with its member records and had nothing to send. A cycle in which nothing that membership
-/// depends on changed (no group in the delta, no user acted on, no escrow) then skips the
-/// comparison; any other cycle removes the marker (durably) before it writes membership.
+/// `{fingerprint}/{epoch}`: the last applied cycle brought every in-scope group's membership to
+/// its plan, each batch confirmed by the target and recorded (no group failed or waits in
+/// escrow). A cycle in which nothing that membership depends on changed (no group in the
+/// delta, no user acted on, no escrow) then skips the comparison; any other cycle removes the
+/// marker (durably) before it writes membership.
 pub(crate) const MEMBERSHIP_SETTLED: &str = "membership_settled";
 /// Changed by whatever writes users or members outside a cycle (provision on demand), so a
 /// settled marker set by a cycle that started before such a write no longer matches.

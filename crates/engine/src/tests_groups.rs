@@ -456,15 +456,22 @@ async fn settled_world() -> World {
     w
 }
 
+/// Our record that `user` is a member of g1 goes missing (the target still has it); returns
+/// the user's target id. Only a cycle that compares the membership notices.
+fn lose_member_record(w: &World, user: &str) -> String {
+    let target_id = w.target_id_of(user);
+    w.store
+        .remove_record("t", &crate::groups::members_kind("g1"), &target_id)
+        .unwrap();
+    target_id
+}
+
 #[tokio::test]
 async fn a_settled_membership_is_compared_again_once_a_user_is_acted_on() {
     let w = settled_world().await;
     // Our record of u0's membership goes missing. A quiet cycle does not read the records
     // (that is what it saves), so it does not notice...
-    let t0 = w.target_id_of("u0");
-    w.store
-        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
-        .unwrap();
+    let t0 = lose_member_record(&w, "u0");
     let r = w.cycle().await;
     assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
     assert_eq!(r.tally.failed, 0);
@@ -501,10 +508,7 @@ async fn a_member_added_at_the_source_after_a_settled_cycle_is_sent() {
 #[tokio::test]
 async fn provisioning_on_demand_voids_a_settled_membership() {
     let w = settled_world().await;
-    let t0 = w.target_id_of("u0");
-    w.store
-        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
-        .unwrap();
+    let t0 = lose_member_record(&w, "u0");
     crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
         .provision_user("u4", Mode::Apply)
         .await
@@ -535,10 +539,7 @@ async fn a_membership_write_that_fails_leaves_no_marker_and_is_sent_later() {
 #[tokio::test]
 async fn a_preview_neither_skips_nor_touches_the_marker() {
     let w = settled_world().await;
-    let t0 = w.target_id_of("u0");
-    w.store
-        .remove_record("t", &crate::groups::members_kind("g1"), &t0)
-        .unwrap();
+    let t0 = lose_member_record(&w, "u0");
     let preview = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
         .run(Mode::Preview)
         .await

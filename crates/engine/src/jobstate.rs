@@ -459,9 +459,8 @@ impl<'a> JobState<'a> {
 
     /// Users or members are about to change outside a cycle: no settled marker set before now
     /// (or by a cycle running now) matches afterwards.
-    pub(crate) fn new_membership_epoch(&self) -> Result<(), StoreError> {
-        let epoch = uuid::Uuid::new_v4().to_string();
-        self.store.put_meta(self.job, MEMBERSHIP_EPOCH, &epoch)?;
+    pub(crate) fn new_membership_epoch(&self, epoch: &str) -> Result<(), StoreError> {
+        self.store.put_meta(self.job, MEMBERSHIP_EPOCH, epoch)?;
         self.store.remove_meta(self.job, MEMBERSHIP_SETTLED)?;
         self.store.flush()
     }

@@ -57,7 +57,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let decision = decide_user(&pctx, UserItem::Present(&user, state.as_ref()));
         if mode == Mode::Apply {
             // This user and its groups' members may change outside a cycle.
-            self.state().new_membership_epoch()?;
+            self.new_membership_epoch(&user.id, "before")?;
         }
         let cx = Cycle::new(on_demand_id(now, &user.id), mode, now, Claims::new(&[]));
         let work = vec![UserRefWork {
@@ -120,7 +120,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         if mode == Mode::Apply {
             // Again after the writes: a cycle that read the epoch meanwhile leaves no marker
             // the next cycle would trust.
-            self.state().new_membership_epoch()?;
+            self.new_membership_epoch(&user.id, "after")?;
         }
         Ok(report)
     }
@@ -154,7 +154,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             )));
         }
         if mode == Mode::Apply {
-            self.state().new_membership_epoch()?;
+            self.new_membership_epoch(group_id, "before")?;
         }
         let mut out = Vec::new();
         for member in group.users.clone() {
@@ -227,9 +227,28 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             }
         }
         if mode == Mode::Apply {
-            self.state().new_membership_epoch()?;
+            self.new_membership_epoch(group_id, "after")?;
         }
         Ok(out)
+    }
+
+    /// A membership epoch no earlier one equals: it chains the previous epoch with the engine's
+    /// clock, the object and the moment (see `jobstate::MEMBERSHIP_EPOCH`).
+    fn new_membership_epoch(
+        &self,
+        object: &str,
+        moment: &str,
+    ) -> Result<(), scimsync_core::StoreError> {
+        let js = self.state();
+        let previous = js
+            .meta(crate::jobstate::MEMBERSHIP_EPOCH)?
+            .unwrap_or_default();
+        let at = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let chained = digest(&format!("{previous}\n{at}\n{object}\n{moment}"));
+        js.new_membership_epoch(&format!("{at}/{chained:016x}"))
     }
 
     /// Effective assignments for a decision on demand (group expansion uses the group mirror

@@ -100,6 +100,24 @@ impl World {
         .unwrap()
     }
 
+    /// The group's entry in a preview of the next cycle.
+    async fn preview_group(&self) -> crate::ObjectReport {
+        crate::Engine::new(
+            &self.job,
+            &self.source,
+            &self.target,
+            &self.store,
+            &self.clock,
+        )
+        .run(Mode::Preview)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .find(|o| o.object_type == crate::ObjectType::Group)
+        .expect("the preview shows the group")
+    }
+
     fn member_writes(&self) -> Vec<Write> {
         self.target
             .writes()
@@ -347,15 +365,7 @@ async fn a_reconcile_cycle_repairs_membership_drift_made_in_the_app() {
     assert!(w.target.writes().is_empty());
 
     w.job.reconcile = crate::job::Reconcile::EveryCycle;
-    let preview = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
-        .run(Mode::Preview)
-        .await
-        .unwrap();
-    let g = preview
-        .objects
-        .iter()
-        .find(|o| o.object_type == crate::ObjectType::Group)
-        .unwrap();
+    let g = w.preview_group().await;
     assert_eq!(
         (g.members_added.clone(), g.members_removed.clone()),
         (vec![dropped.clone()], vec![stray.clone()]),
@@ -540,15 +550,7 @@ async fn a_membership_write_that_fails_leaves_no_marker_and_is_sent_later() {
 async fn a_preview_neither_skips_nor_touches_the_marker() {
     let w = settled_world().await;
     let t0 = lose_member_record(&w, "u0");
-    let preview = crate::Engine::new(&w.job, &w.source, &w.target, &w.store, &w.clock)
-        .run(Mode::Preview)
-        .await
-        .unwrap();
-    let g = preview
-        .objects
-        .iter()
-        .find(|o| o.object_type == crate::ObjectType::Group)
-        .expect("the preview compares and shows the group");
+    let g = w.preview_group().await;
     assert_eq!(g.members_added, vec![t0]);
     assert!(settled(&w));
     assert!(w.target.writes().is_empty());

@@ -88,6 +88,10 @@ impl World {
     }
 
     async fn cycle(&self) -> crate::CycleReport {
+        self.run(Mode::Apply).await
+    }
+
+    async fn run(&self, mode: Mode) -> crate::CycleReport {
         crate::Engine::new(
             &self.job,
             &self.source,
@@ -95,27 +99,19 @@ impl World {
             &self.store,
             &self.clock,
         )
-        .run(Mode::Apply)
+        .run(mode)
         .await
         .unwrap()
     }
 
     /// The group's entry in a preview of the next cycle.
     async fn preview_group(&self) -> crate::ObjectReport {
-        crate::Engine::new(
-            &self.job,
-            &self.source,
-            &self.target,
-            &self.store,
-            &self.clock,
-        )
-        .run(Mode::Preview)
-        .await
-        .unwrap()
-        .objects
-        .into_iter()
-        .find(|o| o.object_type == crate::ObjectType::Group)
-        .expect("the preview shows the group")
+        self.run(Mode::Preview)
+            .await
+            .objects
+            .into_iter()
+            .find(|o| o.object_type == crate::ObjectType::Group)
+            .expect("the preview shows the group")
     }
 
     fn member_writes(&self) -> Vec<Write> {

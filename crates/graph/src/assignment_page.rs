@@ -5,7 +5,7 @@
 //! Parsed as leniently as the tree was read: an item that is not an object, or a property
 //! that is not a string, reads as missing (the reader then skips that item and logs it).
 
-use crate::client::{GraphPage, Links, request_failed};
+use crate::client::{GraphPage, Links, no_value_array};
 use scimsync_core::SourceError;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -31,13 +31,7 @@ impl GraphPage for AssignmentPage {
     type Items = Vec<AssignmentItem>;
     fn split(self, url: &Url) -> Result<(Vec<AssignmentItem>, Links), SourceError> {
         let Some(value) = self.value else {
-            return Err(request_failed(
-                format!(
-                    "{}: Graph's answer has no \"value\" array",
-                    crate::client::describe_url(url)
-                ),
-                None,
-            ));
+            return Err(no_value_array(url));
         };
         let items = value
             .into_iter()
@@ -55,15 +49,9 @@ impl GraphPage for AssignmentPage {
 /// for anything else, which is read and dropped.
 struct Lenient<T>(Option<T>);
 
-impl<'de> Deserialize<'de> for Lenient<String> {
+impl<'de, T: Shape> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LenientVisitor::<String>(std::marker::PhantomData))
-    }
-}
-
-impl<'de> Deserialize<'de> for Lenient<AssignmentItem> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LenientVisitor::<AssignmentItem>(std::marker::PhantomData))
+        d.deserialize_any(LenientVisitor::<T>(std::marker::PhantomData))
     }
 }
 

@@ -623,13 +623,7 @@ pub(crate) fn split_page(url: &Url, page: Value) -> Result<(Vec<Value>, Links), 
         ));
     };
     let Some(Value::Array(values)) = page.remove("value") else {
-        return Err(request_failed(
-            format!(
-                "{}: Graph's answer has no \"value\" array",
-                describe_url(url)
-            ),
-            None,
-        ));
+        return Err(no_value_array(url));
     };
     let link = |k: &str| page.get(k).and_then(Value::as_str).map(str::to_string);
     Ok((
@@ -639,6 +633,17 @@ pub(crate) fn split_page(url: &Url, page: Value) -> Result<(Vec<Value>, Links), 
             delta: link("@odata.deltaLink"),
         },
     ))
+}
+
+/// A collection page without its `value` array.
+pub(crate) fn no_value_array(url: &Url) -> SourceError {
+    request_failed(
+        format!(
+            "{}: Graph's answer has no \"value\" array",
+            describe_url(url)
+        ),
+        None,
+    )
 }
 
 /// A failed GET, with the HTTP status when Graph answered (so callers can treat 404 apart).

@@ -17,15 +17,16 @@ use crate::plan::{
     UserItem, UserOp, decide_groups, decide_user, guard, sequences,
 };
 use crate::read::{
-    GroupView, UserWork, assigned_groups, assignment_changes, assignments_digest,
-    effective_assignments, roles_key,
+    GroupView, StoredDigests, UserWork, assigned_groups, assignment_changes, assignments_digest,
+    effective_assignments, raw_assignments_digest, roles_key,
 };
 use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
 use futures::stream::{self, StreamExt};
 use scimsync_core::{
-    AppRoleAssignment, Clock, ErrorCode, GroupQuery, LogStatus, ObjectState, ObjectTarget, Source,
-    SourceError, SourceUser, StateStore, StoreError, Target, UserQuery, UserScope,
+    AppRoleAssignment, Assignments, Clock, ErrorCode, GroupQuery, LogStatus, ObjectState,
+    ObjectTarget, Source, SourceError, SourceUser, StateStore, StoreError, Target, UserQuery,
+    UserScope,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -350,7 +351,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
             self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
-        let groups = if needs_groups {
+        let (groups, groups_full) = if needs_groups {
             let watermark = if use_watermarks {
                 js.meta(GROUPS_WATERMARK)?
             } else {
@@ -374,14 +375,17 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     "the source returned no groups while {provisioned} are provisioned"
                 ));
             }
-            view
+            (view, full)
         } else {
-            GroupView::default()
+            (GroupView::default(), true)
         };
 
         // Assignments: no delta query, so read them each cycle and compare with the last.
         let mut assignments_digest_now = None;
-        let (assigned, groups_assigned, assignment_changed, previous_assigned) = match &self
+        // Set when the list and the groups are as the last cycle left them: the effective
+        // assignments are then the last cycle's too, and are built only if a user needs them.
+        let mut unexpanded: Option<Assignments> = None;
+        let (mut assigned, groups_assigned, assignment_changed, previous_assigned) = match &self
             .job
             .scope
         {
@@ -392,34 +396,64 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 let a = self.source.read_assignments(service_principal_id).await?;
                 let none_read = a.users.is_empty() && a.groups.is_empty();
                 let groups_assigned = assigned_groups(&a, self.job.exclude_default_access);
-                let effective =
-                    effective_assignments(a, &groups.groups, self.job.exclude_default_access);
-                let digest = assignments_digest(&effective);
-                let unchanged =
-                    use_watermarks && js.meta(ASSIGNMENTS_DIGEST)?.as_deref() == Some(&digest);
-                assignments_digest_now = Some(digest);
-                // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
-                let previous: BTreeMap<String, String> = if unchanged {
-                    BTreeMap::new()
+                let raw = raw_assignments_digest(&a, self.job.exclude_default_access);
+                let last = if use_watermarks {
+                    js.meta(ASSIGNMENTS_DIGEST)?
+                        .map(|d| StoredDigests::parse(&d))
                 } else {
-                    self.store
-                        .list_records(job, ASSIGNED)?
-                        .into_iter()
-                        .collect()
+                    None
                 };
-                if none_read && !previous.is_empty() {
-                    suspicious.push(format!(
+                if let Some(last) = last.as_ref().filter(|l| {
+                    !groups_full
+                        && groups.changed.is_empty()
+                        && groups.deleted.is_empty()
+                        && l.raw.as_deref() == Some(raw.as_str())
+                }) {
+                    // Nothing the expansion depends on changed, so no user's effective
+                    // assignment did: the digest and the snapshot stand as they are.
+                    assignments_digest_now = Some(StoredDigests::join(&last.effective, &raw));
+                    unexpanded = Some(a);
+                    (
+                        None,
+                        Some(groups_assigned),
+                        BTreeSet::new(),
+                        BTreeMap::new(),
+                    )
+                } else {
+                    let effective =
+                        effective_assignments(a, &groups.groups, self.job.exclude_default_access);
+                    let digest = assignments_digest(&effective);
+                    let unchanged = last.as_ref().is_some_and(|l| l.effective == digest);
+                    assignments_digest_now = Some(StoredDigests::join(&digest, &raw));
+                    // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
+                    let previous: BTreeMap<String, String> = if unchanged {
+                        BTreeMap::new()
+                    } else {
+                        self.store
+                            .list_records(job, ASSIGNED)?
+                            .into_iter()
+                            .collect()
+                    };
+                    if none_read && !previous.is_empty() {
+                        suspicious.push(format!(
                             "the source returned no assignments while {} users were assigned in the last cycle",
                             previous.len()
                         ));
+                    }
+                    let changed = if unchanged {
+                        BTreeSet::new()
+                    } else {
+                        assignment_changes(&previous, &effective)
+                    };
+                    (Some(effective), Some(groups_assigned), changed, previous)
                 }
-                let changed = if unchanged {
-                    BTreeSet::new()
-                } else {
-                    assignment_changes(&previous, &effective)
-                };
-                (Some(effective), Some(groups_assigned), changed, previous)
             }
+        };
+        let exclude_default_access = self.job.exclude_default_access;
+        let expand = |unexpanded: &mut Option<Assignments>| {
+            unexpanded
+                .take()
+                .map(|a| effective_assignments(a, &groups.groups, exclude_default_access))
         };
 
         // Users.
@@ -453,6 +487,11 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             HashMap::new()
         };
         if watermark.is_none()
+            && let Some(e) = expand(&mut unexpanded)
+        {
+            assigned = Some(e);
+        }
+        if watermark.is_none()
             && let Some(assigned) = &assigned
         {
             let keep: BTreeSet<String> = assigned
@@ -475,6 +514,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         if work.full && watermark.is_some() {
             // The watermark was refused: a full read after all.
             states = load_states()?;
+        }
+        // Only a cycle with users to decide looks an assignment up: a quiet one never expands.
+        if (work.full
+            || !work.users.is_empty()
+            || !work.soft_deleted.is_empty()
+            || !work.hard_deleted.is_empty()
+            || !escrows.is_empty())
+            && let Some(e) = expand(&mut unexpanded)
+        {
+            assigned = Some(e);
+        }
+        if unexpanded.take().is_some() {
+            assigned = Some(BTreeMap::new());
         }
         let active_known = states.values().filter(|s| s.active).count();
         if work.full && work.users.is_empty() && active_known > 0 {

@@ -551,3 +551,78 @@ async fn a_preview_neither_skips_nor_touches_the_marker() {
     assert!(settled(&w));
     assert!(w.target.writes().is_empty());
 }
+
+/// A world where u0 and u1 are assigned directly and u2 only through g1 (members u0..u2),
+/// with Graph-like group deltas, two cycles in (the second quiet).
+async fn assigned_through_a_group() -> World {
+    let w = World::new(5, 3, 100);
+    w.source.enable_group_deltas();
+    w.source
+        .edit(|s| s.assigned = Some(["u0".to_string(), "u1".to_string()].into()));
+    w.cycle().await;
+    w.cycle().await;
+    assert!(w.store.get("t", "u2").unwrap().unwrap().active);
+    assert!(w.store.get("t", "u3").unwrap().is_none(), "u3 is not assigned");
+    w.target.clear_log();
+    w
+}
+
+/// Our copy of g1's members loses `user`: only a cycle that expands the assigned groups again
+/// sees a difference.
+fn lose_mirrored_member(w: &World, user: &str) {
+    let kind = crate::jobstate::GROUP_MIRROR;
+    let (_, v) = w.store.list_records("t", kind).unwrap().remove(0);
+    let mut g: crate::read::MirroredGroup = serde_json::from_str(&v).unwrap();
+    assert!(g.users.remove(user));
+    w.store
+        .put_record("t", kind, "g1", &serde_json::to_string(&g).unwrap())
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_quiet_cycle_does_not_expand_assignments_again_but_any_change_does() {
+    let w = assigned_through_a_group().await;
+    // The list and the groups are as the last cycle left them: the expansion is not redone
+    // (observed: a member missing from our copy of the group goes unnoticed)...
+    lose_mirrored_member(&w, "u2");
+    let r = w.cycle().await;
+    assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
+    assert_eq!(r.tally.failed, 0);
+    // ...while a change to the assignment list is seen at once: u3 assigned directly.
+    w.source.edit(|s| {
+        s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect())
+    });
+    w.cycle().await;
+    assert!(w.store.get("t", "u3").unwrap().unwrap().active, "u3 provisioned");
+    // The expansion ran again with it, from our (damaged) copy: u2 lost its assignment.
+    assert!(!w.store.get("t", "u2").unwrap().unwrap().active);
+}
+
+#[tokio::test]
+async fn a_user_who_changes_in_a_quiet_cycle_keeps_the_assignment_it_has_through_a_group() {
+    let w = assigned_through_a_group().await;
+    w.source.edit(|s| {
+        s.users[2]
+            .attrs
+            .insert("userPrincipalName".into(), json!("u2-renamed@x"));
+    });
+    let r = w.cycle().await;
+    assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
+    let u2 = w.store.get("t", "u2").unwrap().unwrap();
+    assert!(u2.active, "still in scope through g1: {:?}", r.objects);
+    let target = &w.target.users()[&u2.target_id];
+    assert_eq!(target["userName"], json!("u2-renamed@x"));
+}
+
+#[tokio::test]
+async fn leaving_or_joining_an_assigned_group_after_quiet_cycles_takes_effect() {
+    let w = assigned_through_a_group().await;
+    w.set_members(vec!["u0".into(), "u1".into()], "Team", true);
+    w.cycle().await;
+    assert!(!w.store.get("t", "u2").unwrap().unwrap().active, "u2 left g1");
+    w.cycle().await;
+    w.set_members(vec!["u0".into(), "u1".into(), "u2".into(), "u4".into()], "Team", true);
+    w.cycle().await;
+    assert!(w.store.get("t", "u2").unwrap().unwrap().active, "u2 is back");
+    assert!(w.store.get("t", "u4").unwrap().unwrap().active, "u4 joined");
+}

@@ -195,6 +195,17 @@ pub enum GroupRead {
     },
 }
 
+impl GroupRead {
+    /// A delta that names no group: the groups are as the watermark left them.
+    pub fn changes_nothing(&self) -> bool {
+        matches!(self, GroupRead::Changes { upserts, deleted, members_added, members_removed, .. }
+            if upserts.is_empty()
+                && deleted.is_empty()
+                && members_added.is_empty()
+                && members_removed.is_empty())
+    }
+}
+
 /// What the engine asks for when it reads groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupQuery {

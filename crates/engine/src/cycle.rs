@@ -17,8 +17,8 @@ use crate::plan::{
     UserItem, UserOp, decide_groups, decide_user, guard, sequences,
 };
 use crate::read::{
-    GroupView, StoredDigests, UserWork, assigned_groups, assignment_changes, assignments_digest,
-    effective_assignments, raw_assignments_digest, roles_key,
+    GroupView, MirroredGroup, StoredDigests, UserWork, assigned_groups, assignment_changes,
+    assignments_digest, effective_assignments, raw_assignments_digest, roles_key,
 };
 use crate::references::{UserRefWork, ref_work};
 use crate::report::{Action, CycleKind, CycleReport, Mode, ObjectReport, ObjectType};
@@ -351,7 +351,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
             self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
-        let (groups, groups_full) = if needs_groups {
+        let (groups, groups_full, mirror_deferred) = if needs_groups {
             let watermark = if use_watermarks {
                 js.meta(GROUPS_WATERMARK)?
             } else {
@@ -365,7 +365,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 .read_groups(&query, watermark.as_deref())
                 .await?;
             let full = matches!(read, scimsync_core::GroupRead::Full { .. });
-            let view = GroupView::apply(GroupView::load(self.store, job)?, read);
+            // A job that does not provision groups needs the mirror only to expand assigned
+            // groups: after a delta that changed nothing it is loaded only if that runs.
+            let defer = self.job.groups.is_none() && read.changes_nothing();
+            let mirror = if defer {
+                BTreeMap::new()
+            } else {
+                GroupView::load(self.store, job)?
+            };
+            let view = GroupView::apply(mirror, read);
             if let Some(n) = &view.note {
                 notes.push(format!("groups read in full: {n}"));
             }
@@ -375,10 +383,19 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     "the source returned no groups while {provisioned} are provisioned"
                 ));
             }
-            (view, full)
+            (view, full, defer)
         } else {
-            (GroupView::default(), true)
+            (GroupView::default(), true, false)
         };
+        // The groups the expansion of assigned groups reads.
+        let mirror =
+            || -> Result<std::borrow::Cow<'_, BTreeMap<String, MirroredGroup>>, StoreError> {
+                Ok(if mirror_deferred {
+                    std::borrow::Cow::Owned(GroupView::load(self.store, job)?)
+                } else {
+                    std::borrow::Cow::Borrowed(&groups.groups)
+                })
+            };
 
         // Assignments: no delta query, so read them each cycle and compare with the last.
         let mut assignments_digest_now = None;
@@ -421,7 +438,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     )
                 } else {
                     let effective =
-                        effective_assignments(a, &groups.groups, self.job.exclude_default_access);
+                        effective_assignments(a, &*mirror()?, self.job.exclude_default_access);
                     let digest = assignments_digest(&effective);
                     let unchanged = last.as_ref().is_some_and(|l| l.effective == digest);
                     assignments_digest_now = Some(StoredDigests::join(&digest, &raw));
@@ -450,10 +467,15 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             }
         };
         let exclude_default_access = self.job.exclude_default_access;
-        let expand = |unexpanded: &mut Option<Assignments>| {
-            unexpanded
-                .take()
-                .map(|a| effective_assignments(a, &groups.groups, exclude_default_access))
+        let expand = |unexpanded: &mut Option<Assignments>| -> Result<_, StoreError> {
+            Ok(match unexpanded.take() {
+                Some(a) => Some(effective_assignments(
+                    a,
+                    &*mirror()?,
+                    exclude_default_access,
+                )),
+                None => None,
+            })
         };
 
         // Users.
@@ -487,7 +509,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             HashMap::new()
         };
         if watermark.is_none()
-            && let Some(e) = expand(&mut unexpanded)
+            && let Some(e) = expand(&mut unexpanded)?
         {
             assigned = Some(e);
         }
@@ -521,7 +543,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             || !work.soft_deleted.is_empty()
             || !work.hard_deleted.is_empty()
             || !escrows.is_empty())
-            && let Some(e) = expand(&mut unexpanded)
+            && let Some(e) = expand(&mut unexpanded)?
         {
             assigned = Some(e);
         }

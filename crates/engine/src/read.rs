@@ -273,10 +273,15 @@ pub fn raw_assignments_digest(a: &Assignments, exclude_default_access: bool) -> 
             h.field(id, 0);
             // The principal's type and id are the key: the role is all that varies. Sorted,
             // since Graph does not promise an order within a principal's assignments.
-            let mut ids: Vec<&str> = roles.iter().map(|r| r.app_role_id.as_str()).collect();
-            ids.sort_unstable();
-            for role in ids {
-                h.field(role, 1);
+            if let [only] = roles.as_slice() {
+                // The usual case: no list to sort (one allocation per principal saved).
+                h.field(&only.app_role_id, 1);
+            } else {
+                let mut ids: Vec<&str> = roles.iter().map(|r| r.app_role_id.as_str()).collect();
+                ids.sort_unstable();
+                for role in ids {
+                    h.field(role, 1);
+                }
             }
             h.end(b'\n');
         }

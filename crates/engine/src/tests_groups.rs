@@ -555,14 +555,29 @@ async fn a_preview_neither_skips_nor_touches_the_marker() {
 /// A world where u0 and u1 are assigned directly and u2 only through g1 (members u0..u2),
 /// with Graph-like group deltas, two cycles in (the second quiet).
 async fn assigned_through_a_group() -> World {
-    let w = World::new(5, 3, 100);
+    assigned_through_a_group_in(World::new(5, 3, 100)).await
+}
+
+/// The same for a job that provisions users only (groups only bring their members in scope).
+async fn users_only_assigned_through_a_group() -> World {
+    let mut w = World::new(5, 3, 100);
+    w.job.groups = None;
+    let w = assigned_through_a_group_in(w).await;
+    assert!(w.target.groups().is_empty());
+    w
+}
+
+async fn assigned_through_a_group_in(w: World) -> World {
     w.source.enable_group_deltas();
     w.source
         .edit(|s| s.assigned = Some(["u0".to_string(), "u1".to_string()].into()));
     w.cycle().await;
     w.cycle().await;
     assert!(w.store.get("t", "u2").unwrap().unwrap().active);
-    assert!(w.store.get("t", "u3").unwrap().is_none(), "u3 is not assigned");
+    assert!(
+        w.store.get("t", "u3").unwrap().is_none(),
+        "u3 is not assigned"
+    );
     w.target.clear_log();
     w
 }
@@ -589,11 +604,13 @@ async fn a_quiet_cycle_does_not_expand_assignments_again_but_any_change_does() {
     assert!(w.target.writes().is_empty(), "{:?}", w.target.writes());
     assert_eq!(r.tally.failed, 0);
     // ...while a change to the assignment list is seen at once: u3 assigned directly.
-    w.source.edit(|s| {
-        s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect())
-    });
+    w.source
+        .edit(|s| s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect()));
     w.cycle().await;
-    assert!(w.store.get("t", "u3").unwrap().unwrap().active, "u3 provisioned");
+    assert!(
+        w.store.get("t", "u3").unwrap().unwrap().active,
+        "u3 provisioned"
+    );
     // The expansion ran again with it, from our (damaged) copy: u2 lost its assignment.
     assert!(!w.store.get("t", "u2").unwrap().unwrap().active);
 }
@@ -619,10 +636,61 @@ async fn leaving_or_joining_an_assigned_group_after_quiet_cycles_takes_effect() 
     let w = assigned_through_a_group().await;
     w.set_members(vec!["u0".into(), "u1".into()], "Team", true);
     w.cycle().await;
-    assert!(!w.store.get("t", "u2").unwrap().unwrap().active, "u2 left g1");
+    assert!(
+        !w.store.get("t", "u2").unwrap().unwrap().active,
+        "u2 left g1"
+    );
     w.cycle().await;
-    w.set_members(vec!["u0".into(), "u1".into(), "u2".into(), "u4".into()], "Team", true);
+    w.set_members(
+        vec!["u0".into(), "u1".into(), "u2".into(), "u4".into()],
+        "Team",
+        true,
+    );
     w.cycle().await;
-    assert!(w.store.get("t", "u2").unwrap().unwrap().active, "u2 is back");
+    assert!(
+        w.store.get("t", "u2").unwrap().unwrap().active,
+        "u2 is back"
+    );
     assert!(w.store.get("t", "u4").unwrap().unwrap().active, "u4 joined");
+}
+
+#[tokio::test]
+async fn a_users_only_job_expands_assigned_groups_from_its_copy_when_a_user_needs_it() {
+    // Quiet cycles leave the job's copy of the groups unread; a user who changes still gets
+    // the assignment it has through g1.
+    let w = users_only_assigned_through_a_group().await;
+    w.source.edit(|s| {
+        s.users[2]
+            .attrs
+            .insert("userPrincipalName".into(), json!("u2-renamed@x"));
+    });
+    let r = w.cycle().await;
+    let u2 = w.store.get("t", "u2").unwrap().unwrap();
+    assert!(u2.active, "still in scope through g1: {:?}", r.objects);
+    assert_eq!(
+        w.target.users()[&u2.target_id]["userName"],
+        json!("u2-renamed@x")
+    );
+    // A changed assignment list expands every group again, from the same copy: u3 comes in,
+    // u2 stays.
+    w.source
+        .edit(|s| s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect()));
+    let r = w.cycle().await;
+    assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
+    assert!(
+        w.store.get("t", "u3").unwrap().unwrap().active,
+        "u3 provisioned"
+    );
+    assert!(
+        w.store.get("t", "u2").unwrap().unwrap().active,
+        "u2 kept: {:?}",
+        r.objects
+    );
+    // And a member leaving g1 is seen through the group delta.
+    w.set_members(vec!["u0".into(), "u1".into()], "Team", true);
+    w.cycle().await;
+    assert!(
+        !w.store.get("t", "u2").unwrap().unwrap().active,
+        "u2 left g1"
+    );
 }

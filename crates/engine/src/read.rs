@@ -4,7 +4,9 @@
 //! decides every user; an incremental read decides only users that changed, whose assignment
 //! changed, or whose escrow is due. Assignments have no delta query, so they are read each
 //! cycle (⌈n/999⌉ sequential pages: the one read a quiet cycle pays in full) and compared with
-//! the snapshot kept from the last one, through a digest first.
+//! the snapshot kept from the last one, through a digest first: of the list as read, which
+//! when unchanged (and no group changed) spares expanding the groups at all, then of the
+//! effective assignments.
 
 use scimsync_core::{
     AppRoleAssignment, Assignments, GroupRead, MemberKind, SourceGroup, SourceUser, StateStore,

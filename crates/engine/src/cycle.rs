@@ -351,12 +351,14 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
             self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
+        let mut groups_read_from = None;
         let (groups, groups_full, mirror_deferred) = if needs_groups {
             let watermark = if use_watermarks {
                 js.meta(GROUPS_WATERMARK)?
             } else {
                 None
             };
+            groups_read_from.clone_from(&watermark);
             let query = GroupQuery {
                 attributes: self.job.group_source_attributes(),
             };
@@ -414,6 +416,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 let none_read = a.users.is_empty() && a.groups.is_empty();
                 let groups_assigned = assigned_groups(&a, self.job.exclude_default_access);
                 let raw = raw_assignments_digest(&a, self.job.exclude_default_access);
+                let raw_then = StoredDigests::raw_part(&raw, groups_read_from.as_deref());
+                let raw_now = StoredDigests::raw_part(&raw, groups.watermark.as_deref());
                 let last = if use_watermarks {
                     js.meta(ASSIGNMENTS_DIGEST)?
                         .map(|d| StoredDigests::parse(&d))
@@ -424,11 +428,13 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                     !groups_full
                         && groups.changed.is_empty()
                         && groups.deleted.is_empty()
-                        && l.raw.as_deref() == Some(raw.as_str())
+                        && raw_then.is_some()
+                        && l.raw == raw_then
                 }) {
                     // Nothing the expansion depends on changed, so no user's effective
                     // assignment did: the digest and the snapshot stand as they are.
-                    assignments_digest_now = Some(StoredDigests::join(&last.effective, &raw));
+                    assignments_digest_now =
+                        Some(StoredDigests::join(&last.effective, raw_now.as_deref()));
                     unexpanded = Some(a);
                     (
                         None,
@@ -441,7 +447,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         effective_assignments(a, &*mirror()?, self.job.exclude_default_access);
                     let digest = assignments_digest(&effective);
                     let unchanged = last.as_ref().is_some_and(|l| l.effective == digest);
-                    assignments_digest_now = Some(StoredDigests::join(&digest, &raw));
+                    assignments_digest_now = Some(StoredDigests::join(&digest, raw_now.as_deref()));
                     // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
                     let previous: BTreeMap<String, String> = if unchanged {
                         BTreeMap::new()

@@ -314,8 +314,20 @@ impl StoredDigests {
         }
     }
 
-    pub fn join(effective: &str, raw: &str) -> String {
-        format!("{effective} {raw}")
+    pub fn join(effective: &str, raw: Option<&str>) -> String {
+        match raw {
+            Some(raw) => format!("{effective} {raw}"),
+            None => effective.to_string(),
+        }
+    }
+
+    /// The raw part: the list's digest tied to the groups watermark the job's copy of the
+    /// groups stands at, so a copy saved without its digest (a commit cut short) never
+    /// matches, and neither does a cycle without a group watermark.
+    pub fn raw_part(raw: &str, groups_watermark: Option<&str>) -> Option<String> {
+        let mut h = Hashed::default();
+        h.field(groups_watermark?, 0);
+        Some(format!("{raw}.{}", h.finish()))
     }
 }
 
@@ -596,6 +608,25 @@ mod tests {
             assert_ne!(d, raw_assignments_digest(&changed, false));
         }
         assert_ne!(d, raw_assignments_digest(&base, true));
+    }
+
+    #[test]
+    fn stored_digests_tie_the_raw_digest_to_the_groups_watermark() {
+        let a = StoredDigests::raw_part("r", Some("w1")).unwrap();
+        assert_ne!(Some(a.clone()), StoredDigests::raw_part("r", Some("w2")));
+        assert_ne!(Some(a.clone()), StoredDigests::raw_part("r2", Some("w1")));
+        assert_eq!(StoredDigests::raw_part("r", None), None);
+        let stored = StoredDigests::join("e", Some(&a));
+        assert_eq!(
+            StoredDigests::parse(&stored),
+            StoredDigests {
+                effective: "e".into(),
+                raw: Some(a)
+            }
+        );
+        // What an earlier version stored: the effective digest alone.
+        assert_eq!(StoredDigests::parse("e").raw, None);
+        assert_eq!(StoredDigests::join("e", None), "e");
     }
 
     #[test]

@@ -616,6 +616,30 @@ async fn a_quiet_cycle_does_not_expand_assignments_again_but_any_change_does() {
 }
 
 #[tokio::test]
+async fn a_digest_not_saved_with_the_groups_it_was_computed_from_does_not_spare_the_expansion() {
+    use crate::jobstate::ASSIGNMENTS_DIGEST;
+    use crate::read::StoredDigests;
+    let w = assigned_through_a_group().await;
+    // As if a commit stopped between saving the copy of the groups (and its watermark) and
+    // the digest: the stored digest stands for the groups at another watermark.
+    let stored = StoredDigests::parse(&w.store.get_meta("t", ASSIGNMENTS_DIGEST).unwrap().unwrap());
+    let raw = stored.raw.as_deref().unwrap().split_once('.').unwrap().0;
+    let older = StoredDigests::raw_part(raw, Some("g0")).unwrap();
+    assert_ne!(stored.raw.as_deref(), Some(older.as_str()));
+    w.store
+        .put_meta(
+            "t",
+            ASSIGNMENTS_DIGEST,
+            &StoredDigests::join(&stored.effective, Some(&older)),
+        )
+        .unwrap();
+    // The expansion runs again (observed: our copy of g1, which lost u2, is what counts).
+    lose_mirrored_member(&w, "u2");
+    w.cycle().await;
+    assert!(!w.store.get("t", "u2").unwrap().unwrap().active);
+}
+
+#[tokio::test]
 async fn a_user_who_changes_in_a_quiet_cycle_keeps_the_assignment_it_has_through_a_group() {
     let w = assigned_through_a_group().await;
     w.source.edit(|s| {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 
 /// One user as read from the source, with attributes keyed by **Entra's source attribute
 /// names** (`userPrincipalName`, `mailNickname`, `surname`, `objectId`, `accountEnabled`, …),
@@ -113,15 +114,18 @@ pub struct SourceError {
 }
 
 /// One app role assignment of a principal to the job's enterprise app.
+///
+/// Shared strings: a tenant has few roles and two principal types, and expanding an assigned
+/// group copies its roles to every member; a copy is then a count, not an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRoleAssignment {
     /// The app role's id; the all-zero GUID is the "Default Access" role.
-    pub app_role_id: String,
+    pub app_role_id: Arc<str>,
     /// `User` or `Group`: how the user got it (directly or through a group).
-    pub principal_type: String,
+    pub principal_type: Arc<str>,
     /// The assigned principal (the user, or the group it came through).
-    pub principal_id: String,
+    pub principal_id: Arc<str>,
 }
 
 /// The app's assignments (`servicePrincipals/{id}/appRoleAssignedTo`), not expanded.

@@ -171,7 +171,7 @@ pub fn effective_assignments(
     exclude_default_access: bool,
 ) -> BTreeMap<String, Vec<AppRoleAssignment>> {
     let keep =
-        |a: &AppRoleAssignment| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE);
+        |a: &AppRoleAssignment| !(exclude_default_access && *a.app_role_id == *DEFAULT_ACCESS_ROLE);
     let Assignments {
         users: mut by_user,
         groups: group_roles,
@@ -213,7 +213,7 @@ pub fn assigned_groups(
         .filter(|(_, roles)| {
             roles
                 .iter()
-                .any(|a| !(exclude_default_access && a.app_role_id == DEFAULT_ACCESS_ROLE))
+                .any(|a| !(exclude_default_access && *a.app_role_id == *DEFAULT_ACCESS_ROLE))
         })
         .map(|(g, _)| g.clone())
         .collect()
@@ -279,7 +279,7 @@ pub fn raw_assignments_digest(a: &Assignments, exclude_default_access: bool) -> 
                 // The usual case: no list to sort (one allocation per principal saved).
                 h.field(&only.app_role_id, 1);
             } else {
-                let mut ids: Vec<&str> = roles.iter().map(|r| r.app_role_id.as_str()).collect();
+                let mut ids: Vec<&str> = roles.iter().map(|r| &*r.app_role_id).collect();
                 ids.sort_unstable();
                 for role in ids {
                     h.field(role, 1);

@@ -12,7 +12,8 @@ use scimsync_core::{
     SourceUser, UserQuery, UserRead, UserScope,
 };
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 pub(crate) const USER_READ: &str = "User.Read.All";
 pub(crate) const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
@@ -240,6 +241,9 @@ impl GraphClient {
         );
         let mut out = Assignments::default();
         let mut unreadable = 0usize;
+        // Each distinct role id and principal type is allocated once for the whole list.
+        let (user, group): (Arc<str>, Arc<str>) = ("User".into(), "Group".into());
+        let mut role_ids: HashMap<String, Arc<str>> = HashMap::new();
         self.get_typed_pages::<AssignmentPage>(url, APPLICATION_READ, |event| {
             let page = match event {
                 PageEvent::Page(page) => page,
@@ -257,10 +261,18 @@ impl GraphClient {
                 let role = a
                     .app_role_id
                     .unwrap_or_else(|| uuid::Uuid::nil().to_string());
+                let role = match role_ids.get(&role) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let shared: Arc<str> = role.as_str().into();
+                        role_ids.insert(role, shared.clone());
+                        shared
+                    }
+                };
                 let (target, principal_type) = if kind.eq_ignore_ascii_case("User") {
-                    (&mut out.users, "User")
+                    (&mut out.users, &user)
                 } else if kind.eq_ignore_ascii_case("Group") {
-                    (&mut out.groups, "Group")
+                    (&mut out.groups, &group)
                 } else {
                     tracing::info!(principal = %principal, principal_type = %kind,
                         "app role assignment to a non-user, non-group principal ignored");
@@ -268,10 +280,10 @@ impl GraphClient {
                 };
                 let assignment = AppRoleAssignment {
                     app_role_id: role,
-                    principal_type: principal_type.into(),
-                    principal_id: principal,
+                    principal_type: principal_type.clone(),
+                    principal_id: principal.as_str().into(),
                 };
-                let list = target.entry(assignment.principal_id.clone()).or_default();
+                let list = target.entry(principal).or_default();
                 if !list.contains(&assignment) {
                     list.push(assignment);
                 }
@@ -299,7 +311,7 @@ impl GraphClient {
             out.assigned.insert(user.clone());
             let roles = out.roles.entry(user.clone()).or_default();
             for a in list {
-                roles.insert((a.app_role_id.clone(), "User".into()));
+                roles.insert((a.app_role_id.to_string(), "User".into()));
             }
         }
         let expanded: Vec<(String, Vec<String>)> =
@@ -316,7 +328,7 @@ impl GraphClient {
                 out.assigned.insert(user.clone());
                 let roles = out.roles.entry(user).or_default();
                 for role in group_roles {
-                    roles.insert((role.app_role_id.clone(), "Group".into()));
+                    roles.insert((role.app_role_id.to_string(), "Group".into()));
                 }
             }
         }

@@ -285,7 +285,7 @@ async fn assignments_split_users_and_groups() {
         .unwrap();
     let mut roles: Vec<&str> = assignments.users[&a]
         .iter()
-        .map(|r| r.app_role_id.as_str())
+        .map(|r| &*r.app_role_id)
         .collect();
     roles.sort();
     assert_eq!(
@@ -293,7 +293,7 @@ async fn assignments_split_users_and_groups() {
         ["00000000-0000-0000-0000-000000000000", role.as_str()]
     );
     assert_eq!(assignments.users.len(), 1);
-    assert_eq!(assignments.groups[&grp][0].principal_type, "Group");
+    assert_eq!(&*assignments.groups[&grp][0].principal_type, "Group");
 
     // The full snapshot still expands the group to its direct members.
     let snap = graph

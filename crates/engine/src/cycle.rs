@@ -554,6 +554,7 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             assigned = Some(e);
         }
         if unexpanded.take().is_some() {
+            // No user to decide: nothing looks an assignment up, so an empty map stands in.
             assigned = Some(BTreeMap::new());
         }
         let active_known = states.values().filter(|s| s.active).count();

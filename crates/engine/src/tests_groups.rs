@@ -552,6 +552,34 @@ async fn a_preview_neither_skips_nor_touches_the_marker() {
     assert!(w.target.writes().is_empty());
 }
 
+/// Whether `user` is provisioned and active.
+fn active(w: &World, user: &str) -> bool {
+    w.store.get("t", user).unwrap().is_some_and(|s| s.active)
+}
+
+/// Whether `user` was provisioned and is now disabled (its record kept).
+fn disabled(w: &World, user: &str) -> bool {
+    w.store.get("t", user).unwrap().is_some_and(|s| !s.active)
+}
+
+/// u2 (assigned only through g1) is renamed at the source; the next cycle must still find it
+/// in scope and send the new name.
+async fn renamed_u2_stays_in_scope(w: &World) {
+    w.source.edit(|s| {
+        s.users[2]
+            .attrs
+            .insert("userPrincipalName".into(), json!("u2-renamed@x"));
+    });
+    let r = w.cycle().await;
+    assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
+    let u2 = w.store.get("t", "u2").unwrap().unwrap();
+    assert!(u2.active, "still in scope through g1: {:?}", r.objects);
+    assert_eq!(
+        w.target.users()[&u2.target_id]["userName"],
+        json!("u2-renamed@x")
+    );
+}
+
 /// A world where u0 and u1 are assigned directly and u2 only through g1 (members u0..u2),
 /// with Graph-like group deltas, two cycles in (the second quiet).
 async fn assigned_through_a_group() -> World {
@@ -573,7 +601,7 @@ async fn assigned_through_a_group_in(w: World) -> World {
         .edit(|s| s.assigned = Some(["u0".to_string(), "u1".to_string()].into()));
     w.cycle().await;
     w.cycle().await;
-    assert!(w.store.get("t", "u2").unwrap().unwrap().active);
+    assert!(active(&w, "u2"));
     assert!(
         w.store.get("t", "u3").unwrap().is_none(),
         "u3 is not assigned"
@@ -607,12 +635,9 @@ async fn a_quiet_cycle_does_not_expand_assignments_again_but_any_change_does() {
     w.source
         .edit(|s| s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect()));
     w.cycle().await;
-    assert!(
-        w.store.get("t", "u3").unwrap().unwrap().active,
-        "u3 provisioned"
-    );
+    assert!(active(&w, "u3"), "u3 provisioned");
     // The expansion ran again with it, from our (damaged) copy: u2 lost its assignment.
-    assert!(!w.store.get("t", "u2").unwrap().unwrap().active);
+    assert!(disabled(&w, "u2"));
 }
 
 #[tokio::test]
@@ -636,23 +661,13 @@ async fn a_digest_not_saved_with_the_groups_it_was_computed_from_does_not_spare_
     // The expansion runs again (observed: our copy of g1, which lost u2, is what counts).
     lose_mirrored_member(&w, "u2");
     w.cycle().await;
-    assert!(!w.store.get("t", "u2").unwrap().unwrap().active);
+    assert!(disabled(&w, "u2"));
 }
 
 #[tokio::test]
 async fn a_user_who_changes_in_a_quiet_cycle_keeps_the_assignment_it_has_through_a_group() {
     let w = assigned_through_a_group().await;
-    w.source.edit(|s| {
-        s.users[2]
-            .attrs
-            .insert("userPrincipalName".into(), json!("u2-renamed@x"));
-    });
-    let r = w.cycle().await;
-    assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
-    let u2 = w.store.get("t", "u2").unwrap().unwrap();
-    assert!(u2.active, "still in scope through g1: {:?}", r.objects);
-    let target = &w.target.users()[&u2.target_id];
-    assert_eq!(target["userName"], json!("u2-renamed@x"));
+    renamed_u2_stays_in_scope(&w).await;
 }
 
 #[tokio::test]
@@ -660,10 +675,7 @@ async fn leaving_or_joining_an_assigned_group_after_quiet_cycles_takes_effect() 
     let w = assigned_through_a_group().await;
     w.set_members(vec!["u0".into(), "u1".into()], "Team", true);
     w.cycle().await;
-    assert!(
-        !w.store.get("t", "u2").unwrap().unwrap().active,
-        "u2 left g1"
-    );
+    assert!(disabled(&w, "u2"), "u2 left g1");
     w.cycle().await;
     w.set_members(
         vec!["u0".into(), "u1".into(), "u2".into(), "u4".into()],
@@ -671,11 +683,8 @@ async fn leaving_or_joining_an_assigned_group_after_quiet_cycles_takes_effect() 
         true,
     );
     w.cycle().await;
-    assert!(
-        w.store.get("t", "u2").unwrap().unwrap().active,
-        "u2 is back"
-    );
-    assert!(w.store.get("t", "u4").unwrap().unwrap().active, "u4 joined");
+    assert!(active(&w, "u2"), "u2 is back");
+    assert!(active(&w, "u4"), "u4 joined");
 }
 
 #[tokio::test]
@@ -683,38 +692,17 @@ async fn a_users_only_job_expands_assigned_groups_from_its_copy_when_a_user_need
     // Quiet cycles leave the job's copy of the groups unread; a user who changes still gets
     // the assignment it has through g1.
     let w = users_only_assigned_through_a_group().await;
-    w.source.edit(|s| {
-        s.users[2]
-            .attrs
-            .insert("userPrincipalName".into(), json!("u2-renamed@x"));
-    });
-    let r = w.cycle().await;
-    let u2 = w.store.get("t", "u2").unwrap().unwrap();
-    assert!(u2.active, "still in scope through g1: {:?}", r.objects);
-    assert_eq!(
-        w.target.users()[&u2.target_id]["userName"],
-        json!("u2-renamed@x")
-    );
+    renamed_u2_stays_in_scope(&w).await;
     // A changed assignment list expands every group again, from the same copy: u3 comes in,
     // u2 stays.
     w.source
         .edit(|s| s.assigned = Some(["u0", "u1", "u3"].iter().map(|s| s.to_string()).collect()));
     let r = w.cycle().await;
     assert_eq!(r.tally.failed, 0, "{:?}", r.objects);
-    assert!(
-        w.store.get("t", "u3").unwrap().unwrap().active,
-        "u3 provisioned"
-    );
-    assert!(
-        w.store.get("t", "u2").unwrap().unwrap().active,
-        "u2 kept: {:?}",
-        r.objects
-    );
+    assert!(active(&w, "u3"), "u3 provisioned");
+    assert!(active(&w, "u2"), "u2 kept: {:?}", r.objects);
     // And a member leaving g1 is seen through the group delta.
     w.set_members(vec!["u0".into(), "u1".into()], "Team", true);
     w.cycle().await;
-    assert!(
-        !w.store.get("t", "u2").unwrap().unwrap().active,
-        "u2 left g1"
-    );
+    assert!(disabled(&w, "u2"), "u2 left g1");
 }

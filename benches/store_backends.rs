@@ -9,7 +9,8 @@
 use chrono::{DateTime, Utc};
 use scimsync_config::{Apply, Mapping, MappingValue};
 use scimsync_core::{
-    LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError, SystemClock, UserScope,
+    LogEntry, ObjectState, ObjectTarget, Secret, StateChange, StateStore, StoreError, SystemClock,
+    UserScope,
 };
 use scimsync_engine::{Engine, GroupSpec, JobSpec, Mode};
 use scimsync_graph::{GraphClient, GraphConfig};
@@ -49,6 +50,10 @@ impl<S: StateStore> StateStore for Counting<S> {
     fn get_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectState>, StoreError> {
         self.count("get_many");
         self.inner.get_many(job, ids)
+    }
+    fn targets_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectTarget>, StoreError> {
+        self.count("targets_many");
+        self.inner.targets_many(job, ids)
     }
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
         self.count("list");

@@ -612,3 +612,35 @@ mod more_tests;
         ]
     );
 }
+
+/// The methods of `StateStore`, provided ones included.
+fn state_store_methods() -> Vec<String> {
+    let src = std::fs::read_to_string(root().join("crates/core/src/state.rs")).unwrap();
+    let start = src.find("pub trait StateStore").expect("the trait");
+    let body = &src[start..start + src[start..].find("\n}\n").expect("its end")];
+    body.lines()
+        .filter_map(|l| l.strip_prefix("    fn "))
+        .map(|l| l.split(['(', '<']).next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_state_store_wrapper_forwards_every_method() {
+    // A provided method left to its default in a delegating wrapper runs the per-id fallback
+    // instead of the backend's batched override (one PostgreSQL round trip per object).
+    let methods = state_store_methods();
+    assert!(methods.len() > 15 && methods.iter().any(|m| m == "targets_many"));
+    for file in [
+        "crates/cli/src/store_select.rs",
+        "benches/store_backends.rs",
+    ] {
+        let src = std::fs::read_to_string(root().join(file)).unwrap();
+        let start = src.find("StateStore for ").expect("a StateStore impl");
+        let body = &src[start..start + src[start..].find("\n}\n").expect("its end")];
+        let missing: Vec<&String> = methods
+            .iter()
+            .filter(|m| !body.contains(&format!("fn {m}(")))
+            .collect();
+        assert!(missing.is_empty(), "{file} does not forward {missing:?}");
+    }
+}

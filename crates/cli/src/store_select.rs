@@ -10,7 +10,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use scimsync_config::{SERVICE_FILE, SecretRef};
-use scimsync_core::{LogEntry, ObjectState, Secret, StateChange, StateStore, StoreError};
+use scimsync_core::{
+    LogEntry, ObjectState, ObjectTarget, Secret, StateChange, StateStore, StoreError,
+};
 use scimsync_store::{SledStore, StoreAdmin};
 use scimsync_store_pg::PgStore;
 use std::path::{Path, PathBuf};
@@ -240,9 +242,17 @@ macro_rules! each {
     };
 }
 
+// Every method is forwarded, the provided ones too: a default left in place here would
+// bypass the backend's batched override (one PostgreSQL round trip per id).
 impl StateStore for Store {
     fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
         each!(self, s => s.get(job, source_id))
+    }
+    fn get_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectState>, StoreError> {
+        each!(self, s => s.get_many(job, ids))
+    }
+    fn targets_many(&self, job: &str, ids: &[String]) -> Result<Vec<ObjectTarget>, StoreError> {
+        each!(self, s => s.targets_many(job, ids))
     }
     fn list(&self, job: &str) -> Result<Vec<ObjectState>, StoreError> {
         each!(self, s => s.list(job))
@@ -279,6 +289,18 @@ impl StateStore for Store {
     }
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
         each!(self, s => s.remove_meta(job, key))
+    }
+    fn get_record(&self, job: &str, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.get_record(job, kind, id))
+    }
+    fn put_record(&self, job: &str, kind: &str, id: &str, value: &str) -> Result<(), StoreError> {
+        each!(self, s => s.put_record(job, kind, id, value))
+    }
+    fn remove_record(&self, job: &str, kind: &str, id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.remove_record(job, kind, id))
+    }
+    fn list_records(&self, job: &str, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        each!(self, s => s.list_records(job, kind))
     }
 }
 

@@ -115,6 +115,14 @@ impl<S: StateStore> StateStore for Counting<S> {
         self.count("remove_record");
         self.inner.remove_record(job, kind, id)
     }
+    fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.count("mark_records");
+        self.inner.mark_records(job, kind, ids)
+    }
+    fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.count("remove_records");
+        self.inner.remove_records(job, kind, ids)
+    }
     fn list_records(&self, job: &str, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.count("list_records");
         self.inner.list_records(job, kind)

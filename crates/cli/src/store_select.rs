@@ -302,6 +302,12 @@ impl StateStore for Store {
     fn list_records(&self, job: &str, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
         each!(self, s => s.list_records(job, kind))
     }
+    fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        each!(self, s => s.mark_records(job, kind, ids))
+    }
+    fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        each!(self, s => s.remove_records(job, kind, ids))
+    }
 }
 
 impl StoreAdmin for Store {

@@ -28,5 +28,7 @@ pub use source::{
     AppRoleAssignment, Assignments, GroupQuery, GroupRead, MemberKind, Source, SourceError,
     SourceGroup, SourceSnapshot, SourceUser, UserQuery, UserRead, UserScope,
 };
-pub use state::{ObjectState, ObjectTarget, Outcome, StateChange, StateStore, StoreError};
+pub use state::{
+    ObjectState, ObjectTarget, Outcome, StateChange, StateStore, StoreError, record_key,
+};
 pub use target::{Target, TargetError, TargetGroup, TargetUser};

@@ -175,6 +175,18 @@ pub trait StateStore: Send + Sync {
     fn remove_record(&self, job: &str, kind: &str, id: &str) -> Result<(), StoreError> {
         self.remove_meta(job, &record_key(kind, id))
     }
+    /// Records of one kind present with an empty value (a set, such as a group's confirmed
+    /// members), in one write where the backend can: a confirmed membership batch is up to
+    /// 1,000 records, a round trip each on a database.
+    fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        ids.iter()
+            .try_for_each(|id| self.put_record(job, kind, id, ""))
+    }
+    /// Records of one kind removed, in one write where the backend can.
+    fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        ids.iter()
+            .try_for_each(|id| self.remove_record(job, kind, id))
+    }
     /// Every record of a kind as (id, value), in id order.
     fn list_records(&self, job: &str, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
         let prefix = record_key(kind, "");
@@ -186,6 +198,7 @@ pub trait StateStore: Send + Sync {
     }
 }
 
-fn record_key(kind: &str, id: &str) -> String {
+/// The meta key a record is kept under (`rec/<kind>/<id>`).
+pub fn record_key(kind: &str, id: &str) -> String {
     format!("rec/{kind}/{id}")
 }

@@ -503,12 +503,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 format!("read {} member(s) from the target: {extra} added and {missing} removed in the app", actual.len()),
             );
             if cx.mode == Mode::Apply {
-                for id in actual.difference(&recorded) {
-                    self.store.put_record(job, &kind, id, "").map_err(se)?;
-                }
-                for id in recorded.difference(&actual) {
-                    self.store.remove_record(job, &kind, id).map_err(se)?;
-                }
+                let extra: Vec<String> = actual.difference(&recorded).cloned().collect();
+                let gone: Vec<String> = recorded.difference(&actual).cloned().collect();
+                self.store.mark_records(job, &kind, &extra).map_err(se)?;
+                self.store.remove_records(job, &kind, &gone).map_err(se)?;
             }
             actual
         } else {
@@ -577,12 +575,10 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 Ok(()) => {
                     let took = (self.clock.now() - sent_at).to_std().unwrap_or_default();
                     cx.member_batch.accepted(n, took, max);
-                    for id in chunk {
-                        if add {
-                            self.store.put_record(job, kind, id, "").map_err(se)?;
-                        } else {
-                            self.store.remove_record(job, kind, id).map_err(se)?;
-                        }
+                    if add {
+                        self.store.mark_records(job, kind, chunk).map_err(se)?;
+                    } else {
+                        self.store.remove_records(job, kind, chunk).map_err(se)?;
                     }
                     done.extend(chunk.iter().cloned());
                     rest = &rest[n..];

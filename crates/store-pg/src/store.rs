@@ -188,6 +188,44 @@ fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
 
+impl PgStore {
+    /// One statement (`$1` the job, `$2` the keys) over many records of a kind, in one
+    /// transaction behind the lease check: a round trip for the batch, not one per record.
+    fn on_records(
+        &self,
+        job: &str,
+        kind: &str,
+        ids: &[String],
+        verb: &'static str,
+        sql: &'static str,
+    ) -> Result<(), StoreError> {
+        check_job(job)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Each key once: a key twice in one INSERT would make ON CONFLICT refuse it.
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| scimsync_core::record_key(kind, id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (j, n) = (job.to_owned(), keys.len());
+        let fence = self.fence.clone();
+        self.run(
+            || format!("{verb} {n} {kind} records of job {job}"),
+            move |pool| async move {
+                let mut c = pool.get().await?;
+                let c = c.transaction().await?;
+                lease::check(&c, fence.as_ref(), &j).await?;
+                c.execute(sql, &[&j, &keys]).await?;
+                c.commit().await?;
+                Ok(())
+            },
+        )
+    }
+}
+
 impl StateStore for PgStore {
     fn get(&self, job: &str, source_id: &str) -> Result<Option<ObjectState>, StoreError> {
         check_job(job)?;
@@ -457,6 +495,22 @@ impl StateStore for PgStore {
                     .collect()
             },
         )
+    }
+
+    fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.on_records(
+            job,
+            kind,
+            ids,
+            "writing",
+            "INSERT INTO scimsync_meta (job, key, value) SELECT $1, k, '' FROM unnest($2::text[]) AS k \
+             ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
+        )
+    }
+
+    fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        let sql = "DELETE FROM scimsync_meta WHERE job = $1 AND key = ANY($2)";
+        self.on_records(job, kind, ids, "removing", sql)
     }
 
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {

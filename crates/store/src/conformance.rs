@@ -35,6 +35,7 @@ pub fn run_all<S: StateStore>(make: impl Fn() -> S) {
         ("invalid job ids are refused", invalid_job_ids),
         ("concurrent commits all land", concurrent_commits),
         ("records by kind", records_by_kind),
+        ("records written and removed in batches", records_in_batches),
         ("remove_objects forgets one job's links", remove_objects),
         ("prune_logs_before applies retention", prune_before),
         (
@@ -664,6 +665,31 @@ fn records_by_kind<S: StateStore>(s: &S) {
     assert_eq!(s.list_records("a", "escrow").unwrap().len(), 1);
     assert_eq!(s.list_records("a", "members").unwrap().len(), 1);
     assert_eq!(s.scan_meta("a", "rec/").unwrap().len(), 2);
+}
+
+fn records_in_batches<S: StateStore>(s: &S) {
+    let ids = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    s.put_record("a", "members", "u1", "old").unwrap();
+    // Repeated ids and one already there are fine; other kinds and jobs are untouched.
+    s.mark_records("a", "members", &ids(&["u3", "u1", "u2", "u3"]))
+        .unwrap();
+    s.mark_records("a", "members", &[]).unwrap();
+    s.put_record("a", "escrow", "u2", "e").unwrap();
+    s.put_record("ab", "members", "u2", "other job").unwrap();
+    let listed = |job: &str, kind: &str| -> Vec<String> {
+        s.list_records(job, kind)
+            .unwrap()
+            .into_iter()
+            .map(|(id, v)| format!("{id}={v}"))
+            .collect()
+    };
+    assert_eq!(listed("a", "members"), vec!["u1=", "u2=", "u3="]);
+    s.remove_records("a", "members", &ids(&["u2", "u9", "u3"]))
+        .unwrap();
+    s.remove_records("a", "members", &[]).unwrap();
+    assert_eq!(listed("a", "members"), vec!["u1="]);
+    assert_eq!(listed("a", "escrow"), vec!["u2=e"]);
+    assert_eq!(listed("ab", "members"), vec!["u2=other job"]);
 }
 
 fn remove_objects<S: StateStore>(s: &S) {

@@ -278,6 +278,11 @@ async fn serve_quarantines_a_job_whose_real_scim_server_rejects_its_token_and_no
 
 /// `serve` run until its first cycle is logged, then stopped: its stdout and stderr lines.
 fn serve_lines(job: &crate::support::Job, extra: &[&str]) -> Vec<String> {
+    serve_until(job, extra, "cycle finished")
+}
+
+/// `serve` run until a line contains `until`, then sent SIGTERM; it must exit with success.
+fn serve_until(job: &crate::support::Job, extra: &[&str], until: &str) -> Vec<String> {
     use std::sync::{Arc, Mutex};
     let mut child = Command::new(env!("CARGO_BIN_EXE_scimsync"))
         .args(["serve", "--config-dir", job.dir.path().to_str().unwrap()])
@@ -304,27 +309,53 @@ fn serve_lines(job: &crate::support::Job, extra: &[&str]) -> Vec<String> {
     })
     .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !lines
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("cycle finished"))
-    {
+    while !lines.lock().unwrap().iter().any(|l| l.contains(until)) {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("no cycle line: {:?}", lines.lock().unwrap());
+            panic!("no line with {until:?}: {:?}", lines.lock().unwrap());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(1));
     }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill");
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
     for r in readers {
         r.join().unwrap();
     }
-    lines.lock().unwrap().clone()
+    let lines = lines.lock().unwrap().clone();
+    assert!(status.success(), "serve ended with {status}: {lines:?}");
+    lines
+}
+
+/// A stop requested while the jobs are still being added (before the API listens) is a clean
+/// shutdown, not death by the signal's default action (CI saw this after a short first cycle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stopped_while_its_jobs_start_exits_cleanly() {
+    let graph = tenant(3).await;
+    let t = ScimTarget::start(ScimTargetOptions::default())
+        .await
+        .unwrap();
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    std::fs::write(
+        job.dir.path().join("scimsync.toml"),
+        "[admin]\nbind = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    // Signalled as soon as it prints anything, several times: before the fix the default
+    // action killed it whenever the signal beat the handler (the first try, every run here).
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..10 {
+            let lines = serve_until(&job, &[], "");
+            assert!(
+                lines.iter().any(|l| l.contains("job e2e: schedule")),
+                "{lines:?}"
+            );
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use scimsync_core::{
     StateStore, StoreError, Target, TargetError,
 };
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,6 +46,12 @@ pub(crate) struct Cycle {
     /// Confirmed changes and their log entries not yet written (a run): written together,
     /// see [`COMMIT_BATCH`].
     pending: Mutex<Pending>,
+    /// Every escrow record of the job, when the cycle knows them (read at its start, kept up
+    /// to date by [`Engine::settle_escrow`]): settling then asks the store nothing, which was a
+    /// round trip per object on PostgreSQL. `None` (provision on demand): ask the store.
+    /// Writers of escrows wait for a running cycle (see the service's command loop), so the
+    /// copy cannot miss one; if it ever did, the stale escrow only costs a retry next cycle.
+    escrows: Option<Mutex<BTreeMap<String, Escrow>>>,
 }
 
 /// A run writes confirmed changes in batches of at most this many objects, or as soon as the
@@ -75,7 +81,14 @@ impl Cycle {
             member_batch: MemberBatch::default(),
             listing: Default::default(),
             pending: Default::default(),
+            escrows: None,
         }
+    }
+
+    /// The job's escrow records as the cycle read them: see [`Cycle::escrows`].
+    pub fn knowing_escrows(mut self, escrows: BTreeMap<String, Escrow>) -> Self {
+        self.escrows = Some(Mutex::new(escrows));
+        self
     }
 
     /// Queue a commit made at `now`; the batch to write now, if this one filled it or the
@@ -624,20 +637,31 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         let Processed::Reported(r) = out else {
             return Ok(());
         };
+        let known = cx
+            .escrows
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         if r.status != LogStatus::Failure {
-            let had = self
-                .store
-                .get_record(&self.job.name, crate::jobstate::ESCROW, id)?;
-            if had.is_some() {
+            let had = match known {
+                Some(mut k) => k.remove(id).is_some(),
+                None => self
+                    .store
+                    .get_record(&self.job.name, crate::jobstate::ESCROW, id)?
+                    .is_some(),
+            };
+            if had {
                 js.remove_escrow(id)?;
             }
             return Ok(());
         }
         let code = r.error_code.unwrap_or(ErrorCode::InternalServerError);
-        let previous = self
-            .store
-            .get_record(&self.job.name, crate::jobstate::ESCROW, id)?
-            .and_then(|v| serde_json::from_str::<Escrow>(&v).ok());
+        let previous = match &known {
+            Some(k) => k.get(id).cloned(),
+            None => self
+                .store
+                .get_record(&self.job.name, crate::jobstate::ESCROW, id)?
+                .and_then(|v| serde_json::from_str::<Escrow>(&v).ok()),
+        };
         let transient = code.is_retryable() || is_transient_code(code);
         match self.job.escrow.record(
             previous.as_ref(),
@@ -650,11 +674,19 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         ) {
             Some(mut e) => {
                 e.gone = gone.or(previous.and_then(|p| p.gone));
-                js.put_escrow(&e)
+                js.put_escrow(&e)?;
+                if let Some(mut k) = known {
+                    k.insert(id.to_owned(), e);
+                }
+                Ok(())
             }
             None => {
                 tracing::warn!(job = %self.job.name, object = %r.display_name, "escrow expired after repeated failures; giving up");
-                js.remove_escrow(id)
+                js.remove_escrow(id)?;
+                if let Some(mut k) = known {
+                    k.remove(id);
+                }
+                Ok(())
             }
         }
     }

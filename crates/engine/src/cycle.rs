@@ -198,7 +198,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         if snap.work.full {
             claims = claims.with_users(snap.states.values());
         }
-        let mut cx = Cycle::new(cycle_id.clone(), mode, now, claims);
+        let mut cx =
+            Cycle::new(cycle_id.clone(), mode, now, claims).knowing_escrows(snap.escrows.clone());
         cx.reconcile = snap.reconcile;
         let ref_wants: Vec<UserRefWork> = users
             .iter()

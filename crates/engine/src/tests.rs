@@ -849,3 +849,127 @@ async fn state_lost_when_the_store_fails_mid_phase_costs_a_match_never_a_duplica
         n - kept
     );
 }
+
+/// The memory store, counting the escrow lookups made one object at a time.
+#[derive(Default)]
+struct CountsEscrowLookups {
+    inner: MemoryStore,
+    lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl StateStore for CountsEscrowLookups {
+    fn get(
+        &self,
+        job: &str,
+        id: &str,
+    ) -> Result<Option<scimsync_core::ObjectState>, scimsync_core::StoreError> {
+        self.inner.get(job, id)
+    }
+    fn list(
+        &self,
+        job: &str,
+    ) -> Result<Vec<scimsync_core::ObjectState>, scimsync_core::StoreError> {
+        self.inner.list(job)
+    }
+    fn commit(
+        &self,
+        job: &str,
+        change: &scimsync_core::StateChange,
+        log: &scimsync_core::LogEntry,
+    ) -> Result<(), scimsync_core::StoreError> {
+        self.inner.commit(job, change, log)
+    }
+    fn commit_batch(
+        &self,
+        job: &str,
+        batch: &[(scimsync_core::StateChange, scimsync_core::LogEntry)],
+    ) -> Result<(), scimsync_core::StoreError> {
+        self.inner.commit_batch(job, batch)
+    }
+    fn logs(
+        &self,
+        job: &str,
+        cycle: Option<&str>,
+    ) -> Result<Vec<scimsync_core::LogEntry>, scimsync_core::StoreError> {
+        self.inner.logs(job, cycle)
+    }
+    fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, scimsync_core::StoreError> {
+        self.inner.get_meta(job, key)
+    }
+    fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), scimsync_core::StoreError> {
+        self.inner.put_meta(job, key, value)
+    }
+    fn flush(&self) -> Result<(), scimsync_core::StoreError> {
+        self.inner.flush()
+    }
+    fn remove_objects(&self, job: &str) -> Result<u64, scimsync_core::StoreError> {
+        self.inner.remove_objects(job)
+    }
+    fn scan_meta(
+        &self,
+        job: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, scimsync_core::StoreError> {
+        self.inner.scan_meta(job, prefix)
+    }
+    fn remove_meta(&self, job: &str, key: &str) -> Result<(), scimsync_core::StoreError> {
+        self.inner.remove_meta(job, key)
+    }
+    fn get_record(
+        &self,
+        job: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<String>, scimsync_core::StoreError> {
+        if kind == crate::jobstate::ESCROW {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get_record(job, kind, id)
+    }
+}
+
+/// A cycle settles escrows against the records it read at its start: no lookup per object
+/// (one round trip each on PostgreSQL), and a repeated failure still counts its attempts.
+#[tokio::test]
+async fn a_cycle_settles_escrows_without_a_lookup_per_object() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let users: Vec<SourceUser> = (0..20)
+        .map(|i| user(&format!("{i:02}"), &format!("u{i}@x"), "Dev"))
+        .collect();
+    let w = World::new(users);
+    let store = CountsEscrowLookups::default();
+    let engine = || Engine::new(&w.job, &w.source, &w.target, &store, &w.clock);
+    let bad = || {
+        w.target.fail_next(vec![TargetError {
+            status: Some(400),
+            ..TargetError::new(ErrorCode::SchemaViolation, "bad value")
+        }])
+    };
+    let escrows = || {
+        store
+            .inner
+            .list_records("t", crate::jobstate::ESCROW)
+            .unwrap()
+    };
+
+    bad();
+    let r = engine().run(Mode::Apply).await.unwrap();
+    assert_eq!((r.tally.created, r.tally.failed), (19, 1));
+    assert_eq!(escrows().len(), 1);
+    assert!(escrows()[0].1.contains("\"attempts\":1"), "{:?}", escrows());
+
+    // Retried on schedule and failing again: the second attempt is counted from the first.
+    w.clock.advance(chrono::Duration::days(1));
+    bad();
+    let r = engine().run(Mode::Apply).await.unwrap();
+    assert_eq!(r.tally.failed, 1, "{:?}", r.objects);
+    assert!(escrows()[0].1.contains("\"attempts\":2"), "{:?}", escrows());
+
+    w.clock.advance(chrono::Duration::days(1));
+    let r = engine().run(Mode::Apply).await.unwrap();
+    assert_eq!((r.tally.created, r.tally.failed), (1, 0));
+    assert!(escrows().is_empty(), "out of escrow after success");
+    assert_eq!(w.target.users().len(), 20);
+    assert_eq!(store.lookups.load(SeqCst), 0, "escrow looked up per object");
+}

@@ -78,6 +78,30 @@ pub trait ProgressSink: Send + Sync {
     fn progress(&self, p: Progress);
 }
 
+/// Where the cycle's group read started: the assignment digest is tied to it.
+struct GroupsReadFrom<'w> {
+    /// The groups were read in full (no delta).
+    full: bool,
+    /// The groups watermark the read started from.
+    watermark: Option<&'w str>,
+}
+
+/// The assignment step's outcome (see [`Engine::read_assignments`]).
+struct AssignmentsRead {
+    /// Effective assignments by user, when expanded; `None` for a job that provisions all users
+    /// or when the expansion was left to the caller.
+    assigned: Option<BTreeMap<String, Vec<AppRoleAssignment>>>,
+    /// Groups assigned to the application (what a group-provisioning job may provision).
+    groups_assigned: Option<BTreeSet<String>>,
+    /// Users whose effective assignment changed since the last cycle.
+    changed: BTreeSet<String>,
+    /// The last cycle's per-user snapshot, when it was loaded to compare.
+    previous: BTreeMap<String, String>,
+    digest_now: Option<String>,
+    /// The list as read, when the last cycle's expansion stands: built only if a user needs it.
+    unexpanded: Option<Assignments>,
+}
+
 /// What the read step gathered: everything the plan decides from.
 struct Snapshot {
     kind: CycleKind,
@@ -400,79 +424,25 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 })
             };
 
-        // Assignments: no delta query, so read them each cycle and compare with the last.
-        let mut assignments_digest_now = None;
-        // Set when the list and the groups are as the last cycle left them: the effective
-        // assignments are then the last cycle's too, and are built only if a user needs them.
-        let mut unexpanded: Option<Assignments> = None;
-        let (mut assigned, groups_assigned, assignment_changed, previous_assigned) = match &self
-            .job
-            .scope
-        {
-            UserScope::All => (None, None, BTreeSet::new(), BTreeMap::new()),
-            UserScope::Assigned {
-                service_principal_id,
-            } => {
-                let a = self.source.read_assignments(service_principal_id).await?;
-                let none_read = a.users.is_empty() && a.groups.is_empty();
-                let groups_assigned = assigned_groups(&a, self.job.exclude_default_access);
-                let raw = raw_assignments_digest(&a, self.job.exclude_default_access);
-                let raw_then = StoredDigests::raw_part(&raw, groups_read_from.as_deref());
-                let raw_now = StoredDigests::raw_part(&raw, groups.watermark.as_deref());
-                let last = if use_watermarks {
-                    js.meta(ASSIGNMENTS_DIGEST)?
-                        .map(|d| StoredDigests::parse(&d))
-                } else {
-                    None
-                };
-                if let Some(last) = last.as_ref().filter(|l| {
-                    !groups_full
-                        && groups.changed.is_empty()
-                        && groups.deleted.is_empty()
-                        && raw_then.is_some()
-                        && l.raw == raw_then
-                }) {
-                    // Nothing the expansion depends on changed, so no user's effective
-                    // assignment did: the digest and the snapshot stand as they are.
-                    assignments_digest_now =
-                        Some(StoredDigests::join(&last.effective, raw_now.as_deref()));
-                    unexpanded = Some(a);
-                    (
-                        None,
-                        Some(groups_assigned),
-                        BTreeSet::new(),
-                        BTreeMap::new(),
-                    )
-                } else {
-                    let effective =
-                        effective_assignments(a, &*mirror()?, self.job.exclude_default_access);
-                    let digest = assignments_digest(&effective);
-                    let unchanged = last.as_ref().is_some_and(|l| l.effective == digest);
-                    assignments_digest_now = Some(StoredDigests::join(&digest, raw_now.as_deref()));
-                    // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
-                    let previous: BTreeMap<String, String> = if unchanged {
-                        BTreeMap::new()
-                    } else {
-                        self.store
-                            .list_records(job, ASSIGNED)?
-                            .into_iter()
-                            .collect()
-                    };
-                    if none_read && !previous.is_empty() {
-                        suspicious.push(format!(
-                            "the source returned no assignments while {} users were assigned in the last cycle",
-                            previous.len()
-                        ));
-                    }
-                    let changed = if unchanged {
-                        BTreeSet::new()
-                    } else {
-                        assignment_changes(&previous, &effective)
-                    };
-                    (Some(effective), Some(groups_assigned), changed, previous)
-                }
-            }
-        };
+        let AssignmentsRead {
+            mut assigned,
+            groups_assigned,
+            changed: assignment_changed,
+            previous: previous_assigned,
+            digest_now: assignments_digest_now,
+            mut unexpanded,
+        } = self
+            .read_assignments(
+                use_watermarks,
+                &groups,
+                GroupsReadFrom {
+                    full: groups_full,
+                    watermark: groups_read_from.as_deref(),
+                },
+                &mirror,
+                &mut suspicious,
+            )
+            .await?;
         let exclude_default_access = self.job.exclude_default_access;
         let expand = |unexpanded: &mut Option<Assignments>| -> Result<_, StoreError> {
             Ok(match unexpanded.take() {
@@ -678,6 +648,99 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             suspicious,
             membership_epoch,
             membership_settled,
+        })
+    }
+
+    /// Read the assignment list (Graph has no delta for it, so every cycle reads it whole) and
+    /// compare it with the last cycle's. When neither the list nor anything its expansion
+    /// depends on changed, the expansion is left to the caller (`unexpanded`): a quiet cycle
+    /// with no user to decide never builds it.
+    async fn read_assignments<'m>(
+        &self,
+        use_watermarks: bool,
+        groups: &GroupView,
+        groups_from: GroupsReadFrom<'_>,
+        mirror: &dyn Fn() -> Result<
+            std::borrow::Cow<'m, BTreeMap<String, MirroredGroup>>,
+            StoreError,
+        >,
+        suspicious: &mut Vec<String>,
+    ) -> Result<AssignmentsRead, CycleError> {
+        let job = &self.job.name;
+        let js = self.state();
+        let mut digest_now = None;
+        let mut unexpanded: Option<Assignments> = None;
+        let (assigned, groups_assigned, changed, previous) = match &self.job.scope {
+            UserScope::All => (None, None, BTreeSet::new(), BTreeMap::new()),
+            UserScope::Assigned {
+                service_principal_id,
+            } => {
+                let a = self.source.read_assignments(service_principal_id).await?;
+                let none_read = a.users.is_empty() && a.groups.is_empty();
+                let groups_assigned = assigned_groups(&a, self.job.exclude_default_access);
+                let raw = raw_assignments_digest(&a, self.job.exclude_default_access);
+                let raw_then = StoredDigests::raw_part(&raw, groups_from.watermark);
+                let raw_now = StoredDigests::raw_part(&raw, groups.watermark.as_deref());
+                let last = if use_watermarks {
+                    js.meta(ASSIGNMENTS_DIGEST)?
+                        .map(|d| StoredDigests::parse(&d))
+                } else {
+                    None
+                };
+                if let Some(last) = last.as_ref().filter(|l| {
+                    !groups_from.full
+                        && groups.changed.is_empty()
+                        && groups.deleted.is_empty()
+                        && raw_then.is_some()
+                        && l.raw == raw_then
+                }) {
+                    // Nothing the expansion depends on changed, so no user's effective
+                    // assignment did: the digest and the snapshot stand as they are.
+                    digest_now = Some(StoredDigests::join(&last.effective, raw_now.as_deref()));
+                    unexpanded = Some(a);
+                    (
+                        None,
+                        Some(groups_assigned),
+                        BTreeSet::new(),
+                        BTreeMap::new(),
+                    )
+                } else {
+                    let effective =
+                        effective_assignments(a, &*mirror()?, self.job.exclude_default_access);
+                    let digest = assignments_digest(&effective);
+                    let unchanged = last.as_ref().is_some_and(|l| l.effective == digest);
+                    digest_now = Some(StoredDigests::join(&digest, raw_now.as_deref()));
+                    // Unchanged: no user's assignment changed, so the snapshot need not be loaded.
+                    let previous: BTreeMap<String, String> = if unchanged {
+                        BTreeMap::new()
+                    } else {
+                        self.store
+                            .list_records(job, ASSIGNED)?
+                            .into_iter()
+                            .collect()
+                    };
+                    if none_read && !previous.is_empty() {
+                        suspicious.push(format!(
+                            "the source returned no assignments while {} users were assigned in the last cycle",
+                            previous.len()
+                        ));
+                    }
+                    let changed = if unchanged {
+                        BTreeSet::new()
+                    } else {
+                        assignment_changes(&previous, &effective)
+                    };
+                    (Some(effective), Some(groups_assigned), changed, previous)
+                }
+            }
+        };
+        Ok(AssignmentsRead {
+            assigned,
+            groups_assigned,
+            changed,
+            previous,
+            digest_now,
+            unexpanded,
         })
     }
 

@@ -329,11 +329,16 @@ fn serve_until(job: &crate::support::Job, extra: &[&str], until: &str) -> Vec<St
     lines
 }
 
-/// A stop requested while the jobs are still being added (before the API listens) is a clean
-/// shutdown, not death by the signal's default action (CI saw this after a short first cycle).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_stopped_while_its_jobs_start_exits_cleanly() {
-    let graph = tenant(3).await;
+/// A job over a tenant of `users`, its API on a free port with no token configured (serve
+/// generates one into the state directory).
+async fn job_with_a_generated_admin_token(
+    users: usize,
+) -> (
+    scimsync_testkit::graph::GraphEmulator,
+    ScimTarget,
+    crate::support::Job,
+) {
+    let graph = tenant(users).await;
     let t = ScimTarget::start(ScimTargetOptions::default())
         .await
         .unwrap();
@@ -343,6 +348,14 @@ async fn serve_stopped_while_its_jobs_start_exits_cleanly() {
         "[admin]\nbind = \"127.0.0.1:0\"\n",
     )
     .unwrap();
+    (graph, t, job)
+}
+
+/// A stop requested while the jobs are still being added (before the API listens) is a clean
+/// shutdown, not death by the signal's default action (CI saw this after a short first cycle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stopped_while_its_jobs_start_exits_cleanly() {
+    let (_graph, _t, job) = job_with_a_generated_admin_token(3).await;
     // Signalled as soon as it prints anything, several times: before the fix the default
     // action killed it whenever the signal beat the handler (the first try, every run here).
     tokio::task::spawn_blocking(move || {
@@ -360,17 +373,7 @@ async fn serve_stopped_while_its_jobs_start_exits_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_prints_the_dashboard_and_a_line_per_cycle_as_text_or_json_without_secrets() {
-    let graph = tenant(6).await;
-    let t = ScimTarget::start(ScimTargetOptions::default())
-        .await
-        .unwrap();
-    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
-    // No token configured: serve generates one into the state directory.
-    std::fs::write(
-        job.dir.path().join("scimsync.toml"),
-        "[admin]\nbind = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
+    let (graph, t, job) = job_with_a_generated_admin_token(6).await;
     let token_file = job.state().join("admin-token");
 
     // Text, at default verbosity: where the dashboard is, then one line for the cycle.

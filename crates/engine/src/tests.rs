@@ -721,11 +721,24 @@ async fn a_large_run_lists_failures_and_the_first_thousand_objects_and_counts_ev
 }
 
 /// The memory store, refusing every commit from the one that would carry more than `ok` object
-/// changes in total (a disk that filled up in the middle of a phase) until `ok` is raised.
+/// changes in total (a disk that filled up in the middle of a phase) until `ok` is raised;
+/// it counts commit batches and the escrow lookups made one object at a time.
 struct RefusesAfter {
     inner: MemoryStore,
     ok: std::sync::atomic::AtomicUsize,
     batches: std::sync::atomic::AtomicUsize,
+    escrow_lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl RefusesAfter {
+    fn new(ok: usize) -> Self {
+        RefusesAfter {
+            inner: MemoryStore::new(),
+            ok: ok.into(),
+            batches: 0.into(),
+            escrow_lookups: 0.into(),
+        }
+    }
 }
 
 impl StateStore for RefusesAfter {
@@ -794,6 +807,18 @@ impl StateStore for RefusesAfter {
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), scimsync_core::StoreError> {
         self.inner.remove_meta(job, key)
     }
+    fn get_record(
+        &self,
+        job: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<String>, scimsync_core::StoreError> {
+        if kind == crate::jobstate::ESCROW {
+            self.escrow_lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get_record(job, kind, id)
+    }
 }
 
 #[tokio::test]
@@ -803,11 +828,7 @@ async fn state_lost_when_the_store_fails_mid_phase_costs_a_match_never_a_duplica
         .map(|i| user(&format!("{i:04}"), &format!("u{i}@x"), "Dev"))
         .collect();
     let w = World::new(users);
-    let store = RefusesAfter {
-        inner: MemoryStore::new(),
-        ok: 150.into(),
-        batches: 0.into(),
-    };
+    let store = RefusesAfter::new(150);
     let engine = || Engine::new(&w.job, &w.source, &w.target, &store, &w.clock);
     let err = engine().run(Mode::Apply).await.unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
@@ -850,85 +871,6 @@ async fn state_lost_when_the_store_fails_mid_phase_costs_a_match_never_a_duplica
     );
 }
 
-/// The memory store, counting the escrow lookups made one object at a time.
-#[derive(Default)]
-struct CountsEscrowLookups {
-    inner: MemoryStore,
-    lookups: std::sync::atomic::AtomicUsize,
-}
-
-impl StateStore for CountsEscrowLookups {
-    fn get(
-        &self,
-        job: &str,
-        id: &str,
-    ) -> Result<Option<scimsync_core::ObjectState>, scimsync_core::StoreError> {
-        self.inner.get(job, id)
-    }
-    fn list(
-        &self,
-        job: &str,
-    ) -> Result<Vec<scimsync_core::ObjectState>, scimsync_core::StoreError> {
-        self.inner.list(job)
-    }
-    fn commit(
-        &self,
-        job: &str,
-        change: &scimsync_core::StateChange,
-        log: &scimsync_core::LogEntry,
-    ) -> Result<(), scimsync_core::StoreError> {
-        self.inner.commit(job, change, log)
-    }
-    fn commit_batch(
-        &self,
-        job: &str,
-        batch: &[(scimsync_core::StateChange, scimsync_core::LogEntry)],
-    ) -> Result<(), scimsync_core::StoreError> {
-        self.inner.commit_batch(job, batch)
-    }
-    fn logs(
-        &self,
-        job: &str,
-        cycle: Option<&str>,
-    ) -> Result<Vec<scimsync_core::LogEntry>, scimsync_core::StoreError> {
-        self.inner.logs(job, cycle)
-    }
-    fn get_meta(&self, job: &str, key: &str) -> Result<Option<String>, scimsync_core::StoreError> {
-        self.inner.get_meta(job, key)
-    }
-    fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), scimsync_core::StoreError> {
-        self.inner.put_meta(job, key, value)
-    }
-    fn flush(&self) -> Result<(), scimsync_core::StoreError> {
-        self.inner.flush()
-    }
-    fn remove_objects(&self, job: &str) -> Result<u64, scimsync_core::StoreError> {
-        self.inner.remove_objects(job)
-    }
-    fn scan_meta(
-        &self,
-        job: &str,
-        prefix: &str,
-    ) -> Result<Vec<(String, String)>, scimsync_core::StoreError> {
-        self.inner.scan_meta(job, prefix)
-    }
-    fn remove_meta(&self, job: &str, key: &str) -> Result<(), scimsync_core::StoreError> {
-        self.inner.remove_meta(job, key)
-    }
-    fn get_record(
-        &self,
-        job: &str,
-        kind: &str,
-        id: &str,
-    ) -> Result<Option<String>, scimsync_core::StoreError> {
-        if kind == crate::jobstate::ESCROW {
-            self.lookups
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        self.inner.get_record(job, kind, id)
-    }
-}
-
 /// A cycle settles escrows against the records it read at its start: no lookup per object
 /// (one round trip each on PostgreSQL), and a repeated failure still counts its attempts.
 #[tokio::test]
@@ -938,7 +880,7 @@ async fn a_cycle_settles_escrows_without_a_lookup_per_object() {
         .map(|i| user(&format!("{i:02}"), &format!("u{i}@x"), "Dev"))
         .collect();
     let w = World::new(users);
-    let store = CountsEscrowLookups::default();
+    let store = RefusesAfter::new(usize::MAX);
     let engine = || Engine::new(&w.job, &w.source, &w.target, &store, &w.clock);
     let bad = || {
         w.target.fail_next(vec![TargetError {
@@ -971,5 +913,9 @@ async fn a_cycle_settles_escrows_without_a_lookup_per_object() {
     assert_eq!((r.tally.created, r.tally.failed), (1, 0));
     assert!(escrows().is_empty(), "out of escrow after success");
     assert_eq!(w.target.users().len(), 20);
-    assert_eq!(store.lookups.load(SeqCst), 0, "escrow looked up per object");
+    assert_eq!(
+        store.escrow_lookups.load(SeqCst),
+        0,
+        "escrow looked up per object"
+    );
 }

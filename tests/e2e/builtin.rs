@@ -403,6 +403,54 @@ async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
     assert!(writes(&t).is_empty(), "settled: {:?}", writes(&t));
 }
 
+/// `run` without `--once` stopped by SIGTERM in the middle of a cycle lets the cycle finish,
+/// then exits with its code (before: killed by the signal, the cycle cut short).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_stopped_mid_cycle_finishes_the_cycle_and_exits_cleanly() {
+    let graph = tenant(40).await;
+    let t = target().await;
+    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
+    // Slow the target down so the signal lands in the middle of the cycle.
+    t.throttle_next(3, 1);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .args([
+            "run",
+            "--config",
+            job.config.to_str().unwrap(),
+            "--state",
+            job.state().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while t.users().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(stderr.contains("stopping after this cycle"), "{stderr}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    assert_eq!(user_names(&t), enabled_upns(&graph), "the cycle finished");
+    t.clear_requests();
+    run_once(&job);
+    assert!(
+        writes(&t).is_empty(),
+        "its state was committed: {:?}",
+        writes(&t)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_any_output() {
     let graph = tenant(6).await;

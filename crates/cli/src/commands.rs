@@ -25,9 +25,32 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
     let job = JobSpec::from_config(&cfg);
     let progress = crate::progress::CliProgress::new("cycle");
     let engine = Engine::new(&job, &graph, &scim, &store, &SystemClock).with_progress(&progress);
+    // A loop stops on request: the first lets the cycle in flight finish (its state committed),
+    // a second stops at once. `--once` keeps the signals' default action.
+    let mut stop = (!once).then(crate::shutdown::ShutdownSignal::listen);
+    let mut stopping = false;
     loop {
-        let outcome = engine.run(Mode::Apply).await;
+        let cycle = engine.run(Mode::Apply);
+        tokio::pin!(cycle);
+        let outcome = loop {
+            tokio::select! {
+                o = &mut cycle => break Some(o),
+                _ = stop_requested(&mut stop) => {
+                    if stopping {
+                        break None;
+                    }
+                    stopping = true;
+                    eprintln!("stopping after this cycle (Ctrl-C again to stop now)");
+                }
+            }
+        };
         progress.finish();
+        let Some(outcome) = outcome else {
+            eprintln!(
+                "stopped in the middle of the cycle; the next run matches what it wrote (no duplicates)"
+            );
+            return crate::EXIT_INTERRUPTED;
+        };
         // The engine recorded the cycle itself: last cycle, history, log retention.
         let code = match outcome {
             Ok(report) => {
@@ -57,7 +80,7 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
                 crate::EXIT_FAILED
             }
         };
-        if once {
+        if once || stopping {
             return code;
         }
         let wait = match cfg.schedule {
@@ -68,8 +91,16 @@ pub async fn run(config: &Path, state: &Path, once: bool, json: bool) -> u8 {
         eprintln!("next cycle in {}s (Ctrl-C to stop)", wait.as_secs());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => return code,
+            _ = stop_requested(&mut stop) => return code,
         }
+    }
+}
+
+/// The next stop request, or never when the command does not listen for them.
+async fn stop_requested(stop: &mut Option<crate::shutdown::ShutdownSignal>) {
+    match stop {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -23,6 +23,7 @@ mod logs;
 mod progress;
 mod render;
 mod serve;
+mod shutdown;
 mod status;
 mod store_select;
 #[cfg(test)]
@@ -43,6 +44,8 @@ const EXIT_CODES: &str = "Exit codes:
   4  the cycle completed, but some objects failed (see `scimsync logs`)
   5  cycle held: disables/deletes wait for approve-deletions (deletion threshold, sudden
      drop, or an empty source read)
+  130  `run` (without --once) stopped by a second Ctrl-C/SIGTERM while a cycle ran (the first
+     lets the cycle finish, then exits with its code)
 When several apply, the first of 2, 1, 5, 4 wins (a held cycle with failed objects exits 5).";
 
 /// Exit code: the cycle or command failed.
@@ -51,6 +54,8 @@ pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_OBJECT_FAILURES: u8 = 4;
 /// Exit code: the cycle held its disables and deletes for approval.
 pub(crate) const EXIT_HELD: u8 = 5;
+/// Exit code: `run` stopped in the middle of a cycle (a second stop request).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(

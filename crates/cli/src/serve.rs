@@ -269,66 +269,6 @@ fn load_jobs(config_dir: &Path) -> Result<Vec<JobConfig>, u8> {
     Ok(jobs)
 }
 
-/// SIGTERM / Ctrl-C, listened for from the moment it is made: a signal that arrives while jobs
-/// start (a short first cycle can finish before the API listens) still shuts down cleanly
-/// instead of killing the process with the default action.
-struct ShutdownSignal {
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    int: Option<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignal {
-    fn listen() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Self {
-                term: signal(SignalKind::terminate()).ok(),
-                int: signal(SignalKind::interrupt()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Self {}
-        }
-    }
-
-    async fn received(self) {
-        #[cfg(unix)]
-        {
-            let (mut term, mut int) = (self.term, self.int);
-            let term = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            let int = async {
-                match int.as_mut() {
-                    Some(i) => {
-                        i.recv().await;
-                    }
-                    None => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = term => {}
-                _ = int => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// `scimsync serve --config-dir DIR --log-format …`.
 pub async fn serve_as(config_dir: &Path, state: &Path, format: LogFormat) -> u8 {
     match serve_inner(config_dir, state, format).await {
@@ -344,7 +284,7 @@ pub async fn serve_as(config_dir: &Path, state: &Path, format: LogFormat) -> u8 
 }
 
 async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Result<u8> {
-    let shutdown = ShutdownSignal::listen();
+    let mut shutdown = crate::shutdown::ShutdownSignal::listen();
     let admin = match admin_config(config_dir) {
         Ok(a) => a,
         Err(code) => return Ok(code),
@@ -473,7 +413,7 @@ async fn serve_inner(config_dir: &Path, state: &Path, format: LogFormat) -> Resu
     let server = tokio::spawn(scimsync_api::tls::serve(listener, app, tls, async move {
         cancel.cancelled().await
     }));
-    shutdown.received().await;
+    shutdown.recv().await;
     tracing::info!(
         target: SERVE_TARGET,
         "shutting down: finishing cycles in flight and saving state"

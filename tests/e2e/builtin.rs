@@ -364,30 +364,39 @@ async fn soft_delete_disables_restore_enables_hard_delete_deletes() {
     assert!(t.user_by_username(&upn).is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
+/// `scimsync run` (with `extra` arguments) over a 40-user tenant and a target slowed down by
+/// throttling, returned once the target holds its first user: in the middle of the cycle.
+async fn run_until_the_first_user(
+    extra: &[&str],
+) -> (
+    scimsync_testkit::graph::GraphEmulator,
+    ScimTarget,
+    Job,
+    std::process::Child,
+) {
     let graph = tenant(40).await;
     let t = target().await;
     let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
-    // Slow the target down so the kill lands in the middle of the cycle.
     t.throttle_next(3, 1);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args([
-            "run",
-            "--once",
-            "--config",
-            job.config.to_str().unwrap(),
-            "--state",
-            job.state().to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
+        .arg("run")
+        .args(extra)
+        .args(["--config", job.config.to_str().unwrap()])
+        .args(["--state", job.state().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
     while t.users().is_empty() && Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (graph, t, job, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
+    let (graph, t, job, mut child) = run_until_the_first_user(&["--once"]).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = t.users().len();
@@ -407,27 +416,7 @@ async fn a_process_killed_mid_cycle_then_restarted_creates_no_duplicate() {
 /// then exits with its code (before: killed by the signal, the cycle cut short).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_stopped_mid_cycle_finishes_the_cycle_and_exits_cleanly() {
-    let graph = tenant(40).await;
-    let t = target().await;
-    let job = write_job(&graph, &t.url(), t.token(), JobOptions::default());
-    // Slow the target down so the signal lands in the middle of the cycle.
-    t.throttle_next(3, 1);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimsync"))
-        .args([
-            "run",
-            "--config",
-            job.config.to_str().unwrap(),
-            "--state",
-            job.state().to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + std::time::Duration::from_secs(20);
-    while t.users().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (graph, t, job, child) = run_until_the_first_user(&[]).await;
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -18,6 +18,12 @@
 //!    it exits; Graph requests are counted by the emulator; SCIM requests by the server's
 //!    access log (one line per request).
 //!
+//! `--keep-alive` serves the same scim2-server command and application through waitress
+//! (`benches/scim2_server_keepalive.py`; `pip install waitress` in scim2-server's venv): HTTP/1.1
+//! with connections kept open, as real targets do, where `scim2-server` itself (wsgiref) speaks
+//! HTTP/1.0 and closes the connection after every response, so each request costs a TCP
+//! connect and close on both sides.
+//!
 //! `--skip-raw` leaves out the raw baseline (its ratios print as NaN), for memory and
 //! no-change figures alone.
 //!
@@ -98,6 +104,8 @@ struct Args {
     users_only: bool,
     /// Skip the raw baseline (ratios print as NaN): for memory or no-change figures only.
     skip_raw: bool,
+    /// Serve scim2-server over HTTP/1.1 keep-alive (needs `pip install waitress` in its venv).
+    keep_alive: bool,
 }
 
 fn args() -> Args {
@@ -106,6 +114,7 @@ fn args() -> Args {
         concurrency: 4,
         users_only: false,
         skip_raw: false,
+        keep_alive: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -119,6 +128,7 @@ fn args() -> Args {
             }
             "--users-only" => a.users_only = true,
             "--skip-raw" => a.skip_raw = true,
+            "--keep-alive" => a.keep_alive = true,
             _ => {} // `cargo bench` passes `--bench`
         }
     }
@@ -136,13 +146,22 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path, name: &str) -> Server {
+    /// `keep_alive`: the same command and application over HTTP/1.1 keep-alive (waitress, by
+    /// `scim2_server_keepalive.py`) instead of wsgiref's one connection per request.
+    fn start(dir: &Path, name: &str, keep_alive: bool) -> Server {
         let bin = std::env::var("SCIMSYNC_SCIM2_SERVER").map_or_else(
             |_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-scim/bin/scim2-server"),
             PathBuf::from,
         );
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(&bin)
+        let mut command = if keep_alive {
+            let mut c = Command::new(bin.with_file_name("python3"));
+            c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scim2_server_keepalive.py"));
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let child = command
             .args(["--hostname", "127.0.0.1", "--port", "0"])
             .args(["--bearer-token", "bench-token"])
             .stdout(Stdio::null())
@@ -561,11 +580,12 @@ async fn scimsync_run(
     graph: &GraphEmulator,
     groups: bool,
     c: usize,
+    keep_alive: bool,
 ) -> (Run, usize, Run, usize) {
     let name = if groups { "with-groups" } else { "users-only" };
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).expect("dir");
-    let server = Server::start(&dir, name);
+    let server = Server::start(&dir, name, keep_alive);
     let job = write_job(&dir, graph, &server, groups, c);
     let state = dir.join("state");
     let initial = run_once(&job, &state).await;
@@ -596,12 +616,17 @@ async fn main() {
     let w = workload(&graph, a.users).await;
     println!(
         "capacity bench: tenant of {} users, {} in scope (enabled), {} assigned groups, {} memberships; \
-         concurrency {}; set up in {:.1} s",
+         concurrency {}; server {}; set up in {:.1} s",
         a.users,
         w.users.len(),
         w.groups.len(),
         w.memberships,
         a.concurrency,
+        if a.keep_alive {
+            "HTTP/1.1 keep-alive (waitress)"
+        } else {
+            "HTTP/1.0, a connection per request (wsgiref)"
+        },
         t.elapsed().as_secs_f64()
     );
 
@@ -609,7 +634,7 @@ async fn main() {
     let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu) = if a.skip_raw {
         (f64::NAN, 0, f64::NAN, 0, f64::NAN)
     } else {
-        let raw_server = Server::start(dir.path(), "raw");
+        let raw_server = Server::start(dir.path(), "raw", a.keep_alive);
         let http = reqwest::Client::new();
         let t = Instant::now();
         // This process's CPU while the raw client runs (the emulator is idle then): what a
@@ -657,7 +682,7 @@ async fn main() {
 
     // scimsync, users only.
     let (init, reqs, quiet, graph_reqs) =
-        scimsync_run(dir.path(), &graph, false, a.concurrency).await;
+        scimsync_run(dir.path(), &graph, false, a.concurrency, a.keep_alive).await;
     let created = tally(&init.report, "created");
     let phase = init.users_phase_secs();
     println!("scimsync run --once, users only (fresh server):");
@@ -687,7 +712,7 @@ async fn main() {
 
     // scimsync with groups.
     let (init, reqs, quiet, graph_reqs) =
-        scimsync_run(dir.path(), &graph, true, a.concurrency).await;
+        scimsync_run(dir.path(), &graph, true, a.concurrency, a.keep_alive).await;
     let raw_all_s = raw_users_s + raw_groups_s;
     println!("scimsync run --once, users and groups (fresh server):");
     println!(

@@ -16,11 +16,15 @@ use scimsync_core::{
 };
 use scimsync_store::{StoreAdmin, check_job};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Connections per store: enough for the service's jobs committing at once, few enough that
 /// several replicas stay far below PostgreSQL's default `max_connections` (100).
 const POOL_SIZE: usize = 8;
+
+/// What a fenced write does inside its transaction (see [`PgStore::fenced_write`]).
+type TxWork<'t, T> = Pin<Box<dyn Future<Output = Result<T, Fail>> + Send + 't>>;
 
 /// A [`StateStore`] in a PostgreSQL database. Cheap to share behind an `Arc`; every call may
 /// come from any thread, inside a tokio runtime or not.
@@ -184,6 +188,35 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Run `work` for `job` in one transaction behind the lease check, then commit. Every
+    /// write of the store goes through here: a replica whose lease was taken over writes
+    /// nothing, and a write cut short leaves nothing half done.
+    fn fenced_write<T, W>(
+        &self,
+        job: &str,
+        doing: impl FnOnce() -> String,
+        work: W,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: for<'t> FnOnce(&'t deadpool_postgres::Transaction<'t>, &'t str) -> TxWork<'t, T>
+            + Send
+            + 'static,
+    {
+        check_job(job)?;
+        let (j, fence) = (job.to_owned(), self.fence.clone());
+        self.run(doing, move |pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            lease::check(&tx, fence.as_ref(), &j).await?;
+            let out = work(&tx, &j).await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}
+
 fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
@@ -210,17 +243,15 @@ impl PgStore {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (j, n) = (job.to_owned(), keys.len());
-        let fence = self.fence.clone();
-        self.run(
+        let n = keys.len();
+        self.fenced_write(
+            job,
             || format!("{verb} {n} {kind} records of job {job}"),
-            move |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                c.execute(sql, &[&j, &keys]).await?;
-                c.commit().await?;
-                Ok(())
+            move |tx, j| {
+                Box::pin(async move {
+                    tx.execute(sql, &[&j, &keys]).await?;
+                    Ok(())
+                })
             },
         )
     }
@@ -322,24 +353,20 @@ impl StateStore for PgStore {
     }
 
     fn commit(&self, job: &str, change: &StateChange, log: &LogEntry) -> Result<(), StoreError> {
-        check_job(job)?;
-        let (j, change_owned, entry) = (job.to_owned(), change.clone(), log.clone());
-        let fence = self.fence.clone();
+        let (change_owned, entry) = (change.clone(), log.clone());
         let what = match change {
             StateChange::Put(o) => format!("object {}", quoted(&o.source_id)),
             StateChange::Remove { source_id } => format!("removal of {}", quoted(source_id)),
             StateChange::None => format!("log entry for {}", quoted(&log.source_id)),
         };
-        self.run(
+        self.fenced_write(
+            job,
             || format!("committing {what} of job {job}"),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let tx = c.transaction().await?;
-                lease::check(&tx, fence.as_ref(), &j).await?;
-                apply_change(&tx, &j, &change_owned).await?;
-                insert_log(&tx, &j, &entry).await?;
-                tx.commit().await?;
-                Ok(())
+            move |tx, j| {
+                Box::pin(async move {
+                    apply_change(tx, j, &change_owned).await?;
+                    insert_log(tx, j, &entry).await
+                })
             },
         )
     }
@@ -351,20 +378,18 @@ impl StateStore for PgStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let (j, owned) = (job.to_owned(), batch.to_vec());
-        let fence = self.fence.clone();
-        self.run(
+        let owned = batch.to_vec();
+        self.fenced_write(
+            job,
             || format!("committing {} object change(s) of job {job}", batch.len()),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let tx = c.transaction().await?;
-                lease::check(&tx, fence.as_ref(), &j).await?;
-                for (change, entry) in &owned {
-                    apply_change(&tx, &j, change).await?;
-                    insert_log(&tx, &j, entry).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+            move |tx, j| {
+                Box::pin(async move {
+                    for (change, entry) in &owned {
+                        apply_change(tx, j, change).await?;
+                        insert_log(tx, j, entry).await?;
+                    }
+                    Ok(())
+                })
             },
         )
     }
@@ -426,24 +451,21 @@ impl StateStore for PgStore {
     }
 
     fn put_meta(&self, job: &str, key: &str, value: &str) -> Result<(), StoreError> {
-        check_job(job)?;
-        let (j, k, v) = (job.to_owned(), key.to_owned(), value.to_owned());
-        let fence = self.fence.clone();
-        self.run(
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.fenced_write(
+            job,
             || format!("writing meta {} of job {job}", quoted(key)),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                let statement = c
-                    .prepare_cached(
-                        "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
-                         ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
-                    )
-                    .await?;
-                c.execute(&statement, &[&j, &k, &v]).await?;
-                c.commit().await?;
-                Ok(())
+            move |tx, j| {
+                Box::pin(async move {
+                    let statement = tx
+                        .prepare_cached(
+                            "INSERT INTO scimsync_meta (job, key, value) VALUES ($1, $2, $3) \
+                             ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value",
+                        )
+                        .await?;
+                    tx.execute(&statement, &[&j, &k, &v]).await?;
+                    Ok(())
+                })
             },
         )
     }
@@ -458,20 +480,14 @@ impl StateStore for PgStore {
     }
 
     fn remove_objects(&self, job: &str) -> Result<u64, StoreError> {
-        check_job(job)?;
-        let j = job.to_owned();
-        let fence = self.fence.clone();
-        self.run(
+        self.fenced_write(
+            job,
             || format!("removing the objects of job {job}"),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                let n = c
-                    .execute("DELETE FROM scimsync_objects WHERE job = $1", &[&j])
-                    .await?;
-                c.commit().await?;
-                Ok(n)
+            |tx, j| {
+                Box::pin(async move {
+                    let sql = "DELETE FROM scimsync_objects WHERE job = $1";
+                    Ok(tx.execute(sql, &[&j]).await?)
+                })
             },
         )
     }
@@ -514,22 +530,16 @@ impl StateStore for PgStore {
     }
 
     fn remove_meta(&self, job: &str, key: &str) -> Result<(), StoreError> {
-        check_job(job)?;
-        let (j, k) = (job.to_owned(), key.to_owned());
-        let fence = self.fence.clone();
-        self.run(
+        let k = key.to_owned();
+        self.fenced_write(
+            job,
             || format!("removing meta {} of job {job}", quoted(key)),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                c.execute(
-                    "DELETE FROM scimsync_meta WHERE job = $1 AND key = $2",
-                    &[&j, &k],
-                )
-                .await?;
-                c.commit().await?;
-                Ok(())
+            move |tx, j| {
+                Box::pin(async move {
+                    let sql = "DELETE FROM scimsync_meta WHERE job = $1 AND key = $2";
+                    tx.execute(sql, &[&j, &k]).await?;
+                    Ok(())
+                })
             },
         )
     }
@@ -558,59 +568,34 @@ impl StoreAdmin for PgStore {
     }
 
     fn put_object(&self, job: &str, object: &ObjectState) -> Result<(), StoreError> {
-        check_job(job)?;
-        let (j, o) = (job.to_owned(), object.clone());
-        let fence = self.fence.clone();
-        self.run(
+        let o = object.clone();
+        self.fenced_write(
+            job,
             || format!("writing object {} of job {job}", quoted(&object.source_id)),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                upsert_object(&c, &j, &o).await?;
-                c.commit().await?;
-                Ok(())
-            },
+            move |tx, j| Box::pin(async move { upsert_object(tx, j, &o).await }),
         )
     }
 
     fn append_log(&self, job: &str, entry: &LogEntry) -> Result<(), StoreError> {
-        check_job(job)?;
-        let (j, e) = (job.to_owned(), entry.clone());
-        let fence = self.fence.clone();
-        self.run(
+        let e = entry.clone();
+        self.fenced_write(
+            job,
             || format!("writing a log entry of job {job}"),
-            |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                insert_log(&c, &j, &e).await?;
-                c.commit().await?;
-                Ok(())
-            },
+            move |tx, j| Box::pin(async move { insert_log(tx, j, &e).await }),
         )
     }
 
     fn prune_logs(&self, job: &str, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
-        check_job(job)?;
-        let j = job.to_owned();
         let (at, ns) = split_time(older_than);
-        let fence = self.fence.clone();
-        self.run(
+        self.fenced_write(
+            job,
             || format!("pruning the log of job {job}"),
-            move |pool| async move {
-                let mut c = pool.get().await?;
-                let c = c.transaction().await?;
-                lease::check(&c, fence.as_ref(), &j).await?;
-                let n = c
-                    .execute(
-                        "DELETE FROM scimsync_logs WHERE job = $1 \
-                         AND (activity_at, activity_ns) < ($2, $3)",
-                        &[&j, &at, &ns],
-                    )
-                    .await?;
-                c.commit().await?;
-                Ok(n)
+            move |tx, j| {
+                Box::pin(async move {
+                    let sql = "DELETE FROM scimsync_logs WHERE job = $1 \
+                               AND (activity_at, activity_ns) < ($2, $3)";
+                    Ok(tx.execute(sql, &[&j, &at, &ns]).await?)
+                })
             },
         )
     }

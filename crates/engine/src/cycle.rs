@@ -86,6 +86,28 @@ struct GroupsReadFrom<'w> {
     watermark: Option<&'w str>,
 }
 
+/// What [`Engine::read_users_to_decide`] decides from.
+struct UsersToDecide<'a> {
+    escrows: &'a BTreeMap<String, Escrow>,
+    assignment_changed: &'a BTreeSet<String>,
+    assigned: Option<&'a BTreeMap<String, Vec<AppRoleAssignment>>>,
+    query: &'a UserQuery,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The group step's outcome (see [`Engine::read_groups`]).
+struct GroupsRead {
+    /// The job's copy of the groups with this read applied.
+    view: GroupView,
+    /// The groups were read in full (no delta).
+    full: bool,
+    /// The copy was not loaded (a job that does not provision groups, after a delta that
+    /// changed nothing): loaded later only if the assignments are expanded.
+    mirror_deferred: bool,
+    /// The groups watermark the read started from.
+    read_from: Option<String>,
+}
+
 /// The assignment step's outcome (see [`Engine::read_assignments`]).
 struct AssignmentsRead {
     /// Effective assignments by user, when expanded; `None` for a job that provisions all users
@@ -376,43 +398,21 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
         // Groups: needed to expand assigned groups, and to provision groups.
         let needs_groups =
             self.job.groups.is_some() || matches!(self.job.scope, UserScope::Assigned { .. });
-        let mut groups_read_from = None;
-        let (groups, groups_full, mirror_deferred) = if needs_groups {
-            let watermark = if use_watermarks {
-                js.meta(GROUPS_WATERMARK)?
-            } else {
-                None
-            };
-            groups_read_from.clone_from(&watermark);
-            let query = GroupQuery {
-                attributes: self.job.group_source_attributes(),
-            };
-            let read = self
-                .source
-                .read_groups(&query, watermark.as_deref())
-                .await?;
-            let full = matches!(read, scimsync_core::GroupRead::Full { .. });
-            // A job that does not provision groups needs the mirror only to expand assigned
-            // groups: after a delta that changed nothing it is loaded only if that runs.
-            let defer = self.job.groups.is_none() && read.changes_nothing();
-            let mirror = if defer {
-                BTreeMap::new()
-            } else {
-                GroupView::load(self.store, job)?
-            };
-            let view = GroupView::apply(mirror, read);
-            if let Some(n) = &view.note {
-                notes.push(format!("groups read in full: {n}"));
-            }
-            let provisioned = group_states.iter().filter(|s| s.active).count();
-            if full && view.groups.is_empty() && provisioned > 0 {
-                suspicious.push(format!(
-                    "the source returned no groups while {provisioned} are provisioned"
-                ));
-            }
-            (view, full, defer)
+        let GroupsRead {
+            view: groups,
+            full: groups_full,
+            mirror_deferred,
+            read_from: groups_read_from,
+        } = if needs_groups {
+            self.read_groups(use_watermarks, &group_states, &mut notes, &mut suspicious)
+                .await?
         } else {
-            (GroupView::default(), true, false)
+            GroupsRead {
+                view: GroupView::default(),
+                full: true,
+                mirror_deferred: false,
+                read_from: None,
+            }
         };
         // The groups the expansion of assigned groups reads.
         let mirror =
@@ -535,63 +535,22 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             ));
         }
         let now = self.clock.now();
-        let mut gone_escrowed = Vec::new();
-        if !work.full {
-            // Users that did not change themselves but need a decision: their assignment
-            // changed, or their escrow is due.
-            let present: BTreeSet<String> = work.users.iter().map(|u| u.id.clone()).collect();
-            let due: BTreeSet<&String> = escrows
-                .values()
-                .filter(|e| e.next_retry <= now && !e.source_id.starts_with(GROUP_PREFIX))
-                .map(|e| &e.source_id)
-                .collect();
-            let extra: BTreeSet<String> = assignment_changed
-                .iter()
-                .chain(due.iter().copied())
-                .filter(|id| {
-                    !present.contains(*id)
-                        && !work.soft_deleted.contains(*id)
-                        && !work.hard_deleted.contains(*id)
-                })
-                .cloned()
-                .collect();
-            // Only users the job knows, or that are (now) assigned, need a record.
-            let mut needed = Vec::new();
-            let wanted: Vec<String> = extra.iter().cloned().collect();
-            let mut known_states: BTreeMap<String, ObjectState> = self
-                .store
-                .get_many(job, &wanted)?
-                .into_iter()
-                .map(|s| (s.source_id.clone(), s))
-                .collect();
-            for id in extra {
-                let st = known_states.remove(&id);
-                let known = st.is_some();
-                if let Some(st) = st {
-                    states.insert(id.clone(), st);
-                }
-                if known || assigned.as_ref().is_none_or(|a| a.contains_key(&id)) {
-                    needed.push(id);
-                }
-            }
-            if !needed.is_empty() {
-                let found = self.source.read_users_by_id(&needed, &query).await?;
-                let returned: BTreeSet<&str> = found.iter().map(|u| u.id.as_str()).collect();
-                for id in &needed {
-                    // An escrowed user the source no longer returns: decide it as gone, as
-                    // what it was when it failed (soft-deleted unless known otherwise: a
-                    // disable can be undone, a delete cannot).
-                    if !returned.contains(id.as_str())
-                        && due.contains(id)
-                        && states.contains_key(id)
-                    {
-                        let soft = escrows.get(id).and_then(|e| e.gone).unwrap_or(true);
-                        gone_escrowed.push((id.clone(), soft));
-                    }
-                }
-                work.users.extend(found);
-            }
-        }
+        let gone_escrowed = if work.full {
+            Vec::new()
+        } else {
+            self.read_users_to_decide(
+                &mut work,
+                &mut states,
+                UsersToDecide {
+                    escrows: &escrows,
+                    assignment_changed: &assignment_changed,
+                    assigned: assigned.as_ref(),
+                    query: &query,
+                    now,
+                },
+            )
+            .await?
+        };
 
         if !work.full {
             let named = work
@@ -648,6 +607,124 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
             suspicious,
             membership_epoch,
             membership_settled,
+        })
+    }
+
+    /// Read the users an incremental read did not name but this cycle must decide: those whose
+    /// effective assignment changed, or whose escrow is due. Returns the escrowed users the
+    /// source no longer returns (with whether to decide them as soft-deleted).
+    async fn read_users_to_decide(
+        &self,
+        work: &mut UserWork,
+        states: &mut HashMap<String, ObjectState>,
+        c: UsersToDecide<'_>,
+    ) -> Result<Vec<(String, bool)>, CycleError> {
+        let UsersToDecide {
+            escrows,
+            assignment_changed,
+            assigned,
+            query,
+            now,
+        } = c;
+        let job = &self.job.name;
+        let mut gone_escrowed = Vec::new();
+        let present: BTreeSet<String> = work.users.iter().map(|u| u.id.clone()).collect();
+        let due: BTreeSet<&String> = escrows
+            .values()
+            .filter(|e| e.next_retry <= now && !e.source_id.starts_with(GROUP_PREFIX))
+            .map(|e| &e.source_id)
+            .collect();
+        let extra: BTreeSet<String> = assignment_changed
+            .iter()
+            .chain(due.iter().copied())
+            .filter(|id| {
+                !present.contains(*id)
+                    && !work.soft_deleted.contains(*id)
+                    && !work.hard_deleted.contains(*id)
+            })
+            .cloned()
+            .collect();
+        // Only users the job knows, or that are (now) assigned, need a record.
+        let mut needed = Vec::new();
+        let wanted: Vec<String> = extra.iter().cloned().collect();
+        let mut known_states: BTreeMap<String, ObjectState> = self
+            .store
+            .get_many(job, &wanted)?
+            .into_iter()
+            .map(|s| (s.source_id.clone(), s))
+            .collect();
+        for id in extra {
+            let st = known_states.remove(&id);
+            let known = st.is_some();
+            if let Some(st) = st {
+                states.insert(id.clone(), st);
+            }
+            if known || assigned.is_none_or(|a| a.contains_key(&id)) {
+                needed.push(id);
+            }
+        }
+        if !needed.is_empty() {
+            let found = self.source.read_users_by_id(&needed, query).await?;
+            let returned: BTreeSet<&str> = found.iter().map(|u| u.id.as_str()).collect();
+            for id in &needed {
+                // An escrowed user the source no longer returns: decide it as gone, as
+                // what it was when it failed (soft-deleted unless known otherwise: a
+                // disable can be undone, a delete cannot).
+                if !returned.contains(id.as_str()) && due.contains(id) && states.contains_key(id) {
+                    let soft = escrows.get(id).and_then(|e| e.gone).unwrap_or(true);
+                    gone_escrowed.push((id.clone(), soft));
+                }
+            }
+            work.users.extend(found);
+        }
+        Ok(gone_escrowed)
+    }
+
+    /// Read the groups (a delta from the groups watermark where `use_watermarks` allows) onto
+    /// the job's copy of them; an empty full read while groups are provisioned is suspicious.
+    async fn read_groups(
+        &self,
+        use_watermarks: bool,
+        group_states: &[ObjectState],
+        notes: &mut Vec<String>,
+        suspicious: &mut Vec<String>,
+    ) -> Result<GroupsRead, CycleError> {
+        let watermark = if use_watermarks {
+            self.state().meta(GROUPS_WATERMARK)?
+        } else {
+            None
+        };
+        let query = GroupQuery {
+            attributes: self.job.group_source_attributes(),
+        };
+        let read = self
+            .source
+            .read_groups(&query, watermark.as_deref())
+            .await?;
+        let full = matches!(read, scimsync_core::GroupRead::Full { .. });
+        // A job that does not provision groups needs the mirror only to expand assigned
+        // groups: after a delta that changed nothing it is loaded only if that runs.
+        let mirror_deferred = self.job.groups.is_none() && read.changes_nothing();
+        let mirror = if mirror_deferred {
+            BTreeMap::new()
+        } else {
+            GroupView::load(self.store, &self.job.name)?
+        };
+        let view = GroupView::apply(mirror, read);
+        if let Some(n) = &view.note {
+            notes.push(format!("groups read in full: {n}"));
+        }
+        let provisioned = group_states.iter().filter(|s| s.active).count();
+        if full && view.groups.is_empty() && provisioned > 0 {
+            suspicious.push(format!(
+                "the source returned no groups while {provisioned} are provisioned"
+            ));
+        }
+        Ok(GroupsRead {
+            view,
+            full,
+            mirror_deferred,
+            read_from: watermark,
         })
     }
 

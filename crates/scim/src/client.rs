@@ -997,7 +997,7 @@ fn parse_error_body(body: &[u8]) -> Option<ScimErrorBody> {
 pub(crate) fn error_in_success(body: &[u8]) -> Option<u16> {
     // Nearly every 2xx is a resource: without the schema's text (or an escape that could
     // spell it) it cannot be an Error, and the body is not parsed twice more.
-    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
     if !has(ERROR_SCHEMA.as_bytes()) && !has(b"\\u") {
         return None;
     }

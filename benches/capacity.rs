@@ -168,7 +168,11 @@ impl Server {
             .stderr(std::fs::File::create(&log).expect("server log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let port = listening_port(child.id(), Duration::from_secs(30)).expect("server port");
+        let Some(port) = listening_port(child.id(), Duration::from_secs(30)) else {
+            // Say why (e.g. `--keep-alive` without waitress installed in scim2-server's venv).
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the SCIM server ({command:?}) did not listen within 30 s; it said:\n{said}");
+        };
         Server {
             child,
             base: format!("http://127.0.0.1:{port}/v2"),

@@ -188,6 +188,10 @@ impl PgStore {
     }
 }
 
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
 impl PgStore {
     /// Run `work` for `job` in one transaction behind the lease check, then commit. Every
     /// write of the store goes through here: a replica whose lease was taken over writes
@@ -215,13 +219,7 @@ impl PgStore {
             Ok(out)
         })
     }
-}
 
-fn quoted(s: &str) -> String {
-    format!("{s:?}")
-}
-
-impl PgStore {
     /// One statement (`$1` the job, `$2` the keys) over many records of a kind, in one
     /// transaction behind the lease check: a round trip for the batch, not one per record.
     fn on_records(

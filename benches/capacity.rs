@@ -143,6 +143,8 @@ struct Server {
     child: Child,
     base: String,
     log: PathBuf,
+    /// Its CPU once listening (Python's imports), left out of the per-request figure.
+    startup_cpu_secs: f64,
 }
 
 impl Server {
@@ -173,11 +175,19 @@ impl Server {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("the SCIM server ({command:?}) did not listen within 30 s; it said:\n{said}");
         };
+        let startup_cpu_secs = process_cpu_secs(child.id());
         Server {
             child,
             base: format!("http://127.0.0.1:{port}/v2"),
             log,
+            startup_cpu_secs,
         }
+    }
+
+    /// CPU the server process used so far, seconds: beside its request count it says whether a
+    /// run left the (single-threaded) server idle or gave it costlier requests.
+    fn cpu_secs(&self) -> f64 {
+        process_cpu_secs(self.child.id()) - self.startup_cpu_secs
     }
 
     /// Requests the server answered so far, by method (its access log).
@@ -326,7 +336,7 @@ fn user_body(u: &Value) -> Value {
         ENTERPRISE: {"department": u["department"]},
     });
     if let Some(mail) = u["mail"].as_str() {
-        b["emails"] = json!([{"type": "work", "value": mail}]);
+        b["emails"] = json!([{"type": "work", "value": mail, "primary": true}]);
     }
     b
 }
@@ -496,6 +506,8 @@ struct Run {
     peak_rss_mib: f64,
     /// User + system CPU of the child, seconds (its last sample before exit).
     cpu_secs: f64,
+    /// The (fresh) server's CPU after this run, seconds.
+    server_cpu_secs: f64,
     report: Value,
 }
 
@@ -548,6 +560,7 @@ async fn run_once(job: &Path, state: &Path) -> Run {
         secs,
         peak_rss_mib: peak_kib as f64 / 1024.0,
         cpu_secs: cpu_ticks as f64 / CLOCK_TICKS_PER_SEC,
+        server_cpu_secs: f64::NAN,
         report,
     }
 }
@@ -562,6 +575,10 @@ fn cpu_ticks_of(pid: u32) -> Option<u64> {
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn process_cpu_secs(pid: u32) -> f64 {
+    cpu_ticks_of(pid).map_or(f64::NAN, |t| t as f64 / CLOCK_TICKS_PER_SEC)
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
@@ -592,7 +609,8 @@ async fn scimsync_run(
     let server = Server::start(&dir, name, keep_alive);
     let job = write_job(&dir, graph, &server, groups, c);
     let state = dir.join("state");
-    let initial = run_once(&job, &state).await;
+    let mut initial = run_once(&job, &state).await;
+    initial.server_cpu_secs = server.cpu_secs();
     let initial_requests = total(&server.requests());
     graph.clear_requests();
     let quiet = run_once(&job, &state).await;
@@ -635,11 +653,20 @@ async fn main() {
     );
 
     // Raw: the same requests from a minimal client, on a fresh server.
-    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu) = if a.skip_raw {
-        (f64::NAN, 0, f64::NAN, 0, f64::NAN)
+    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu, raw_server_cpu) = if a.skip_raw {
+        (f64::NAN, 0, f64::NAN, 0, f64::NAN, f64::NAN)
     } else {
         let raw_server = Server::start(dir.path(), "raw", a.keep_alive);
-        let http = reqwest::Client::new();
+        // The engine's headers too: scim2-server negotiates on Accept.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static("application/scim+json"),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client");
         let t = Instant::now();
         // This process's CPU while the raw client runs (the emulator is idle then): what a
         // bare reqwest client spends per request on this server, the floor for ours.
@@ -651,6 +678,7 @@ async fn main() {
             _ => f64::NAN,
         };
         let raw_user_requests = total(&raw_server.requests());
+        let raw_server_cpu = raw_server.cpu_secs();
         let t = Instant::now();
         if !a.users_only {
             raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
@@ -662,6 +690,7 @@ async fn main() {
             raw_groups_s,
             total(&raw_server.requests()),
             raw_cpu,
+            raw_server_cpu,
         )
     };
     let n = w.users.len() as f64;
@@ -675,6 +704,7 @@ async fn main() {
         raw_user_requests as f64 / raw_users_s,
         raw_cpu * 1000.0 / raw_user_requests as f64
     );
+    println!("  {}", server_load(raw_server_cpu, raw_user_requests, raw_users_s));
     if !a.users_only {
         println!(
             "  groups: {raw_groups_s:.2} s ({} requests); users + groups {:.2} s, {:.0} requests/s",
@@ -706,6 +736,7 @@ async fn main() {
         init.cpu_secs,
         init.cpu_secs * 1000.0 / reqs.max(1) as f64
     );
+    println!("  {}", server_load(init.server_cpu_secs, reqs, init.secs));
     println!(
         "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",
         quiet.secs, quiet.peak_rss_mib
@@ -737,8 +768,20 @@ async fn main() {
         init.cpu_secs,
         init.cpu_secs * 1000.0 / reqs.max(1) as f64
     );
+    println!("  {}", server_load(init.server_cpu_secs, reqs, init.secs));
     println!(
         "  no-change: {:.3} s, {graph_reqs} Graph requests, peak RSS {:.0} MiB",
         quiet.secs, quiet.peak_rss_mib
     );
+}
+
+/// The server's side of a run: its CPU per request, and how busy it was over the run's wall
+/// time. scim2-server runs one request at a time (wsgiref; waitress's threads share one GIL),
+/// so busy well under 100 % means the client left it waiting.
+fn server_load(cpu_secs: f64, requests: usize, wall_secs: f64) -> String {
+    format!(
+        "server CPU {cpu_secs:.2} s = {:.3} ms per request, busy {:.0} % of the time",
+        cpu_secs * 1000.0 / requests.max(1) as f64,
+        cpu_secs * 100.0 / wall_secs
+    )
 }

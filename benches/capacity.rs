@@ -11,12 +11,16 @@
 //! 2. **Raw**: a minimal load generator drives a fresh scim2-server with the requests the
 //!    engine needs: per in-scope user a `GET /Users?filter=userName eq …` and a `POST /Users`;
 //!    then per group a filtered GET, a `POST /Groups` and `PATCH` add-member batches of 100
-//!    (the engine's default batch). Same concurrency as the engine's ceiling.
+//!    (the engine's default batch). Same concurrency as the engine's ceiling. The bodies carry
+//!    the attributes the engine sends (the work email marked primary, as Entra does) with the
+//!    same `Accept`: the server's cost per request depends on both.
 //! 3. **scimsync**: the bench-built binary, `scimsync run --once` as a child process against a
 //!    fresh server (users only, then again with groups on another fresh server), then a
 //!    no-change cycle. Peak RSS is the child's `VmHWM`, sampled from `/proc` every 10 ms until
 //!    it exits; Graph requests are counted by the emulator; SCIM requests by the server's
-//!    access log (one line per request).
+//!    access log (one line per request). The server's CPU per request and its busy share are
+//!    printed for every run: scim2-server answers one request at a time, so busy ~100 % says
+//!    the client kept it saturated and the ratio is the server's cost per request.
 //!
 //! `--keep-alive` serves the same scim2-server command and application through waitress
 //! (`benches/scim2_server_keepalive.py`; `pip install waitress` in scim2-server's venv): HTTP/1.1

@@ -657,46 +657,47 @@ async fn main() {
     );
 
     // Raw: the same requests from a minimal client, on a fresh server.
-    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu, raw_server_cpu) = if a.skip_raw {
-        (f64::NAN, 0, f64::NAN, 0, f64::NAN, f64::NAN)
-    } else {
-        let raw_server = Server::start(dir.path(), "raw", a.keep_alive);
-        // The engine's headers too: scim2-server negotiates on Accept.
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::ACCEPT,
-            reqwest::header::HeaderValue::from_static("application/scim+json"),
-        );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .expect("client");
-        let t = Instant::now();
-        // This process's CPU while the raw client runs (the emulator is idle then): what a
-        // bare reqwest client spends per request on this server, the floor for ours.
-        let ticks = cpu_ticks_of(std::process::id());
-        let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
-        let raw_users_s = t.elapsed().as_secs_f64();
-        let raw_cpu = match (ticks, cpu_ticks_of(std::process::id())) {
-            (Some(a), Some(b)) => (b - a) as f64 / CLOCK_TICKS_PER_SEC,
-            _ => f64::NAN,
+    let (raw_users_s, raw_user_requests, raw_groups_s, raw_all_requests, raw_cpu, raw_server_cpu) =
+        if a.skip_raw {
+            (f64::NAN, 0, f64::NAN, 0, f64::NAN, f64::NAN)
+        } else {
+            let raw_server = Server::start(dir.path(), "raw", a.keep_alive);
+            // The engine's `Accept` too, so both send the same request.
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                reqwest::header::ACCEPT,
+                reqwest::header::HeaderValue::from_static("application/scim+json"),
+            );
+            let http = reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("client");
+            let t = Instant::now();
+            // This process's CPU while the raw client runs (the emulator is idle then): what a
+            // bare reqwest client spends per request on this server, the floor for ours.
+            let ticks = cpu_ticks_of(std::process::id());
+            let ids = raw_users(&http, &raw_server.base, &w.users, a.concurrency).await;
+            let raw_users_s = t.elapsed().as_secs_f64();
+            let raw_cpu = match (ticks, cpu_ticks_of(std::process::id())) {
+                (Some(a), Some(b)) => (b - a) as f64 / CLOCK_TICKS_PER_SEC,
+                _ => f64::NAN,
+            };
+            let raw_user_requests = total(&raw_server.requests());
+            let raw_server_cpu = raw_server.cpu_secs();
+            let t = Instant::now();
+            if !a.users_only {
+                raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
+            }
+            let raw_groups_s = t.elapsed().as_secs_f64();
+            (
+                raw_users_s,
+                raw_user_requests,
+                raw_groups_s,
+                total(&raw_server.requests()),
+                raw_cpu,
+                raw_server_cpu,
+            )
         };
-        let raw_user_requests = total(&raw_server.requests());
-        let raw_server_cpu = raw_server.cpu_secs();
-        let t = Instant::now();
-        if !a.users_only {
-            raw_groups(&http, &raw_server.base, &w.groups, &ids, a.concurrency).await;
-        }
-        let raw_groups_s = t.elapsed().as_secs_f64();
-        (
-            raw_users_s,
-            raw_user_requests,
-            raw_groups_s,
-            total(&raw_server.requests()),
-            raw_cpu,
-            raw_server_cpu,
-        )
-    };
     let n = w.users.len() as f64;
     println!(
         "raw load generator (GET filter + POST per user; groups: GET + POST + PATCH/{BATCH}):"
@@ -708,7 +709,10 @@ async fn main() {
         raw_user_requests as f64 / raw_users_s,
         raw_cpu * 1000.0 / raw_user_requests as f64
     );
-    println!("  {}", server_load(raw_server_cpu, raw_user_requests, raw_users_s));
+    println!(
+        "  {}",
+        server_load(raw_server_cpu, raw_user_requests, raw_users_s)
+    );
     if !a.users_only {
         println!(
             "  groups: {raw_groups_s:.2} s ({} requests); users + groups {:.2} s, {:.0} requests/s",

@@ -28,6 +28,9 @@ pub(crate) enum Processed {
     SilentSkip,
     /// Waiting in escrow for its next retry.
     Escrowed,
+    /// A success the report only counts (past [`LISTED_OBJECTS`] in a run): its log entry
+    /// is written like any other; no report is built for it.
+    Counted,
 }
 
 /// The cycle as the act step sees it.
@@ -115,23 +118,32 @@ impl Cycle {
         std::mem::take(&mut p.items)
     }
 
-    /// What of a processed object the report keeps: a run lists every failure and the first
-    /// [`LISTED_OBJECTS`] others and only counts the rest (their log entries are written);
-    /// a preview lists everything.
-    pub fn list(&self, p: Processed) -> Option<Processed> {
-        let Processed::Reported(o) = &p else {
-            return Some(p);
-        };
-        if self.mode == Mode::Preview || o.status == LogStatus::Failure || o.error_code.is_some() {
-            return Some(p);
+    /// Whether the report lists an object (else it only counts it; its log entry is written
+    /// either way): a run lists every failure and the first [`LISTED_OBJECTS`] others, a
+    /// preview everything. Asked before the report is built, so a large cycle builds none
+    /// for the objects it only counts.
+    fn lists(&self, status: LogStatus, error: bool) -> bool {
+        if self.mode == Mode::Preview || status == LogStatus::Failure || error {
+            return true;
         }
         let mut g = self.listing.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0 < LISTED_OBJECTS {
-            g.0 += 1;
-            return Some(p);
+        let listed = g.0 < LISTED_OBJECTS;
+        g.0 += usize::from(listed);
+        listed
+    }
+
+    /// Count an object the report does not list (see [`Cycle::lists`]).
+    fn count_unlisted(&self, action: &Action, status: LogStatus, members: (usize, usize)) {
+        let mut g = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        g.1.add(action, status, members);
+    }
+
+    /// What of a processed object the report keeps: counted ones were tallied already.
+    pub fn list(&self, p: Processed) -> Option<Processed> {
+        match p {
+            Processed::Counted => None,
+            p => Some(p),
         }
-        g.1.add(o);
-        None
     }
 
     /// The objects counted but not listed, once the cycle has acted.
@@ -572,22 +584,29 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
             });
         }
         let now = self.clock.now();
-        let report = ObjectReport {
-            object_type: rec.object_type,
-            source_id: rec.source_id.clone(),
-            display_name: rec.display.clone(),
-            scope: rec.scope.clone(),
-            matched_by: rec.matched_by.clone(),
-            action: action.clone(),
-            status,
-            error_code: error.as_ref().map(|e| e.0),
-            error: error.as_ref().map(|e| e.1.clone()),
-            members_added: rec.members_added,
-            members_removed: rec.members_removed,
-            members_left_out: rec.members_left_out,
-            steps: rec.steps.clone(),
+        let members = (rec.members_added.len(), rec.members_removed.len());
+        let report = if cx.lists(status, error.is_some()) {
+            Some(ObjectReport {
+                object_type: rec.object_type,
+                source_id: rec.source_id.clone(),
+                display_name: rec.display.clone(),
+                scope: rec.scope.clone(),
+                matched_by: rec.matched_by.clone(),
+                action: action.clone(),
+                status,
+                error_code: error.as_ref().map(|e| e.0),
+                error: error.as_ref().map(|e| e.1.clone()),
+                members_added: rec.members_added,
+                members_removed: rec.members_removed,
+                members_left_out: rec.members_left_out,
+                steps: rec.steps.clone(),
+            })
+        } else {
+            cx.count_unlisted(&action, status, members);
+            None
         };
         if cx.mode == Mode::Apply {
+            let (error_code, reason) = error.map_or((None, None), |(c, m)| (Some(c), Some(m)));
             let entry = LogEntry {
                 id: cx.ids.next(now),
                 activity_date_time: now,
@@ -596,8 +615,8 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 change_id: cx.ids.next(now),
                 provisioning_action: action.log_action(),
                 status,
-                error_code: report.error_code,
-                reason: report.error.clone(),
+                error_code,
+                reason,
                 source_id: rec.source_id,
                 source_display_name: rec.display,
                 target_id: rec.target_id,
@@ -610,7 +629,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 self.store.commit_batch(&self.job.name, &batch)?;
             }
         }
-        Ok(Processed::Reported(report))
+        Ok(report.map_or(Processed::Counted, Processed::Reported))
     }
 
     /// Write the commits the cycle still holds: at the end of every phase, before anything
@@ -634,14 +653,17 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
         out: &Processed,
     ) -> Result<(), StoreError> {
         let js = JobState::new(self.store, &self.job.name);
-        let Processed::Reported(r) = out else {
-            return Ok(());
+        // A counted object is a success (failures are always listed).
+        let failed = match out {
+            Processed::Reported(r) if r.status == LogStatus::Failure => Some(r),
+            Processed::Reported(_) | Processed::Counted => None,
+            Processed::Unchanged | Processed::SilentSkip | Processed::Escrowed => return Ok(()),
         };
         let known = cx
             .escrows
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-        if r.status != LogStatus::Failure {
+        let Some(r) = failed else {
             let had = match known {
                 Some(mut k) => k.remove(id).is_some(),
                 None => self
@@ -653,7 +675,7 @@ impl<S: Source, T: Target, St: StateStore> Engine<'_, S, T, St> {
                 js.remove_escrow(id)?;
             }
             return Ok(());
-        }
+        };
         let code = r.error_code.unwrap_or(ErrorCode::InternalServerError);
         let previous = match &known {
             Some(k) => k.get(id).cloned(),

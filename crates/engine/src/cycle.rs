@@ -340,6 +340,8 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                 Processed::Unchanged => unchanged += 1,
                 Processed::SilentSkip => report.out_of_scope_unlogged += 1,
                 Processed::Escrowed => escrowed += 1,
+                // Tallied when it was counted (`Cycle::lists`); `list` drops it.
+                Processed::Counted => {}
             }
         }
         report.objects.sort_by(|a, b| {

@@ -214,9 +214,9 @@ pub struct Unlisted {
 }
 
 impl Unlisted {
-    pub(crate) fn add(&mut self, o: &ObjectReport) {
-        tally_one(&mut self.tally, o);
-        self.operations.push((o.action.log_action(), o.status));
+    pub(crate) fn add(&mut self, action: &Action, status: LogStatus, members: (usize, usize)) {
+        tally_one(&mut self.tally, action, status, members);
+        self.operations.push((action.log_action(), status));
     }
 }
 
@@ -238,19 +238,21 @@ impl CycleReport {
     pub(crate) fn count(&mut self) {
         let mut t = self.unlisted.tally.clone();
         for o in &self.objects {
-            tally_one(&mut t, o);
+            let members = (o.members_added.len(), o.members_removed.len());
+            tally_one(&mut t, &o.action, o.status, members);
         }
         self.tally = t;
         self.objects_not_listed = self.unlisted.operations.len();
     }
 }
 
-fn tally_one(t: &mut Tally, o: &ObjectReport) {
-    if o.status == LogStatus::Failure {
+/// `members`: how many were added and removed.
+fn tally_one(t: &mut Tally, action: &Action, status: LogStatus, members: (usize, usize)) {
+    if status == LogStatus::Failure {
         t.failed += 1;
         return;
     }
-    match &o.action {
+    match action {
         Action::Create { .. } => t.created += 1,
         Action::Update { .. } => t.updated += 1,
         Action::Disable { .. } => t.disabled += 1,
@@ -262,6 +264,6 @@ fn tally_one(t: &mut Tally, o: &ObjectReport) {
         Action::SetReference { .. } => t.references_set += 1,
         Action::ReferencePending { .. } => t.references_pending += 1,
     }
-    t.members_added += o.members_added.len();
-    t.members_removed += o.members_removed.len();
+    t.members_added += members.0;
+    t.members_removed += members.1;
 }

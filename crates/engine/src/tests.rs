@@ -720,6 +720,42 @@ async fn a_large_run_lists_failures_and_the_first_thousand_objects_and_counts_ev
     assert_eq!(failures, 1, "{:?}", totals.operations);
 }
 
+/// Past the listed objects the report builds no entry for a success (it only counts it); the
+/// success still takes the object out of escrow and still has its log entry.
+#[tokio::test]
+async fn a_success_only_counted_still_leaves_escrow() {
+    let w = World::new(vec![user("99999", "late@x", "Dev")]);
+    w.target.fail_next(vec![TargetError {
+        status: Some(400),
+        ..TargetError::new(ErrorCode::SchemaViolation, "bad value")
+    }]);
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.failed, 1);
+    assert_eq!(w.store.list_records("t", "escrow").unwrap().len(), 1);
+
+    // More new users than the report lists, all before the escrowed one in source order.
+    let n = crate::LISTED_OBJECTS + 5;
+    w.source.edit(|s| {
+        s.users
+            .extend((0..n).map(|i| user(&format!("{i:05}"), &format!("u{i}@x"), "Dev")))
+    });
+    w.clock.advance(chrono::Duration::hours(6));
+    let r = w.cycle(Mode::Apply).await;
+    assert_eq!(r.tally.failed, 0);
+    assert_eq!(r.tally.created, n + 1, "every object is counted");
+    assert!(
+        r.objects.iter().all(|o| o.source_id != "99999"),
+        "the retried user came after the listed ones (else this test checks nothing)"
+    );
+    assert!(
+        w.store.list_records("t", "escrow").unwrap().is_empty(),
+        "out of escrow after a success the report only counted"
+    );
+    let logs = w.store.logs("t", Some(&r.cycle_id)).unwrap();
+    assert_eq!(logs.len(), n + 1, "every object has its log entry");
+    assert!(logs.iter().any(|l| l.source_id == "99999"));
+}
+
 /// The memory store, refusing every commit from the one that would carry more than `ok` object
 /// changes in total (a disk that filled up in the middle of a phase) until `ok` is raised;
 /// it counts commit batches and the escrow lookups made one object at a time.

@@ -12,6 +12,7 @@ use crate::resource::{
     ManagerFormat, flatten_group, flatten_user, group_resource_with, is_members_path,
     user_resource_with_manager,
 };
+use memchr::memmem;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
 };
@@ -24,8 +25,8 @@ use scimsync_http::{Body, human, read_capped, too_large_text, trust_roots_for};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -997,8 +998,12 @@ fn parse_error_body(body: &[u8]) -> Option<ScimErrorBody> {
 pub(crate) fn error_in_success(body: &[u8]) -> Option<u16> {
     // Nearly every 2xx is a resource: without the schema's text (or an escape that could
     // spell it) it cannot be an Error, and the body is not parsed twice more.
-    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
-    if !has(ERROR_SCHEMA.as_bytes()) && !has(b"\\u") {
+    // Built once: building a searcher per answer cost more than the search.
+    static SCHEMA: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(ERROR_SCHEMA));
+    static ESCAPE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\\u"));
+    if SCHEMA.find(body).is_none() && ESCAPE.find(body).is_none() {
         return None;
     }
     let v: Value = serde_json::from_slice(body).ok()?;

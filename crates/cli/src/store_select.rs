@@ -305,6 +305,14 @@ impl StateStore for Store {
     fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         each!(self, s => s.mark_records(job, kind, ids))
     }
+    fn put_records(
+        &self,
+        job: &str,
+        kind: &str,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.put_records(job, kind, records))
+    }
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         each!(self, s => s.remove_records(job, kind, ids))
     }

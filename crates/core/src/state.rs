@@ -182,6 +182,19 @@ pub trait StateStore: Send + Sync {
         ids.iter()
             .try_for_each(|id| self.put_record(job, kind, id, ""))
     }
+    /// Records of one kind written as (id, value), in one write where the backend can (and
+    /// all or none where it can): an initial cycle's assignment snapshot is a record per
+    /// assigned user, a round trip each on a database. An id given twice keeps its last value.
+    fn put_records(
+        &self,
+        job: &str,
+        kind: &str,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        records
+            .iter()
+            .try_for_each(|(id, value)| self.put_record(job, kind, id, value))
+    }
     /// Records of one kind removed, in one write where the backend can.
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         ids.iter()

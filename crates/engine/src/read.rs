@@ -146,16 +146,16 @@ impl GroupView {
 
     /// Persist the mirror: write changed groups, remove deleted ones.
     pub fn save<S: StateStore>(&self, store: &S, job: &str) -> Result<(), StoreError> {
-        for id in &self.deleted {
-            store.remove_record(job, GROUP_MIRROR, id)?;
-        }
+        let gone: Vec<String> = self.deleted.iter().cloned().collect();
+        store.remove_records(job, GROUP_MIRROR, &gone)?;
+        let mut put = Vec::with_capacity(self.changed.len());
         for id in &self.changed {
             if let Some(g) = self.groups.get(id) {
                 let v = serde_json::to_string(g).map_err(|e| StoreError::new(e.to_string()))?;
-                store.put_record(job, GROUP_MIRROR, id, &v)?;
+                put.push((id.clone(), v));
             }
         }
-        Ok(())
+        store.put_records(job, GROUP_MIRROR, &put)
     }
 }
 

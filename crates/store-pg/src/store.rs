@@ -522,6 +522,40 @@ impl StateStore for PgStore {
         )
     }
 
+    fn put_records(
+        &self,
+        job: &str,
+        kind: &str,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        check_job(job)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Each key once, its last value: a key twice in one INSERT would make ON CONFLICT
+        // refuse it.
+        let by_key: std::collections::BTreeMap<String, &str> = records
+            .iter()
+            .map(|(id, v)| (scimsync_core::record_key(kind, id), v.as_str()))
+            .collect();
+        let values: Vec<String> = by_key.values().map(|v| (*v).to_owned()).collect();
+        let keys: Vec<String> = by_key.into_keys().collect();
+        let n = keys.len();
+        self.fenced_write(
+            job,
+            || format!("writing {n} {kind} records of job {job}"),
+            move |tx, j| {
+                Box::pin(async move {
+                    let sql = "INSERT INTO scimsync_meta (job, key, value) \
+                               SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS t(k, v) \
+                               ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value";
+                    tx.execute(sql, &[&j, &keys, &values]).await?;
+                    Ok(())
+                })
+            },
+        )
+    }
+
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         let sql = "DELETE FROM scimsync_meta WHERE job = $1 AND key = ANY($2)";
         self.on_records(job, kind, ids, "removing", sql)

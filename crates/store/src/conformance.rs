@@ -690,6 +690,35 @@ fn records_in_batches<S: StateStore>(s: &S) {
     assert_eq!(listed("a", "members"), vec!["u1="]);
     assert_eq!(listed("a", "escrow"), vec!["u2=e"]);
     assert_eq!(listed("ab", "members"), vec!["u2=other job"]);
+
+    // Values written in one batch: an id given twice keeps its last value, one already there
+    // is overwritten, odd text round-trips, other kinds and jobs are untouched.
+    let rec = |id: &str, v: &str| (id.to_string(), v.to_string());
+    s.put_records("a", "members", &[rec("u1", "was empty")])
+        .unwrap();
+    s.put_records(
+        "a",
+        "assigned",
+        &[
+            rec("u2", "first"),
+            rec("u1", "role-a,role-b"),
+            rec("u2", "second"),
+            rec("u3", "quote \" tab \t ctl \u{1} é"),
+        ],
+    )
+    .unwrap();
+    s.put_records("a", "assigned", &[]).unwrap();
+    assert_eq!(
+        listed("a", "assigned"),
+        vec![
+            "u1=role-a,role-b",
+            "u2=second",
+            "u3=quote \" tab \t ctl \u{1} é"
+        ]
+    );
+    assert_eq!(listed("a", "members"), vec!["u1=was empty"]);
+    assert_eq!(listed("a", "escrow"), vec!["u2=e"]);
+    assert_eq!(listed("ab", "assigned"), Vec::<String>::new());
 }
 
 fn remove_objects<S: StateStore>(s: &S) {

@@ -308,6 +308,13 @@ impl SledStore {
             .map_err(|e| self.corrupt(&format!("{} does not decode: {e}", what())))
     }
 
+    /// Apply `batch` to the meta tree, all or nothing.
+    fn apply_meta(&self, batch: sled::Batch, doing: impl Fn() -> String) -> Result<(), StoreError> {
+        self.meta
+            .apply_batch(batch)
+            .map_err(|e| self.sled_err(&doing(), e))
+    }
+
     /// One commit's keys and values, encoded before any transaction (whose closure sled may
     /// run more than once), with its log sequence number allocated.
     fn encode_commit(
@@ -594,6 +601,48 @@ impl StateStore for SledStore {
             .remove(key(job, key_name.as_bytes()))
             .map(|_| ())
             .map_err(|e| self.sled_err(&format!("removing meta {key_name:?} of job {job}"), e))
+    }
+
+    /// One atomic batch: a record per assigned user was an insert (and its log write) each.
+    fn put_records(
+        &self,
+        job: &str,
+        kind: &str,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        check_job(job)?;
+        let mut batch = sled::Batch::default();
+        for (id, value) in records {
+            let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
+            batch.insert(k, self.encode("a record value", value)?);
+        }
+        self.apply_meta(batch, || {
+            format!("writing {} {kind} records of job {job}", records.len())
+        })
+    }
+
+    fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        check_job(job)?;
+        let empty = self.encode("a record value", &"")?;
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
+            batch.insert(k, empty.clone());
+        }
+        self.apply_meta(batch, || {
+            format!("writing {} {kind} records of job {job}", ids.len())
+        })
+    }
+
+    fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
+        check_job(job)?;
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(key(job, scimsync_core::record_key(kind, id).as_bytes()));
+        }
+        self.apply_meta(batch, || {
+            format!("removing {} {kind} records of job {job}", ids.len())
+        })
     }
 }
 

@@ -5,6 +5,8 @@
 //! then a no-change cycle. Prints wall time and the store calls each cycle made, by method, so
 //! a per-object call in a quiet cycle shows. PostgreSQL comes from `SCIMSYNC_TEST_POSTGRES_URL`
 //! (a fresh database in it), else a throw-away cluster from `scripts/pg-test-cluster.sh`.
+//! `--assigned` scopes the job to the users assigned to the app (the emulator's service
+//! principal), so the cycle also keeps the assignment snapshot.
 
 use chrono::{DateTime, Utc};
 use scimsync_config::{Apply, Mapping, MappingValue};
@@ -119,6 +121,15 @@ impl<S: StateStore> StateStore for Counting<S> {
         self.count("mark_records");
         self.inner.mark_records(job, kind, ids)
     }
+    fn put_records(
+        &self,
+        job: &str,
+        kind: &str,
+        records: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.count("put_records");
+        self.inner.put_records(job, kind, records)
+    }
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         self.count("remove_records");
         self.inner.remove_records(job, kind, ids)
@@ -143,10 +154,10 @@ fn mapping(target: &str, source: &str, matching: Option<u32>) -> Mapping {
     }
 }
 
-fn job() -> JobSpec {
+fn job(scope: UserScope) -> JobSpec {
     let mut job = JobSpec::new(
         "bench",
-        UserScope::All,
+        scope,
         vec![
             mapping("userName", "userPrincipalName", Some(1)),
             mapping("displayName", "displayName", None),
@@ -186,11 +197,22 @@ struct Figures {
     quiet_calls: BTreeMap<&'static str, u64>,
 }
 
-async fn measure<S: StateStore>(name: &str, graph: &GraphEmulator, store: S) -> Figures {
+async fn measure<S: StateStore>(
+    name: &str,
+    graph: &GraphEmulator,
+    store: S,
+    assigned: bool,
+) -> Figures {
     let store = Counting::new(store);
     let source = graph_client(graph);
     let target = MemoryTarget::new();
-    let spec = job();
+    let spec = job(if assigned {
+        UserScope::Assigned {
+            service_principal_id: graph.service_principal_id().to_owned(),
+        }
+    } else {
+        UserScope::All
+    });
     let engine = Engine::new(&spec, &source, &target, &store, &SystemClock);
     let t = Instant::now();
     let r = engine.run(Mode::Apply).await.expect("initial cycle");
@@ -260,6 +282,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000usize);
+    let assigned = std::env::args().any(|a| a == "--assigned");
     if let Some(code) = with_throwaway_cluster() {
         std::process::exit(code);
     }
@@ -276,12 +299,13 @@ fn main() {
                 .expect("graph");
         let dir = tempfile::tempdir().expect("temp dir");
         let (sled, _) = scimsync_store::SledStore::open(&dir.path().join("sled")).expect("sled");
-        let s = measure("sled", &graph, sled).await;
+        let s = measure("sled", &graph, sled, assigned).await;
         let db = scimsync_store_pg::testing::TestDb::create().expect("PostgreSQL");
         let pg = scimsync_store_pg::PgStore::open(&db.url, None).expect("PostgreSQL store");
-        let p = measure("postgres", &graph, pg).await;
+        let p = measure("postgres", &graph, pg, assigned).await;
         println!(
-            "summary ({users} users, {groups} groups; Graph emulator source, in-memory target):"
+            "summary ({users} users, {groups} groups, {}; Graph emulator source, in-memory target):",
+            if assigned { "assigned users in scope" } else { "every user in scope" }
         );
         println!(
             "  initial cycle:   sled {:.2} s, PostgreSQL {:.2} s, ratio {:.2}x",

@@ -1097,8 +1097,12 @@ impl<'a, S: Source, T: Target, St: StateStore> Engine<'a, S, T, St> {
                         None => {}
                     }
                 }
-                self.store.put_records(job, ASSIGNED, &put)?;
-                self.store.remove_records(job, ASSIGNED, &gone)?;
+                if !put.is_empty() {
+                    self.store.put_records(job, ASSIGNED, &put)?;
+                }
+                if !gone.is_empty() {
+                    self.store.remove_records(job, ASSIGNED, &gone)?;
+                }
                 // After the snapshot records, so a crash in between reads as "changed".
                 if let Some(d) = &snap.assignments_digest {
                     js.set_meta(ASSIGNMENTS_DIGEST, d)?;

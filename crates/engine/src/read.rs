@@ -146,14 +146,19 @@ impl GroupView {
 
     /// Persist the mirror: write changed groups, remove deleted ones.
     pub fn save<S: StateStore>(&self, store: &S, job: &str) -> Result<(), StoreError> {
-        let gone: Vec<String> = self.deleted.iter().cloned().collect();
-        store.remove_records(job, GROUP_MIRROR, &gone)?;
+        if !self.deleted.is_empty() {
+            let gone: Vec<String> = self.deleted.iter().cloned().collect();
+            store.remove_records(job, GROUP_MIRROR, &gone)?;
+        }
         let mut put = Vec::with_capacity(self.changed.len());
         for id in &self.changed {
             if let Some(g) = self.groups.get(id) {
                 let v = serde_json::to_string(g).map_err(|e| StoreError::new(e.to_string()))?;
                 put.push((id.clone(), v));
             }
+        }
+        if put.is_empty() {
+            return Ok(());
         }
         store.put_records(job, GROUP_MIRROR, &put)
     }

@@ -182,9 +182,9 @@ pub trait StateStore: Send + Sync {
         ids.iter()
             .try_for_each(|id| self.put_record(job, kind, id, ""))
     }
-    /// Records of one kind written as (id, value), in one write where the backend can (and
-    /// all or none where it can): an initial cycle's assignment snapshot is a record per
-    /// assigned user, a round trip each on a database. An id given twice keeps its last value.
+    /// Records of one kind written as (id, value), in as few writes as the backend can (one
+    /// statement on a database): an initial cycle's assignment snapshot is a record per
+    /// assigned user, a round trip each otherwise. An id given twice keeps its last value.
     fn put_records(
         &self,
         job: &str,

@@ -612,7 +612,7 @@ impl StateStore for SledStore {
             .map_err(|e| self.sled_err(&format!("removing meta {key_name:?} of job {job}"), e))
     }
 
-    /// One atomic batch: a record per assigned user was an insert (and its log write) each.
+    /// Batches of [`RECORD_BATCH`]: a record per assigned user was an insert each.
     fn put_records(
         &self,
         job: &str,
@@ -620,40 +620,54 @@ impl StateStore for SledStore {
         records: &[(String, String)],
     ) -> Result<(), StoreError> {
         check_job(job)?;
-        let mut batch = sled::Batch::default();
-        for (id, value) in records {
-            let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
-            batch.insert(k, self.encode("a record value", value)?);
+        for chunk in records.chunks(RECORD_BATCH) {
+            let mut batch = sled::Batch::default();
+            for (id, value) in chunk {
+                let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
+                batch.insert(k, self.encode("a record value", value)?);
+            }
+            self.apply_meta(chunk.len(), batch, || {
+                format!("writing {} {kind} records of job {job}", records.len())
+            })?;
         }
-        self.apply_meta(records.len(), batch, || {
-            format!("writing {} {kind} records of job {job}", records.len())
-        })
+        Ok(())
     }
 
     fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         check_job(job)?;
         let empty = self.encode("a record value", &"")?;
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
-            batch.insert(k, empty.clone());
+        for chunk in ids.chunks(RECORD_BATCH) {
+            let mut batch = sled::Batch::default();
+            for id in chunk {
+                let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
+                batch.insert(k, empty.clone());
+            }
+            self.apply_meta(chunk.len(), batch, || {
+                format!("writing {} {kind} records of job {job}", ids.len())
+            })?;
         }
-        self.apply_meta(ids.len(), batch, || {
-            format!("writing {} {kind} records of job {job}", ids.len())
-        })
+        Ok(())
     }
 
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
         check_job(job)?;
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(key(job, scimsync_core::record_key(kind, id).as_bytes()));
+        for chunk in ids.chunks(RECORD_BATCH) {
+            let mut batch = sled::Batch::default();
+            for id in chunk {
+                batch.remove(key(job, scimsync_core::record_key(kind, id).as_bytes()));
+            }
+            self.apply_meta(chunk.len(), batch, || {
+                format!("removing {} {kind} records of job {job}", ids.len())
+            })?;
         }
-        self.apply_meta(ids.len(), batch, || {
-            format!("removing {} {kind} records of job {job}", ids.len())
-        })
+        Ok(())
     }
 }
+
+/// Records per sled batch. One batch of a 100k cycle's 37,683 assignment records raised the
+/// cycle's peak RSS from ~260 to 404 MiB (the batch and what sled keeps while applying it);
+/// batches of this size cost the same instructions without the peak.
+const RECORD_BATCH: usize = 512;
 
 impl StoreAdmin for SledStore {
     fn jobs(&self) -> Result<Vec<String>, StoreError> {

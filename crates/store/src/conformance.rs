@@ -719,6 +719,14 @@ fn records_in_batches<S: StateStore>(s: &S) {
     assert_eq!(listed("a", "members"), vec!["u1=was empty"]);
     assert_eq!(listed("a", "escrow"), vec!["u2=e"]);
     assert_eq!(listed("ab", "assigned"), Vec::<String>::new());
+
+    // More than one backend batch (sled writes 512 at a time): all of them, each once.
+    let many: Vec<(String, String)> = (0..1300).map(|i| rec(&format!("m{i:04}"), "r")).collect();
+    s.put_records("a", "many", &many).unwrap();
+    assert_eq!(s.list_records("a", "many").unwrap(), many);
+    let ids: Vec<String> = many.iter().map(|(id, _)| id.clone()).collect();
+    s.remove_records("a", "many", &ids[..1299]).unwrap();
+    assert_eq!(listed("a", "many"), vec!["m1299=r"]);
 }
 
 fn remove_objects<S: StateStore>(s: &S) {

@@ -634,19 +634,9 @@ impl StateStore for SledStore {
     }
 
     fn mark_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {
-        check_job(job)?;
-        let empty = self.encode("a record value", &"")?;
-        for chunk in ids.chunks(RECORD_BATCH) {
-            let mut batch = sled::Batch::default();
-            for id in chunk {
-                let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
-                batch.insert(k, empty.clone());
-            }
-            self.apply_meta(chunk.len(), batch, || {
-                format!("writing {} {kind} records of job {job}", ids.len())
-            })?;
-        }
-        Ok(())
+        let marked: Vec<(String, String)> =
+            ids.iter().map(|id| (id.clone(), String::new())).collect();
+        self.put_records(job, kind, &marked)
     }
 
     fn remove_records(&self, job: &str, kind: &str, ids: &[String]) -> Result<(), StoreError> {

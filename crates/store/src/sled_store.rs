@@ -308,17 +308,8 @@ impl SledStore {
             .map_err(|e| self.corrupt(&format!("{} does not decode: {e}", what())))
     }
 
-    /// Apply `batch` to the meta tree, all or nothing; `n` writes (none: nothing to apply,
-    /// and a quiet cycle's empty batches cost no log write).
-    fn apply_meta(
-        &self,
-        n: usize,
-        batch: sled::Batch,
-        doing: impl Fn() -> String,
-    ) -> Result<(), StoreError> {
-        if n == 0 {
-            return Ok(());
-        }
+    /// Apply `batch` to the meta tree, all or nothing.
+    fn apply_meta(&self, batch: sled::Batch, doing: impl Fn() -> String) -> Result<(), StoreError> {
         self.meta
             .apply_batch(batch)
             .map_err(|e| self.sled_err(&doing(), e))
@@ -626,7 +617,7 @@ impl StateStore for SledStore {
                 let k = key(job, scimsync_core::record_key(kind, id).as_bytes());
                 batch.insert(k, self.encode("a record value", value)?);
             }
-            self.apply_meta(chunk.len(), batch, || {
+            self.apply_meta(batch, || {
                 format!("writing {} {kind} records of job {job}", records.len())
             })?;
         }
@@ -646,7 +637,7 @@ impl StateStore for SledStore {
             for id in chunk {
                 batch.remove(key(job, scimsync_core::record_key(kind, id).as_bytes()));
             }
-            self.apply_meta(chunk.len(), batch, || {
+            self.apply_meta(batch, || {
                 format!("removing {} {kind} records of job {job}", ids.len())
             })?;
         }
